@@ -1,0 +1,165 @@
+"""Progress of long operations: events flow one way, from a backend to whatever shows them.
+
+A backend starts an ``Operation`` (deploy, delete, key regeneration...) and emits
+``ProgressEvent``s from a worker thread. Views (the progress widget, the text fallback, a test)
+subscribe; they never call back into the backend except through ``Operation.cancel``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Stage = Literal["model", "endpoint", "deployment", "traffic", "delete", "keys"]
+State = Literal["Pending", "Running", "Succeeded", "Failed", "Canceled", "Skipped"]
+TERMINAL: frozenset[str] = frozenset({"Succeeded", "Failed", "Canceled"})
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One step of an operation: which stage, in what state, and why.
+
+    ``provisioning_state`` is the resource's own state (Creating, Updating, Succeeded, ...) when
+    the backend knows it; ``log_tail`` the last lines of the deployment's logs, if any.
+    """
+
+    stage: Stage
+    state: State
+    message: str = ""
+    provisioning_state: str | None = None
+    log_tail: tuple[str, ...] = ()
+    progress: float | None = None  # 0..1 within the stage, when known
+    time: float = field(default_factory=time.time)
+
+
+Listener = Callable[[ProgressEvent], None]
+
+
+class Canceled(Exception):
+    """Raised inside an operation's worker when the user pressed cancel."""
+
+
+class Operation:
+    """A long-running backend operation run on a worker thread.
+
+    Like azure-core's ``LROPoller`` (``done``, ``wait``, ``result``, ``status``) plus events and
+    a cooperative ``cancel``. The worker function receives the operation and calls ``emit`` /
+    ``check_canceled``; its return value is the result.
+    """
+
+    def __init__(self, title: str, stages: tuple[Stage, ...],
+                 work: Callable[[Operation], Any], *, start: bool = True):
+        self.title = title
+        self.stages = stages
+        self._work = work
+        self._events: list[ProgressEvent] = []
+        self._listeners: list[Listener] = []
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._cancel = threading.Event()
+        self._result: Any = None
+        self._error: BaseException | None = None
+        self.started = time.time()
+        self.finished: float | None = None
+        self._thread = threading.Thread(target=self._run, name=f"pfmagic:{title}", daemon=True)
+        if start:
+            self._thread.start()
+
+    # -- worker side -------------------------------------------------------------------
+    def start(self) -> Operation:
+        if not self._thread.is_alive() and not self._done.is_set():
+            self._thread.start()
+        return self
+
+    def emit(self, stage: Stage, state: State, message: str = "", **kw: Any) -> ProgressEvent:
+        event = ProgressEvent(stage=stage, state=state, message=message, **kw)
+        with self._lock:
+            self._events.append(event)
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(event)
+            except Exception:  # a broken view must not break the deployment
+                pass
+        return event
+
+    def check_canceled(self) -> None:
+        if self._cancel.is_set():
+            raise Canceled(f"{self.title} canceled")
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._cancel.is_set()
+
+    def _run(self) -> None:
+        try:
+            self._result = self._work(self)
+        except Canceled as exc:
+            self._error = exc
+            self.emit(self._current_stage(), "Canceled", str(exc))
+        except BaseException as exc:  # reported through result()
+            self._error = exc
+            if not any(e.state == "Failed" for e in self.events):
+                self.emit(self._current_stage(), "Failed", str(exc))
+        finally:
+            self.finished = time.time()
+            self._done.set()
+
+    def _current_stage(self) -> Stage:
+        with self._lock:
+            return self._events[-1].stage if self._events else self.stages[0]
+
+    # -- caller side -------------------------------------------------------------------
+    @property
+    def events(self) -> list[ProgressEvent]:
+        with self._lock:
+            return list(self._events)
+
+    def subscribe(self, listener: Listener, *, replay: bool = True) -> None:
+        """Call ``listener`` for every future event (and, with ``replay``, past ones)."""
+        with self._lock:
+            past = list(self._events) if replay else []
+            self._listeners.append(listener)
+        for event in past:
+            listener(event)
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._done.wait(timeout)
+
+    def status(self) -> str:
+        """Like ``LROPoller.status()``: InProgress, Succeeded, Failed or Canceled."""
+        if not self._done.is_set():
+            return "InProgress"
+        if self._error is None:
+            return "Succeeded"
+        return "Canceled" if isinstance(self._error, Canceled) else "Failed"
+
+    def result(self, timeout: float | None = None) -> Any:
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"{self.title} still running after {timeout} s")
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+    @property
+    def error(self) -> BaseException | None:
+        return self._error
+
+    def stage_states(self) -> dict[str, ProgressEvent]:
+        """Latest event per stage, in stage order (what a progress view draws)."""
+        latest: dict[str, ProgressEvent] = {}
+        for event in self.events:
+            latest[event.stage] = event
+        return {s: latest[s] for s in self.stages if s in latest}
+
+    def __repr__(self) -> str:
+        return f"<Operation {self.title!r} {self.status()}>"

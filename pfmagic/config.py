@@ -1,0 +1,59 @@
+"""Settings of the extension, shown and changed with ``%config PfMagics``.
+
+One traitlets ``Configurable`` shared by every magic family, so ``%config PfMagics`` lists all
+options in one place, as jupysql does with ``SqlMagic``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from traitlets import Bool, Float, Int, Unicode, default
+from traitlets.config import Configurable
+
+
+class PfMagics(Configurable):
+    """pfmagic settings (``%config PfMagics.<name> = <value>``)."""
+
+    backend = Unicode(
+        "local",
+        help="Active backend at load: 'local' (default, no Azure account) or 'azure'.",
+    ).tag(config=True)
+    widgets = Bool(
+        True,
+        help="Draw ipywidgets (quota calculator, progress). False prints plain text instead.",
+    ).tag(config=True)
+    home = Unicode(
+        help="Where the local backend keeps its state (default $PFMAGIC_HOME or ~/.pfmagic).",
+    ).tag(config=True)
+    interpolate = Bool(
+        True,
+        help="Replace {{name}} in cells with values from the user namespace before parsing.",
+    ).tag(config=True)
+    warmup = Bool(
+        True,
+        help="Import azure.ai.ml in a background thread at %load_ext so the first cell is fast.",
+    ).tag(config=True)
+    max_history = Int(
+        20,
+        help="How many past chat turns %pf_invoke sends with each question (0 = none).",
+    ).tag(config=True)
+    invoke_timeout = Float(
+        120.0, help="Seconds %pf_invoke waits for an endpoint's reply."
+    ).tag(config=True)
+    deploy_timeout = Float(
+        900.0, help="Seconds a blocking create waits before it returns and keeps reporting."
+    ).tag(config=True)
+    short_errors = Bool(
+        True,
+        help="Show expected failures as one line. False shows the full traceback (for debugging).",
+    ).tag(config=True)
+    errors_are_fatal = Bool(
+        False,
+        help="Raise real exceptions instead of one-line usage errors (for papermill / CI).",
+    ).tag(config=True)
+
+    @default("home")
+    def _default_home(self) -> str:
+        return os.environ.get("PFMAGIC_HOME") or str(Path.home() / ".pfmagic")

@@ -1,0 +1,60 @@
+"""IPython wiring: one module per family of magics, all sharing one ``Session``.
+
+- ``cells``: ``%%pf_model``, ``%%pf_endpoint``, ``%%pf_deployment``, ``%%pf_connection``
+- ``ops``: ``%pf_backend``, ``%pf_status``, ``%pf_logs``, ``%pf_traffic``, ``%pf_keys``,
+  ``%pf_delete``, ``%pf_endpoints``
+- ``invoke``: ``%pf_invoke`` / ``%%pf_invoke``
+- ``quota``: ``%pf_quota``
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from typing import Any
+
+from pfmagic.config import PfMagics
+from pfmagic.session import Session
+
+FAMILIES = ("cells", "ops", "invoke", "quota")
+_STATE_KEY = "_pfmagic_session"
+
+
+def _warm_up() -> None:
+    # Pays azure.ai.ml's import (2-3 s) off the main thread so the first YAML cell is fast.
+    try:
+        importlib.import_module("pfmagic.spec.load").warm_up()
+    except Exception:  # warm-up is an optimisation; the cell will report real errors
+        pass
+
+
+def register(shell: Any) -> Session:
+    settings = PfMagics(config=shell.config)
+    if settings not in shell.configurables:
+        shell.configurables.append(settings)  # so %config PfMagics lists the options
+    session = Session(settings=settings)
+    setattr(shell, _STATE_KEY, session)
+    for family in FAMILIES:
+        module = importlib.import_module(f"pfmagic.magics.{family}")
+        shell.register_magics(module.MAGICS(shell, session))
+    if settings.warmup:
+        threading.Thread(target=_warm_up, name="pfmagic-warmup", daemon=True).start()
+    return session
+
+
+def unregister(shell: Any) -> None:
+    session: Session | None = getattr(shell, _STATE_KEY, None)
+    if session is None:
+        return
+    for family in FAMILIES:
+        module = importlib.import_module(f"pfmagic.magics.{family}")
+        for kind, names in module.MAGICS.magics.items():
+            for name in names:
+                shell.magics_manager.magics[kind].pop(name, None)
+    shell.configurables[:] = [c for c in shell.configurables if c is not session.settings]
+    delattr(shell, _STATE_KEY)
+
+
+def session_of(shell: Any) -> Session:
+    """The session of a shell with pfmagic loaded (for tests and the Python API)."""
+    return getattr(shell, _STATE_KEY)

@@ -1,0 +1,44 @@
+"""What every magic family shares: the session, the settings, display and widget choice."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from IPython.core.magic import Magics
+
+from pfmagic.session import Session
+
+
+class SessionMagics(Magics):
+    """A family of magics bound to one ``Session`` (shared by all families of a shell)."""
+
+    def __init__(self, shell: Any, session: Session):
+        super().__init__(shell=shell)
+        self.session = session
+
+    @property
+    def settings(self):  # noqa: ANN201 - PfMagics
+        return self.session.settings
+
+    def push(self, var: str | None, value: Any) -> None:
+        """Store ``value`` in the user namespace as ``var`` (when a name was given)."""
+        if var:
+            if not var.isidentifier():
+                from pfmagic.errors import PfError
+
+                raise PfError(f"'{var}' is not a valid Python variable name")
+            self.shell.push({var: value})
+
+    def use_widgets(self) -> bool:
+        """Widgets only where a frontend can draw them (tqdm.autonotebook's test)."""
+        if not self.settings.widgets:
+            return False
+        try:
+            import ipywidgets  # noqa: F401
+        except ImportError:
+            return False
+        if os.environ.get("PFMAGIC_FORCE_WIDGETS") == "1":
+            return True
+        config = getattr(self.shell, "config", None) or {}
+        return "IPKernelApp" in config
