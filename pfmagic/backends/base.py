@@ -132,5 +132,14 @@ class Backend(ABC):
         Errors raise ``BackendError`` with ``status`` and the endpoint's own message.
         """
 
+    # -- quota -------------------------------------------------------------------------
+    def quota_usage(self) -> dict[str, tuple[int, int]] | None:
+        """vCPU usage per VM family, ``{normalised family: (current, limit)}``.
+
+        None where quota does not apply (the local backend). Family names are normalised by
+        ``pfmagic.skus.normalise_family`` so they match the SKU table.
+        """
+        return None
+
     def close(self) -> None:
         """Release clients (the local backend leaves endpoints running)."""

@@ -42,3 +42,19 @@ class SessionMagics(Magics):
             return True
         config = getattr(self.shell, "config", None) or {}
         return "IPKernelApp" in config
+
+    # -- hooks shared by families (the widgets issue replaces the text-only versions) -------
+    def run_operation(self, op: Any, *, wait: bool = True) -> Any:
+        """Show an ``Operation``'s progress under the cell; block until done if ``wait``.
+
+        Text fallback: one line per event. Returns the operation's result when waited for.
+        """
+        def show(event: Any) -> None:
+            print(f"[{event.stage}] {event.state}" + (f": {event.message}" if event.message else ""))
+
+        op.subscribe(show)
+        self.session.operations.append(op)
+        if not wait:
+            return op
+        op.wait()
+        return op.result()
