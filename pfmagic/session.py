@@ -44,6 +44,11 @@ class Session:
                 self._backend = make_backend(self.settings.backend, settings=self.settings)
             return self._backend
 
+    @property
+    def backend_name(self) -> str:
+        """Name of the active backend without creating it."""
+        return self._backend.name if self._backend is not None else self.settings.backend
+
     def use_backend(self, backend: Backend) -> None:
         with self._lock:
             old, self._backend = self._backend, backend

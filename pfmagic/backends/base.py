@@ -132,6 +132,17 @@ class Backend(ABC):
         Errors raise ``BackendError`` with ``status`` and the endpoint's own message.
         """
 
+    # -- connections (what the flow's LLM nodes use) -----------------------------------
+    def create_connection(self, connection: dict[str, Any]) -> None:
+        """Store a promptflow connection (its YAML as a dict; secrets never echoed)."""
+        from pfmagic.errors import PfError
+
+        raise PfError(f"the {self.name} backend does not store connections",
+                      hint="use the workspace's connections")
+
+    def list_connections(self) -> list[str]:
+        return []
+
     # -- quota -------------------------------------------------------------------------
     def quota_usage(self) -> dict[str, tuple[int, int]] | None:
         """vCPU usage per VM family, ``{normalised family: (current, limit)}``.

@@ -58,3 +58,6 @@ class SessionMagics(Magics):
             return op
         op.wait()
         return op.result()
+
+    def show_deployment_panel(self, deployment: Any) -> None:
+        """Under a %%pf_deployment cell: quota calculator + Deploy button (widgets issue)."""

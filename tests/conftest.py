@@ -1,0 +1,45 @@
+"""Shared fixtures: a real IPython shell with pfmagic loaded and a private PFMAGIC_HOME."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+from traitlets.config import Config
+
+FLOWS = Path(__file__).parent / "flows"
+
+
+@pytest.fixture
+def pfmagic_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "pfhome"
+    monkeypatch.setenv("PFMAGIC_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def ip(pfmagic_home: Path, tmp_path: Path) -> Iterator[InteractiveShell]:
+    """A fresh InteractiveShell with ``%load_ext pfmagic``; widgets off (no frontend here)."""
+    InteractiveShell.clear_instance()
+    config = Config()
+    config.HistoryManager.enabled = False  # avoids sqlite files and "too many open files"
+    config.PfMagics.widgets = False
+    config.PfMagics.home = str(pfmagic_home)
+    shell = InteractiveShell.instance(config=config)
+    shell.user_ns["__vsc_ipynb_file__"] = str(tmp_path / "nb.ipynb")  # notebook folder for paths
+    shell.run_line_magic("load_ext", "pfmagic")
+    yield shell
+    from pfmagic.magics import session_of
+
+    session = session_of(shell)
+    if session._backend is not None:
+        session._backend.close()
+    shell.run_line_magic("unload_ext", "pfmagic")
+    InteractiveShell.clear_instance()
+
+
+@pytest.fixture
+def echo_flow() -> Path:
+    return FLOWS / "chat-echo"
