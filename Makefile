@@ -1,0 +1,32 @@
+# Two entry points for a fresh machine (see README): `make main` and `make test`.
+# uv installs the locked dependency set (uv.lock) in seconds; pip's resolver takes minutes here.
+UV_VERSION := 0.13.8
+UV := $(shell command -v uv 2>/dev/null)
+RUN := uv run --frozen --extra test
+
+.PHONY: main test lab bench setup browser-deps lint
+
+setup:
+	@[ -n "$(UV)" ] || python3 -m pip install --quiet "uv==$(UV_VERSION)"
+	uv sync --frozen --extra test
+
+# The teaching notebook end to end on the local backend; prints the chat transcript.
+main: setup
+	$(RUN) python notebooks/run.py
+
+# Open the teaching notebooks in JupyterLab.
+lab: setup
+	$(RUN) jupyter lab notebooks/01-deploy-local.ipynb
+
+# Debian's Chromium for the JupyterLab browser test (Playwright never downloads a browser).
+browser-deps:
+	@bash .ci/browser-setup.sh
+
+test: setup browser-deps
+	$(RUN) python -m pytest
+
+bench: setup
+	$(RUN) python bench/run.py
+
+lint: setup
+	$(RUN) ruff check pfmagic widgets tests bench notebooks/run.py
