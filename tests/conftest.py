@@ -43,3 +43,29 @@ def ip(pfmagic_home: Path, tmp_path: Path) -> Iterator[InteractiveShell]:
 @pytest.fixture
 def echo_flow() -> Path:
     return FLOWS / "chat-echo"
+
+
+# -- YAML-cell fixtures (foundation issue) ------------------------------------------------------
+FIXTURES_YAML = Path(__file__).parent / "fixtures_yaml"
+
+
+@pytest.fixture
+def seed_nb(ip: InteractiveShell, tmp_path: Path) -> Path:
+    """A notebook folder laid out like the seed doc: the model's ``path:
+    ../../../../examples/flows/chat/basic-chat`` resolves to a copy of the chat-echo flow, and
+    ``image_build_with_reqirements/`` (sic, as in the doc) holds a Dockerfile. Returns the
+    notebook folder (also set as the shell's notebook via ``__vsc_ipynb_file__``)."""
+    import shutil
+
+    nb = tmp_path / "repo" / "docs" / "how-to" / "prompt-flow" / "nb"
+    nb.mkdir(parents=True)
+    flow = tmp_path / "repo" / "examples" / "flows" / "chat" / "basic-chat"
+    shutil.copytree(FLOWS / "chat-echo", flow)
+    build = nb / "image_build_with_reqirements"
+    build.mkdir()
+    (build / "requirements.txt").write_text("promptflow\n")
+    (build / "Dockerfile").write_text(
+        "FROM mcr.microsoft.com/azureml/promptflow/promptflow-runtime:latest\n"
+        "COPY ./requirements.txt .\nRUN pip install -r requirements.txt\n")
+    ip.user_ns["__vsc_ipynb_file__"] = str(nb / "nb.ipynb")
+    return nb

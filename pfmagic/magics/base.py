@@ -43,21 +43,25 @@ class SessionMagics(Magics):
         config = getattr(self.shell, "config", None) or {}
         return "IPKernelApp" in config
 
-    # -- hooks shared by families (the widgets issue replaces the text-only versions) -------
+    # -- hooks shared by families: progress and the deployment panel (pfmagic.widgets) -------
     def run_operation(self, op: Any, *, wait: bool = True) -> Any:
         """Show an ``Operation``'s progress under the cell; block until done if ``wait``.
 
-        Text fallback: one line per event. Returns the operation's result when waited for.
+        Widgets: a ``ProgressView`` (stages, bar, log tail, cancel, outcome) updated from
+        background threads. Text: one printed line per event, then a summary block.
+        ``wait=True`` waits in short slices (Ctrl-C works; ``PfMagics.deploy_timeout`` caps it)
+        and returns ``op.result()``; ``wait=False`` returns ``op`` while the view keeps updating.
         """
-        def show(event: Any) -> None:
-            print(f"[{event.stage}] {event.state}" + (f": {event.message}" if event.message else ""))
+        from pfmagic.widgets.run import run_operation
 
-        op.subscribe(show)
         self.session.operations.append(op)
-        if not wait:
-            return op
-        op.wait()
-        return op.result()
+        # The backend that started ``op`` (for logs, URI and keys); never created just for this.
+        backend = self.session._backend
+        return run_operation(op, wait=wait, widgets=self.use_widgets(), backend=backend,
+                             timeout=self.settings.deploy_timeout or None)
 
-    def show_deployment_panel(self, deployment: Any) -> None:
-        """Under a %%pf_deployment cell: quota calculator + Deploy button (widgets issue)."""
+    def show_deployment_panel(self, deployment: Any) -> Any:
+        """Under a %%pf_deployment cell: quota calculator + Deploy button, or the quota text."""
+        from pfmagic.widgets.run import show_deployment_panel
+
+        return show_deployment_panel(deployment, self.session, widgets=self.use_widgets())

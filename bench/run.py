@@ -1,0 +1,322 @@
+"""pfmagic benchmarks, each next to its baseline measured in the same run.
+
+    make bench                         # or: uv run --frozen --extra test python bench/run.py
+    python bench/run.py --quick        # fewer repeats (smoke run, ~3 min)
+    python bench/run.py --only import,score
+
+Prints a table (figure, baseline, ratio) and writes ``bench/results.json`` and
+``bench/results.md``. Everything runs on 127.0.0.1 with the connection-free chat-echo flow
+(``tests/flows/chat-echo``); cold starts run in fresh interpreters; all servers are stopped at
+the end. See ``bench/README.md`` for what each figure means and the latest results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import common  # noqa: E402
+import local  # noqa: E402
+import scripts  # noqa: E402
+from loadgen import run_load  # noqa: E402
+
+HERE = Path(__file__).parent
+
+
+class Report:
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.details: dict[str, Any] = {}
+        self.notes: list[str] = []
+
+    def add(self, group: str, metric: str, value: float | None, unit: str,
+            baseline: str | None = None, base_value: float | None = None,
+            better: str = "lower", note: str = "") -> None:
+        ratio = None
+        if value is not None and base_value:
+            ratio = value / base_value
+        self.rows.append({"group": group, "metric": metric, "value": value, "unit": unit,
+                          "baseline": baseline, "baseline_value": base_value,
+                          "ratio": ratio, "better": better, "note": note})
+        print(f"  {metric}: {fmt(value, unit)}"
+              + (f"  | {baseline}: {fmt(base_value, unit)}  ratio {fmt_ratio(ratio)}"
+                 if baseline else ""), flush=True)
+
+    def table(self) -> str:
+        head = ("| Benchmark | pfmagic | Baseline (same run) | Baseline value | Ratio |\n"
+                "|---|---:|---|---:|---:|")
+        lines = [head]
+        for r in self.rows:
+            arrow = "lower is better" if r["better"] == "lower" else "higher is better"
+            lines.append(
+                f"| {r['metric']} | {fmt(r['value'], r['unit'])} | {r['baseline'] or '—'} | "
+                f"{fmt(r['baseline_value'], r['unit']) if r['baseline'] else '—'} | "
+                f"{fmt_ratio(r['ratio'])}{' (' + arrow + ')' if r['ratio'] else ''} |")
+        return "\n".join(lines)
+
+
+def fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "n/a"
+    if unit == "s":
+        return f"{value:.2f} s"
+    if unit == "ms":
+        return f"{value:.1f} ms"
+    if unit == "req/s":
+        return f"{value:.0f} req/s"
+    if unit == "MB":
+        return f"{value:.0f} MB"
+    return f"{value:.3g} {unit}"
+
+
+def fmt_ratio(ratio: float | None) -> str:
+    return "—" if ratio is None else f"{ratio:.2f}×"
+
+
+# -- 1. %load_ext and first cell vs import azure.ai.ml ---------------------------------------
+def bench_import(rep: Report, env: dict[str, str], n: int) -> None:
+    print("[import] %load_ext pfmagic / first cell vs import azure.ai.ml", flush=True)
+    base_code = scripts.IMPORT_AZURE.format(cell=scripts.ENDPOINT_CELL)
+    now_code = scripts.LOAD_EXT.format(wait=False, cell=scripts.ENDPOINT_CELL)
+    later_code = scripts.LOAD_EXT.format(wait=True, cell=scripts.ENDPOINT_CELL)
+    # one untimed run of each so .pyc files exist (a normal install has them)
+    for code in (base_code, now_code):
+        common.run_script(code, env=env)
+    base, now, later = [], [], []
+    for _ in range(n):  # interleaved so drifting load hits both sides alike
+        base.append(common.run_script(base_code, env=env))
+        now.append(common.run_script(now_code, env=env))
+        later.append(common.run_script(later_code, env=env))
+    bad = [r["error"] for r in now + later if not r["ok"]]
+    if bad:
+        rep.notes.append(f"first cell failed: {bad[0]}")
+    med = common.median
+    imp = med([r["import_s"] for r in base])
+    imp_parse = med([r["import_and_parse_s"] for r in base])
+    rep.details["import"] = {"baseline": base, "cell_at_once": now, "cell_after_warmup": later}
+    rep.add("import", "%load_ext pfmagic", med([r["load_ext_s"] for r in now]), "s",
+            "import azure.ai.ml", imp)
+    rep.add("import", "%load_ext + first %%pf_endpoint cell at once",
+            med([r["load_ext_and_cell_s"] for r in now]), "s",
+            "import azure.ai.ml + load_online_endpoint", imp_parse,
+            note="" if not bad else "cell failed")
+    rep.add("import", "first %%pf_endpoint cell after warm-up",
+            med([r["cell_s"] for r in later]), "s",
+            "import azure.ai.ml + load_online_endpoint", imp_parse)
+
+
+# -- servers ----------------------------------------------------------------------------------
+class PfServe:
+    """Baseline server: ``pf flow serve`` (fastapi engine, what pfmagic instances run)."""
+
+    def __init__(self, env: dict[str, str], logdir: Path, engine: str = "fastapi"):
+        self.env, self.logdir, self.engine = env, logdir, engine
+        self.proc = None
+        self.port = 0
+
+    def start(self) -> float:
+        """Start and return seconds from spawn to the first 200 from /score."""
+        self.port = common.free_port()
+        t0 = time.perf_counter()
+        self.proc = common.start_group(
+            [common.PF, "flow", "serve", "--source", str(common.FLOW), "--port", str(self.port),
+             "--host", "127.0.0.1", "--skip-open-browser", "--engine", self.engine],
+            log=self.logdir / f"pf-serve-{self.port}.log", env=self.env)
+        common.wait_http(f"{self.url_base}/health", timeout=180, proc=self.proc)
+        local.first_score(self.score_url, {})
+        return time.perf_counter() - t0
+
+    @property
+    def url_base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def score_url(self) -> str:
+        return f"{self.url_base}/score"
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            common.stop_group(self.proc)
+            self.proc = None
+
+
+# -- 2. create-to-first-score vs pf flow serve start ------------------------------------------
+def bench_startup(rep: Report, env: dict[str, str], logdir: Path, n: int) -> None:
+    print("[startup] local create-to-first-score vs pf flow serve start", flush=True)
+    base, ours, errors = [], [], []
+    for i in range(n):
+        serve = PfServe(env, logdir)
+        try:
+            base.append(serve.start())
+        finally:
+            serve.stop()
+        try:
+            ours.append(local.create_to_first_score(env, f"bench-start-{i}"))
+        except Exception as exc:  # reported, the other benchmarks still run
+            errors.append(f"{type(exc).__name__}: {exc}")
+            break
+    rep.details["startup"] = {"pf_flow_serve_s": base, "pfmagic_s": ours, "errors": errors}
+    if errors:
+        rep.notes.append(f"local create-to-first-score failed: {errors[0]}")
+    rep.add("startup", "local create (endpoint + deployment) to first score",
+            common.median(ours) if ours else None, "s",
+            "pf flow serve start to first score", common.median(base))
+
+
+# -- 3. /score latency and throughput; 5. memory per instance ---------------------------------
+def load_phases(url: str, headers: dict[str, str], quick: bool) -> dict[str, Any]:
+    single = run_load(url, clients=1, requests=150 if quick else 400, deadline_s=20,
+                      headers=headers, warmup=20)
+    out: dict[str, Any] = {"1": single.summary()}
+    for clients in (8, 32):
+        res = run_load(url, clients=clients, requests=100_000, deadline_s=4 if quick else 8,
+                       headers=headers, warmup=clients)
+        out[str(clients)] = res.summary()
+    return out
+
+
+def bench_score(rep: Report, env: dict[str, str], logdir: Path, quick: bool) -> None:
+    print("[score] /score latency and throughput", flush=True)
+    results: dict[str, Any] = {}
+    memory: dict[str, Any] = {}
+    # baseline 1: promptflow in-process (no HTTP)
+    per_thread = 30 if quick else 80
+    results["in-process"] = _inprocess(env, quick, per_thread)
+    # baseline 2: pf flow serve
+    serve = PfServe(env, logdir)
+    try:
+        serve.start()
+        results["pf flow serve"] = load_phases(serve.score_url, {}, quick)
+        memory["pf flow serve"] = common.rss_mb(serve.proc.pid)
+    finally:
+        serve.stop()
+    # pfmagic local endpoint with 1 and 2 instances
+    for instances in (1, 2):
+        name = f"pfmagic {instances} instance{'s' if instances > 1 else ''}"
+        try:
+            with local.endpoint(env, f"bench-score-{instances}", instances=instances) as ep:
+                results[name] = load_phases(ep.scoring_uri, ep.headers, quick)
+                memory[name] = ep.memory()
+        except Exception as exc:
+            rep.notes.append(f"{name}: {type(exc).__name__}: {exc}")
+            traceback.print_exc()
+    rep.details["score"] = results
+    rep.details["memory"] = memory
+
+    inproc, serve_r = results["in-process"], results["pf flow serve"]
+    for name in ("pfmagic 1 instance", "pfmagic 2 instances"):
+        r = results.get(name)
+        if name == "pfmagic 1 instance":
+            for q in ("p50_ms", "p95_ms"):
+                val = r["1"][q] if r else None
+                rep.add("score", f"/score {q[:3]} at 1 client ({name})", val, "ms",
+                        "pf flow serve", serve_r["1"][q])
+                rep.add("score", f"/score {q[:3]} at 1 client ({name})", val, "ms",
+                        "in-process call (no HTTP)", inproc[q])
+        for clients in ("8", "32"):
+            val = r[clients]["rps"] if r else None
+            rep.add("score", f"throughput at {clients} clients ({name})", val, "req/s",
+                    "pf flow serve", serve_r[clients]["rps"], better="higher")
+            rep.add("score", f"throughput at {clients} clients ({name})", val, "req/s",
+                    "in-process, same number of threads",
+                    inproc["throughput"][clients]["rps"], better="higher")
+    # memory: per instance process vs one pf flow serve process
+    base_mem = memory.get("pf flow serve", {}).get("rss_mb")
+    for name in ("pfmagic 1 instance", "pfmagic 2 instances"):
+        m = memory.get(name)
+        if m:
+            rep.add("memory", f"RSS per instance ({name})", m["per_instance_rss_mb"], "MB",
+                    "pf flow serve process", base_mem)
+            rep.add("memory", f"router RSS ({name})", m["router_rss_mb"], "MB")
+
+
+def _inprocess(env: dict[str, str], quick: bool, per_thread: int) -> dict[str, Any]:
+    import subprocess
+
+    done = subprocess.run(
+        [common.PYTHON, str(HERE / "inprocess.py"), str(common.FLOW),
+         "150" if quick else "400", str(per_thread), "8,32"],
+        env=env, capture_output=True, text=True, timeout=300)
+    for line in reversed(done.stdout.splitlines()):
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    raise RuntimeError(f"in-process baseline failed: {done.stderr[-3000:]}")
+
+
+# -- 4. %pf_invoke vs a bare HTTP call ----------------------------------------------------------
+def bench_invoke(rep: Report, env: dict[str, str], quick: bool) -> None:
+    print("[invoke] %pf_invoke round trip vs bare HTTP", flush=True)
+    try:
+        res = local.invoke_vs_http(env, "bench-invoke", n=30 if quick else 100)
+    except Exception as exc:
+        rep.notes.append(f"%pf_invoke benchmark failed: {type(exc).__name__}: {exc}")
+        traceback.print_exc()
+        rep.add("invoke", "%pf_invoke round trip (p50)", None, "ms", "bare HTTP POST", None)
+        return
+    rep.details["invoke"] = res
+    rep.add("invoke", "%pf_invoke round trip (p50)", res["magic_p50_ms"], "ms",
+            "bare httpx POST, same endpoint and body", res["http_p50_ms"])
+    rep.add("invoke", "%pf_invoke round trip (p95)", res["magic_p95_ms"], "ms",
+            "bare httpx POST, same endpoint and body", res["http_p95_ms"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats, shorter loads")
+    parser.add_argument("--only", default="import,startup,score,invoke",
+                        help="comma-separated: import,startup,score,invoke")
+    parser.add_argument("--out", default=str(HERE), help="where results.json/.md go")
+    args = parser.parse_args(argv)
+    only = set(args.only.split(","))
+    n = 3 if args.quick else 5
+    rep = Report()
+    started = time.time()
+    mach = common.machine()
+    print(f"machine: {mach['cpu']}, {mach['nproc']} cores, {mach['mem_gb']} GB, "
+          f"Python {mach['python']}; load {mach['load']}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="pfmagic-bench-") as tmp:
+        tmpdir = Path(tmp)
+        env = common.bench_env(tmpdir)
+        logdir = tmpdir / "logs"
+        try:
+            if "import" in only:
+                bench_import(rep, env, n)
+            if "startup" in only:
+                bench_startup(rep, env, logdir, 3 if args.quick else 4)
+            if "score" in only:
+                bench_score(rep, env, logdir, args.quick)
+            if "invoke" in only:
+                bench_invoke(rep, env, args.quick)
+        finally:
+            local.stop_all(env)
+    load_after = common.load()
+    summary = {"machine": mach, "load_after": load_after, "started": time.ctime(started),
+               "duration_s": round(time.time() - started, 1), "quick": args.quick,
+               "rows": rep.rows, "notes": rep.notes, "details": rep.details}
+    out = Path(args.out)
+    (out / "results.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    md = [f"Machine: {mach['cpu']}, {mach['nproc']} cores, {mach['mem_gb']} GB RAM, "
+          f"Python {mach['python']}, {mach['platform']}.",
+          f"Load average (1/5/15 min) at start {mach['load']}, at end {load_after}; "
+          f"run took {summary['duration_s']:.0f} s on {summary['started']}"
+          f"{' (--quick)' if args.quick else ''}.", "", rep.table()]
+    if rep.notes:
+        md += ["", "Notes:"] + [f"- {n}" for n in rep.notes]
+    (out / "results.md").write_text("\n".join(md) + "\n")
+    print()
+    print("\n".join(md))
+    return 0
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(main())

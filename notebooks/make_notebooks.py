@@ -1,0 +1,520 @@
+# ruff: noqa: E501  (the YAML and code cells are kept as users would type them)
+"""Write the teaching notebooks' cells (source of truth for their text and code).
+
+    python notebooks/make_notebooks.py            # rewrite the .ipynb files, outputs cleared
+    python notebooks/run.py 01-deploy-local.ipynb --save notebooks/01-deploy-local.ipynb
+
+The committed notebooks are then executed and saved with their outputs (``--refresh`` does both
+for every notebook), because nbval compares a fresh run against those stored outputs.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).resolve().parent
+TAG_AZURE = "needs-azure"  # cells that need an Azure ML workspace (skipped without one)
+
+
+def md(text: str) -> nbformat.NotebookNode:
+    return new_markdown_cell(text.strip("\n"))
+
+
+def code(text: str, *tags: str) -> nbformat.NotebookNode:
+    cell = new_code_cell(text.strip("\n"))
+    if tags:
+        cell.metadata["tags"] = list(tags)
+    return cell
+
+
+MODEL_YAML = """
+$schema: https://azuremlschemas.azureedge.net/latest/model.schema.json
+name: seed-chat-model
+path: flows/seed-chat
+description: register the offline seed-chat flow folder as a custom model
+properties:
+  # In AzureML studio UI, endpoint detail UI Test tab needs this property to know it's from prompt flow
+  azureml.promptflow.source_flow_id: seed-chat
+  # Following are properties only for chat flow
+  # endpoint detail UI Test tab needs this property to know it's a chat flow
+  azureml.promptflow.mode: chat
+  # endpoint detail UI Test tab needs this property to know which is the input column for chat flow
+  azureml.promptflow.chat_input: question
+  # endpoint detail UI Test tab needs this property to know which is the output column for chat flow
+  azureml.promptflow.chat_output: answer
+"""
+
+ENDPOINT_YAML = """
+$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schema.json
+name: {{endpoint_name}}
+auth_mode: key
+properties:
+# this property only works for system-assigned identity.
+# if the deploy user has access to connection secrets,
+# the endpoint system-assigned identity will be auto-assigned connection secrets reader role as well
+  enforce_access_to_default_secret_stores: enabled
+"""
+
+
+def deployment_yaml(name: str, model: str = "azureml:seed-chat-model:1", extra_env: str = "",
+                    instance_type: str = "Standard_E16s_v3", count: int = 1,
+                    prt: bool = False) -> str:
+    prt_line = (
+        "\n  # for pulling connections from workspace\n"
+        "  PRT_CONFIG_OVERRIDE: deployment.subscription_id={{subscription_id}},"
+        "deployment.resource_group={{resource_group}},deployment.workspace_name={{workspace}},"
+        "deployment.endpoint_name={{endpoint_name}},deployment.deployment_name=" + name + "\n"
+        if prt else "")
+    return f"""
+$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json
+name: {name}
+endpoint_name: {{{{endpoint_name}}}}
+model: {model}
+environment:
+  image: mcr.microsoft.com/azureml/promptflow/promptflow-runtime:latest
+  # inference config is used to build a serving container for online deployments
+  inference_config:
+    liveness_route:
+      path: /health
+      port: 8080
+    readiness_route:
+      path: /health
+      port: 8080
+    scoring_route:
+      path: /score
+      port: 8080
+instance_type: {instance_type}
+instance_count: {count}
+environment_variables:
+  # "compute" mode is the default mode, if you want to deploy to serving mode, you need to set this env variable to "serving"
+  PROMPTFLOW_RUN_MODE: serving
+{prt_line}{extra_env}"""
+
+
+# --------------------------------------------------------------------------------------------
+# (a) the article, step by step, on the local backend
+# --------------------------------------------------------------------------------------------
+def deploy_local() -> list:
+    return [
+        md("""
+# Deploy a flow to an online endpoint — from notebook cells
+
+This notebook follows the Azure ML article *"Deploy a flow to online endpoint for real-time
+inference with CLI"* step by step, with the **same YAML** in cells instead of files and
+`az ml` commands. It runs on pfmagic's **local backend**: real HTTP endpoints on 127.0.0.1 that
+keep the managed online endpoint contract (key auth, `/score`, `/health`, deployments with
+traffic, logs). No Azure account and no LLM are needed: the flow deployed here,
+`flows/seed-chat`, answers questions **about the article itself** from a small knowledge base
+built from its text. [03-azure.ipynb](03-azure.ipynb) points the same cells at a workspace.
+
+| Article (CLI) | Here |
+|---|---|
+| `az ml model create --file model.yaml` | `%%pf_model --register` |
+| `az ml online-endpoint create --file endpoint.yml` | `%%pf_endpoint --create` |
+| `az ml online-deployment create --file blue-deployment.yml --all-traffic` | `%%pf_deployment --create --all-traffic` |
+| `az ml online-endpoint show` / `online-deployment get-logs` | `%pf_status`, `%pf_logs` |
+| `az ml online-endpoint invoke --request-file …` | `%pf_invoke` |
+| `az ml online-endpoint delete` | `%pf_delete` |
+"""),
+        code("""
+%load_ext pfmagic
+%pf_backend
+"""),
+        md("""
+## Virtual machine quota allocation for deployment
+
+For managed online endpoints, Azure Machine Learning **reserves 20 %** of the compute for
+upgrades: a deployment of *n* instances needs quota for
+`ceil(1.2 × n) × cores of the VM SKU`. The article's example: 10 instances of
+`Standard_DS3_v2` (4 cores) need **48 cores** (12 instances × 4 cores). `%pf_quota` does the
+arithmetic (the deployment cell below shows the same calculator with a slider). Locally the
+SKU is informational; on Azure the check also reads your workspace's usage.
+"""),
+        code("%pf_quota --sku Standard_DS3_v2 --instances 10"),
+        md("""
+## Get the flow ready for deploy
+
+A flow is a folder: `flow.dag.yaml`, code, prompts. `flows/seed-chat` is a **chat flow**: its
+input `question` is the chat input, `chat_history` the history and `answer` the chat output;
+it also returns `context`, the article section an answer came from. It has python nodes only
+(rewrite a follow-up question with the previous one → find the best passage with BM25 →
+answer), so it runs offline. `flows/basic-chat` is the article's LLM sample, for when you have
+an OpenAI connection (see *Deploy with different connections* below).
+
+## Register the flow as a model (optional)
+
+Registering the folder as a model lets deployments refer to it as
+`model: azureml:<name>:<version>`. The `properties` tell the studio's Test tab (and
+`%pf_invoke`) that this is a chat flow and which input/output carry the chat. `path` is
+relative to this notebook's folder.
+"""),
+        code("%%pf_model model --register\n" + MODEL_YAML.strip("\n")),
+        md("""
+## Define the endpoint
+
+An endpoint has a **name** (unique in the region on Azure) and an **authentication mode**:
+`key` (keys don't expire) or `aml_token` (tokens do). Cells are interpolated: `{{endpoint_name}}`
+is replaced with the Python variable of that name before the YAML is parsed (`${{...}}`, the
+article's own syntax, is left alone).
+"""),
+        code('endpoint_name = "seed-chat-endpoint"'),
+        code("%%pf_endpoint endpoint --create\n" + ENDPOINT_YAML.strip("\n")),
+        md("""
+## Define the deployment
+
+A deployment hosts the model: the **model**, the **environment** (the prompt flow runtime
+image; its `inference_config` routes `/health` and `/score` on port 8080), the **instance type
+and count**, and **environment variables**. `PROMPTFLOW_RUN_MODE: serving` is required for a
+flow. `PRT_CONFIG_OVERRIDE` tells a deployment in Azure which workspace to pull connections
+from; the local backend stores connections itself, so it is left out here (see
+[03-azure.ipynb](03-azure.ipynb)). Optionally `PROMPTFLOW_RESPONSE_INCLUDED_FIELDS: '["answer"]'`
+keeps only some outputs in the response.
+
+The cell shows the **quota calculator** for the deployment (move the slider: the cores needed
+follow the 20 % rule) and, with `--create`, deploys right away with a **progress view**
+(model → endpoint → deployment → traffic). Without `--create`, the *Deploy* button does it.
+
+> **`--all-traffic`** sends 100 % of the endpoint's traffic to the new deployment at once: fine
+> for development and testing. In production, open traffic to a new deployment explicitly,
+> e.g. `%pf_traffic seed-chat-endpoint blue=100` (the article's
+> `az ml online-endpoint update --traffic "blue=100"`), or gradually: see
+> [02-safe-rollout.ipynb](02-safe-rollout.ipynb).
+
+On Azure this takes more than 15 minutes; locally a few seconds. `--no-wait` returns at once
+and keeps reporting in the background.
+"""),
+        code("%%pf_deployment blue --create --all-traffic\n" + deployment_yaml("blue").strip("\n")),
+        md("""
+## Check status of the endpoint and deployment
+
+`%pf_status` is `az ml online-endpoint show` (with a deployment name:
+`az ml online-deployment show`); `%pf_logs` is `az ml online-deployment get-logs`.
+"""),
+        code("%pf_status seed-chat-endpoint"),
+        code("%pf_status seed-chat-endpoint blue"),
+        code("%pf_logs seed-chat-endpoint blue --lines 5"),
+        md("""
+## Invoke the endpoint to score data
+
+`%pf_invoke QUESTION` sends a chat turn: the flow's chat input gets the question and
+`chat_history` gets the earlier turns of this notebook's chat with the endpoint, so follow-up
+questions work. Three turns:
+"""),
+        code("%pf_invoke seed-chat-endpoint How do I create the blue deployment?"),
+        code("%pf_invoke And how long does it take?"),
+        code("%pf_invoke How much quota do I need for 10 instances?"),
+        md("The whole conversation so far (`--reset` starts a new one):"),
+        code("%pf_invoke --history"),
+        md("""
+The article's `sample-request.json` works as well (`--request-file` sends the file as it is,
+like `az ml online-endpoint invoke --request-file`):
+"""),
+        code("""
+%%writefile sample-request.json
+{
+  "question": "What is the authentication mode of an endpoint?",
+  "chat_history": []
+}
+"""),
+        code("%pf_invoke seed-chat-endpoint --request-file sample-request.json"),
+        md("""
+Any HTTP client can call the endpoint with its key, as the article does with curl. `%pf_keys`
+returns the keys; they are **masked** whenever they are shown, so this notebook can be saved and
+shared without leaking them.
+"""),
+        code("keys = %pf_keys seed-chat-endpoint\nkeys"),
+        code("""
+import httpx
+
+status = %pf_status seed-chat-endpoint
+response = httpx.post(
+    status.scoring_uri,
+    headers={"Authorization": f"Bearer {keys.primary_key}"},
+    json={"question": "How do I check the status of the deployment?", "chat_history": []},
+    timeout=60,
+)
+print(response.status_code, response.json()["context"])
+"""),
+        md("""
+## Deploy with different connections from flow development
+
+A flow's LLM nodes name a connection (`flows/basic-chat` uses `open_ai_connection`). A
+deployment can use another one without editing the flow, through its environment variables:
+
+- **Option 1**, override the connection name: `open_ai_connection: <other connection name>`
+- **Option 2**, refer to the workspace asset:
+  `open_ai_connection: ${{azureml://connections/<other connection name>}}` (Azure only: a
+  deployment can only refer to connections of its own workspace)
+
+To try it without an OpenAI account, `llm_standin.py` starts a small OpenAI-compatible server
+on 127.0.0.1 that answers from the same knowledge base. With an account, put your own key in
+the connection (`base_url` is then not needed) and skip the stand-in.
+"""),
+        code("""
+import llm_standin
+
+llm = llm_standin.start()
+llm_key = llm.api_key
+"""),
+        code("""
+%%pf_connection my_llm --create
+$schema: https://azuremlschemas.azureedge.net/promptflow/latest/OpenAIConnection.schema.json
+name: my_llm
+type: open_ai
+api_key: "{{llm_key}}"
+base_url: "{{llm.base_url}}"
+"""),
+        code("""
+%%pf_model --register
+$schema: https://azuremlschemas.azureedge.net/latest/model.schema.json
+name: basic-chat-model
+path: flows/basic-chat
+description: register basic chat flow folder as a custom model
+properties:
+  azureml.promptflow.source_flow_id: basic-chat
+  azureml.promptflow.mode: chat
+  azureml.promptflow.chat_input: question
+  azureml.promptflow.chat_output: answer
+"""),
+        md("""
+A second deployment, `llm`, serves `basic-chat` with **option 1**. It gets no traffic;
+`--deployment` sends a request to it directly (the `azureml-model-deployment` header).
+"""),
+        code("%%pf_deployment llm --create\n" + deployment_yaml(
+            "llm", model="azureml:basic-chat-model:1", instance_type="Standard_DS3_v2",
+            extra_env="  # option 1: the flow's open_ai_connection is my_llm in this deployment\n"
+                      "  open_ai_connection: my_llm\n").strip("\n")),
+        code("%pf_invoke seed-chat-endpoint --deployment llm --reset How long does a deployment take?"),
+        md("""
+## Delete the endpoint
+
+Deleting an endpoint deletes its deployments (and, locally, stops their processes).
+"""),
+        code("""
+%pf_delete seed-chat-endpoint
+llm.stop()
+"""),
+        code("%pf_endpoints"),
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# (b) safe rollout: blue and green, mirror, canary, full switch
+# --------------------------------------------------------------------------------------------
+def safe_rollout() -> list:
+    return [
+        md("""
+# Safe rollout: blue, green, mirror, canary, switch
+
+Once you improve a flow, roll the new version out without downtime (the article's *Next
+steps* → *Safe rollout for online endpoints*): keep **blue** serving, add **green** beside it
+with no traffic, test it directly, **mirror** a share of live requests to it (their replies
+are dropped), send it a **canary** share (90/10), then **switch** all traffic and delete blue.
+
+Local backend, offline flow: no Azure account or LLM needed. Every reply says which deployment
+served it (`reply.deployment`) and how long it took (`reply.latency_ms`); the plot at the end
+shows both for every request.
+"""),
+        code("""
+%load_ext pfmagic
+endpoint_name = "rollout-endpoint"
+"""),
+        code("%%pf_model --register\n" + MODEL_YAML.strip("\n")),
+        code("%%pf_endpoint --create\n" + ENDPOINT_YAML.strip("\n")),
+        md("**Blue** takes all traffic, as in the deploy notebook:"),
+        code("%%pf_deployment blue --create --all-traffic\n" + deployment_yaml("blue").strip("\n")),
+        md("""
+**Green** is the new version (here: the same flow on two instances of a smaller SKU). Created
+without `--all-traffic`, it gets **no** live traffic: users still see blue only.
+"""),
+        code("%%pf_deployment green --create\n" + deployment_yaml(
+            "green", instance_type="Standard_DS3_v2", count=2).strip("\n")),
+        code("%pf_status rollout-endpoint"),
+        md("Test green directly before any user reaches it:"),
+        code("""
+reply = %pf_invoke rollout-endpoint --deployment green --reset How much quota do I need for 10 instances?
+print(reply.deployment, reply.status)
+"""),
+        md("""
+A helper that sends the same one-turn question `n` times and records, for each request, the
+phase, the deployment that answered and the latency:
+"""),
+        code("""
+requests = []
+
+def send(n, phase):
+    for _ in range(n):
+        reply = %pf_invoke rollout-endpoint --reset How do I check the status of the deployment?
+        requests.append({"phase": phase, "deployment": reply.deployment,
+                         "latency_ms": reply.latency_ms, "status": reply.status})
+    served = [r["deployment"] for r in requests if r["phase"] == phase]
+    return {name: served.count(name) for name in sorted(set(served))}
+"""),
+        md("""
+### 1. Mirror 20 % of traffic to green
+
+Mirrored requests are copies: blue still answers every user, green's replies are discarded
+(on Azure, mirroring is limited to 50 % and to a deployment with 0 % live traffic). Green's
+logs show that it received them.
+"""),
+        code("%pf_traffic rollout-endpoint blue=100 green=0 --mirror green=20"),
+        code("send(30, 'mirror')"),
+        code("""
+green_log = %pf_logs rollout-endpoint green --lines 200
+print("green received mirrored requests:", "/score" in str(green_log))
+"""),
+        md("### 2. Canary: 10 % of live traffic to green"),
+        code("%pf_traffic rollout-endpoint blue=90 green=10"),
+        code("""
+canary = send(60, 'canary 90/10')
+share = canary.get("green", 0) / 60
+print("green's share is between 1 % and 30 %:", 0 < share <= 0.30)
+"""),
+        md("### 3. Full switch to green, then retire blue"),
+        code("%pf_traffic rollout-endpoint green=100"),
+        code("send(20, 'green=100')"),
+        code("%pf_delete rollout-endpoint blue"),
+        code("%pf_status rollout-endpoint"),
+        md("""
+## Who served each request, and how fast
+
+One dot per request, coloured by the deployment that answered; the shaded bands are the
+phases. Mirroring never shows green (users only see blue's replies), the canary shows a few
+green dots, the switch only green.
+"""),
+        code("""
+import matplotlib.pyplot as plt
+
+colors = {"blue": "tab:blue", "green": "tab:green"}
+fig, ax = plt.subplots(figsize=(9, 3.5))
+phases = []
+for i, r in enumerate(requests):
+    ax.scatter(i, r["latency_ms"], color=colors.get(r["deployment"], "gray"), s=18)
+    if not phases or phases[-1][0] != r["phase"]:
+        phases.append([r["phase"], i, i])
+    phases[-1][2] = i
+for k, (phase, start, end) in enumerate(phases):
+    ax.axvspan(start - 0.5, end + 0.5, color="0.92" if k % 2 == 0 else "white", zorder=0)
+    ax.text((start + end) / 2, 1.02, phase, ha="center", transform=ax.get_xaxis_transform())
+for name, color in colors.items():
+    ax.scatter([], [], color=color, label=name)
+ax.set_xlabel("request")
+ax.set_ylabel("latency (ms)")
+ax.legend(loc="upper left")
+plt.tight_layout()
+plt.show()
+"""),
+        code("""
+by_phase = {}
+for r in requests:
+    by_phase.setdefault(r["phase"], set()).add(r["deployment"])
+print("mirror phase served by:", sorted(by_phase["mirror"]))
+print("green=100 phase served by:", sorted(by_phase["green=100"]))
+print("all requests succeeded:", all(r["status"] == 200 for r in requests))
+"""),
+        code("%pf_delete rollout-endpoint"),
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# (c) the same cells on Azure ML
+# --------------------------------------------------------------------------------------------
+def azure() -> list:
+    a = TAG_AZURE
+    return [
+        md("""
+# The same cells on Azure Machine Learning
+
+The cells of [01-deploy-local.ipynb](01-deploy-local.ipynb), pointed at an Azure ML workspace
+with `%pf_backend azure`. You need the article's prerequisites: a workspace, a role that may
+create online endpoints, and a login azure-identity can use (`az login`, a managed identity or
+environment credentials), plus **quota** for the SKU (the calculator reads the workspace's
+usage).
+
+Say which workspace to use, either with a `config.json` downloaded from the workspace's
+overview page (`PFMAGIC_AZURE_CONFIG=/path/to/config.json`) or with `AZURE_SUBSCRIPTION_ID`,
+`AZURE_RESOURCE_GROUP` and `AZUREML_WORKSPACE_NAME`. **Without them, the cells tagged
+`needs-azure` are skipped** by the test suite and `run.py`; in JupyterLab, *Run All* stops at
+`%pf_backend azure` with a one-line error. Deploying on Azure takes more than 15 minutes and
+costs money: `%pf_delete` at the end removes the endpoint.
+"""),
+        code("""
+import os
+
+config = os.environ.get("PFMAGIC_AZURE_CONFIG")
+subscription_id = os.environ.get("AZURE_SUBSCRIPTION_ID", "")
+resource_group = os.environ.get("AZURE_RESOURCE_GROUP", "")
+workspace = os.environ.get("AZUREML_WORKSPACE_NAME", "")
+if config:
+    azure_args = f"--config {config}"
+elif subscription_id and resource_group and workspace:
+    azure_args = f"--subscription {subscription_id} --resource-group {resource_group} --workspace {workspace}"
+else:
+    azure_args = None
+print("Azure workspace configured:", azure_args is not None)
+"""),
+        code("%load_ext pfmagic"),
+        code("%pf_backend azure {azure_args}", a),
+        md("""
+Same model as locally: the flow folder is uploaded and registered as `seed-chat-model`. A new
+version is created each time the cell runs with `--register`.
+"""),
+        code("%%pf_model model --register\n" + MODEL_YAML.strip("\n"), a),
+        md("Endpoint names are unique per Azure region: add something of your own."),
+        code('endpoint_name = "seed-chat-" + os.environ.get("USER", "me")[:8] + "-ep"', a),
+        code("%%pf_endpoint endpoint --create\n" + ENDPOINT_YAML.strip("\n"), a),
+        md("""
+On Azure the deployment also needs `PRT_CONFIG_OVERRIDE` so that it can pull the workspace's
+connections; pfmagic fills the deployment's own subscription, group, workspace, endpoint and
+deployment names. `model: azureml:seed-chat-model:1` refers to the first registered version —
+change it if you registered more. The calculator checks your workspace's quota for the SKU.
+"""),
+        code("%%pf_deployment blue --create --all-traffic\n" + deployment_yaml(
+            "blue", prt=True).strip("\n"), a),
+        code("%pf_status {endpoint_name}", a),
+        code("%pf_logs {endpoint_name} blue --lines 20", a),
+        code("%pf_invoke {endpoint_name} How do I create the blue deployment?", a),
+        code("%pf_invoke And how long does it take?", a),
+        code("%pf_invoke How much quota do I need for 10 instances?", a),
+        code("%pf_keys {endpoint_name}", a),
+        code("%pf_delete {endpoint_name}", a),
+    ]
+
+
+NOTEBOOKS = {
+    "01-deploy-local.ipynb": deploy_local,
+    "02-safe-rollout.ipynb": safe_rollout,
+    "03-azure.ipynb": azure,
+}
+
+
+def build(name: str) -> nbformat.NotebookNode:
+    nb = new_notebook(cells=NOTEBOOKS[name]())
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)",
+                                 "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    return nb
+
+
+def main(argv: list[str]) -> int:
+    names = [a for a in argv if not a.startswith("--")] or list(NOTEBOOKS)
+    for name in names:
+        nbformat.write(build(name), HERE / name)
+        print(f"wrote {name}")
+    if "--refresh" in argv:
+        import subprocess
+
+        for name in names:
+            rc = subprocess.call([sys.executable, str(HERE / "run.py"), name,
+                                  "--save", str(HERE / name)])
+            if rc:
+                return rc
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,530 @@
+"""``LocalBackend``: the kernel side of the local backend (see ``__init__`` for the design).
+
+Writes the state files, makes sure the endpoint's router runs, asks it to reconcile and turns
+its status into ``ProgressEvent``s. Never imports promptflow (that happens in the instance
+processes) and imports azure.ai.ml only to build the returned entities.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from typing import TYPE_CHECKING, Any
+
+from pfmagic.backends.base import Backend, KeyType, ScoreReply
+from pfmagic.backends.events import Operation
+from pfmagic.backends.local import auth, connections, entities, models
+from pfmagic.backends.local.control import RouterControl, free_port, shutdown_all
+from pfmagic.backends.local.logs import log_event, tail
+from pfmagic.backends.local.state import Home, locked, read_json, write_json
+from pfmagic.errors import BackendError, NotFound, PfError
+
+if TYPE_CHECKING:
+    from azure.ai.ml.entities import (
+        EndpointAuthKeys,
+        EndpointAuthToken,
+        Model,
+        OnlineDeployment,
+        OnlineEndpoint,
+    )
+
+NAME_RE = re.compile(r"^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$")
+AUTH_MODES = ("key", "aml_token")
+CONTAINERS = ("inference-server", "storage-initializer")
+DEFAULT_ROUTES = {"liveness": "/health", "readiness": "/health", "scoring": "/score"}
+LOG_TAIL = 20
+
+
+def check_name(kind: str, name: str | None) -> str:
+    if not name or not (3 <= len(name) <= 32) or not NAME_RE.match(name):
+        raise PfError(f"{kind} name '{name}' is not valid",
+                      hint="3-32 characters: letters, digits and '-', starting with a letter")
+    return name
+
+
+def _probe(settings: Any) -> dict[str, Any] | None:
+    if settings is None:
+        return None
+    fields = ("initial_delay", "period", "timeout", "failure_threshold", "success_threshold")
+    return {f: getattr(settings, f, None) for f in fields}
+
+
+def _request_settings(settings: Any) -> dict[str, Any]:
+    if settings is None:
+        return {}
+    fields = ("request_timeout_ms", "max_concurrent_requests_per_instance", "max_queue_wait_ms")
+    return {f: getattr(settings, f) for f in fields if getattr(settings, f, None) is not None}
+
+
+def _routes(environment: Any) -> dict[str, str]:
+    config = getattr(environment, "inference_config", None) or {}
+    routes = dict(DEFAULT_ROUTES)
+    for key, camel in (("liveness", "livenessRoute"), ("readiness", "readinessRoute"),
+                       ("scoring", "scoringRoute")):
+        route = config.get(camel) or config.get(f"{key}_route") or {}
+        if route.get("path"):
+            routes[key] = route["path"]
+    return routes
+
+
+class LocalBackend(Backend):
+    """Real HTTP endpoints on 127.0.0.1: a router process per endpoint, instance processes per
+    deployment running promptflow's serving app. State under ``settings.home``."""
+
+    name = "local"
+
+    def __init__(self, settings: Any = None, *, home: str | None = None,
+                 token_lifetime: float = 3600.0, poll_interval: float = 0.2,
+                 **options: Any):
+        root = home or (getattr(settings, "home", None) if settings is not None else None)
+        self.home = Home(root or None).create()
+        self.settings = settings
+        self.token_lifetime = float(token_lifetime)
+        self.poll_interval = float(poll_interval)
+        self.options = options
+
+    def describe(self) -> str:
+        return f"local: endpoints on 127.0.0.1, state in {self.home.root}"
+
+    def _router(self, endpoint: str) -> RouterControl:
+        return RouterControl(self.home, endpoint)
+
+    def _config(self, endpoint: str) -> dict[str, Any]:
+        return self._router(endpoint).config()
+
+    def _deploy_timeout(self) -> float:
+        return float(getattr(self.settings, "deploy_timeout", 900.0) or 900.0)
+
+    # -- models ------------------------------------------------------------------------
+    def create_model(self, model: Model) -> Model:
+        check_name("model", model.name)
+        if not model.path:
+            raise PfError(f"model '{model.name}' has no path", hint="path: <flow folder>")
+        meta = models.register(self.home, model.name, model.version, self._model_path(model),
+                               description=model.description, tags=model.tags)
+        return entities.model(meta)
+
+    def get_model(self, name: str, version: str | None = None) -> Model:
+        return entities.model(models.get(self.home, name, version))
+
+    def list_models(self) -> list[Model]:
+        return [entities.model(m) for m in models.list_all(self.home)]
+
+    @staticmethod
+    def _model_path(model: Any) -> str:
+        from pathlib import Path
+
+        path = Path(str(model.path))
+        base = getattr(model, "base_path", None)
+        if not path.is_absolute() and base:
+            path = Path(base) / path
+        return str(path)
+
+    def _resolve_model(self, ref: Any) -> dict[str, Any]:
+        """A deployment's ``model``: ``azureml:NAME:VERSION`` / ``NAME@latest`` or an inline
+        ``Model`` with a path (registered as an anonymous version)."""
+        if ref is None:
+            raise PfError("the deployment has no model", hint="model: azureml:NAME:VERSION")
+        if isinstance(ref, str):
+            text = ref.removeprefix("azureml:")
+            if text.startswith("//"):
+                raise PfError(f"model '{ref}': registry and workspace URIs are not available on "
+                              "the local backend", hint="use azureml:NAME:VERSION")
+            if "@" in text:
+                name, _, label = text.partition("@")
+                if label != "latest":
+                    raise PfError(f"model label '{label}' is not supported", hint="use @latest")
+                return models.get(self.home, name)
+            name, _, version = text.partition(":")
+            return models.get(self.home, name, version or None)
+        name, version = getattr(ref, "name", None), getattr(ref, "version", None)
+        if name and version and (self.home.model_dir(name, str(version)) / "model.json").is_file():
+            return models.get(self.home, name, str(version))  # e.g. what create_model returned
+        if getattr(ref, "path", None):
+            anonymous = bool(getattr(ref, "_is_anonymous", False)
+                             or getattr(ref, "is_anonymous", False))
+            name = ref.name
+            if anonymous or not name:
+                name = models.content_hash(models.flow_folder(self._model_path(ref)))[:32]
+                anonymous = True
+            return models.register(self.home, name, ref.version if not anonymous else "1",
+                                   self._model_path(ref), description=ref.description,
+                                   tags=ref.tags, anonymous=anonymous)
+        return models.get(self.home, ref.name, ref.version)
+
+    # -- endpoints ---------------------------------------------------------------------
+    def create_endpoint(self, endpoint: OnlineEndpoint) -> Operation:
+        name = check_name("endpoint", endpoint.name)
+        auth_mode = (endpoint.auth_mode or "key").lower()
+        if auth_mode not in AUTH_MODES:
+            raise PfError(f"auth_mode '{endpoint.auth_mode}' is not available on the local "
+                          "backend", hint="use key or aml_token")
+
+        def work(op: Operation) -> OnlineEndpoint:
+            path = self.home.endpoint_file(name)
+            with locked(self.home.state_lock(name)):
+                cfg = read_json(path)
+                creating = cfg is None
+                op.emit("endpoint", "Running", f"{'creating' if creating else 'updating'} "
+                        f"endpoint {name}", provisioning_state="Creating" if creating
+                        else "Updating")
+                if cfg is None:
+                    cfg = {"name": name, "port": free_port(), "created": time.time(),
+                           "keys": {"primary": auth.new_key(), "secondary": auth.new_key()},
+                           "token_key": auth.new_key(), "admin_token": auth.new_key(),
+                           "traffic": {}, "mirror_traffic": {}}
+                cfg.update({"auth_mode": auth_mode, "description": endpoint.description,
+                            "tags": dict(endpoint.tags or {}), "updated": time.time(),
+                            "kind": "kubernetes" if getattr(endpoint, "compute", None)
+                            else "managed", "compute": getattr(endpoint, "compute", None)})
+                if endpoint.traffic:
+                    self._check_traffic(name, dict(endpoint.traffic))
+                    cfg["traffic"] = {k: int(v) for k, v in endpoint.traffic.items()}
+                mirror = getattr(endpoint, "mirror_traffic", None)
+                if mirror:
+                    self._check_mirror(name, dict(mirror))
+                    cfg["mirror_traffic"] = {k: int(v) for k, v in mirror.items()}
+                cfg["provisioning_state"] = "Succeeded"
+                write_json(path, cfg)
+            self._router(name).reconcile()
+            result = self.get_endpoint(name)
+            op.emit("endpoint", "Succeeded", f"listening on {result.scoring_uri}",
+                    provisioning_state="Succeeded")
+            return result
+
+        return Operation(f"create endpoint {name}", ("endpoint",), work)
+
+    def get_endpoint(self, name: str) -> OnlineEndpoint:
+        ctl = self._router(name)
+        cfg = ctl.config()
+        ctl.ensure()  # an endpoint whose router was killed comes back on next use
+        cfg = ctl.config()
+        return entities.endpoint(cfg, self.home.deployment_names(name),
+                                 provisioning_state=cfg.get("provisioning_state", "Succeeded"))
+
+    def list_endpoints(self) -> list[OnlineEndpoint]:
+        out = []
+        for name in self.home.endpoint_names():
+            cfg = read_json(self.home.endpoint_file(name))
+            if cfg:
+                out.append(entities.endpoint(cfg, self.home.deployment_names(name),
+                                             provisioning_state=cfg.get("provisioning_state")))
+        return out
+
+    def delete_endpoint(self, name: str) -> Operation:
+        self._config(name)  # NotFound early, not inside the operation
+
+        def work(op: Operation) -> None:
+            op.emit("delete", "Running", f"deleting endpoint {name}",
+                    provisioning_state="Deleting")
+            with locked(self.home.state_lock(name)):
+                cfg = self._config(name)
+                cfg["provisioning_state"] = "Deleting"
+                write_json(self.home.endpoint_file(name), cfg)
+            self._router(name).stop()
+            shutil.rmtree(self.home.endpoint_dir(name), ignore_errors=True)
+            shutil.rmtree(self.home.log_dir(name), ignore_errors=True)
+            op.emit("delete", "Succeeded", f"endpoint {name} deleted")
+
+        return Operation(f"delete endpoint {name}", ("delete",), work)
+
+    # -- deployments -------------------------------------------------------------------
+    def create_deployment(self, deployment: OnlineDeployment, *, all_traffic: bool = False
+                          ) -> Operation:
+        endpoint = check_name("endpoint", deployment.endpoint_name)
+        name = check_name("deployment", deployment.name)
+        stages = ("model", "endpoint", "deployment", "traffic")
+
+        def work(op: Operation) -> OnlineDeployment:
+            op.emit("model", "Running", "resolving the model")
+            meta = self._resolve_model(deployment.model)
+            ref = f"{meta['name']}:{meta['version']}"
+            op.emit("model", "Succeeded", f"model {ref}")
+            op.check_canceled()
+
+            op.emit("endpoint", "Running", f"checking endpoint {endpoint}")
+            ctl = self._router(endpoint)
+            ctl.ensure()
+            op.emit("endpoint", "Succeeded", f"endpoint {endpoint} is up",
+                    provisioning_state="Succeeded")
+
+            runtime = self._runtime(deployment, meta)
+            gen, unchanged = self._write_deployment(endpoint, name, deployment, meta, runtime)
+            log_event(self.home.deployment_log(endpoint, name, "storage-initializer"),
+                      f"model {ref} from {meta['source']} ({meta['flow_dir']})")
+            status = ctl.reconcile()
+            st = status["deployments"].get(name) or {}
+            if unchanged and st.get("provisioning_state") == "Succeeded":
+                op.emit("deployment", "Succeeded", "unchanged", provisioning_state="Succeeded")
+            else:
+                self._wait_deployment(op, ctl, endpoint, name, gen, runtime)
+
+            if all_traffic:
+                op.emit("traffic", "Running", f"sending all traffic to {name}")
+                cfg = self._config(endpoint)
+                traffic = {d: 0 for d in (cfg.get("traffic") or {})}
+                traffic[name] = 100
+                self.set_traffic(endpoint, traffic)
+                op.emit("traffic", "Succeeded", f"{name}: 100 %")
+            else:
+                op.emit("traffic", "Skipped", "traffic unchanged")
+            return self.get_deployment(endpoint, name)
+
+        return Operation(f"deploy {endpoint}/{name}", stages, work)
+
+    def _runtime(self, dep: Any, meta: dict[str, Any]) -> dict[str, Any]:
+        """What the router needs to run the deployment (no azure-ai-ml over there)."""
+        flow_name = meta["name"] if not meta.get("anonymous") else \
+            re.sub(r"[^A-Za-z0-9_.-]", "-", meta["source"].rstrip("/").rsplit("/", 1)[-1])
+        return {
+            "model": f"{meta['name']}:{meta['version']}", "flow_dir": meta["flow_dir"],
+            "flow_name": flow_name or "flow",
+            "instance_count": int(dep.instance_count or 1),
+            "environment_variables": {str(k): str(v) for k, v in
+                                      (dep.environment_variables or {}).items()},
+            "routes": _routes(dep.environment),
+            "readiness_probe": _probe(dep.readiness_probe),
+            "liveness_probe": _probe(dep.liveness_probe),
+            "request_settings": _request_settings(dep.request_settings),
+            "instance_type": getattr(dep, "instance_type", None),
+        }
+
+    def _write_deployment(self, endpoint: str, name: str, dep: Any, meta: dict[str, Any],
+                          runtime: dict[str, Any]) -> tuple[int, bool]:
+        spec = dep._to_dict()
+        spec["model"] = f"azureml:{meta['name']}:{meta['version']}"
+        spec["endpoint_name"] = endpoint
+        path = self.home.deployment_file(endpoint, name)
+        with locked(self.home.state_lock(endpoint)):
+            old = read_json(path) or {}
+            unchanged = bool(old) and old.get("runtime") == runtime and not old.get("deleting")
+            gen = int(old.get("generation", 0)) + (0 if unchanged else 1)
+            write_json(path, {"name": name, "endpoint": endpoint, "spec": spec,
+                              "runtime": runtime, "generation": gen, "deleting": False,
+                              "created": old.get("created", time.time()),
+                              "updated": time.time()})
+        return gen, unchanged
+
+    def _wait_deployment(self, op: Operation, ctl: RouterControl, endpoint: str, name: str,
+                         gen: int, runtime: dict[str, Any]) -> dict[str, Any]:
+        count = runtime["instance_count"]
+        log = self.home.deployment_log(endpoint, name)
+        end = time.monotonic() + max(self._deploy_timeout(), 60.0)
+        last: tuple[Any, ...] = ()
+        while time.monotonic() < end:
+            op.check_canceled()
+            status = ctl.status() or ctl.ensure()
+            st = status["deployments"].get(name)
+            if st and st["generation"] == gen:
+                state = st["provisioning_state"]
+                if state == "Succeeded":
+                    op.emit("deployment", "Succeeded", f"{st['ready']}/{count} instances ready",
+                            provisioning_state=state, progress=1.0)
+                    return st
+                if state == "Failed":
+                    lines = tuple(st.get("log_tail") or tail(log, LOG_TAIL))
+                    reason = st.get("reason") or "unknown reason"
+                    op.emit("deployment", "Failed", reason, provisioning_state=state,
+                            log_tail=lines)
+                    exc = BackendError(f"deployment '{name}' failed: {reason}\n"
+                                       + "\n".join(lines[-10:]), code="DeploymentFailed")
+                    exc.log_tail = lines  # type: ignore[attr-defined]
+                    raise exc
+                ready = sum(1 for i in st.get("starting", []) if i.get("start_seconds"))
+                key = (state, ready)
+                if key != last:
+                    last = key
+                    op.emit("deployment", "Running", f"{state}: {ready}/{count} instances ready",
+                            provisioning_state=state, progress=ready / count,
+                            log_tail=tuple(tail(log, 5)))
+            time.sleep(self.poll_interval)
+        raise BackendError(f"deployment '{name}' still not ready after "
+                           f"{self._deploy_timeout():.0f} s", hint=f"%pf_logs {endpoint} {name}")
+
+    def _deployment_data(self, endpoint: str, name: str) -> dict[str, Any]:
+        self._config(endpoint)
+        data = read_json(self.home.deployment_file(endpoint, name))
+        if data is None:
+            raise NotFound(f"deployment '{name}' not found in endpoint '{endpoint}'")
+        return data
+
+    def _states(self, endpoint: str) -> dict[str, Any]:
+        status = self._router(endpoint).ensure()
+        return status.get("deployments", {})
+
+    def get_deployment(self, endpoint: str, name: str) -> OnlineDeployment:
+        data = self._deployment_data(endpoint, name)
+        st = self._states(endpoint).get(name) or {}
+        state = "Deleting" if data.get("deleting") else st.get("provisioning_state", "Creating")
+        return entities.deployment(data, state)
+
+    def list_deployments(self, endpoint: str) -> list[OnlineDeployment]:
+        self._config(endpoint)
+        states = self._states(endpoint)
+        out = []
+        for name in self.home.deployment_names(endpoint):
+            data = read_json(self.home.deployment_file(endpoint, name))
+            if data:
+                st = states.get(name) or {}
+                out.append(entities.deployment(data, st.get("provisioning_state", "Creating")))
+        return out
+
+    def delete_deployment(self, endpoint: str, name: str) -> Operation:
+        self._deployment_data(endpoint, name)
+        cfg = self._config(endpoint)
+        if int((cfg.get("traffic") or {}).get(name, 0)) > 0:
+            raise BackendError(f"deployment '{name}' still receives "
+                               f"{cfg['traffic'][name]} % of the traffic",
+                               hint=f"%pf_traffic {endpoint} {name}=0 first")
+
+        def work(op: Operation) -> None:
+            op.emit("delete", "Running", f"deleting deployment {name}",
+                    provisioning_state="Deleting")
+            path = self.home.deployment_file(endpoint, name)
+            with locked(self.home.state_lock(endpoint)):
+                data = read_json(path) or {}
+                data["deleting"] = True
+                write_json(path, data)
+                cfg = self._config(endpoint)
+                cfg["traffic"] = {k: v for k, v in (cfg.get("traffic") or {}).items()
+                                  if k != name}
+                cfg["mirror_traffic"] = {k: v for k, v in (cfg.get("mirror_traffic") or {})
+                                         .items() if k != name}
+                write_json(self.home.endpoint_file(endpoint), cfg)
+            ctl = self._router(endpoint)
+            status = ctl.reconcile()
+            end = time.monotonic() + 90
+            while name in status.get("deployments", {}) and time.monotonic() < end:
+                op.check_canceled()
+                time.sleep(self.poll_interval)
+                status = ctl.status() or ctl.ensure()
+            with locked(self.home.state_lock(endpoint)):
+                shutil.rmtree(self.home.deployment_dir(endpoint, name), ignore_errors=True)
+            shutil.rmtree(self.home.log_dir(endpoint, name), ignore_errors=True)
+            ctl.reconcile()
+            op.emit("delete", "Succeeded", f"deployment {name} deleted")
+
+        return Operation(f"delete {endpoint}/{name}", ("delete",), work)
+
+    def get_logs(self, endpoint: str, deployment: str, lines: int = 100,
+                 container_type: str | None = None) -> str:
+        self._deployment_data(endpoint, deployment)
+        container = (container_type or "inference-server").replace("_", "-").lower()
+        if container not in CONTAINERS:
+            raise PfError(f"container type '{container_type}' is not valid",
+                          hint="inference-server or storage-initializer")
+        return "\n".join(tail(self.home.deployment_log(endpoint, deployment, container),
+                              int(lines)))
+
+    # -- traffic and keys --------------------------------------------------------------
+    def _check_traffic(self, endpoint: str, traffic: dict[str, int]) -> None:
+        known = set(self.home.deployment_names(endpoint))
+        for dep, weight in traffic.items():
+            if dep not in known:
+                raise BackendError(f"traffic: deployment '{dep}' does not exist in endpoint "
+                                   f"'{endpoint}'", code="BadArgument")
+            if not isinstance(weight, int) or isinstance(weight, bool) or not 0 <= weight <= 100:
+                raise BackendError(f"traffic: weight of '{dep}' must be an integer 0-100",
+                                   code="BadArgument")
+        total = sum(traffic.values())
+        if total not in (0, 100):
+            raise BackendError(f"traffic weights sum to {total}; they must sum to 100 "
+                               "(or all be 0)", code="BadArgument")
+
+    def _check_mirror(self, endpoint: str, mirror: dict[str, int]) -> None:
+        live = {k for k, v in mirror.items() if int(v) > 0}
+        if len(live) > 1:
+            raise BackendError("mirror_traffic: only one deployment can be mirrored",
+                               code="BadArgument")
+        known = set(self.home.deployment_names(endpoint))
+        for dep, pct in mirror.items():
+            if dep not in known:
+                raise BackendError(f"mirror_traffic: deployment '{dep}' does not exist",
+                                   code="BadArgument")
+            if not isinstance(pct, int) or not 0 <= pct <= 50:
+                raise BackendError(f"mirror_traffic: '{dep}' may get at most 50 %",
+                                   code="BadArgument")
+
+    def set_traffic(self, endpoint: str, traffic: dict[str, int],
+                    mirror: dict[str, int] | None = None) -> OnlineEndpoint:
+        traffic = {k: int(v) for k, v in traffic.items()}
+        with locked(self.home.state_lock(endpoint)):
+            cfg = self._config(endpoint)
+            merged = {k: int(v) for k, v in (cfg.get("traffic") or {}).items()}
+            merged.update(traffic)
+            self._check_traffic(endpoint, merged)
+            cfg["traffic"] = merged
+            if mirror is not None:
+                mirror = {k: int(v) for k, v in mirror.items() if int(v) > 0}
+                self._check_mirror(endpoint, mirror)
+                cfg["mirror_traffic"] = mirror
+            write_json(self.home.endpoint_file(endpoint), cfg)
+        self._router(endpoint).reconcile()
+        return self.get_endpoint(endpoint)
+
+    def get_keys(self, endpoint: str) -> EndpointAuthKeys | EndpointAuthToken:
+        cfg = self._config(endpoint)
+        if cfg.get("auth_mode") == "aml_token":
+            token, expiry = auth.mint_token(cfg["token_key"], endpoint, self.token_lifetime)
+            return entities.auth_token(token, expiry, expiry - self.token_lifetime / 2)
+        return entities.auth_keys(cfg["keys"]["primary"], cfg["keys"]["secondary"])
+
+    def regenerate_keys(self, endpoint: str, key_type: KeyType = "primary"
+                        ) -> EndpointAuthKeys:
+        if key_type not in ("primary", "secondary"):
+            raise PfError(f"key type '{key_type}' is not valid", hint="primary or secondary")
+        with locked(self.home.state_lock(endpoint)):
+            cfg = self._config(endpoint)
+            if cfg.get("auth_mode") != "key":
+                raise BackendError(f"endpoint '{endpoint}' uses {cfg.get('auth_mode')} auth; "
+                                   "only key auth has keys to regenerate", code="BadArgument")
+            cfg["keys"][key_type] = auth.new_key()
+            write_json(self.home.endpoint_file(endpoint), cfg)
+        self._router(endpoint).reconcile()
+        return entities.auth_keys(cfg["keys"]["primary"], cfg["keys"]["secondary"])
+
+    def _credential(self, endpoint: str) -> str:
+        creds = self.get_keys(endpoint)
+        token = getattr(creds, "access_token", None) or getattr(creds, "primary_key", None)
+        return str(token)
+
+    # -- scoring -----------------------------------------------------------------------
+    def invoke(self, endpoint: str, body: dict[str, Any], *, deployment: str | None = None,
+               stream: bool = False, timeout: float = 120.0,
+               on_chunk: Any = None) -> ScoreReply:
+        from pfmagic.http import score
+
+        ctl = self._router(endpoint)
+        ctl.ensure()  # a killed router comes back here, same port and keys
+        return score(f"{ctl.base_url()}/score", body, key=self._credential(endpoint),
+                     deployment=deployment, stream=stream, timeout=timeout,
+                     on_chunk=on_chunk)
+
+    # -- connections -------------------------------------------------------------------
+    def create_connection(self, connection: dict[str, Any]) -> None:
+        try:
+            connections.store(self.home.connections_file, connection)
+        except ValueError as exc:
+            raise PfError(str(exc)) from None
+
+    def list_connections(self) -> list[str]:
+        return connections.names(self.home.connections_file)
+
+    def delete_connection(self, name: str) -> None:
+        if not connections.delete(self.home.connections_file, name):
+            raise NotFound(f"connection '{name}' not found")
+
+    # -- local extras ------------------------------------------------------------------
+    def router_status(self, endpoint: str) -> dict[str, Any]:
+        """The router's own view: deployments, instances (pid, port, ready, restarts),
+        request and mirror counters."""
+        return self._router(endpoint).ensure()
+
+    def shutdown_all(self) -> None:
+        """Stop every router and instance under this home (endpoints stay in the state)."""
+        shutdown_all(self.home)
+
+    def close(self) -> None:
+        """Endpoints keep running after the kernel goes (that is the point)."""
+

@@ -1,0 +1,106 @@
+"""Connections for local runs, stored without an OS keyring.
+
+The kernel stores each ``%%pf_connection`` (promptflow's connection YAML as a dict) in
+``connections.json`` (0600, atomic). Each instance process converts them to promptflow's
+execution format and hands them to the serving app through ``PROMPTFLOW_ENCODED_CONNECTIONS``
+with ``extension_type="azureml"`` (promptflow.md §5, option 3): no sqlite store, no keyring, and
+the deployment's ``<connection_name>: <other name>`` override works as on Azure.
+``${env:VAR}`` values are resolved in the instance, from its environment (the router's
+environment plus the deployment's ``environment_variables``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from pfmagic.backends.local.state import locked, read_json, write_json
+
+# connection YAML ``type`` -> promptflow's ConnectionType value (class name minus "Connection")
+TYPES = {
+    "open_ai": "OpenAI",
+    "azure_open_ai": "AzureOpenAI",
+    "serverless": "Serverless",
+    "serp": "Serp",
+    "cognitive_search": "CognitiveSearch",
+    "azure_ai_services": "AzureAIServices",
+    "azure_content_safety": "AzureContentSafety",
+    "form_recognizer": "FormRecognizer",
+    "qdrant": "Qdrant",
+    "weaviate": "Weaviate",
+    "custom": "Custom",
+}
+_META = {"name", "type", "module", "$schema"}
+_ENV_REF = re.compile(r"^\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}$")
+
+
+def validate(connection: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Check a connection dict; returns (name, cleaned dict). Raises ``ValueError``."""
+    name = connection.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError("a connection needs a 'name'")
+    kind = str(connection.get("type", "")).lower()
+    if kind not in TYPES:
+        raise ValueError(f"connection '{name}': unknown type '{connection.get('type')}' "
+                         f"(one of {', '.join(TYPES)})")
+    if kind == "open_ai" and "api_base" in connection and "base_url" not in connection:
+        # promptflow silently drops api_base for OpenAI connections (promptflow.md bug f)
+        raise ValueError(f"connection '{name}': open_ai connections take 'base_url', "
+                         "not 'api_base'")
+    if kind == "custom" and not isinstance(connection.get("secrets", {}), dict):
+        raise ValueError(f"connection '{name}': 'secrets' must be a mapping")
+    return name, {k: v for k, v in connection.items() if k != "$schema"} | {"type": kind}
+
+
+def store(path: Path, connection: dict[str, Any]) -> str:
+    name, clean = validate(connection)
+    with locked(path.with_name(".connections.lock")):
+        data = read_json(path, {}) or {}
+        data[name] = clean
+        write_json(path, data)
+    return name
+
+
+def names(path: Path) -> list[str]:
+    return sorted((read_json(path, {}) or {}).keys())
+
+
+def delete(path: Path, name: str) -> bool:
+    with locked(path.with_name(".connections.lock")):
+        data = read_json(path, {}) or {}
+        found = data.pop(name, None) is not None
+        write_json(path, data)
+    return found
+
+
+def _resolve_env(value: Any, environ: dict[str, str] | os._Environ[str]) -> Any:
+    if isinstance(value, str):
+        match = _ENV_REF.match(value.strip())
+        if match:
+            if match.group(1) not in environ:
+                raise KeyError(f"Environment variable {match.group(1)} is not found.")
+            return environ[match.group(1)]
+    return value
+
+
+def execution_connections(path: Path, environ: dict[str, str] | os._Environ[str]
+                          ) -> dict[str, dict[str, Any]]:
+    """All stored connections in promptflow's execution format (instance side only)."""
+    from promptflow.core._connection import _Connection
+
+    result: dict[str, dict[str, Any]] = {}
+    for name, spec in (read_json(path, {}) or {}).items():
+        fields = {k: _resolve_env(v, environ) for k, v in spec.items() if k not in _META}
+        cls = _Connection.SUPPORTED_TYPES[TYPES[spec["type"]]]
+        if spec["type"] == "custom":
+            configs = {k: _resolve_env(v, environ)
+                       for k, v in (fields.get("configs") or {}).items()}
+            secrets = {k: _resolve_env(v, environ)
+                       for k, v in (fields.get("secrets") or {}).items()}
+            conn = cls(name=name, configs=configs, secrets=secrets)
+        else:
+            conn = cls(name=name, **fields)
+        result[name] = conn._to_execution_connection_dict()
+    return result

@@ -1,0 +1,83 @@
+"""One deployment instance: promptflow's own serving app (FastAPI engine) under uvicorn.
+
+Started by the endpoint's router (``supervisor.py``) as
+``python -m pfmagic.backends.local.instance --fd N --id NAME`` with the deployment's
+environment; listens on the already-bound loopback socket ``N`` the router passes down (no
+port race). Never imported by the kernel: promptflow mutates process-global state.
+
+Environment read here (set by the supervisor):
+``PROMPTFLOW_PROJECT_PATH`` flow folder; ``PFMAGIC_CONNECTIONS_FILE`` stored connections;
+``PFMAGIC_PARENT_PID`` the router -- the instance exits when its router is gone, so a killed
+router never leaves orphans holding ports and memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+
+def _exit_with_parent(parent: int) -> None:
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _use_stored_connections() -> None:
+    """Encoded connections for the azureml extension, else the (empty) local provider."""
+    from pfmagic.backends.local.connections import execution_connections
+
+    path = os.environ.pop("PFMAGIC_CONNECTIONS_FILE", "")
+    conns = execution_connections(Path(path), os.environ) if path else {}
+    if conns:
+        from promptflow.core._serving.utils import encode_dict
+
+        os.environ["PROMPTFLOW_ENCODED_CONNECTIONS"] = encode_dict(conns)
+    else:
+        # the azureml extension insists on some provider when no connections are given
+        os.environ.setdefault("PROMPTFLOW_CONNECTION_PROVIDER", "local")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pfmagic.backends.local.instance")
+    parser.add_argument("--fd", type=int, required=True, help="listening socket to serve on")
+    parser.add_argument("--id", required=True, help="instance name, for the logs")
+    args = parser.parse_args(argv)
+
+    parent = int(os.environ.get("PFMAGIC_PARENT_PID", "0") or 0)
+    if parent:
+        _exit_with_parent(parent)
+    started = time.time()
+    print(f"[pfmagic] instance {args.id} starting (pid {os.getpid()})", flush=True)
+    try:
+        flow_dir = os.environ["PROMPTFLOW_PROJECT_PATH"]
+        os.chdir(flow_dir)  # as `pf flow serve` does: tools resolve relative paths from here
+        _use_stored_connections()
+        import uvicorn
+        from promptflow.core._serving.app import create_app
+
+        app = create_app(engine="fastapi", extension_type="azureml")
+    except Exception as exc:  # reported to the router through the log and the exit code
+        traceback.print_exc()
+        print(f"[pfmagic] instance {args.id} failed to start: "
+              f"{type(exc).__name__}: {exc}", flush=True)
+        return 1
+    print(f"[pfmagic] instance {args.id} app created in {time.time() - started:.1f} s",
+          flush=True)
+    config = uvicorn.Config(app, fd=args.fd, log_level="info", access_log=True,
+                            timeout_graceful_shutdown=30, lifespan="off")
+    uvicorn.Server(config).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

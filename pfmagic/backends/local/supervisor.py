@@ -1,0 +1,443 @@
+"""Deployment instances of one endpoint, run and watched by the endpoint's router process.
+
+Each deployment has ``instance_count`` instance processes (``instance.py``), each on its own
+loopback socket. A *rollout* (create or update) starts all new instances, waits until each
+passes its readiness probe, switches routing to them, then drains (waits for in-flight
+requests) and stops the old ones -- so an update never fails a request. If a new instance
+exits or never gets ready the deployment is ``Failed`` (reason + log tail) and the old
+instances, if any, keep serving.
+
+After startup every instance is watched: a process that exits, or fails its liveness probe
+``failure_threshold`` times in a row, is replaced (the restart is logged); a failing
+readiness probe only takes it out of routing.
+
+Probe settings: a probe block in the YAML is honoured with Azure's defaults for its missing
+fields (initial_delay 10, period 10, timeout 2, failure_threshold 30); without a block the
+local defaults below apply (fast start, 180 s startup limit). ``port`` in ``inference_config``
+is informational: every instance gets its own free port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from pfmagic.backends.local.logs import log_event, open_append, tail
+from pfmagic.backends.local.state import Home, read_json
+
+AZURE_PROBE = {"initial_delay": 10.0, "period": 10.0, "timeout": 2.0, "failure_threshold": 30}
+LOCAL_READINESS = {"initial_delay": 0.0, "period": 1.0, "timeout": 2.0, "failure_threshold": 3}
+LOCAL_LIVENESS = {"initial_delay": 0.0, "period": 2.0, "timeout": 2.0, "failure_threshold": 3}
+STARTUP_TIMEOUT = float(os.environ.get("PFMAGIC_STARTUP_TIMEOUT", "180"))
+STARTUP_POLL = 0.2
+DRAIN_TIMEOUT = 60.0
+LOG_TAIL = 20
+
+
+@dataclass
+class Probe:
+    path: str
+    initial_delay: float
+    period: float
+    timeout: float
+    failure_threshold: int
+    explicit: bool
+
+    @classmethod
+    def of(cls, spec: dict[str, Any] | None, path: str, local: dict[str, Any]) -> Probe:
+        if spec:
+            merged = {k: (spec.get(k) if spec.get(k) is not None else v)
+                      for k, v in AZURE_PROBE.items()}
+            return cls(path, float(merged["initial_delay"]), float(merged["period"]),
+                       float(merged["timeout"]), int(merged["failure_threshold"]), True)
+        return cls(path, local["initial_delay"], local["period"], local["timeout"],
+                   local["failure_threshold"], False)
+
+    def startup_deadline(self) -> float:
+        if self.explicit:
+            return self.initial_delay + self.period * self.failure_threshold + self.timeout
+        return STARTUP_TIMEOUT
+
+
+@dataclass(eq=False)
+class Instance:
+    name: str
+    deployment: str
+    slot: int
+    generation: int
+    proc: subprocess.Popen[bytes]
+    port: int
+    started: float = field(default_factory=time.time)
+    ready: bool = False
+    ready_at: float | None = None
+    inflight: int = 0
+    served: int = 0
+    restarts: int = 0
+    stopping: bool = False
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def status(self) -> dict[str, Any]:
+        return {"name": self.name, "pid": self.proc.pid, "port": self.port, "ready": self.ready,
+                "alive": self.alive(), "restarts": self.restarts, "inflight": self.inflight,
+                "served": self.served,
+                "generation": self.generation,
+                "start_seconds": round(self.ready_at - self.started, 2) if self.ready_at else None}
+
+
+@dataclass(eq=False)
+class Deployment:
+    name: str
+    spec: dict[str, Any] = field(default_factory=dict)  # runtime spec of the serving generation
+    target: int = 0  # generation asked for by deployment.json
+    applied: int = 0  # generation now serving (0: none)
+    state: str = "Creating"
+    reason: str | None = None
+    log_tail: list[str] = field(default_factory=list)
+    instances: list[Instance] = field(default_factory=list)
+    pending: list[Instance] = field(default_factory=list)  # a rollout's new instances
+    rollout: asyncio.Task[None] | None = None
+    watchers: set[asyncio.Task[None]] = field(default_factory=set)
+    requests: int = 0
+    mirrored: int = 0
+    _rr: itertools.count[int] = field(default_factory=itertools.count)
+
+    def ready_instances(self) -> list[Instance]:
+        return [i for i in self.instances if i.ready and not i.stopping and i.alive()]
+
+    def pick(self) -> Instance | None:
+        """Least in-flight ready instance; ties broken round robin."""
+        ready = self.ready_instances()
+        if not ready:
+            return None
+        start = next(self._rr) % len(ready)
+        ordered = ready[start:] + ready[:start]
+        return min(ordered, key=lambda i: i.inflight)
+
+    def starting(self) -> bool:
+        """Instances are on their way (rollout, restart): worth waiting for."""
+        return bool(self.pending) or any(i.alive() and not i.stopping and not i.ready
+                                         for i in self.instances)
+
+    def routes(self) -> dict[str, str]:
+        return self.spec.get("routes") or {}
+
+
+class Supervisor:
+    """All deployments of one endpoint (runs inside the router's event loop)."""
+
+    def __init__(self, home: Home, endpoint: str):
+        self.home = home
+        self.endpoint = endpoint
+        self.deployments: dict[str, Deployment] = {}
+        self._lock = asyncio.Lock()
+        self._probe_client = httpx.AsyncClient(trust_env=False)
+        self._closing = False
+
+    # -- reconcile desired state (deployment.json files) with running instances ------------
+    async def reconcile(self) -> None:
+        async with self._lock:
+            wanted: dict[str, dict[str, Any]] = {}
+            for name in self.home.deployment_names(self.endpoint):
+                data = read_json(self.home.deployment_file(self.endpoint, name))
+                if data:
+                    wanted[name] = data
+            for name, data in wanted.items():
+                dep = self.deployments.get(name)
+                if data.get("deleting"):
+                    if dep is not None and dep.state != "Deleting":
+                        self._start(dep, self._delete(dep))
+                    continue
+                gen = int(data["generation"])
+                if dep is None:
+                    dep = self.deployments[name] = Deployment(name=name)
+                if dep.state == "Deleting":
+                    continue
+                if gen != dep.target:
+                    dep.target = gen
+                    self._start(dep, self._rollout(dep, gen, data["runtime"]))
+            for name, dep in list(self.deployments.items()):
+                if name not in wanted and dep.state != "Deleting":
+                    self._start(dep, self._delete(dep))
+
+    def _start(self, dep: Deployment, coro: Any) -> None:
+        if dep.rollout is not None and not dep.rollout.done():
+            dep.rollout.cancel()  # a newer generation (or a delete) supersedes it
+        dep.rollout = asyncio.get_running_loop().create_task(coro)
+
+    # -- rollout ------------------------------------------------------------------------
+    async def _rollout(self, dep: Deployment, gen: int, runtime: dict[str, Any]) -> None:
+        log = self.home.deployment_log(self.endpoint, dep.name)
+        dep.state = "Updating" if dep.instances else "Creating"
+        dep.reason, dep.log_tail = None, []
+        count = int(runtime.get("instance_count") or 1)
+        log_event(log, f"{dep.state.lower()} deployment {dep.name} (generation {gen}, "
+                       f"model {runtime.get('model')}, {count} instance(s))")
+        new: list[Instance] = []
+        try:
+            flow_dir = await asyncio.to_thread(self._working_copy, dep.name, gen, runtime)
+            readiness = Probe.of(runtime.get("readiness_probe"),
+                                 runtime["routes"]["readiness"], LOCAL_READINESS)
+            new = [self._spawn(dep.name, slot, gen, runtime, flow_dir) for slot in range(count)]
+            dep.pending = new
+            errors = await asyncio.gather(*(self._wait_ready(i, readiness) for i in new))
+            failed = [e for e in errors if e]
+            dep.pending = []
+            if failed:
+                await asyncio.gather(*(self._stop(i, drain=False) for i in new))
+                dep.state, dep.reason = "Failed", failed[0]
+                dep.log_tail = tail(log, LOG_TAIL)
+                log_event(log, f"deployment {dep.name} failed: {failed[0]}")
+                return  # the old generation, if any, keeps serving
+            for inst in new:
+                inst.ready = True
+            old, dep.instances, dep.spec, dep.applied = dep.instances, new, runtime, gen
+            for watcher in dep.watchers:
+                watcher.cancel()
+            dep.watchers = {asyncio.get_running_loop().create_task(self._watch(dep, i))
+                            for i in new}
+            dep.state = "Succeeded"
+            times = ", ".join(f"{i.ready_at - i.started:.1f}" for i in new if i.ready_at)
+            log_event(log, f"deployment {dep.name} generation {gen} ready ({times} s)")
+            await asyncio.gather(*(self._stop(i, drain=True) for i in old))
+            await asyncio.to_thread(self._drop_old_copies, dep.name, gen)
+        except asyncio.CancelledError:
+            dep.pending = []
+            await asyncio.gather(*(self._stop(i, drain=False) for i in new
+                                   if i not in dep.instances))
+            raise
+        except Exception as exc:  # a bug or an OS error must still end in a state
+            dep.pending = []
+            await asyncio.gather(*(self._stop(i, drain=False) for i in new
+                                   if i not in dep.instances))
+            dep.state, dep.reason = "Failed", f"{type(exc).__name__}: {exc}"
+            dep.log_tail = tail(log, LOG_TAIL)
+            log_event(log, f"deployment {dep.name} failed: {dep.reason}")
+
+    def _working_copy(self, dep: str, gen: int, runtime: dict[str, Any]) -> Path:
+        """A private copy of the model's flow per generation: the serving app writes into
+        its flow folder (``.promptflow/``), and the registered version must stay untouched."""
+        src = Path(runtime["flow_dir"])
+        dst = self.home.deployment_dir(self.endpoint, dep) / f"g{gen}" / runtime["flow_name"]
+        if not dst.exists():
+            tmp = dst.with_name(dst.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(src, tmp)
+            os.replace(tmp, dst)
+        return dst
+
+    def _drop_old_copies(self, dep: str, keep: int) -> None:
+        base = self.home.deployment_dir(self.endpoint, dep)
+        for path in base.glob("g*"):
+            if path.is_dir() and path.name != f"g{keep}":
+                shutil.rmtree(path, ignore_errors=True)
+
+    def _spawn(self, dep: str, slot: int, gen: int, runtime: dict[str, Any], flow_dir: Path,
+               restarts: int = 0) -> Instance:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(128)
+        name = f"{dep}-{gen}-{slot}"
+        env = dict(os.environ)
+        variables = runtime.get("environment_variables") or {}
+        env.update({str(k): str(v) for k, v in variables.items()})
+        env.update({
+            "PROMPTFLOW_PROJECT_PATH": str(flow_dir),
+            "PF_HOME_DIRECTORY": str(self.home.promptflow_home),
+            "PFMAGIC_CONNECTIONS_FILE": str(self.home.connections_file),
+            "PFMAGIC_PARENT_PID": str(os.getpid()),
+            "PYTHONUNBUFFERED": "1",
+        })
+        log_fd = open_append(self.home.deployment_log(self.endpoint, dep))
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "pfmagic.backends.local.instance",
+                 "--fd", str(sock.fileno()), "--id", name],
+                env=env, cwd=flow_dir, stdin=subprocess.DEVNULL, stdout=log_fd,
+                stderr=subprocess.STDOUT, pass_fds=(sock.fileno(),))
+        finally:
+            os.close(log_fd)
+            port = sock.getsockname()[1]
+            sock.close()  # the child holds its own copy
+        return Instance(name=name, deployment=dep, slot=slot, generation=gen, proc=proc, port=port,
+                        restarts=restarts)
+
+    async def _probe(self, inst: Instance, path: str, timeout: float) -> str | None:
+        """None when ``GET path`` answers 2xx in time, else what went wrong."""
+        try:
+            resp = await self._probe_client.get(inst.url(path), timeout=timeout)
+        except httpx.HTTPError as exc:
+            return f"{type(exc).__name__}"
+        return None if resp.status_code < 300 else f"HTTP {resp.status_code}"
+
+    async def _wait_ready(self, inst: Instance, probe: Probe) -> str | None:
+        """None when ``inst`` passes its readiness probe, else the reason it never will."""
+        deadline = time.monotonic() + probe.startup_deadline()
+        await self._sleep_unless_exit(inst, probe.initial_delay)
+        poll = probe.period if probe.explicit else STARTUP_POLL
+        failures, last = 0, "no answer"
+        while True:
+            code = inst.proc.poll()
+            if code is not None:
+                return (f"instance {inst.name} exited with code {code} during startup"
+                        + self._error_hint(inst))
+            problem = await self._probe(inst, probe.path, probe.timeout)
+            if problem is None:
+                inst.ready_at = time.time()
+                return None
+            failures, last = failures + 1, problem
+            if probe.explicit and failures >= probe.failure_threshold or \
+                    time.monotonic() > deadline:
+                return (f"instance {inst.name} not ready: readiness probe GET {probe.path} "
+                        f"failed {failures} times (last: {last})")
+            await self._sleep_unless_exit(inst, poll)
+
+    def _error_hint(self, inst: Instance) -> str:
+        """The instance's own one-line failure from the log, if it printed one."""
+        marker = f"instance {inst.name} failed to start: "
+        for line in reversed(tail(self.home.deployment_log(self.endpoint, inst.deployment), 300)):
+            if marker in line:
+                return ": " + line.split(marker, 1)[1]
+        return ""
+
+    async def _sleep_unless_exit(self, inst: Instance, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and inst.proc.poll() is None:
+            await asyncio.sleep(min(0.1, max(0.0, end - time.monotonic())))
+
+    # -- after startup: liveness, readiness, restarts ------------------------------------
+    async def _watch(self, dep: Deployment, inst: Instance) -> None:
+        log = self.home.deployment_log(self.endpoint, dep.name)
+        runtime = dep.spec
+        routes = dep.routes()
+        live = Probe.of(runtime.get("liveness_probe"), routes["liveness"], LOCAL_LIVENESS)
+        ready = Probe.of(runtime.get("readiness_probe"), routes["readiness"], LOCAL_READINESS)
+        while not inst.stopping:
+            reason = await self._watch_one(inst, live, ready)
+            if inst.stopping or reason is None:
+                return
+            log_event(log, f"instance {inst.name} {reason}; restarting "
+                           f"(restart {inst.restarts + 1})")
+            await self._stop(inst, drain=False)
+            backoff = min(30.0, 0.5 * 2 ** inst.restarts)
+            await asyncio.sleep(backoff if inst.restarts else 0)
+            flow_dir = self.home.deployment_dir(self.endpoint, dep.name) / \
+                f"g{inst.generation}" / runtime["flow_name"]
+            new = self._spawn(dep.name, inst.slot, inst.generation, runtime, flow_dir,
+                              restarts=inst.restarts + 1)
+            if inst in dep.instances:
+                dep.instances[dep.instances.index(inst)] = new
+            else:
+                await self._stop(new, drain=False)
+                return
+            problem = await self._wait_ready(new, ready)
+            if problem:
+                log_event(log, problem)
+            else:
+                new.ready = True
+                log_event(log, f"instance {new.name} restarted and ready "
+                               f"({new.ready_at - new.started:.1f} s)")
+            inst = new
+
+    async def _watch_one(self, inst: Instance, live: Probe, ready: Probe) -> str | None:
+        """Watch until the instance must be restarted (returns why) or is being stopped."""
+        now = time.monotonic()
+        next_live, next_ready = now + live.initial_delay, now + ready.period
+        live_fail = ready_fail = 0
+        while not inst.stopping:
+            code = inst.proc.poll()
+            if code is not None:
+                return f"exited with code {code}"
+            now = time.monotonic()
+            if now >= next_live:
+                next_live = now + live.period
+                problem = await self._probe(inst, live.path, live.timeout)
+                live_fail = 0 if problem is None else live_fail + 1
+                if live_fail >= live.failure_threshold:
+                    return (f"failed its liveness probe GET {live.path} {live_fail} times "
+                            f"(last: {problem})")
+            if now >= next_ready:
+                next_ready = now + ready.period
+                problem = await self._probe(inst, ready.path, ready.timeout)
+                ready_fail = 0 if problem is None else ready_fail + 1
+                if problem is None and not inst.ready:
+                    inst.ready, inst.ready_at = True, inst.ready_at or time.time()
+                elif ready_fail >= ready.failure_threshold and inst.ready:
+                    inst.ready = False  # out of routing until it passes again
+            await asyncio.sleep(0.2)
+        return None
+
+    # -- stopping -------------------------------------------------------------------------
+    async def _stop(self, inst: Instance, *, drain: bool) -> None:
+        inst.stopping = True
+        if drain:
+            end = time.monotonic() + DRAIN_TIMEOUT
+            while inst.inflight > 0 and time.monotonic() < end:
+                await asyncio.sleep(0.05)
+        inst.ready = False
+        if inst.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                inst.proc.send_signal(signal.SIGTERM)
+            end = time.monotonic() + 10
+            while inst.proc.poll() is None and time.monotonic() < end:
+                await asyncio.sleep(0.05)
+            if inst.proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    inst.proc.kill()
+                await asyncio.to_thread(inst.proc.wait)
+
+    async def _delete(self, dep: Deployment) -> None:
+        dep.state = "Deleting"
+        for watcher in dep.watchers:
+            watcher.cancel()
+        await asyncio.gather(*(self._stop(i, drain=True) for i in dep.instances))
+        dep.instances = []
+        log_event(self.home.deployment_log(self.endpoint, dep.name),
+                  f"deployment {dep.name} deleted")
+        self.deployments.pop(dep.name, None)
+
+    async def close(self) -> None:
+        self._closing = True
+        tasks = []
+        for dep in self.deployments.values():
+            if dep.rollout is not None:
+                dep.rollout.cancel()
+            for watcher in dep.watchers:
+                watcher.cancel()
+            tasks += [self._stop(i, drain=False) for i in dep.instances]
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._probe_client.aclose()
+
+    # -- reporting ----------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, dep in self.deployments.items():
+            out[name] = {
+                "provisioning_state": dep.state, "generation": dep.target,
+                "applied_generation": dep.applied, "reason": dep.reason,
+                "log_tail": dep.log_tail, "requests": dep.requests, "mirrored": dep.mirrored,
+                "instances": [i.status() for i in dep.instances],
+                "starting": [i.status() for i in dep.pending],
+                "ready": len(dep.ready_instances()),
+                "instance_count": int(dep.spec.get("instance_count") or 0),
+            }
+        return out
+

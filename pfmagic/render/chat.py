@@ -1,0 +1,197 @@
+"""Chat display objects: one reply, the live view of a streaming reply, a whole transcript.
+
+Each has ``_repr_html_`` (answers rendered as Markdown with raw HTML escaped) and a plain-text
+``__repr__`` for terminals and saved notebooks. Nothing here holds a key or token.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+_BOX = ("font-family:var(--jp-content-font-family,sans-serif);line-height:1.45;"
+        "max-width:60em")
+_USER = "margin:4px 0;padding:6px 10px;border-radius:8px;background:rgba(33,150,243,.10)"
+_BOT = "margin:4px 0;padding:6px 10px;border-radius:8px;background:rgba(128,128,128,.10)"
+_TAG = "color:#777;font-size:85%"
+
+
+def markdown_html(text: str) -> str:
+    """Markdown → HTML with raw HTML escaped and harmful links dropped (mistune, else <pre>)."""
+    try:
+        import mistune
+    except ImportError:  # mistune ships with nbconvert; without it show the text as is
+        return f'<div style="white-space:pre-wrap">{html.escape(text)}</div>'
+    render = mistune.create_markdown(escape=True, plugins=["strikethrough", "table"])
+    return str(render(text))
+
+
+def format_ms(ms: float | None) -> str:
+    if ms is None:
+        return "?"
+    return f"{ms / 1000:.2f} s" if ms >= 1000 else f"{ms:.0f} ms"
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, indent=2,
+                                                          default=str)
+
+
+def _tag(meta: dict[str, Any]) -> str:
+    parts = [meta.get("deployment") or "?", format_ms(meta.get("latency_ms"))]
+    if meta.get("streamed"):
+        parts.append("streamed")
+    return " · ".join(parts)
+
+
+def _turn_html(question: str | None, answer: Any, meta: dict[str, Any],
+               others: dict[str, Any] | None = None) -> str:
+    parts = []
+    if question is not None:
+        parts.append(f'<div style="{_USER}"><b>You</b><div style="white-space:pre-wrap">'
+                     f"{html.escape(question)}</div></div>")
+    body = markdown_html(answer) if isinstance(answer, str) else (
+        f"<pre>{html.escape(_text(answer))}</pre>")
+    parts.append(f'<div style="{_BOT}"><b>Assistant</b> <span style="{_TAG}">'
+                 f"{html.escape(_tag(meta))}</span>{body}</div>")
+    if others:
+        names = ", ".join(others)
+        parts.append(f'<details style="margin:0 10px"><summary style="{_TAG}">other outputs '
+                     f"({html.escape(names)})</summary><pre>"
+                     f"{html.escape(_text(others))}</pre></details>")
+    return "".join(parts)
+
+
+def _turn_text(question: str | None, answer: Any, meta: dict[str, Any],
+               others: dict[str, Any] | None = None) -> str:
+    lines = []
+    if question is not None:
+        lines.append("You: " + question)
+    lines.append(f"Assistant [{_tag(meta)}]: " + _text(answer))
+    for name, value in (others or {}).items():
+        lines.append(f"  {name}: " + _text(value).replace("\n", "\n    "))
+    return "\n".join(lines)
+
+
+@dataclass
+class ChatReply:
+    """What ``r = %pf_invoke …`` returns: the reply of one turn and how it was served."""
+
+    endpoint: str
+    question: str | None
+    outputs: Any
+    status: int
+    deployment: str | None = None
+    latency_ms: float = 0.0
+    request_id: str | None = None
+    streamed: bool = False
+    first_chunk_ms: float | None = None
+    chat_output: str | None = None
+    raw: bool = False
+    chunks: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    @property
+    def answer(self) -> Any:
+        """The chat output's value (None when the flow has no such output)."""
+        if isinstance(self.outputs, dict) and self.chat_output in self.outputs:
+            return self.outputs[self.chat_output]
+        return None
+
+    @property
+    def other_outputs(self) -> dict[str, Any]:
+        if not isinstance(self.outputs, dict):
+            return {}
+        return {k: v for k, v in self.outputs.items() if k != self.chat_output}
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return {"deployment": self.deployment, "latency_ms": self.latency_ms,
+                "streamed": self.streamed, "status": self.status,
+                "request_id": self.request_id}
+
+    def _shows_raw(self) -> bool:
+        return self.raw or self.answer is None
+
+    def _raw_header(self) -> str:
+        return f"{self.endpoint} → {self.status} [{_tag(self.meta)}]"
+
+    def __repr__(self) -> str:
+        if self._shows_raw():
+            return self._raw_header() + "\n" + _text(self.outputs)
+        return _turn_text(self.question, self.answer, self.meta, self.other_outputs)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(repr(self))
+
+    def _repr_html_(self) -> str:
+        if self._shows_raw():
+            return (f'<div style="{_BOX}"><span style="{_TAG}">'
+                    f"{html.escape(self._raw_header())}</span>"
+                    f"<pre>{html.escape(_text(self.outputs))}</pre></div>")
+        return f'<div style="{_BOX}">' + _turn_html(
+            self.question, self.answer, self.meta, self.other_outputs) + "</div>"
+
+
+@dataclass
+class StreamingView:
+    """Live view of a reply while its chunks arrive (updated through a display handle)."""
+
+    question: str | None
+    chat_output: str | None
+    text: str = ""
+    others: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, event: dict[str, Any]) -> str:
+        """Record one SSE event; returns the new answer text it carried."""
+        piece = ""
+        for name, value in event.items():
+            if name == self.chat_output and isinstance(value, str):
+                piece += value
+            elif name not in self.others:
+                self.others[name] = value
+        self.text += piece
+        return piece
+
+    def __repr__(self) -> str:
+        return _turn_text(self.question, self.text + " …", {"deployment": "streaming"})
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(repr(self))
+
+    def _repr_html_(self) -> str:
+        return f'<div style="{_BOX}">' + _turn_html(
+            self.question, self.text + " …", {"deployment": "streaming", "latency_ms": None}
+        ) + "</div>"
+
+
+@dataclass
+class Transcript:
+    """The conversation with one endpoint (``%pf_invoke --history``)."""
+
+    endpoint: str
+    turns: list[dict[str, Any]]
+
+    def _parts(self, turn: dict[str, Any]) -> tuple[str | None, Any, dict[str, Any]]:
+        question = next(iter(turn["inputs"].values()), None)
+        answer = next(iter(turn["outputs"].values()), None)
+        return question, answer, turn.get("meta", {})
+
+    def __repr__(self) -> str:
+        if not self.turns:
+            return f"{self.endpoint}: no conversation yet"
+        head = f"{self.endpoint}: {len(self.turns)} turn(s)"
+        return "\n\n".join([head] + [_turn_text(*self._parts(t)) for t in self.turns])
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(repr(self))
+
+    def _repr_html_(self) -> str:
+        head = (f'<div style="{_TAG}">{html.escape(self.endpoint)}: '
+                f"{len(self.turns)} turn(s)</div>")
+        return (f'<div style="{_BOX}">' + head
+                + "".join(_turn_html(*self._parts(t)) for t in self.turns) + "</div>")
+
+    def __len__(self) -> int:
+        return len(self.turns)

@@ -1,0 +1,151 @@
+"""Endpoint and deployment status (``%pf_status``, ``%pf_traffic``, ``%pf_endpoints``).
+
+``with_status(entity, …)`` returns the very azure-ai-ml object (``ep.traffic``, ``ep.scoring_uri``
+work; it can be sent back to ``MLClient``) whose class is swapped for a subclass that displays a
+short status (HTML + text) instead of the full YAML dump, and masks secret-looking environment
+variables. No azure.ai.ml import here: the subclass derives from whatever class it is given.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from pfmagic.render.mask import mask_mapping
+
+_classes: dict[type, type] = {}
+_TH = "text-align:left;padding-right:1em"
+
+
+def _traffic_text(traffic: dict[str, Any] | None) -> str:
+    return ", ".join(f"{d}={p}%" for d, p in (traffic or {}).items()) or "-"
+
+
+def _model_text(model: Any) -> str:
+    if model is None or isinstance(model, str):
+        return model or "-"
+    name, version = getattr(model, "name", None), getattr(model, "version", None)
+    return f"{name}:{version}" if version else str(name or "-")
+
+
+def endpoint_rows(ep: Any, deployments: list[Any] | None = None) -> list[tuple[str, str]]:
+    rows = [("name", ep.name), ("state", str(ep.provisioning_state or "?")),
+            ("auth", str(getattr(ep, "auth_mode", "") or "-")),
+            ("scoring uri", ep.scoring_uri or "-"),
+            ("traffic", _traffic_text(ep.traffic))]
+    if getattr(ep, "mirror_traffic", None):
+        rows.append(("mirror", _traffic_text(ep.mirror_traffic)))
+    if deployments is not None:
+        rows.append(("deployments", ", ".join(
+            f"{d.name} ({d.provisioning_state or '?'})" for d in deployments) or "-"))
+    return rows
+
+
+def deployment_rows(dep: Any, traffic: dict[str, Any] | None = None) -> list[tuple[str, str]]:
+    rows = [("name", f"{dep.endpoint_name}/{dep.name}"),
+            ("state", str(dep.provisioning_state or "?")),
+            ("model", _model_text(dep.model)),
+            ("instances", f"{dep.instance_count or '?'} × {dep.instance_type or '?'}")]
+    if traffic is not None:
+        rows.append(("traffic", f"{traffic.get(dep.name, 0)}%"))
+    env = mask_mapping(getattr(dep, "environment_variables", None))
+    if env:
+        rows.append(("environment", ", ".join(f"{k}={v}" for k, v in env.items())))
+    return rows
+
+
+def rows_text(title: str, rows: list[tuple[str, str]]) -> str:
+    width = max((len(k) for k, _ in rows), default=0)
+    return "\n".join([title] + [f"  {k.ljust(width)}  {v}" for k, v in rows])
+
+
+def rows_html(title: str, rows: list[tuple[str, str]]) -> str:
+    body = "".join(f"<tr><th style='{_TH}'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+                   for k, v in rows)
+    return f"<b>{html.escape(title)}</b><table>{body}</table>"
+
+
+class _StatusMixin:
+    """Display of an entity whose class was swapped by ``with_status``.
+
+    Its methods are copied into a direct subclass of the entity's class: a mixin base would
+    change the memory layout and forbid the ``__class__`` swap.
+    """
+
+    _pf_title: str = ""
+    _pf_rows: list[tuple[str, str]] = []
+
+    def __repr__(self) -> str:
+        return rows_text(self._pf_title, self._pf_rows)
+
+    def __str__(self) -> str:  # azure-ai-ml's str() dumps YAML, env vars included
+        return rows_text(self._pf_title, self._pf_rows)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(repr(self))
+
+    def _repr_html_(self) -> str:
+        return rows_html(self._pf_title, self._pf_rows)
+
+
+def with_status(entity: Any, title: str, rows: list[tuple[str, str]]) -> Any:
+    """``entity`` itself, displayed as ``title`` + ``rows`` (its class becomes a subclass)."""
+    base = type(entity)
+    if getattr(base, "_pf_status", False):
+        base = base.__mro__[1]
+    cls = _classes.get(base)
+    if cls is None:
+        methods = {k: v for k, v in vars(_StatusMixin).items()
+                   if k.startswith(("_pf", "__repr__", "__str__", "_repr"))}
+        cls = type(f"{base.__name__}Status", (base,),
+                   {**methods, "_pf_status": True, "__module__": __name__})
+        _classes[base] = cls
+    entity.__class__ = cls
+    # class-level defaults keep these out of the entity's own fields until set here
+    entity._pf_title = title
+    entity._pf_rows = rows
+    return entity
+
+
+def endpoint_status(ep: Any, deployments: list[Any] | None = None) -> Any:
+    return with_status(ep, f"endpoint {ep.name}", endpoint_rows(ep, deployments))
+
+
+def deployment_status(dep: Any, traffic: dict[str, Any] | None = None) -> Any:
+    return with_status(dep, f"deployment {dep.endpoint_name}/{dep.name}",
+                       deployment_rows(dep, traffic))
+
+
+class EndpointTable(list):
+    """``%pf_endpoints``: a list of endpoints shown as a table."""
+
+    COLUMNS = ("name", "state", "scoring uri", "traffic", "deployments")
+
+    def __init__(self, endpoints: list[Any], deployments: dict[str, list[Any]]):
+        super().__init__(endpoints)
+        self.deployments = deployments
+
+    def rows(self) -> list[tuple[str, ...]]:
+        return [(ep.name, str(ep.provisioning_state or "?"), ep.scoring_uri or "-",
+                 _traffic_text(ep.traffic),
+                 ", ".join(d.name for d in self.deployments.get(ep.name, [])) or "-")
+                for ep in self]
+
+    def __repr__(self) -> str:
+        if not self:
+            return "no endpoints"
+        table = [self.COLUMNS, *self.rows()]
+        widths = [max(len(r[i]) for r in table) for i in range(len(self.COLUMNS))]
+        lines = ("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in table)
+        return "\n".join(line.rstrip() for line in lines)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(repr(self))
+
+    def _repr_html_(self) -> str:
+        if not self:
+            return "<i>no endpoints</i>"
+        head = "".join(f"<th style='{_TH}'>{c}</th>" for c in self.COLUMNS)
+        body = "".join("<tr>" + "".join(f"<td style='{_TH}'>{html.escape(c)}</td>" for c in r)
+                       + "</tr>" for r in self.rows())
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

@@ -1,0 +1,361 @@
+"""A small in-memory server that answers the ARM calls azure-ai-ml makes for online endpoints.
+
+It speaks the real protocol (PUT → 201 + ``Azure-AsyncOperation``, status polling until
+Succeeded/Failed, DELETE → 202 + ``Location``, ARM error bodies) so tests drive the real
+``MLClient``. ``RedirectTransport`` sends every https request (management.azure.com and the
+scoring hosts) here and restores the URL afterwards (see /work/shared/notes/azure-ai-ml.md §2).
+
+Knobs for failure tests: ``fail_deployment`` / ``fail_endpoint`` (async failure with an ARM
+error), ``reject`` (synchronous error for a method + path suffix), ``op_seconds`` (how long
+an LRO stays InProgress), ``logs``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from azure.core.credentials import AccessToken
+from azure.core.pipeline.transport import RequestsTransport
+
+ARM = "https://management.azure.com"
+PROVIDER = "/providers/Microsoft.MachineLearningServices"
+WS_RE = re.compile(
+    r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)"
+    + PROVIDER + r"/workspaces/(?P<ws>[^/]+)(?P<rest>/.*)?$", re.I)
+LOC_RE = re.compile(r"^/subscriptions/(?P<sub>[^/]+)" + PROVIDER + r"/locations/(?P<loc>[^/]+)"
+                    r"/(?P<kind>usages|mfeOperationsStatus|mfeOperationResults)(?:/(?P<id>[^/]+))?$",
+                    re.I)
+
+
+@dataclass
+class Logged:
+    """One request as the server saw it."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+    headers: dict[str, str]  # lower-case names
+    host: str
+
+    @property
+    def api_version(self) -> str | None:
+        return self.query.get("api-version")
+
+
+@dataclass
+class _Op:
+    done_at: float
+    resource: str | None  # resource path whose provisioningState follows the op
+    error: dict[str, str] | None = None
+    delete: bool = False
+    status: str = "InProgress"
+
+
+@dataclass
+class ArmState:
+    location: str = "eastus"
+    resources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ops: dict[str, _Op] = field(default_factory=dict)
+    log: list[Logged] = field(default_factory=list)
+    logs: str = "line 1\nline 2\nline 3"
+    usages: list[dict[str, Any]] = field(default_factory=list)
+    op_seconds: float = 0.0
+    fail_deployment: dict[str, str] | None = None
+    fail_endpoint: dict[str, str] | None = None
+    # (method, path suffix) → (status, code, message): answered instead of the normal reply
+    reject: dict[tuple[str, str], tuple[int, str, str]] = field(default_factory=dict)
+    scoring_reply: dict[str, Any] = field(default_factory=lambda: {"answer": "hi"})
+    scoring_status: int = 200  # non-200: reply with promptflow's error body
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def requests(self, method: str | None = None, contains: str = "") -> list[Logged]:
+        return [r for r in self.log
+                if (method is None or r.method == method) and contains.lower() in r.path.lower()]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:  # quiet
+        pass
+
+    # -- plumbing ----------------------------------------------------------------------
+    def _reply(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
+        data = b"" if body is None else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("x-ms-request-id", str(uuid.uuid4()))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error(self, status: int, code: str, message: str) -> None:
+        self._reply(status, {"error": {"code": code, "message": message}})
+
+    def _handle(self) -> None:
+        st = self.server.state
+        parts = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw.decode(errors="replace")
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        host = self.headers.get("x-original-host", "")
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        entry = Logged(self.command, parts.path, query, body, headers, host)
+        with st.lock:
+            st.log.append(entry)
+            for (method, suffix), (status, code, msg) in st.reject.items():
+                if method == self.command and parts.path.lower().endswith(suffix.lower()):
+                    return self._error(status, code, msg)
+            if "inference.ml.azure.com" in host:
+                return self._score(host, body)
+            m = LOC_RE.match(parts.path)
+            if m:
+                return self._location(m, query)
+            m = WS_RE.match(parts.path)
+            if not m:
+                return self._error(404, "NotFound", f"no route {parts.path}")
+            return self._workspace(m, parts.path, body)
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = _handle  # noqa: N815
+
+    # -- routes ------------------------------------------------------------------------
+    def _location(self, m: re.Match[str], query: dict[str, str]) -> None:
+        st = self.server.state
+        kind = m["kind"].lower()
+        if kind == "usages":
+            return self._reply(200, {"value": st.usages})
+        op = st.ops.get(m["id"] or "")
+        if op is None:
+            return self._error(404, "NotFound", "no such operation")
+        self.server.advance(op)
+        if kind == "mfeoperationresults":  # Location polling: 202 until done
+            if op.status == "InProgress":
+                return self._reply(202, None, self._poll_headers(op_id=m["id"], location=True))
+            if op.status == "Failed":
+                return self._reply(400, {"error": op.error})
+            return self._reply(200, None)
+        body: dict[str, Any] = {"id": m["id"], "name": m["id"], "status": op.status}
+        if op.error:
+            body["error"] = op.error
+        return self._reply(200, body, {"retry-after-ms": "20"})
+
+    def _workspace(self, m: re.Match[str], path: str, body: Any) -> None:
+        st = self.server.state
+        rest = m["rest"] or ""
+        ws_path = path[: len(path) - len(rest)]
+        if not rest:
+            return self._reply(200, {
+                "id": ws_path, "name": m["ws"], "location": st.location,
+                "type": "Microsoft.MachineLearningServices/workspaces",
+                "properties": {"discoveryUrl": f"{ARM}/discovery"}})
+        key = path.lower()
+        verb = self.command
+        if verb == "POST":
+            return self._action(key, rest, body)
+        if verb == "GET":
+            if key in st.resources:
+                return self._reply(200, st.resources[key])
+            children = [v for k, v in st.resources.items()
+                        if k.startswith(key + "/") and "/" not in k[len(key) + 1:]]
+            if children or re.search(r"/(onlineendpoints|deployments|versions)$", key):
+                return self._reply(200, {"value": children})
+            return self._error(404, "ResourceNotFound",
+                               f"Resource {rest.rsplit('/', 1)[-1]} not found.")
+        if verb == "PUT":
+            return self._put(key, path, rest, body)
+        if verb == "DELETE":
+            if key not in st.resources:
+                return self._reply(204)
+            op_id = self.server.new_op(key, delete=True)
+            st.resources[key]["properties"]["provisioningState"] = "Deleting"
+            return self._reply(202, None, self._poll_headers(op_id=op_id, location=True))
+        return self._error(405, "MethodNotAllowed", verb)
+
+    def _put(self, key: str, path: str, rest: str, body: dict[str, Any]) -> None:
+        st = self.server.state
+        name = rest.rsplit("/", 1)[-1]
+        is_endpoint = re.search(r"/onlineendpoints/[^/]+$", key) is not None
+        is_deployment = re.search(r"/onlineendpoints/[^/]+/deployments/[^/]+$", key) is not None
+        resource = dict(body or {})
+        resource.update(id=path, name=name)
+        props = resource.setdefault("properties", {})
+        if not (is_endpoint or is_deployment):  # models, environments...: synchronous
+            existed = key in st.resources
+            st.resources[key] = resource
+            return self._reply(200 if existed else 201, resource)
+        if is_endpoint:
+            old = st.resources.get(key, {}).get("properties", {})
+            props.setdefault("authMode", old.get("authMode", "Key"))
+            props["scoringUri"] = f"https://{name}.{st.location}.inference.ml.azure.com/score"
+            props["swaggerUri"] = f"https://{name}.{st.location}.inference.ml.azure.com/swagger.json"
+        else:
+            endpoint_key = key.rsplit("/deployments/", 1)[0]
+            if endpoint_key not in st.resources:
+                return self._error(404, "ResourceNotFound", "endpoint not found")
+            props.setdefault("scaleSettings", {"scaleType": "Default"})  # ARM fills defaults
+            if props.get("endpointComputeType") == "Kubernetes":
+                props.setdefault("containerResourceRequirements", {})
+        created = key not in st.resources
+        props["provisioningState"] = "Creating" if created else "Updating"
+        st.resources[key] = resource
+        fail = st.fail_deployment if is_deployment else st.fail_endpoint
+        op_id = self.server.new_op(key, error=fail)
+        return self._reply(201 if created else 200, resource, self._poll_headers(op_id=op_id))
+
+    def _action(self, key: str, rest: str, body: Any) -> None:
+        st = self.server.state
+        target, action = key.rsplit("/", 1)
+        resource = st.resources.get(target)
+        if resource is None:
+            return self._error(404, "ResourceNotFound", "not found")
+        if action == "listkeys":
+            keys = resource.setdefault("_keys", {"primaryKey": "pk-" + uuid.uuid4().hex[:8],
+                                                 "secondaryKey": "sk-" + uuid.uuid4().hex[:8]})
+            return self._reply(200, keys)
+        if action == "token":
+            return self._reply(200, {"accessToken": "aml-token-xyz", "tokenType": "Bearer",
+                                     "expiryTimeUtc": int(time.time()) + 3600,
+                                     "refreshAfterTimeUtc": int(time.time()) + 1800})
+        if action == "regeneratekeys":
+            slot = "primaryKey" if (body or {}).get("keyType") == "Primary" else "secondaryKey"
+            resource.setdefault("_keys", {})[slot] = "new-" + uuid.uuid4().hex[:8]
+            op_id = self.server.new_op(None)
+            return self._reply(202, None, self._poll_headers(op_id=op_id, location=True))
+        if action == "getlogs":
+            tail = int((body or {}).get("tail") or 100)
+            return self._reply(200, {"content": "\n".join(st.logs.splitlines()[-tail:])})
+        return self._error(400, "BadRequest", f"unknown action {action}")
+
+    def _score(self, host: str, body: Any) -> None:
+        st = self.server.state
+        if st.scoring_status != 200:
+            return self._error(st.scoring_status, "UserError", "Execution failure in 'answer': "
+                               "(ValueError) user asked for an explosion")
+        reply = dict(st.scoring_reply)
+        reply["echo"] = body
+        deployment = self.headers.get("azureml-model-deployment") or "blue"
+        data = json.dumps(reply).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("azureml-model-deployment", deployment)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _poll_headers(self, *, op_id: str, location: bool = False) -> dict[str, str]:
+        st = self.server.state
+        sub = self.path.split("/")[2]
+        base = f"{ARM}/subscriptions/{sub}{PROVIDER}/locations/{st.location}"
+        if location:
+            return {"Location": f"{base}/mfeOperationResults/{op_id}?api-version=x",
+                    "retry-after-ms": "20"}
+        return {"Azure-AsyncOperation": f"{base}/mfeOperationsStatus/{op_id}?api-version=x",
+                "retry-after-ms": "20"}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, state: ArmState):
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.state = state
+
+    def new_op(self, resource: str | None, *, error: dict[str, str] | None = None,
+               delete: bool = False) -> str:
+        op_id = uuid.uuid4().hex
+        self.state.ops[op_id] = _Op(time.time() + self.state.op_seconds, resource, error, delete)
+        return op_id
+
+    def advance(self, op: _Op) -> None:
+        """Finish ``op`` once its time is up and move its resource to the final state."""
+        if op.status != "InProgress" or time.time() < op.done_at:
+            return
+        op.status = "Failed" if op.error else "Succeeded"
+        res = self.state.resources.get(op.resource or "")
+        if res is None:
+            return
+        if op.delete:
+            for key in [k for k in self.state.resources if k == op.resource
+                        or k.startswith(op.resource + "/")]:
+                del self.state.resources[key]
+        else:
+            res["properties"]["provisioningState"] = op.status
+
+
+class ArmServer:
+    """Run the fake ARM on 127.0.0.1 in a thread; ``state`` holds resources and the log."""
+
+    def __init__(self) -> None:
+        self.state = ArmState()
+        self._server = _Server(self.state)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> ArmServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def transport(self) -> RedirectTransport:
+        return RedirectTransport(self.port)
+
+    def seed(self, path: str, resource: dict[str, Any]) -> None:
+        """Put a resource in the store directly (``path`` is its ARM id)."""
+        resource = dict(resource, id=path, name=path.rsplit("/", 1)[-1])
+        resource.setdefault("properties", {})
+        self.state.resources[path.lower()] = resource
+
+
+class RedirectTransport(RequestsTransport):
+    """Send https requests to the local server; restore the URL so ARM polling stays https."""
+
+    def __init__(self, port: int, **kw: Any):
+        super().__init__(**kw)
+        self.port = port
+
+    def send(self, request: Any, **kwargs: Any) -> Any:
+        original = request.url
+        parts = urlsplit(original)
+        request.url = f"http://127.0.0.1:{self.port}{parts.path}" + (
+            f"?{parts.query}" if parts.query else "")
+        request.headers["x-original-host"] = parts.netloc
+        try:
+            return super().send(request, **kwargs)
+        finally:
+            request.url = original
+
+
+class FakeCredential:
+    """A TokenCredential that never talks to Entra ID."""
+
+    def __init__(self) -> None:
+        self.scopes: list[tuple[str, ...]] = []
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        self.scopes.append(scopes)
+        return AccessToken("fake-token", int(time.time()) + 3600)
+
+    def get_token_info(self, *scopes: str, **kwargs: Any) -> Any:
+        from azure.core.credentials import AccessTokenInfo
+
+        self.scopes.append(scopes)
+        return AccessTokenInfo("fake-token", int(time.time()) + 3600)

@@ -1,0 +1,268 @@
+"""%pf_invoke against real local endpoints (LocalBackend: router + promptflow serving instances).
+
+One endpoint for the module, key auth, two deployments of the chat-echo flow:
+``blue`` (100 % traffic) and ``green`` (0 %, ECHO_DELAY slows its answer: streaming, timeouts).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from IPython.core.error import UsageError
+from IPython.utils.capture import capture_output
+
+from pfmagic.chat import (
+    ChatNames,
+    build_inputs,
+    fetch_swagger_info,
+    model_reference,
+    names_from_flow,
+    names_from_properties,
+    names_from_swagger,
+)
+from pfmagic.config import PfMagics
+from pfmagic.errors import BackendError
+from pfmagic.http import score
+from pfmagic.magics import session_of
+
+FLOW = Path(__file__).parent / "flows" / "chat-echo"
+EP = "echo-invoke"
+GREEN_DELAY = "0.3"
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("invoke-home")
+
+
+@pytest.fixture(scope="module")
+def backend(home: Path) -> Iterator[Any]:
+    """Real local endpoint with blue (all traffic) and green (slow) deployments."""
+    from azure.ai.ml.entities import ManagedOnlineDeployment, ManagedOnlineEndpoint, Model
+
+    from pfmagic.backends.local.backend import LocalBackend
+
+    b = LocalBackend(settings=PfMagics(home=str(home), widgets=False, warmup=False))
+    try:
+        model = b.create_model(Model(name="chat-echo", path=str(FLOW)))
+        b.create_endpoint(ManagedOnlineEndpoint(name=EP, auth_mode="key")).result(120)
+        blue = b.create_deployment(ManagedOnlineDeployment(
+            name="blue", endpoint_name=EP, model=model, instance_type="Standard_DS3_v2",
+            instance_count=1), all_traffic=True)
+        green = b.create_deployment(ManagedOnlineDeployment(
+            name="green", endpoint_name=EP, model=model, instance_type="Standard_DS3_v2",
+            instance_count=1,
+            environment_variables={"ECHO_DELAY": GREEN_DELAY}))
+        blue.result(180)
+        green.result(180)
+        yield b
+    finally:
+        try:
+            b.delete_endpoint(EP).result(60)
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def shell(ip: Any, home: Path, backend: Any) -> Any:
+    """The test shell, pointed at the module's local endpoints."""
+    session = session_of(ip)
+    session.settings.home = str(home)
+    return ip
+
+
+def invoke(shell: Any, line: str, cell: str | None = None) -> Any:
+    if cell is None:
+        return shell.run_line_magic("pf_invoke", line)
+    return shell.run_cell_magic("pf_invoke", line, cell)
+
+
+def secret_of(backend: Any) -> str:
+    return backend.get_keys(EP).primary_key
+
+
+# -- conversation -------------------------------------------------------------------------
+
+def test_three_turn_conversation(shell: Any, backend: Any) -> None:
+    r1 = invoke(shell, f"{EP} first question")
+    r2 = invoke(shell, "what's second?")  # default endpoint: the last one used
+    r3 = invoke(shell, EP, "third\nmulti-line")
+    assert r1.answer == "Echo: first question "
+    assert r2.answer == "Echo: what's second? (earlier: first question) "
+    assert r3.answer == "Echo: third\nmulti-line (earlier: first question | what's second?) "
+    assert [r.outputs["turns"] for r in (r1, r2, r3)] == [0, 1, 2]
+    assert {r.deployment for r in (r1, r2, r3)} == {"blue"}
+    assert all(r.status == 200 and r.latency_ms > 0 and r.request_id for r in (r1, r2, r3))
+
+    history = session_of(shell).histories[EP]
+    assert [t["inputs"] for t in history] == [
+        {"question": "first question"}, {"question": "what's second?"},
+        {"question": "third\nmulti-line"}]
+    assert history[0]["outputs"] == {"answer": "Echo: first question "}
+
+    transcript = invoke(shell, "--history")
+    text = repr(transcript)
+    assert text.startswith(f"{EP}: 3 turn(s)")
+    assert "You: what's second?" in text and "Assistant [blue · " in text
+    html = transcript._repr_html_()
+    assert html.count("<b>You</b>") == 3 and "blue · " in html
+
+
+def test_max_history_limits_what_is_sent(shell: Any) -> None:
+    shell.run_line_magic("config", "PfMagics.max_history = 1")
+    invoke(shell, f"{EP} one")
+    invoke(shell, "two")
+    r = invoke(shell, "three")
+    assert r.outputs["turns"] == 1 and r.answer == "Echo: three (earlier: two) "
+    assert len(session_of(shell).histories[EP]) == 3  # all kept, only the last one sent
+
+
+def test_reset_starts_a_new_conversation(shell: Any) -> None:
+    invoke(shell, f"{EP} remember me")
+    with capture_output() as out:
+        assert invoke(shell, f"--reset {EP}") is None
+    assert out.stdout.strip() == f"{EP}: new conversation"
+    assert EP not in session_of(shell).histories
+    r = invoke(shell, "--reset fresh start")
+    assert r.answer == "Echo: fresh start " and r.outputs["turns"] == 0
+
+
+def test_stream_prints_chunks_and_merges(shell: Any) -> None:
+    with capture_output() as out:
+        r = invoke(shell, f"{EP} --deployment green --stream slow stream please")
+    assert r.streamed and r.deployment == "green"
+    assert r.answer == "Echo: slow stream please "
+    assert out.stdout == "Echo: slow stream please \n"  # text fallback: chunks as they came
+    assert [c for c in r.chunks if "answer" in c][0] == {"answer": "Echo: "}
+    assert 0 < r.first_chunk_ms < r.latency_ms  # first token well before the end
+    assert session_of(shell).histories[EP][-1]["meta"]["streamed"] is True
+
+
+def test_targeted_deployment_and_traffic(shell: Any) -> None:
+    blue = invoke(shell, f"{EP} hello")
+    green = invoke(shell, f"{EP} -d green hello")
+    assert blue.deployment == "blue" and green.deployment == "green"
+    assert green.latency_ms > blue.latency_ms  # green sleeps between words
+    assert "green · " in repr(green)
+
+
+def test_reply_object_raw_and_output_var(shell: Any) -> None:
+    r = invoke(shell, f"{EP} --raw --input extra=1 raw please")
+    assert json.loads(repr(r).split("\n", 1)[1]) == r.outputs
+    assert repr(r).startswith(f"{EP} → 200 [blue · ")
+    assert invoke(shell, f"{EP} -o saved stored reply") is None
+    saved = shell.user_ns["saved"]
+    assert saved.answer.startswith("Echo: stored reply") and saved.deployment == "blue"
+
+
+def test_request_file(shell: Any, tmp_path: Path) -> None:
+    request = tmp_path / "sample-request.json"
+    request.write_text(json.dumps({"question": "from file", "chat_history": [
+        {"inputs": {"question": "earlier"}, "outputs": {"answer": "x"}}]}))
+    before = len(session_of(shell).histories.get(EP, []))
+    r = invoke(shell, f"{EP} --request-file {request}")
+    assert r.outputs == {"answer": "Echo: from file (earlier: earlier) ", "turns": 1}
+    assert len(session_of(shell).histories.get(EP, [])) == before  # not a conversation turn
+    bad = tmp_path / "bad.json"
+    bad.write_text("{nope")
+    with pytest.raises(UsageError, match="request file bad.json is not JSON"):
+        invoke(shell, f"{EP} -f {bad}")
+
+
+def test_html_escapes_markup(shell: Any) -> None:
+    r = invoke(shell, f"{EP} <script>alert(1)</script> **bold**")
+    html = r._repr_html_()
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "<strong>bold</strong>" in html  # Markdown still rendered
+    assert "other outputs (turns)" in html
+
+
+# -- errors -------------------------------------------------------------------------------
+
+def test_flow_error_is_one_line_and_not_kept(shell: Any) -> None:
+    invoke(shell, f"{EP} --reset before")
+    with pytest.raises(UsageError) as err:
+        invoke(shell, "explode")
+    message = str(err.value)
+    # JSON mode hides a generator's exception behind promptflow's "can only join an iterable"
+    assert message.startswith(f"{EP}: ") and "424" in message and "\n" not in message
+    assert "can only join an iterable" in message
+    with pytest.raises(UsageError, match="stream ended before any 'answer'"):
+        invoke(shell, "--stream explode")
+    assert [t["inputs"]["question"] for t in session_of(shell).histories[EP]] == ["before"]
+
+
+def test_timeout(shell: Any) -> None:
+    shell.run_line_magic("config", "PfMagics.invoke_timeout = 0.5")
+    with pytest.raises(UsageError, match=rf"^{EP}: timeout: no reply .* within 0.5 s$"):
+        invoke(shell, f"{EP} -d green one two three four")
+
+
+def test_unknown_deployment_and_endpoint(shell: Any) -> None:
+    with pytest.raises(UsageError, match=rf"^{EP}: 404 "):
+        invoke(shell, f"{EP} -d nosuch hello")
+    with pytest.raises(UsageError, match="no-such-endpoint"):
+        invoke(shell, "--reset no-such-endpoint hi")
+
+
+def test_status_classes_from_the_router(backend: Any) -> None:
+    ep = backend.get_endpoint(EP)
+    good = secret_of(backend)
+    with pytest.raises(BackendError) as err:
+        score(ep.scoring_uri, {"question": "x"}, key="wrong-key-123")
+    assert err.value.status == 401 and str(err.value).startswith("401 unauthorized")
+    assert "wrong-key-123" not in str(err.value)
+    with pytest.raises(BackendError) as err:
+        score(ep.scoring_uri, {"chat_history": []}, key=good)
+    assert err.value.status in (400, 424) and "Required input fields" in str(err.value)
+    assert good not in str(err.value)
+
+
+def test_keys_never_shown(shell: Any, backend: Any) -> None:
+    key = secret_of(backend)
+    with capture_output() as out:
+        r = invoke(shell, f"{EP} --stream show me")
+        t = invoke(shell, "--history")
+        try:
+            invoke(shell, "explode")
+        except UsageError as exc:
+            print(exc)
+    shown = out.stdout + out.stderr + repr(r) + r._repr_html_() + repr(t) + t._repr_html_()
+    shown += json.dumps(session_of(shell).histories, default=str)
+    assert key not in shown and "Bearer" not in shown
+
+
+# -- chat names ---------------------------------------------------------------------------
+
+def test_chat_names_sources(backend: Any) -> None:
+    assert names_from_flow(FLOW) == ChatNames("question", "answer", "chat_history",
+                                              "flow.dag.yaml")
+    props = {"azureml.promptflow.chat_input": "query", "azureml.promptflow.chat_output": "reply"}
+    assert names_from_properties(props) == ChatNames("query", "reply", "chat_history",
+                                                     "model properties")
+    assert names_from_properties({"azureml.promptflow.mode": "chat"}) is None
+    info = fetch_swagger_info(backend, EP)  # the endpoint's own swagger, through the router
+    assert names_from_swagger(info) == ChatNames("question", "answer", "chat_history",
+                                                 "swagger.json")
+    assert model_reference("azureml:basic-chat-model:1") == ("basic-chat-model", "1")
+    assert model_reference("azureml:m@latest") == ("m", None)
+    assert model_reference("/subscriptions/s/resourceGroups/g/providers/x/workspaces/w/"
+                           "models/m/versions/3") == ("m", "3")
+    turns = [{"inputs": {"question": "a"}, "outputs": {"answer": "b"}, "meta": {"x": 1}}]
+    body = build_inputs(ChatNames(), "q", turns, 20, {"temperature": 0})
+    assert body == {"temperature": 0, "question": "q",
+                    "chat_history": [{"inputs": {"question": "a"}, "outputs": {"answer": "b"}}]}
+    assert build_inputs(ChatNames(), "q", turns, 0)["chat_history"] == []
+
+
+def test_help_and_usage(shell: Any) -> None:
+    doc = shell.find_line_magic("pf_invoke").__doc__
+    for flag in ("--deployment", "--reset", "--history", "--request-file", "--raw", "--stream",
+                 "--input", "-o", "Examples"):
+        assert flag in doc
+    with pytest.raises(UsageError, match="no question given"):
+        invoke(shell, EP)

@@ -1,0 +1,98 @@
+"""The panel under a ``%%pf_deployment`` cell: quota calculator + Deploy button.
+
+Deploy runs the same call as ``--create``: ``session.backend.create_deployment(dep,
+all_traffic=…)``, and shows a ``ProgressView`` of the returned ``Operation`` below the button.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+from typing import Any
+
+import ipywidgets as w
+
+from pfmagic.errors import PfError
+
+from .progress import ProgressView
+from .quota import QuotaCalculator
+
+
+class DeployPanel(w.VBox):
+    """``DeployPanel(deployment, session)``: Deploy button, all-traffic checkbox, progress."""
+
+    def __init__(self, deployment: Any, session: Any, **kwargs: Any):
+        self.deployment = deployment
+        self.session = session
+        self.view: ProgressView | None = None
+        endpoint = getattr(deployment, "endpoint_name", None)
+        others = [d for (ep, d) in session.deployments if ep == endpoint and d != deployment.name]
+        self.all_traffic = w.Checkbox(
+            value=not others, indent=False,
+            description=f"send all traffic of {endpoint} to {deployment.name} (--all-traffic)")
+        self.button = w.Button(description="Deploy", icon="rocket", button_style="primary",
+                               tooltip="Same as %%pf_deployment --create")
+        self.status = w.HTML()
+        self.progress_box = w.VBox()
+        self.button.on_click(lambda _b: self.deploy())
+        super().__init__(children=[w.HBox([self.button, self.all_traffic]), self.status,
+                                   self.progress_box], **kwargs)
+
+    def deploy(self) -> ProgressView | None:
+        """Start the deployment (on the session's backend) and show its progress view."""
+        if self.view is not None and not self.view.op.done():
+            return self.view
+        self.button.disabled = True
+        self.status.value = ""
+        try:
+            backend = self.session.backend
+            op = backend.create_deployment(self.deployment, all_traffic=self.all_traffic.value)
+        except Exception as exc:  # a button callback has no cell to raise into
+            msg = str(exc) if isinstance(exc, PfError) else f"{type(exc).__name__}: {exc}"
+            self.status.value = f"<span style='color:#cf222e'>{html.escape(msg)}</span>"
+            self.button.disabled = False
+            return None
+        self.session.operations.append(op)
+        self.session.last_endpoint = getattr(self.deployment, "endpoint_name", None) \
+            or self.session.last_endpoint
+        self.view = ProgressView(op, backend=backend)
+        self.progress_box.children = [self.view]
+        op_done = self.view.finished
+
+        def reenable() -> None:  # allow a re-deploy once this one has ended
+            op_done.wait()
+            self.button.disabled = False
+            self.button.description = "Deploy again"
+
+        threading.Thread(target=reenable, daemon=True, name="pfmagic-deploy-panel").start()
+        return self.view
+
+    def text(self) -> str:
+        if self.view is not None:
+            return self.view.text()
+        return f"Deploy {self.deployment.endpoint_name}/{self.deployment.name}: not started"
+
+    def __repr__(self) -> str:
+        return self.text()
+
+
+class DeploymentPanel(w.VBox):
+    """Quota calculator above the Deploy panel; ``text/plain`` is the quota text block."""
+
+    def __init__(self, deployment: Any, session: Any, *, usage: Any = None,
+                 backend_name: str = "local", **kwargs: Any):
+        self.quota = QuotaCalculator(deployment, usage=usage, backend_name=backend_name)
+        self.deploy_panel = DeployPanel(deployment, session)
+        super().__init__(children=[self.quota, self.deploy_panel], **kwargs)
+
+    def text(self) -> str:
+        return self.quota.text()
+
+    def __repr__(self) -> str:
+        return self.text()
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if isinstance(bundle, dict):
+            bundle["text/plain"] = self.text()
+        return bundle

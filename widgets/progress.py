@@ -1,0 +1,191 @@
+"""Deployment progress widget: stages with state / elapsed / message, a bar, the log tail,
+a cancel button, and the outcome (scoring URI, traffic, masked key, or reason + logs).
+
+Updated from threads only through widget traits (never ``with out:``; magics-conventions §8):
+events arrive on the operation's worker thread, and a ticker thread refreshes elapsed times,
+polls logs and draws the outcome, so the kernel stays free with ``--no-wait``.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+from typing import Any
+
+import ipywidgets as w
+
+from pfmagic.backends.events import Operation, ProgressEvent
+
+from .text import elapsed, summary_text
+from .track import LOG_LINES, Tracker, failure_details, outcome_details, target_of
+
+ICONS = {"Pending": "○", "Running": "◐", "Succeeded": "✓", "Failed": "✗", "Canceled": "⊘",
+         "Skipped": "–"}
+COLORS = {"Succeeded": "#1a7f37", "Failed": "#cf222e", "Canceled": "#9a6700",
+          "Running": "#0969da"}
+BAR = {"Succeeded": "success", "Failed": "danger", "Canceled": "warning"}
+
+
+class ProgressView(w.VBox):
+    """``ProgressView(op, backend=None, tick=1.0, log_every=5.0)``: live view of an operation.
+
+    ``finished`` is set once the outcome is drawn; ``text()`` is the plain-text twin.
+    """
+
+    def __init__(self, op: Operation, *, backend: Any = None, tick: float = 1.0,
+                 log_every: float = 5.0, **kwargs: Any):
+        self.op = op
+        self.backend = backend
+        self.tracker = Tracker(op)
+        self.finished = threading.Event()
+        self.outcome: str | None = None
+        self._tick = tick
+        self._log_every = log_every
+        self._draw_lock = threading.RLock()
+        self.title = w.HTML()
+        self.bar = w.FloatProgress(value=0.0, min=0.0, max=1.0, bar_style="info",
+                                   layout=w.Layout(width="420px"))
+        self.bar_label = w.HTML()
+        self.stages_box = w.HTML()
+        self.logs_box = w.HTML()
+        self.result_box = w.HTML()
+        self.cancel_button = w.Button(description="Cancel", icon="stop", button_style="warning",
+                                      tooltip="Ask the backend to stop this operation")
+        self.cancel_button.on_click(lambda _b: self.cancel())
+        super().__init__(children=[self.title, w.HBox([self.bar, self.bar_label]),
+                                   self.stages_box, self.logs_box, self.result_box,
+                                   self.cancel_button], **kwargs)
+        self._redraw()
+        op.subscribe(self._on_event)
+        self._ticker = threading.Thread(target=self._run, daemon=True,
+                                        name=f"pfmagic-progress:{op.title}")
+        self._ticker.start()
+
+    # -- public state ------------------------------------------------------------------
+    def stage_state(self, stage: str) -> str:
+        return self.tracker.rows[stage].state
+
+    @property
+    def state(self) -> str:
+        return self.op.status()
+
+    def cancel(self) -> None:
+        if self.op.done():
+            return
+        self.op.cancel()
+        self.cancel_button.disabled = True
+        self.cancel_button.description = "Canceling…"
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Until the outcome is drawn (the operation finished and details were read)."""
+        return self.finished.wait(timeout)
+
+    # -- threads -----------------------------------------------------------------------
+    def _on_event(self, event: ProgressEvent) -> None:
+        self.tracker.apply(event)
+        self._redraw()
+
+    def _run(self) -> None:
+        last_logs = 0.0
+        while not self.op.wait(self._tick):
+            now = time.monotonic()
+            if self.backend is not None and now - last_logs >= self._log_every:
+                last_logs = now
+                self._poll_logs()
+            self._redraw()
+        self._finish()
+
+    def _poll_logs(self) -> None:
+        endpoint, deployment = target_of(self.op)
+        row = self.tracker.rows.get("deployment")
+        if not (endpoint and deployment and row and row.started):
+            return
+        try:
+            self.tracker.set_logs(self.backend.get_logs(endpoint, deployment, lines=LOG_LINES))
+        except Exception:  # the container may not exist yet; events still flow
+            pass
+
+    def _finish(self) -> None:
+        status = self.op.status()
+        duration = (self.op.finished or time.time()) - self.op.started
+        try:
+            if status == "Succeeded":
+                rows = outcome_details(self.op, self.backend)
+                self.result_box.value = _table(rows)
+                self.outcome = summary_text(self.op.title, status, duration=duration,
+                                            stages=self.tracker.stage_lines(), details=rows)
+            else:
+                reason, tail = failure_details(self.op, self.tracker, self.backend)
+                self.tracker.log_tail = tail
+                color = COLORS.get(status, "inherit")
+                self.result_box.value = (f"<div style='color:{color}'><b>{status}:</b> "
+                                         f"{html.escape(reason)}</div>")
+                self.outcome = summary_text(self.op.title, status, duration=duration,
+                                            stages=self.tracker.stage_lines(),
+                                            details=[("reason", reason)], log_tail=tail)
+        except Exception as exc:  # the view must end even if a detail call fails
+            self.result_box.value = f"<div>{status} ({html.escape(str(exc))})</div>"
+            self.outcome = f"{self.op.title}: {status} ({exc})"
+        self.cancel_button.layout.display = "none"
+        self._redraw()
+        self.finished.set()
+
+    # -- drawing -------------------------------------------------------------------------
+    def _redraw(self) -> None:
+        with self._draw_lock:
+            status = self.op.status() if self.op.done() else "InProgress"
+            spent = (self.op.finished or time.time()) - self.op.started
+            self.title.value = (f"<b>{html.escape(self.op.title)}</b> · {status} · "
+                                f"{elapsed(spent)}")
+            fraction = 1.0 if status == "Succeeded" else self.tracker.fraction()
+            self.bar.value = fraction
+            self.bar.bar_style = BAR.get(status, "info")
+            self.bar_label.value = f"{fraction:.0%}"
+            self.stages_box.value = self._stages_html()
+            tail = self.tracker.log_tail
+            self.logs_box.value = (
+                "<details open><summary>last log lines</summary><pre style='max-height:14em;"
+                "overflow:auto;font-size:85%'>" + html.escape("\n".join(tail)) + "</pre></details>"
+                if tail else "")
+
+    def _stages_html(self) -> str:
+        rows = []
+        now = time.time()
+        for row in self.tracker.rows.values():
+            spent = row.elapsed(now)
+            color = COLORS.get(row.state, "#6e7781")
+            prov = (f" [{html.escape(row.provisioning_state)}]"
+                    if row.provisioning_state and row.provisioning_state != row.state else "")
+            rows.append(
+                f"<tr><td style='color:{color}'>{ICONS.get(row.state, '·')}</td>"
+                f"<td><b>{html.escape(row.stage)}</b></td>"
+                f"<td style='color:{color}'>{html.escape(row.state)}{prov}</td>"
+                f"<td style='text-align:right'>{f'{spent:.1f}s' if spent is not None else ''}"
+                f"</td><td>{html.escape(row.message)}</td></tr>")
+        return "<table style='border-spacing:8px 0'>" + "".join(rows) + "</table>"
+
+    # -- text twin ---------------------------------------------------------------------
+    def text(self) -> str:
+        if self.outcome is not None:
+            return self.outcome
+        lines = [f"{self.op.title}: {self.op.status()} "
+                 f"{elapsed(time.time() - self.op.started)}"]
+        lines += [f"  {stage:<10} {state:<9} {msg}".rstrip()
+                  for stage, state, msg in self.tracker.stage_lines()]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self.text()
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if isinstance(bundle, dict):
+            bundle["text/plain"] = self.text()
+        return bundle
+
+
+def _table(rows: list[tuple[str, str]]) -> str:
+    cells = "".join(f"<tr><td><b>{html.escape(k)}</b></td><td><code>{html.escape(v)}</code>"
+                    f"</td></tr>" for k, v in rows)
+    return f"<table style='border-spacing:8px 2px'>{cells}</table>"

@@ -1,0 +1,191 @@
+"""Quota calculator: SKU picker + instance slider → cores needed, workspace usage, verdict.
+
+Every change of the picker or slider recomputes ``self.check`` (a ``pfmagic.skus.QuotaCheck``)
+at once; the Apply button writes the choice into the parsed deployment entity of the session.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as w
+
+from pfmagic.skus import (
+    DEFAULT_SKU,
+    SKUS,
+    QuotaCheck,
+    check_quota,
+    deployment_choice,
+    sku_info,
+)
+
+from .text import MARKS, quota_text, skip_list
+
+UsageSource = Callable[[], "dict[str, tuple[int, int]] | None"]
+COLORS = {"fits": "#1a7f37", "short": "#cf222e", "unknown": "#9a6700"}
+MAX_INSTANCES = 50
+
+
+class QuotaCalculator(w.VBox):
+    """``QuotaCalculator(deployment=None, usage=None | dict | callable, backend_name='local')``.
+
+    ``usage`` is ``Backend.quota_usage()``'s result, or a callable returning it (called on a
+    background thread so a slow workspace call doesn't hold the cell).
+    """
+
+    def __init__(self, deployment: Any = None, *, usage: UsageSource | dict | None = None,
+                 backend_name: str = "local", sku: str | None = None,
+                 instances: int | None = None, **kwargs: Any):
+        self.deployment = deployment
+        self.backend_name = backend_name
+        self.usage: dict[str, tuple[int, int]] | None = None
+        self.usage_error: str | None = None
+        self.usage_loaded = threading.Event()
+        dep_sku, dep_count, self.kubernetes = (
+            deployment_choice(deployment) if deployment is not None
+            else (DEFAULT_SKU, 1, False))
+        start_sku = sku or dep_sku
+        info = sku_info(start_sku)
+        options = [(s.label(), s.name) for s in SKUS]
+        if info is None and not self.kubernetes:
+            options.insert(0, (f"{start_sku} (not in the SKU list)", start_sku))
+        self.picker = w.Dropdown(options=options, value=info.name if info else
+                                 (start_sku if not self.kubernetes else DEFAULT_SKU),
+                                 description="VM SKU", layout=w.Layout(width="640px"),
+                                 style={"description_width": "90px"})
+        count = max(1, int(instances or dep_count))
+        self.slider = w.IntSlider(value=count, min=1, max=max(MAX_INSTANCES, count),
+                                  description="Instances", continuous_update=True,
+                                  style={"description_width": "90px"})
+        self.header = w.HTML()
+        self.sku_box = w.HTML()
+        self.formula_box = w.HTML()
+        self.result_box = w.HTML()
+        self.warn_box = w.HTML()
+        self.skip_box = w.HTML(
+            "<details><summary>SKUs without the 20 % reservation</summary>"
+            f"<small>{html.escape(skip_list())}: these need instances × vCPUs.</small></details>")
+        self.apply_button = w.Button(description="Apply to deployment", icon="check",
+                                     disabled=deployment is None,
+                                     tooltip="Write the SKU and instance count into the parsed "
+                                             "deployment of this session (the cell is unchanged)")
+        self.apply_status = w.HTML()
+        self.apply_button.on_click(lambda _b: self.apply())
+        self.check: QuotaCheck = check_quota(start_sku, count, backend_name=backend_name,
+                                             kubernetes=self.kubernetes)
+        self.picker.observe(self._changed, names="value")
+        self.slider.observe(self._changed, names="value")
+        if self.kubernetes:
+            self.picker.layout.display = "none"  # instance types live on the cluster
+            self.skip_box.layout.display = "none"
+        super().__init__(children=[self.header, self.picker, self.slider, self.sku_box,
+                                   self.formula_box, self.result_box, self.warn_box,
+                                   self.skip_box, w.HBox([self.apply_button, self.apply_status])],
+                         **kwargs)
+        self._k8s_type = dep_sku if self.kubernetes else ""
+        if callable(usage):
+            threading.Thread(target=self._load_usage, args=(usage,), daemon=True,
+                             name="pfmagic-quota-usage").start()
+        else:
+            self.usage = usage
+            self.usage_loaded.set()
+        self.update()
+
+    # -- state -------------------------------------------------------------------------
+    @property
+    def sku(self) -> str:
+        return self._k8s_type if self.kubernetes else str(self.picker.value)
+
+    @property
+    def instances(self) -> int:
+        return int(self.slider.value)
+
+    def _load_usage(self, source: UsageSource) -> None:
+        try:
+            self.usage = source()
+        except Exception as exc:  # quota is advice: a failing call must not break the cell
+            self.usage_error = f"could not read workspace quota: {exc}"
+        finally:
+            self.usage_loaded.set()
+            self.update()
+
+    def _changed(self, _change: dict[str, Any]) -> None:
+        self.update()
+
+    def update(self) -> QuotaCheck:
+        """Recompute the check from the picker, the slider and the usage; redraw."""
+        check = check_quota(self.sku, self.instances, self.usage,
+                            backend_name=self.backend_name, kubernetes=self.kubernetes)
+        if self.usage is None and self.backend_name != "local":
+            if not self.usage_loaded.is_set():
+                check.message = "reading workspace quota… " + check.message
+            elif self.usage_error:
+                check.message = f"{self.usage_error}; {check.message}"
+        self.check = check
+        self._draw(check)
+        return check
+
+    def _draw(self, check: QuotaCheck) -> None:
+        name = getattr(self.deployment, "name", None)
+        where = f" for deployment <b>{html.escape(name)}</b>" if name else ""
+        self.header.value = f"<b>Quota</b>{where} <small>({html.escape(self.backend_name)} " \
+                            "backend)</small>"
+        sku = check.sku
+        if sku is not None:
+            gpu = f", {sku.gpus_text} GPU" if sku.gpus else ""
+            note = f" · {html.escape(sku.note)}" if sku.note else ""
+            self.sku_box.value = (f"{sku.vcpus} vCPU{gpu}, {sku.memory_gib:g} GiB memory · "
+                                  f"family <code>{html.escape(sku.family)}</code>{note}")
+            self.formula_box.value = f"<code>{html.escape(check.formula)}</code>"
+        else:
+            self.sku_box.value = ""
+            self.formula_box.value = ""
+        color = COLORS.get(check.verdict, "inherit")
+        needed = (f"<b>{check.needed} vCPUs needed</b><br>" if check.needed is not None else "")
+        self.result_box.value = (f"{needed}<span style='color:{color}'>"
+                                 f"{MARKS.get(check.verdict, '')} {_link(check.message)}</span>")
+        self.warn_box.value = "".join(f"<div style='color:#9a6700'>⚠ {html.escape(x)}</div>"
+                                      for x in check.warnings)
+
+    def apply(self) -> str:
+        """Write the chosen SKU and instance count into the session's deployment entity."""
+        if self.deployment is None:
+            return ""
+        if not self.kubernetes:
+            self.deployment.instance_type = self.sku
+        self.deployment.instance_count = self.instances
+        msg = (f"applied: instance_type={self.deployment.instance_type}, "
+               f"instance_count={self.instances} on the parsed deployment (edit the cell to "
+               "keep it)")
+        self.apply_status.value = f"<small>{html.escape(msg)}</small>"
+        return msg
+
+    # -- text twin ---------------------------------------------------------------------
+    def text(self) -> str:
+        name = getattr(self.deployment, "name", None)
+        return quota_text(self.check, title=f"Quota for {name}" if name else None)
+
+    def __repr__(self) -> str:
+        return self.text()
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is None:
+            return None
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        data["text/plain"] = self.text()  # stable twin instead of a truncated widget repr
+        return bundle
+
+
+def _link(message: str) -> str:
+    """Escape, then make the URLs in a verdict clickable."""
+    out = html.escape(message)
+    for word in set(message.split()):
+        url = word.strip("().,;")
+        if url.startswith("https://"):
+            safe = html.escape(url)
+            out = out.replace(safe, f"<a href='{safe}' target='_blank'>{safe}</a>")
+    return out

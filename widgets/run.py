@@ -1,0 +1,125 @@
+"""What ``SessionMagics.run_operation`` / ``show_deployment_panel`` do, widget or text.
+
+ipywidgets is imported only on the widget path, so the text fallback works without it.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from pfmagic.backends.events import Canceled, Operation
+from pfmagic.errors import PfError
+from pfmagic.skus import check_quota, deployment_choice
+
+from .text import quota_text
+
+SLICE = 0.2  # seconds per wait: short so Ctrl-C reaches the cell at once
+
+
+def _display(obj: Any) -> Any:
+    """Display ``obj``; returns a handle to re-send its bundle later (or None)."""
+    from IPython.display import display
+
+    return display(obj, display_id=True)
+
+
+def run_operation(op: Operation, *, wait: bool, widgets: bool, backend: Any = None,
+                  timeout: float | None = None) -> Any:
+    """Show progress (widget or printed lines); if ``wait``, block in short slices.
+
+    Returns the result when waited for and finished; the ``Operation`` itself with
+    ``wait=False`` or when ``timeout`` passes first (it keeps reporting in the background).
+    """
+    if widgets:
+        from .progress import ProgressView
+
+        view = ProgressView(op, backend=backend)
+        handle = _display(view)
+        if not wait:
+            return op
+        try:
+            finished = _wait_slices(op, timeout)
+        except KeyboardInterrupt:
+            _stopped_waiting(op)
+            raise
+        if finished:
+            view.wait(10)  # the outcome (URI, traffic, key) is drawn before the cell ends
+            if handle is not None:  # saved notebooks / nbval keep the final text/plain twin
+                handle.update(view)
+    else:
+        from .track import TextProgress
+
+        printer = TextProgress(op, backend=backend)
+        if not wait:
+            printer.start_background()
+            return op
+        try:
+            finished = printer.pump(timeout=timeout, slice_s=SLICE)
+        except KeyboardInterrupt:
+            printer.start_background()  # keep reporting what happens next
+            _stopped_waiting(op)
+            raise
+        if not finished:
+            printer.start_background()
+    if not finished:
+        print(f"{op.title}: still running after {timeout:.0f} s; it keeps reporting here "
+              "(op.cancel() stops it)", file=sys.stderr)
+        return op
+    return result_of(op)
+
+
+def _wait_slices(op: Operation, timeout: float | None) -> bool:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while not op.wait(SLICE):
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+    return True
+
+
+def _stopped_waiting(op: Operation) -> None:
+    print(f"stopped waiting: {op.title} keeps running in the background "
+          "(see %pf_status; the Cancel button or op.cancel() stops it)", file=sys.stderr)
+
+
+def result_of(op: Operation) -> Any:
+    """``op.result()``, with a cancel turned into a one-line ``PfError``."""
+    try:
+        return op.result()
+    except Canceled as exc:
+        raise PfError(str(exc), hint="canceled on request", code="Canceled") from None
+
+
+def read_usage(session: Any) -> dict[str, tuple[int, int]] | None:
+    """The active backend's quota usage; None on the local backend or when unreadable."""
+    if session.backend_name == "local":
+        return None
+    return session.backend.quota_usage()
+
+
+def show_deployment_panel(deployment: Any, session: Any, *, widgets: bool) -> Any:
+    """Quota calculator + Deploy button (widgets) or the quota text block; returns it."""
+    backend_name = session.backend_name
+    if widgets:
+        from .deploy import DeploymentPanel
+
+        usage = (None if backend_name == "local" else (lambda: read_usage(session)))
+        panel = DeploymentPanel(deployment, session, usage=usage, backend_name=backend_name)
+        _display(panel)
+        return panel
+    sku, count, kubernetes = deployment_choice(deployment)
+    usage, error = None, None
+    try:
+        usage = read_usage(session)
+    except Exception as exc:  # quota is advice; the parsed deployment is still good
+        error = f"could not read workspace quota: {exc}"
+    check = check_quota(sku, count, usage, backend_name=backend_name, kubernetes=kubernetes)
+    if error:
+        check.message = f"{error}; {check.message}"
+    name = getattr(deployment, "name", None)
+    text = quota_text(check, title=f"Quota for {name}" if name else None)
+    print(text + "\n  (deploy with --create; %pf_quota "
+          f"{getattr(deployment, 'endpoint_name', '')}/{name} --sku S --instances N to try "
+          "others)")
+    return check
