@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -64,7 +65,9 @@ def _failure(result: LoadResult, text: str) -> None:
 async def run_load_async(url: str, *, clients: int, requests: int, deadline_s: float,
                          headers: dict[str, str] | None = None, timeout: float = 30.0,
                          body: Callable[[int], dict[str, Any]] | None = None,
-                         check_echo: bool = True, warmup: int = 0) -> LoadResult:
+                         check_echo: bool = True, warmup: int = 0,
+                         stop: threading.Event | None = None) -> LoadResult:
+    """Closed-loop load; ``stop`` (set from another thread) ends it early, like the deadline."""
     import httpx
 
     result = LoadResult(clients=clients)
@@ -79,7 +82,7 @@ async def run_load_async(url: str, *, clients: int, requests: int, deadline_s: f
         stop_at = start + deadline_s
 
         async def worker() -> None:
-            while time.perf_counter() < stop_at:
+            while time.perf_counter() < stop_at and not (stop is not None and stop.is_set()):
                 i = next(counter)
                 if i >= requests:
                     return

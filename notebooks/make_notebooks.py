@@ -328,11 +328,11 @@ endpoint_name = "rollout-endpoint"
         md("**Blue** takes all traffic, as in the deploy notebook:"),
         code("%%pf_deployment blue --create --all-traffic\n" + deployment_yaml("blue").strip("\n")),
         md("""
-**Green** is the new version (here: the same flow on two instances of a smaller SKU). Created
+**Green** is the new version (here: the same flow on a smaller SKU). Created
 without `--all-traffic`, it gets **no** live traffic: users still see blue only.
 """),
         code("%%pf_deployment green --create\n" + deployment_yaml(
-            "green", instance_type="Standard_DS3_v2", count=2).strip("\n")),
+            "green", instance_type="Standard_DS3_v2", count=1).strip("\n")),
         code("%pf_status rollout-endpoint"),
         md("Test green directly before any user reaches it:"),
         code("""

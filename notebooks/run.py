@@ -268,9 +268,10 @@ def print_transcript(nb: Any, out: Any = sys.stdout) -> int:
     for i, (question, reply) in enumerate(turns, 1):
         print(f"\n[{i}] You: {question}", file=out)
         lines = reply.splitlines() or ["(no output)"]
-        print(f"    Bot: {lines[0]}", file=out)
-        for line in lines[1:]:
-            print(f"         {line}", file=out)
+        if lines[0].startswith("You:"):  # the reply shows the question itself
+            lines = lines[1:] or ["(no answer)"]
+        for line in lines:
+            print(f"    {line}", file=out)
     print(f"\n({len(turns)} turns)", file=out)
     return len(turns)
 
@@ -321,7 +322,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"executed notebook saved to {args.save}")
     if result.error:
         error = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", result.error)
-        print(f"\nFAILED at cell {result.failed_cell} after {result.seconds:.0f} s:\n"
+        print(f"\nFAILED at cell {result.failed_cell} (counting markdown cells from 0) "
+              f"after {result.seconds:.0f} s:\n"
               f"{error}", file=sys.stderr, flush=True)
         print_transcript(result.notebook)
         return 2 if "timeout" in result.error.lower() else 1

@@ -150,6 +150,7 @@ def test_seed_endpoint_then_deployment_all_traffic(arm: ArmServer, backend: Azur
     op = backend.create_deployment(deployment(), all_traffic=True)
     result = op.result(timeout=30)
     assert result.name == "blue" and state_of(result) == "Succeeded"
+    assert type(result.provisioning_state) is str  # plain, not the SDK's enum
 
     # stages in the local backend's order, each ending Succeeded
     assert [s for s, _ in states(op) if _ == "Succeeded"] == list(op.stages)
@@ -542,3 +543,27 @@ def test_invoke_error_is_one_line(arm: ArmServer, backend: AzureBackend) -> None
     assert err.status == 424 and "\n" not in str(err)
     assert err.message.startswith(f"{EP} answered 424: Execution failure in 'answer'")
     assert "%pf_logs" in (err.hint or "")
+
+
+def test_sdk_log_lines_stay_out_of_the_notebook(arm: ArmServer, backend: AzureBackend) -> None:
+    import logging
+
+    # stands in for the StreamHandler azure.ai.ml binds to the kernel's stderr at import
+    seen = io.StringIO()
+    handler = logging.StreamHandler(seen)
+    sdk_logger = logging.getLogger("azure.ai.ml")
+    sdk_logger.addHandler(handler)
+    try:
+        seed_endpoint(arm)
+        backend.create_deployment(deployment()).result(timeout=30)
+        assert "Check: endpoint" not in seen.getvalue()
+        # outside our operations the SDK's logging is untouched
+        logging.getLogger("azure.ai.ml.operations._online_deployment_operations").info(
+            "Check: endpoint %s exists", "x")
+        assert "Check: endpoint x exists" in seen.getvalue()
+    finally:
+        sdk_logger.removeHandler(handler)
+    assert not handler.filters
+    import sys
+
+    assert type(sys.stdout).__name__ != "_Router"

@@ -1,7 +1,8 @@
 """pfmagic.http against real HTTP servers.
 
-- promptflow's own serving app (uvicorn subprocess) running the chat-echo flow: JSON and SSE
-  replies, 400 / 406 / 500 / 404 errors exactly as promptflow produces them;
+- promptflow's own serving app running the chat-echo flow (the instance process behind the
+  shared local endpoint of test_invoke): JSON and SSE replies, 400 / 406 / 500 / 404 errors
+  exactly as promptflow produces them;
 - a small scripted server for the statuses only a gateway produces (401, 403, 424, 429, 503),
   header checks and a slow reply (timeouts).
 """
@@ -9,29 +10,20 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
-import httpx
 import pytest
+from test_invoke import EP, shared_endpoint
 
 from pfmagic.errors import BackendError
 from pfmagic.http import merge_events, score
 
-FLOW = Path(__file__).parent / "flows" / "chat-echo"
-SERVE = (
-    "import sys, uvicorn\n"
-    "from promptflow.core._serving.app import create_app\n"
-    "uvicorn.run(create_app(engine='fastapi'), host='127.0.0.1', port=int(sys.argv[1]),"
-    " access_log=False, log_config=None)\n"
-)
 KEY = "sekrit-key-0123456789abcdef"
 
 
@@ -41,31 +33,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.fixture(scope="session")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Any]]:
+    yield from shared_endpoint(tmp_path_factory)
+
+
 @pytest.fixture(scope="module")
-def pf_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """promptflow's serving app for chat-echo in a child process (never imported here)."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
-    env = {**os.environ, "PROMPTFLOW_PROJECT_PATH": str(FLOW), "PF_DISABLE_TRACING": "true"}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-c", SERVE, str(port)], cwd=FLOW, env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                if httpx.get(base + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError("serving app did not start:\n" + log.read_text()[-2000:])
-            time.sleep(0.2)
-        yield base + "/score"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+def pf_url(live: tuple[Path, Any]) -> str:
+    """``/score`` of promptflow's own serving app: the blue instance behind the shared local
+    endpoint, addressed directly (no router, no key), so its raw replies are what we parse."""
+    status = live[1].router_status(EP)
+    deployments = status.get("deployments", status)
+    port = deployments["blue"]["instances"][0]["port"]
+    return f"http://127.0.0.1:{port}/score"
 
 
 class _Scripted(BaseHTTPRequestHandler):

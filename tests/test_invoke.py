@@ -34,37 +34,67 @@ EP = "echo-invoke"
 GREEN_DELAY = "0.3"
 
 
-@pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("invoke-home")
+_SHARED: dict[str, Any] = {}
 
 
-@pytest.fixture(scope="module")
-def backend(home: Path) -> Iterator[Any]:
-    """Real local endpoint with blue (all traffic) and green (slow) deployments."""
-    from azure.ai.ml.entities import ManagedOnlineDeployment, ManagedOnlineEndpoint, Model
+def shared_endpoint(factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Any]]:
+    """One real local endpoint per test process, shared by test_invoke and test_ops.
+
+    Both modules' session fixtures call this; the first creates (and at session end deletes)
+    it, the other reuses it. test_ops deletes ``green`` in its last test, so it runs after
+    test_invoke (pytest's default file order).
+    """
+    if _SHARED:
+        yield _SHARED["home"], _SHARED["backend"]
+        return
+    from azure.ai.ml.entities import (
+        ManagedOnlineDeployment,
+        ManagedOnlineEndpoint,
+        Model,
+        OnlineRequestSettings,
+    )
 
     from pfmagic.backends.local.backend import LocalBackend
 
+    home = factory.mktemp("live-home")
     b = LocalBackend(settings=PfMagics(home=str(home), widgets=False, warmup=False))
     try:
         model = b.create_model(Model(name="chat-echo", path=str(FLOW)))
         b.create_endpoint(ManagedOnlineEndpoint(name=EP, auth_mode="key")).result(120)
-        blue = b.create_deployment(ManagedOnlineDeployment(
-            name="blue", endpoint_name=EP, model=model, instance_type="Standard_DS3_v2",
-            instance_count=1), all_traffic=True)
-        green = b.create_deployment(ManagedOnlineDeployment(
-            name="green", endpoint_name=EP, model=model, instance_type="Standard_DS3_v2",
-            instance_count=1,
-            environment_variables={"ECHO_DELAY": GREEN_DELAY}))
-        blue.result(180)
-        green.result(180)
-        yield b
+        # green: slow (ECHO_DELAY) and one request at a time (a second one queues 2 s, then 429)
+        green = {"environment_variables": {"ECHO_DELAY": GREEN_DELAY},
+                 "request_settings": OnlineRequestSettings(
+                     max_concurrent_requests_per_instance=1, max_queue_wait_ms=2000)}
+        ops = [b.create_deployment(ManagedOnlineDeployment(
+            name=name, endpoint_name=EP, model=model, instance_type="Standard_DS3_v2",
+            instance_count=1, **extra), all_traffic=name == "blue")
+            for name, extra in (("blue", {}), ("green", green))]
+        for op in ops:  # both start at once: promptflow's import cost is paid in parallel
+            op.result(180)
+        _SHARED.update(home=home, backend=b)
+        yield home, b
     finally:
+        _SHARED.clear()
         try:
-            b.delete_endpoint(EP).result(60)
+            for ep in b.list_endpoints():
+                b.delete_endpoint(ep.name).result(60)
         finally:
-            b.close()
+            b.shutdown_all()
+
+
+@pytest.fixture(scope="session")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Any]]:
+    yield from shared_endpoint(tmp_path_factory)
+
+
+@pytest.fixture
+def home(live: tuple[Path, Any]) -> Path:
+    return live[0]
+
+
+@pytest.fixture
+def backend(live: tuple[Path, Any]) -> Any:
+    return live[1]
 
 
 @pytest.fixture
@@ -202,11 +232,24 @@ def test_timeout(shell: Any) -> None:
         invoke(shell, f"{EP} -d green one two three four")
 
 
+def test_too_many_requests(shell: Any) -> None:
+    import threading
+
+    slow = threading.Thread(target=invoke, args=(shell, f"{EP} -d green " + "w " * 12))
+    slow.start()  # green serves one request at a time: this one holds it for ~4 s
+    try:
+        with pytest.raises(UsageError, match=rf"^{EP}: .*429"):
+            invoke(shell, f"{EP} -d green are you busy")
+    finally:
+        slow.join()
+
+
 def test_unknown_deployment_and_endpoint(shell: Any) -> None:
-    with pytest.raises(UsageError, match=rf"^{EP}: 404 "):
+    # no endpoint used yet: the first word names one (after that it could start a question)
+    with pytest.raises(UsageError, match="endpoint 'no-such-endpoint' not found"):
+        invoke(shell, "no-such-endpoint hi")
+    with pytest.raises(UsageError, match=rf"^{EP}: .*404"):
         invoke(shell, f"{EP} -d nosuch hello")
-    with pytest.raises(UsageError, match="no-such-endpoint"):
-        invoke(shell, "--reset no-such-endpoint hi")
 
 
 def test_status_classes_from_the_router(backend: Any) -> None:

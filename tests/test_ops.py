@@ -7,11 +7,18 @@ tested directly; the magics run against real local endpoints (see the ``live`` s
 from __future__ import annotations
 
 import pickle
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from IPython.core.error import UsageError
+from IPython.utils.capture import capture_output
 
-from pfmagic.errors import PfError
+from pfmagic.errors import BackendError, PfError
+from pfmagic.http import score
+from pfmagic.magics import session_of
 from pfmagic.magics.ops import check_traffic, new_lines, parse_weights
 
 SECRET = "pk-0123456789abcdefghij"
@@ -129,3 +136,154 @@ def test_help_has_examples(ip) -> None:  # noqa: ANN001
         assert "Examples" in doc and "%" + name in doc
     assert "--regenerate" in ip.find_line_magic("pf_keys").__doc__
     assert "--mirror" in ip.find_line_magic("pf_traffic").__doc__
+
+
+# -- live: real local endpoints (shared with test_invoke; this module deletes green last) -------
+
+from test_invoke import EP, secret_of, shared_endpoint  # noqa: E402 - same process-wide endpoint
+
+
+@pytest.fixture(scope="session")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Any]]:
+    yield from shared_endpoint(tmp_path_factory)
+
+
+@pytest.fixture
+def backend(live: tuple[Path, Any]) -> Any:
+    return live[1]
+
+
+@pytest.fixture
+def shell(ip: Any, live: tuple[Path, Any]) -> Any:
+    session_of(ip).settings.home = str(live[0])
+    return ip
+
+
+def line(shell: Any, magic: str, text: str = "") -> Any:
+    return shell.run_line_magic(magic, text)
+
+
+def test_backend_shows_and_switches(shell: Any, live: tuple[Path, Any]) -> None:
+    with capture_output() as out:
+        line(shell, "pf_backend")
+        line(shell, "pf_backend", "local")
+    assert out.stdout.count(f"state in {live[0]}") == 2
+    assert session_of(shell).backend_name == "local"
+
+
+def test_status_returns_azure_entities(shell: Any) -> None:
+    from azure.ai.ml.entities import ManagedOnlineEndpoint, OnlineDeployment
+
+    ep = line(shell, "pf_status", EP)
+    assert isinstance(ep, ManagedOnlineEndpoint) and ep.name == EP
+    assert ep.traffic == {"blue": 100, "green": 0}
+    text = repr(ep)
+    assert text.startswith(f"endpoint {EP}") and "blue=100%, green=0%" in text
+    assert "blue (Succeeded), green (Succeeded)" in text and ep.scoring_uri in text
+    assert "<table>" in ep._repr_html_()
+    assert line(shell, "pf_status").name == EP  # default: the last endpoint used
+
+    green = line(shell, "pf_status", f"{EP} green")
+    assert isinstance(green, OnlineDeployment) and green.name == "green"
+    assert "ECHO_DELAY=0.3" in repr(green) and "traffic      0%" in repr(green)
+    with pytest.raises(UsageError, match="nosuch"):
+        line(shell, "pf_status", f"{EP} nosuch")
+
+
+def test_endpoints_table(shell: Any) -> None:
+    table = line(shell, "pf_endpoints")
+    assert [e.name for e in table] == [EP]
+    text = repr(table).splitlines()
+    assert text[0].split() == ["name", "state", "scoring", "uri", "traffic", "deployments"]
+    assert text[1].startswith(EP) and text[1].endswith("blue, green")
+    assert table._repr_html_().count("<tr>") == 2
+    assert line(shell, "pf_endpoints", "-o eps") is None and shell.user_ns["eps"] == table
+
+
+def test_keys_masked_but_usable_and_regenerated(shell: Any, backend: Any) -> None:
+    from azure.ai.ml.entities import EndpointAuthKeys
+
+    keys = line(shell, "pf_keys", EP)
+    assert isinstance(keys, EndpointAuthKeys)
+    assert keys.primary_key == secret_of(backend)
+    assert keys.primary_key not in repr(keys) + str(keys) + keys._repr_html_()
+    uri = backend.get_endpoint(EP).scoring_uri
+    assert score(uri, {"question": "k"}, key=keys.secondary_key).status == 200
+
+    with capture_output() as out:
+        new = line(shell, "pf_keys", f"{EP} --regenerate secondary")
+    assert new.primary_key == keys.primary_key and new.secondary_key != keys.secondary_key
+    assert keys.secondary_key not in out.stdout and new.secondary_key not in out.stdout
+    with pytest.raises(BackendError) as err:  # the old secondary key is refused now
+        score(uri, {"question": "k"}, key=keys.secondary_key)
+    assert err.value.status == 401 and keys.secondary_key not in str(err.value)
+    assert line(shell, "pf_invoke", f"{EP} still works").status == 200
+
+
+def test_traffic_split_mirror_and_no_traffic(shell: Any) -> None:
+    try:
+        ep = line(shell, "pf_traffic", f"{EP} blue=50 green=50")
+        assert ep.traffic == {"blue": 50, "green": 50}
+        served = {line(shell, "pf_invoke", f"{EP} --reset hi").deployment for _ in range(10)}
+        assert served == {"blue", "green"}
+
+        ep = line(shell, "pf_traffic", f"{EP} green=100")  # blue not named: 0
+        assert ep.traffic == {"blue": 0, "green": 100}
+        ep = line(shell, "pf_traffic", f"{EP} blue=100 --mirror green=10")
+        assert ep.traffic == {"blue": 100, "green": 0} and ep.mirror_traffic == {"green": 10}
+        assert "mirror" in repr(ep) and "green=10%" in repr(ep)
+        ep = line(shell, "pf_traffic", f"{EP} --mirror green=0")
+        assert not ep.mirror_traffic
+
+        line(shell, "pf_traffic", f"{EP} blue=0 green=0")
+        with pytest.raises(UsageError, match=rf"^{EP}: .*404.*No valid deployments"):
+            line(shell, "pf_invoke", f"{EP} anyone there?")
+        assert line(shell, "pf_invoke", f"{EP} -d blue targeted still works").status == 200
+        with pytest.raises(UsageError, match="red"):
+            line(shell, "pf_traffic", f"{EP} red=100")
+    finally:
+        line(shell, "pf_traffic", f"{EP} blue=100")
+    assert line(shell, "pf_traffic", EP).traffic == {"blue": 100, "green": 0}
+
+
+def test_logs_tail_and_follow(shell: Any) -> None:
+    with capture_output() as out:
+        line(shell, "pf_logs", f"{EP} blue --lines 5")
+    lines = out.stdout.splitlines()
+    assert 1 <= len(lines) <= 5
+    start = time.monotonic()
+    with capture_output() as out:
+        line(shell, "pf_logs", f"{EP} blue --lines 3 --follow --for 1.5")
+    assert 1.4 < time.monotonic() - start < 6
+    assert out.stdout.strip()
+    with pytest.raises(UsageError, match="nosuch"):
+        line(shell, "pf_logs", f"{EP} nosuch")
+
+
+def test_delete_endpoint_and_deployment(shell: Any, backend: Any) -> None:
+    from azure.ai.ml.entities import ManagedOnlineEndpoint
+
+    from pfmagic.backends.events import Operation
+
+    for name in ("scratch-a", "scratch-b"):
+        backend.create_endpoint(ManagedOnlineEndpoint(name=name)).result(60)
+    uri = backend.get_endpoint("scratch-a").scoring_uri
+    with capture_output() as out:
+        assert line(shell, "pf_delete", "scratch-a") is None
+    assert "deleted scratch-a" in out.stdout
+    with pytest.raises(UsageError, match="scratch-a"):
+        line(shell, "pf_status", "scratch-a")
+    with pytest.raises(BackendError) as err:  # its router is gone: endpoint stopped
+        score(uri, {"question": "x"}, key="k", timeout=5)
+    assert err.value.code == "ConnectionRefused"
+    op = line(shell, "pf_delete", "scratch-b --no-wait")
+    assert isinstance(op, Operation)
+    op.result(60)
+    assert "scratch-b" not in [e.name for e in backend.list_endpoints()]
+
+    # last: green goes away (test_invoke, which uses it, has already run)
+    with capture_output():
+        line(shell, "pf_delete", f"{EP} green")
+    assert [d.name for d in backend.list_deployments(EP)] == ["blue"]
+    with pytest.raises(UsageError, match=rf"^{EP}: .*404"):
+        line(shell, "pf_invoke", f"{EP} -d green hello?")

@@ -287,3 +287,26 @@ def test_run_operation_widget(ip: Any, monkeypatch: pytest.MonkeyPatch,
     (view,) = shown
     assert isinstance(view, ProgressView) and view.finished.is_set()
     assert view.bar.bar_style == "success" and capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("widgets", [False, True])
+def test_ctrl_c_stops_waiting_not_the_operation(ip: Any, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str],
+                                                widgets: bool) -> None:
+    import _thread
+
+    if widgets:
+        monkeypatch.setenv("PFMAGIC_FORCE_WIDGETS", "1")
+        ip.run_line_magic("config", "PfMagics.widgets = True")
+        monkeypatch.setattr("pfmagic.widgets.run._display", lambda obj: None)
+    gate, reached = threading.Event(), threading.Event()
+    op = Operation("deploy chat-ep/blue", STAGES, stepped(gate, reached))
+    timer = threading.Timer(0.3, _thread.interrupt_main)  # what Ctrl-C does to the kernel
+    timer.start()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        _magics(ip).run_operation(op, wait=True)
+    assert time.monotonic() - started < 2  # interrupted within a wait slice
+    assert "stopped waiting" in capsys.readouterr().err and not op.done()
+    gate.set()
+    assert op.wait(5) and op.status() == "Succeeded"

@@ -118,7 +118,8 @@ def show_deployment_panel(deployment: Any, session: Any, *, widgets: bool) -> An
     if error:
         check.message = f"{error}; {check.message}"
     name = getattr(deployment, "name", None)
-    text = quota_text(check, title=f"Quota for {name}" if name else None)
+    # Under every deployment cell: keep it short (the skip-20 % list is in %pf_quota).
+    text = quota_text(check, title=f"Quota for {name}" if name else None, skips=False)
     print(text + "\n  (deploy with --create; %pf_quota "
           f"{getattr(deployment, 'endpoint_name', '')}/{name} --sku S --instances N to try "
           "others)")

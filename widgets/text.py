@@ -24,8 +24,9 @@ def skip_list() -> str:
     return ", ".join(s.short for s in SKIP_RESERVATION)
 
 
-def quota_text(check: QuotaCheck, *, title: str | None = None) -> str:
-    """One readable block: choice, formula, cores needed, usage and verdict, warnings."""
+def quota_text(check: QuotaCheck, *, title: str | None = None, skips: bool = True) -> str:
+    """One readable block: choice, formula, cores needed, usage and verdict, warnings
+    (and, with ``skips``, the SKUs without the 20 % reservation)."""
     head = title or "Quota"
     lines = [f"{head}: {check.instances} × {check.sku_name or '(no instance type)'}"]
     if check.sku is not None:
@@ -41,7 +42,7 @@ def quota_text(check: QuotaCheck, *, title: str | None = None) -> str:
     lines.append(_wrap(f"{MARKS.get(check.verdict, '·')} {check.message}"))
     for warning in check.warnings:
         lines.append(_wrap(f"! {warning}"))
-    if not check.kubernetes:
+    if skips and not check.kubernetes:
         lines.append(_wrap(f"no 20 % reservation (instances × vCPUs): {skip_list()}"))
     return "\n".join(lines)
 

@@ -93,7 +93,7 @@ class OpsMagics(SessionMagics):
             if given:
                 raise PfError("name the backend these options are for",
                               hint="%pf_backend azure --workspace …")
-            print(f"{self.session.backend_name}: {self.session.backend.describe()}")
+            print(self.session.backend.describe())
             return
         if args.name == "local" and given:
             raise PfError("the local backend takes no Azure options")
@@ -103,7 +103,7 @@ class OpsMagics(SessionMagics):
 
         backend = make_backend(args.name, settings=self.settings, **given)
         self.session.use_backend(backend)
-        print(f"{backend.name}: {backend.describe()}")
+        print(backend.describe())
 
     @magic_arguments()
     @argument("endpoint", nargs="?", help="Endpoint (default: the last one used).")
@@ -215,8 +215,11 @@ class OpsMagics(SessionMagics):
         backend = self.session.backend
         if not traffic and not mirror:
             return self._result(endpoint_status(backend.get_endpoint(name)), args.output)
-        if not traffic:  # only the mirror changes
-            traffic = {d: int(p) for d, p in (backend.get_endpoint(name).traffic or {}).items()}
+        current = {d: int(p) for d, p in (backend.get_endpoint(name).traffic or {}).items()}
+        if traffic:  # deployments not named get 0 (backends differ: some merge, some replace)
+            traffic = {**{d: 0 for d in current}, **traffic}
+        else:  # only the mirror changes
+            traffic = current
             check_traffic(traffic, mirror)
         ep = backend.set_traffic(name, traffic, mirror or None)
         return self._result(endpoint_status(ep), args.output)

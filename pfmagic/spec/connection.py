@@ -125,11 +125,11 @@ def parse_connection(text: str, *, line_offset: int = 0) -> Connection:
         if why:
             raise fail(why, (key,), hint="rename api_base to base_url")
         close = suggest(str(key), sorted(allowed - {"$schema"}))
-        raise fail(f"unknown field for a {kind} connection"
+        raise fail(f"unknown field for {kind} connections"
                    + (f" (did you mean '{close}'?)" if close else ""), (key,))
     for key in spec.required:
         if data.get(key) in (None, "", {}):
-            raise fail(f"a {kind} connection needs {key}", (key,))
+            raise fail(f"{kind} connections need {key}", (key,))
     for key, value in data.items():
         if key in ("configs", "secrets"):
             if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):

@@ -44,7 +44,7 @@ class AzureBackend(Backend):
     def __init__(self, settings: Any = None, *, subscription_id: str | None = None,
                  resource_group: str | None = None, workspace: str | None = None,
                  config_path: str | None = None, credential: Any = "default",
-                 ml_client: Any = None, enable_telemetry: bool = False,
+                 ml_client: Any = None, enable_telemetry: bool | None = None,
                  fill_prt_config: bool = False, poll_seconds: float = 5.0,
                  log_lines: int = 20, score_client: Any = None, **client_kwargs: Any):
         self.settings = settings
@@ -53,7 +53,9 @@ class AzureBackend(Backend):
         self.workspace = workspace
         self.config_path = config_path
         self.credential = credential
-        self.enable_telemetry = enable_telemetry
+        # SDK telemetry is sent from Jupyter unless disabled: off unless the user opts in
+        self.enable_telemetry = bool(getattr(settings, "azure_telemetry", False)
+                                     if enable_telemetry is None else enable_telemetry)
         # Replace <placeholders> in PRT_CONFIG_OVERRIDE with this workspace (opt-in).
         self.fill_prt_config = fill_prt_config
         self.poll_seconds = poll_seconds
@@ -136,14 +138,14 @@ class AzureBackend(Backend):
                              endpoint=endpoint.name) from None
         op.emit("endpoint", "Succeeded", what,
                 provisioning_state=state_name(result.provisioning_state))
-        return result
+        return plain(result)
 
     def get_endpoint(self, name: str) -> OnlineEndpoint:
-        return self._call(f"endpoint {name}", self.ml_client.online_endpoints.get, name)
+        return plain(self._call(f"endpoint {name}", self.ml_client.online_endpoints.get, name))
 
     def list_endpoints(self) -> list[OnlineEndpoint]:
-        return self._call("list endpoints",
-                          lambda: list(self.ml_client.online_endpoints.list()))
+        return [plain(e) for e in self._call(
+            "list endpoints", lambda: list(self.ml_client.online_endpoints.list()))]
 
     def delete_endpoint(self, name: str) -> Operation:
         ops = self.ml_client.online_endpoints
@@ -273,7 +275,7 @@ class AzureBackend(Backend):
                              quota=self._quota_sentence(deployment, exc), endpoint=ep) from None
         state = state_name(result.provisioning_state)
         op.emit("deployment", "Succeeded", what, provisioning_state=state)
-        return result
+        return plain(result)
 
     def _traffic_stage(self, op: Operation, endpoint: str, traffic: dict[str, int],
                        mirror: dict[str, int] | None = None) -> Any:
@@ -331,12 +333,13 @@ class AzureBackend(Backend):
         return check.message if check is not None else None
 
     def get_deployment(self, endpoint: str, name: str) -> OnlineDeployment:
-        return self._call(f"deployment {endpoint}/{name}", self.ml_client.online_deployments.get,
-                          name, endpoint)
+        return plain(self._call(f"deployment {endpoint}/{name}",
+                                self.ml_client.online_deployments.get, name, endpoint))
 
     def list_deployments(self, endpoint: str) -> list[OnlineDeployment]:
         ops = self.ml_client.online_deployments
-        return self._call(f"deployments of {endpoint}", lambda: list(ops.list(endpoint)))
+        return [plain(d) for d in self._call(f"deployments of {endpoint}",
+                                             lambda: list(ops.list(endpoint)))]
 
     def delete_deployment(self, endpoint: str, name: str) -> Operation:
         ops = self.ml_client.online_deployments
@@ -435,6 +438,19 @@ class AzureBackend(Backend):
 
     def close(self) -> None:
         self._ml = None
+
+
+def plain(entity: Any) -> Any:
+    """``provisioning_state`` as 'Succeeded' rather than the SDK's enum (shows as
+    EndpointProvisioningState.SUCCEEDED in f-strings), like the local backend's entities."""
+    state = state_name(getattr(entity, "provisioning_state", None))
+    # a read-only property over _provisioning_state in azure-ai-ml 1.35.2
+    attr = "_provisioning_state" if "_provisioning_state" in vars(entity) else "provisioning_state"
+    try:
+        setattr(entity, attr, state)
+    except AttributeError:
+        pass
+    return entity
 
 
 def _traffic_text(traffic: dict[str, int], mirror: dict[str, int] | None) -> str:

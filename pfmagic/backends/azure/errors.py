@@ -131,8 +131,7 @@ def map_error(exc: BaseException, *, what: str, log_tail: Sequence[str] = (),
         return NotFound(f"{what}: not found ({line})", code=code or "ResourceNotFound",
                         hint="check the name with %pf_endpoints")
     if type(exc).__name__ in ("ValidationException", "ValidationError"):
-        return fail(f"{what}: {line}", "fix the cell and run it again",
-                    code_=code or "ValidationError")
+        return fail(f"{what}: {line}", None, code_=code or "ValidationError")
     hint = (_tail_hint(log_tail).lstrip("; ") or None) if log_tail else None
     return fail(f"{what} failed: " + (f"({code}) " if code else "") + line,
                 hint or f"see {TROUBLESHOOT}")

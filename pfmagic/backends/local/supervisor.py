@@ -37,6 +37,7 @@ import httpx
 
 from pfmagic.backends.local.logs import log_event, open_append, tail
 from pfmagic.backends.local.state import Home, read_json
+from pfmagic.backends.local.zygote_client import Zygote
 
 AZURE_PROBE = {"initial_delay": 10.0, "period": 10.0, "timeout": 2.0, "failure_threshold": 30}
 LOCAL_READINESS = {"initial_delay": 0.0, "period": 1.0, "timeout": 2.0, "failure_threshold": 3}
@@ -78,7 +79,7 @@ class Instance:
     deployment: str
     slot: int
     generation: int
-    proc: subprocess.Popen[bytes]
+    proc: Any  # subprocess.Popen or zygote_client.ForkedProcess
     port: int
     started: float = field(default_factory=time.time)
     ready: bool = False
@@ -150,6 +151,11 @@ class Supervisor:
         self._lock = asyncio.Lock()
         self._probe_client = httpx.AsyncClient(trust_env=False)
         self._closing = False
+        self._zyg: Zygote | None = None
+
+    def prewarm(self) -> None:
+        """Start the zygote now, so the first deployment does not wait for its imports."""
+        self._zygote()
 
     # -- reconcile desired state (deployment.json files) with running instances ------------
     async def reconcile(self) -> None:
@@ -195,7 +201,8 @@ class Supervisor:
             flow_dir = await asyncio.to_thread(self._working_copy, dep.name, gen, runtime)
             readiness = Probe.of(runtime.get("readiness_probe"),
                                  runtime["routes"]["readiness"], LOCAL_READINESS)
-            new = [self._spawn(dep.name, slot, gen, runtime, flow_dir) for slot in range(count)]
+            new = list(await asyncio.gather(*(self._spawn(dep.name, slot, gen, runtime, flow_dir)
+                                              for slot in range(count))))
             dep.pending = new
             errors = await asyncio.gather(*(self._wait_ready(i, readiness) for i in new))
             failed = [e for e in errors if e]
@@ -249,36 +256,57 @@ class Supervisor:
             if path.is_dir() and path.name != f"g{keep}":
                 shutil.rmtree(path, ignore_errors=True)
 
-    def _spawn(self, dep: str, slot: int, gen: int, runtime: dict[str, Any], flow_dir: Path,
-               restarts: int = 0) -> Instance:
+    def _zygote(self) -> Zygote | None:
+        """The endpoint's pre-imported fork server (started at most once per crash)."""
+        if os.environ.get("PFMAGIC_NO_ZYGOTE"):
+            return None
+        if self._zyg is None or not self._zyg.alive():
+            if self._zyg is not None:
+                log_event(self.home.router_log(self.endpoint), "zygote exited; starting a new one")
+            log_fd = open_append(self.home.router_log(self.endpoint))
+            try:
+                self._zyg = Zygote(self._base_env(), log_fd)
+            finally:
+                os.close(log_fd)
+        return self._zyg
+
+    def _base_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({"PF_HOME_DIRECTORY": str(self.home.promptflow_home),
+                    "PFMAGIC_CONNECTIONS_FILE": str(self.home.connections_file),
+                    "PFMAGIC_PARENT_PID": str(os.getpid()), "PYTHONUNBUFFERED": "1"})
+        return env
+
+    async def _spawn(self, dep: str, slot: int, gen: int, runtime: dict[str, Any],
+                     flow_dir: Path, restarts: int = 0) -> Instance:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         sock.listen(128)
+        port = sock.getsockname()[1]
         name = f"{dep}-{gen}-{slot}"
-        env = dict(os.environ)
+        env = self._base_env()
         variables = runtime.get("environment_variables") or {}
         env.update({str(k): str(v) for k, v in variables.items()})
-        env.update({
-            "PROMPTFLOW_PROJECT_PATH": str(flow_dir),
-            "PF_HOME_DIRECTORY": str(self.home.promptflow_home),
-            "PFMAGIC_CONNECTIONS_FILE": str(self.home.connections_file),
-            "PFMAGIC_PARENT_PID": str(os.getpid()),
-            "PYTHONUNBUFFERED": "1",
-        })
+        env["PROMPTFLOW_PROJECT_PATH"] = str(flow_dir)
         log_fd = open_append(self.home.deployment_log(self.endpoint, dep))
         try:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "pfmagic.backends.local.instance",
-                 "--fd", str(sock.fileno()), "--id", name],
-                env=env, cwd=flow_dir, stdin=subprocess.DEVNULL, stdout=log_fd,
-                stderr=subprocess.STDOUT, pass_fds=(sock.fileno(),))
+            zygote = self._zygote()
+            proc: Any = None
+            if zygote is not None:
+                with contextlib.suppress(ConnectionError, asyncio.TimeoutError):
+                    proc = await zygote.spawn(name, env, str(flow_dir), sock.fileno(), log_fd)
+            if proc is None:  # no zygote (disabled or broken): a plain interpreter
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "pfmagic.backends.local.instance",
+                     "--fd", str(sock.fileno()), "--id", name],
+                    env=env, cwd=flow_dir, stdin=subprocess.DEVNULL, stdout=log_fd,
+                    stderr=subprocess.STDOUT, pass_fds=(sock.fileno(),))
         finally:
             os.close(log_fd)
-            port = sock.getsockname()[1]
-            sock.close()  # the child holds its own copy
-        return Instance(name=name, deployment=dep, slot=slot, generation=gen, proc=proc, port=port,
-                        restarts=restarts)
+            sock.close()  # the instance holds its own copy
+        return Instance(name=name, deployment=dep, slot=slot, generation=gen, proc=proc,
+                        port=port, restarts=restarts)
 
     async def _probe(self, inst: Instance, path: str, timeout: float) -> str | None:
         """None when ``GET path`` answers 2xx in time, else what went wrong."""
@@ -341,8 +369,8 @@ class Supervisor:
             await asyncio.sleep(backoff if inst.restarts else 0)
             flow_dir = self.home.deployment_dir(self.endpoint, dep.name) / \
                 f"g{inst.generation}" / runtime["flow_name"]
-            new = self._spawn(dep.name, inst.slot, inst.generation, runtime, flow_dir,
-                              restarts=inst.restarts + 1)
+            new = await self._spawn(dep.name, inst.slot, inst.generation, runtime, flow_dir,
+                                    restarts=inst.restarts + 1)
             if inst in dep.instances:
                 dep.instances[dep.instances.index(inst)] = new
             else:
@@ -424,6 +452,8 @@ class Supervisor:
                 watcher.cancel()
             tasks += [self._stop(i, drain=False) for i in dep.instances]
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._zyg is not None:
+            await asyncio.to_thread(self._zyg.close)
         await self._probe_client.aclose()
 
     # -- reporting ----------------------------------------------------------------------

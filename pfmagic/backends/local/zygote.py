@@ -1,0 +1,135 @@
+"""A pre-imported process that forks deployment instances (``python -m ...zygote``).
+
+Importing promptflow's serving stack costs 2-4 s of CPU per process (much more on a busy
+machine); that was most of an instance's start time. The router starts one zygote that
+imports it once; every instance is then a ``fork()`` that only builds the flow's app
+(~0.3 s) and shares the imported code pages with its siblings (copy-on-write).
+
+Protocol over an ``AF_UNIX``/``SOCK_SEQPACKET`` socket pair (one message per datagram):
+router -> zygote ``{"id", "env", "cwd"}`` with two fds (listening socket, log file);
+zygote -> router ``{"op": "ready"}``, ``{"op": "spawned", "id", "pid"}``,
+``{"op": "exited", "pid", "code"}`` (code as ``subprocess``: negative = signal).
+The zygote stays single-threaded (fork-safe) and exits, killing its instances, when the
+router goes away (socket EOF or re-parenting).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import select
+import signal
+import socket
+import sys
+from typing import Any
+
+MAX_MESSAGE = 1 << 20
+
+
+def _preload() -> None:
+    """What every instance imports anyway: promptflow's FastAPI serving app and uvicorn."""
+    import uvicorn  # noqa: F401
+    from promptflow.core._connection import _Connection  # noqa: F401
+    from promptflow.core._serving.app import create_app  # noqa: F401
+    from promptflow.core._serving.extension import azureml_extension  # noqa: F401
+    from promptflow.core._serving.utils import encode_dict  # noqa: F401
+    from promptflow.core._serving.v2 import app  # noqa: F401
+
+    with contextlib.suppress(ImportError):  # LLM flows: the tools package and its client
+        import openai  # noqa: F401
+        import promptflow.tools.common  # noqa: F401
+
+
+def _child(req: dict[str, Any], fds: list[int], sock: socket.socket) -> None:
+    """In the forked instance: become the instance process and never return."""
+    code = 1
+    try:
+        sock.close()
+        listen_fd, log_fd = fds
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        os.close(log_fd)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL)
+        env = dict(req["env"])
+        env["PFMAGIC_PARENT_PID"] = str(os.getppid())
+        os.environ.clear()
+        os.environ.update(env)
+        os.chdir(req["cwd"])
+        from pfmagic.backends.local import instance
+
+        code = instance.main(["--fd", str(listen_fd), "--id", req["id"]])
+    except BaseException as exc:  # report, then leave without running the zygote's code
+        with contextlib.suppress(Exception):
+            print(f"[pfmagic] instance {req.get('id')} failed to start: "
+                  f"{type(exc).__name__}: {exc}", flush=True)
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def _send(sock: socket.socket, message: dict[str, Any]) -> None:
+    with contextlib.suppress(OSError):
+        sock.send(json.dumps(message).encode())
+
+
+def serve(sock: socket.socket) -> int:
+    parent = os.getppid()
+    children: set[int] = set()
+    _send(sock, {"op": "ready", "pid": os.getpid()})
+    try:
+        while True:
+            readable, _, _ = select.select([sock], [], [], 0.2)
+            while children:  # reap and report exits
+                try:
+                    pid, status = os.waitpid(-1, os.WNOHANG)
+                except ChildProcessError:
+                    break
+                if pid == 0:
+                    break
+                children.discard(pid)
+                _send(sock, {"op": "exited", "pid": pid,
+                             "code": os.waitstatus_to_exitcode(status)})
+            if os.getppid() != parent:
+                return 0
+            if not readable:
+                continue
+            data, fds, _flags, _addr = socket.recv_fds(sock, MAX_MESSAGE, 2)
+            if not data:
+                return 0  # the router closed its end
+            req = json.loads(data)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:
+                _child(req, fds, sock)
+            for fd in fds:
+                os.close(fd)
+            children.add(pid)
+            _send(sock, {"op": "spawned", "id": req["id"], "pid": pid})
+    finally:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pfmagic.backends.local.zygote")
+    parser.add_argument("--sock", type=int, required=True)
+    args = parser.parse_args(argv)
+    sock = socket.socket(fileno=args.sock)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        _preload()
+    except Exception as exc:  # the router falls back to plain subprocesses
+        print(f"[pfmagic] zygote preload failed: {type(exc).__name__}: {exc}", flush=True)
+        return 1
+    return serve(sock)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""Real local endpoints for the reliability tests, and the load generator from ``bench/``."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+FLOW = ROOT / "tests" / "flows" / "chat-echo"
+sys.path.insert(0, str(ROOT / "bench"))
+
+from loadgen import LoadResult, run_load  # noqa: E402
+
+__all__ = ["LoadResult", "run_load", "deploy", "Background", "wait_for", "kill"]
+
+ENDPOINT_YAML = """\
+$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schema.json
+name: {name}
+auth_mode: key
+"""
+
+DEPLOYMENT_YAML = """\
+$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json
+name: {deployment}
+endpoint_name: {name}
+model:
+  path: {flow}
+environment:
+  image: mcr.microsoft.com/azureml/promptflow/promptflow-runtime:latest
+  inference_config:
+    liveness_route: {{path: /health, port: 8080}}
+    readiness_route: {{path: /health, port: 8080}}
+    scoring_route: {{path: /score, port: 8080}}
+instance_type: Standard_E16s_v3
+instance_count: {instances}
+environment_variables:
+  PROMPTFLOW_RUN_MODE: serving
+"""
+
+
+def endpoint_entity(name: str) -> Any:
+    from azure.ai.ml import load_online_endpoint
+
+    return load_online_endpoint(io.StringIO(ENDPOINT_YAML.format(name=name)))
+
+
+def deployment_entity(name: str, deployment: str, instances: int = 1) -> Any:
+    from azure.ai.ml import load_online_deployment
+
+    text = DEPLOYMENT_YAML.format(name=name, deployment=deployment, flow=FLOW,
+                                  instances=instances)
+    return load_online_deployment(io.StringIO(text), relative_origin=str(ROOT / "cell.yml"))
+
+
+def deploy(backend: Any, name: str, deployment: str = "blue", *, instances: int = 1,
+           all_traffic: bool = True, create_endpoint: bool = True) -> tuple[str, str]:
+    """Create (endpoint and) deployment; return (scoring_uri, primary key)."""
+    if create_endpoint:
+        backend.create_endpoint(endpoint_entity(name)).result(timeout=120)
+    backend.create_deployment(deployment_entity(name, deployment, instances),
+                              all_traffic=all_traffic).result(timeout=240)
+    return backend.get_endpoint(name).scoring_uri, backend.get_keys(name).primary_key
+
+
+class Background(threading.Thread):
+    """``run_load`` on a thread, so the test can break things while requests flow."""
+
+    def __init__(self, url: str, **kwargs: Any):
+        super().__init__(name="reliability-load", daemon=True)
+        self.url, self.kwargs = url, kwargs
+        self.result: LoadResult | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.result = run_load(self.url, **self.kwargs)
+        except BaseException as exc:  # reported by finish()
+            self.error = exc
+
+    def finish(self, timeout: float) -> LoadResult:
+        self.join(timeout)
+        assert not self.is_alive(), f"load still running after {timeout} s"
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
+    end = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(every)
+
+
+def kill(pid: int) -> None:
+    os.kill(pid, signal.SIGKILL)

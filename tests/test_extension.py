@@ -1,0 +1,90 @@
+"""``%load_ext pfmagic``: registers the magics, stays light, warms azure.ai.ml up in the back."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+MAGICS = ("pf_model", "pf_endpoint", "pf_deployment", "pf_connection")
+
+
+def run_python(code: str) -> str:
+    """Run ``code`` in a fresh interpreter (sys.modules of this one already hold azure.ai.ml)."""
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+SHELL = """
+    import sys
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+    c = Config()
+    c.HistoryManager.enabled = False
+    c.PfMagics.warmup = {warmup}
+    ip = InteractiveShell.instance(config=c)
+    ip.run_line_magic("load_ext", "pfmagic")
+"""
+
+
+def test_load_imports_neither_azure_ai_ml_nor_promptflow() -> None:
+    out = run_python(SHELL.format(warmup=False) + """
+    print("azure.ai.ml" in sys.modules, "promptflow" in sys.modules)
+    print(sorted(n for n in ip.magics_manager.magics["cell"] if n.startswith("pf_")))
+    """)
+    heavy, cells = out.splitlines()[:2]
+    assert heavy == "False False"
+    for name in MAGICS:
+        assert name in cells
+
+
+def test_load_starts_warm_up_thread(ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch
+                                    ) -> None:
+    import threading
+
+    import pfmagic.spec.load
+
+    ran = threading.Event()
+    names: list[str] = []
+
+    def fake() -> None:
+        names.append(threading.current_thread().name)
+        ran.set()
+
+    monkeypatch.setattr(pfmagic.spec.load, "warm_up", fake)
+    ip.run_line_magic("unload_ext", "pfmagic")
+    ip.run_line_magic("load_ext", "pfmagic")
+    assert ran.wait(10) and names == ["pfmagic-warmup"]
+
+
+def test_warm_up_loads_azure_ai_ml() -> None:
+    from pfmagic.spec.load import warm_up
+
+    warm_up()  # idempotent; in this process azure.ai.ml may already be imported
+    assert "azure.ai.ml" in sys.modules and "azure.ai.ml.entities" in sys.modules
+
+
+def test_config_lists_the_options(ip: InteractiveShell, capsys: pytest.CaptureFixture[str]
+                                  ) -> None:
+    ip.run_line_magic("config", "PfMagics")
+    out = capsys.readouterr().out
+    for option in ("PfMagics.backend", "PfMagics.interpolate", "PfMagics.warmup"):
+        assert option in out
+
+
+def test_interpolate_setting_off(ip: InteractiveShell, tmp_path) -> None:  # noqa: ANN001
+    ip.run_line_magic("config", "PfMagics.interpolate = False")
+    summary = ip.run_cell_magic("pf_endpoint", "", "name: abc\ndescription: '{{x}}'\n")
+    assert summary.entity.description == "{{x}}"
+
+
+def test_unload_removes_the_magics(ip: InteractiveShell) -> None:
+    ip.run_line_magic("unload_ext", "pfmagic")
+    assert ip.find_cell_magic("pf_endpoint") is None
+    ip.run_line_magic("load_ext", "pfmagic")  # the fixture unloads again
+    assert ip.find_cell_magic("pf_endpoint") is not None

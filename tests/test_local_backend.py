@@ -1,0 +1,469 @@
+"""LocalBackend against real processes: router per endpoint, promptflow serving instances.
+
+Everything listens on 127.0.0.1; expensive deployments are started once per module, all at
+the same time, and shared. Teardown stops every process under the temporary home.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from azure.ai.ml.entities import (
+    EndpointAuthToken,
+    ManagedOnlineDeployment,
+    ManagedOnlineEndpoint,
+    Model,
+    ProbeSettings,
+)
+from fakes.fake_openai import FakeOpenAI
+
+from pfmagic.backends.local.backend import LocalBackend
+from pfmagic.backends.local.procs import pid_alive
+from pfmagic.backends.local.state import read_json, write_json
+from pfmagic.errors import BackendError, NotFound, PfError
+
+FLOWS = Path(__file__).parent / "flows"
+MAIN, SIDE = "ep-main", "ep-side"
+LLM_KEY_VAR = "PFMAGIC_TEST_LLM_KEY"
+LLM_KEY_REF = "${env:PFMAGIC_TEST_LLM_KEY}"
+SEEN_PIDS: set[int] = set()
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def _deployment(name: str, endpoint: str, model: Any, count: int = 1, **kw: Any
+                ) -> ManagedOnlineDeployment:
+    return ManagedOnlineDeployment(name=name, endpoint_name=endpoint, model=model,
+                                   instance_type="Standard_DS3_v2", instance_count=count, **kw)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("pflocal") / "pfhome"
+
+
+@pytest.fixture(scope="module")
+def llm() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(api_key="sk-local-backend-test-0123456789") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def backend(home: Path, llm: FakeOpenAI) -> Iterator[LocalBackend]:
+    # the router inherits the kernel's environment: ${env:VAR} connections resolve from it
+    patch = pytest.MonkeyPatch()
+    patch.setenv(LLM_KEY_VAR, llm.api_key)
+    b = LocalBackend(home=str(home), token_lifetime=2.0)
+    try:
+        yield b
+    finally:
+        b.shutdown_all()
+        patch.undo()
+        time.sleep(1.5)  # instances exit within a second of their router
+        assert not [p for p in SEEN_PIDS if pid_alive(p)], "processes left behind"
+
+
+@pytest.fixture(scope="module")
+def ops(backend: LocalBackend, llm: FakeOpenAI) -> dict[str, Any]:
+    """Both endpoints and all deployments, started together (they start in parallel)."""
+    backend.create_connection({"name": "my_openai", "type": "open_ai",
+                               "api_key": LLM_KEY_REF, "base_url": llm.base_url})
+    started = time.monotonic()
+    main = backend.create_endpoint(ManagedOnlineEndpoint(name=MAIN, auth_mode="key"))
+    side = backend.create_endpoint(ManagedOnlineEndpoint(name=SIDE, auth_mode="aml_token"))
+    main.result(60), side.result(60)
+    echo = backend.create_model(Model(name="chat-echo", path=str(FLOWS / "chat-echo")))
+    result: dict[str, Any] = {"started": started}
+    result["blue"] = backend.create_deployment(_deployment("blue", MAIN, echo, 2),
+                                               all_traffic=True)
+    result["green"] = backend.create_deployment(_deployment("green", MAIN, echo, 1))
+    result["bad"] = backend.create_deployment(_deployment(
+        "bad", SIDE, Model(path=str(FLOWS / "broken")),
+        readiness_probe=ProbeSettings(initial_delay=0, period=1, timeout=2,
+                                      failure_threshold=120)))
+    result["inc"] = backend.create_deployment(_deployment(
+        "inc", SIDE, Model(path=str(FLOWS / "with-includes"))))
+    result["chat"] = backend.create_deployment(_deployment(
+        "chat", SIDE, Model(path=str(FLOWS / "basic-chat")),
+        environment_variables={"open_ai_connection": "my_openai"}))
+    return result
+
+
+@pytest.fixture(scope="module")
+def main(backend: LocalBackend, ops: dict[str, Any]) -> dict[str, Any]:
+    ops["blue"].result(240)
+    ops["green"].result(240)
+    ops["main_ready_s"] = time.monotonic() - ops["started"]
+    _remember_pids(backend, MAIN)
+    return ops
+
+
+def _remember_pids(backend: LocalBackend, endpoint: str) -> dict[str, Any]:
+    status = backend.router_status(endpoint)
+    SEEN_PIDS.add(status["pid"])
+    for dep in status["deployments"].values():
+        SEEN_PIDS.update(i["pid"] for i in dep["instances"] + dep["starting"])
+    return status
+
+
+def _score(backend: LocalBackend, endpoint: str, body: dict[str, Any], *,
+           key: str | None = None, deployment: str | None = None, stream: bool = False,
+           timeout: float = 60.0) -> httpx.Response:
+    cfg = read_json(backend.home.endpoint_file(endpoint))
+    headers = {"Accept": "text/event-stream, application/json" if stream
+               else "application/json"}
+    if key is None:
+        key = cfg["keys"]["primary"]
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    if deployment:
+        headers["azureml-model-deployment"] = deployment
+    return httpx.post(f"http://127.0.0.1:{cfg['port']}/score", json=body, headers=headers,
+                      timeout=timeout, trust_env=False)
+
+
+# -- models ----------------------------------------------------------------------------
+def test_model_registration_copies(backend: LocalBackend, tmp_path: Path) -> None:
+    src = tmp_path / "flow"
+    import shutil
+
+    shutil.copytree(FLOWS / "chat-echo", src)
+    m1 = backend.create_model(Model(name="copied", path=str(src), description="first"))
+    assert m1.version == "1"
+    registered = Path(m1.path)
+    assert registered.is_relative_to(backend.home.root) and (registered / "echo.py").is_file()
+    (src / "echo.py").write_text("# edited later\n")
+    assert "edited" not in (registered / "echo.py").read_text()  # a copy, not a link
+    m2 = backend.create_model(Model(name="copied", path=str(src)))
+    assert m2.version == "2"
+    assert backend.create_model(Model(name="copied", path=str(src))).version == "2"  # same
+    assert backend.get_model("copied").version == "2"
+    assert backend.get_model("copied", "1").description == "first"
+    with pytest.raises(BackendError, match="already exists"):
+        backend.create_model(Model(name="copied", version="1", path=str(src)))
+    with pytest.raises(NotFound):
+        backend.get_model("nope")
+    assert {"copied"} <= {m.name for m in backend.list_models()}
+
+
+def test_additional_includes_are_staged(backend: LocalBackend, ops: dict[str, Any]) -> None:
+    dep = ops["inc"].result(240)
+    name, version = dep.model.removeprefix("azureml:").split(":")
+    flow = backend.home.model_dir(name, version) / "flow"
+    assert (flow / "shout.py").is_file()
+    assert "additional_includes" not in (flow / "flow.dag.yaml").read_text()
+    _remember_pids(backend, SIDE)
+    token = backend.get_keys(SIDE).access_token
+    reply = _score(backend, SIDE, {"question": "hi"}, key=token, deployment="inc")
+    assert reply.status_code == 200, reply.text
+    assert reply.json() == {"answer": "HI!"}
+
+
+# -- endpoints and auth -------------------------------------------------------------------
+def test_endpoint_router_on_loopback_with_random_keys(backend: LocalBackend,
+                                                      main: dict[str, Any]) -> None:
+    import psutil
+
+    ep = backend.get_endpoint(MAIN)
+    assert ep.scoring_uri.startswith("http://127.0.0.1:") and ep.scoring_uri.endswith("/score")
+    assert ep.provisioning_state == "Succeeded"
+    assert ep.traffic == {"blue": 100, "green": 0}
+    status = backend.router_status(MAIN)
+    listening = [c.laddr for c in psutil.Process(status["pid"]).net_connections()
+                 if c.status == psutil.CONN_LISTEN]
+    assert listening and all(a.ip == "127.0.0.1" for a in listening)
+    for dep in status["deployments"].values():
+        for inst in dep["instances"]:
+            conns = psutil.Process(inst["pid"]).net_connections()
+            assert all(c.laddr.ip == "127.0.0.1" for c in conns if c.status == "LISTEN")
+    keys = backend.get_keys(MAIN)
+    assert keys.primary_key != keys.secondary_key and len(keys.primary_key) >= 40
+    side_cfg = read_json(backend.home.endpoint_file(SIDE))
+    assert keys.primary_key not in (side_cfg["keys"]["primary"], side_cfg["keys"]["secondary"])
+
+
+def test_unauthorized_is_401_json(backend: LocalBackend, main: dict[str, Any]) -> None:
+    for key in ("", "wrong-key"):
+        reply = _score(backend, MAIN, {"question": "hi"}, key=key)
+        assert reply.status_code == 401
+        assert reply.json()["error"]["code"] == "Unauthorized"
+    secondary = backend.get_keys(MAIN).secondary_key
+    assert _score(backend, MAIN, {"question": "hi"}, key=secondary).status_code == 200
+
+
+def test_aml_token_expires(backend: LocalBackend, ops: dict[str, Any]) -> None:
+    creds = backend.get_keys(SIDE)
+    assert isinstance(creds, EndpointAuthToken)
+    assert creds.expiry_time_utc > time.time()
+    ok = _score(backend, SIDE, {"question": "hi"}, key=creds.access_token)
+    assert ok.status_code != 401  # authenticated (no traffic on this endpoint: 404)
+    assert _score(backend, SIDE, {"question": "hi"}, key=creds.access_token + "x"
+                  ).status_code == 401
+    time.sleep(max(0.0, creds.expiry_time_utc - time.time()) + 0.3)
+    expired = _score(backend, SIDE, {"question": "hi"}, key=creds.access_token)
+    assert expired.status_code == 401 and "expired" in expired.json()["error"]["message"]
+    with pytest.raises(BackendError):
+        backend.regenerate_keys(SIDE)
+
+
+def test_state_files_private_and_secrets_not_in_argv(backend: LocalBackend,
+                                                     main: dict[str, Any]) -> None:
+    root = backend.home.root
+    assert stat.S_IMODE(root.stat().st_mode) == 0o700
+    files = [p for p in root.rglob("*.json") if "promptflow" not in p.parts
+             and "flow" not in p.parts and not any(part.startswith("g") and part[1:].isdigit()
+                                                   for part in p.parts)]
+    assert files and backend.home.connections_file in files
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    keys = backend.get_keys(MAIN)
+    status = backend.router_status(MAIN)
+    pids = [status["pid"]] + [i["pid"] for d in status["deployments"].values()
+                              for i in d["instances"]]
+    for pid in pids:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode()
+        assert keys.primary_key not in argv and keys.secondary_key not in argv
+    logs = "".join(p.read_text(errors="replace") for p in (root / "logs").rglob("*.log"))
+    assert keys.primary_key not in logs and keys.secondary_key not in logs
+
+
+def test_atomic_write_keeps_old_file(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    write_json(path, {"good": 1})
+    with pytest.raises(TypeError):
+        write_json(path, {"bad": object()})  # fails halfway through serialising
+    assert read_json(path) == {"good": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
+
+
+# -- scoring ---------------------------------------------------------------------------
+def test_score_json_and_sse_on_two_instances(backend: LocalBackend,
+                                             main: dict[str, Any]) -> None:
+    reply = _score(backend, MAIN, {"question": "hello there"})
+    assert reply.status_code == 200
+    assert reply.json() == {"answer": "Echo: hello there ", "turns": 0}
+    assert reply.headers["azureml-model-deployment"] == "blue"
+    stream = _score(backend, MAIN, {"question": "hello there"}, stream=True)
+    assert stream.headers["content-type"].startswith("text/event-stream")
+    events = [json.loads(line[5:]) for line in stream.text.splitlines()
+              if line.startswith("data:")]
+    assert events[0] == {"turns": 0} and "".join(e.get("answer", "") for e in events) == \
+        "Echo: hello there "
+    chunks: list[dict[str, Any]] = []
+    via_backend = backend.invoke(MAIN, {"question": "a b"}, stream=True, on_chunk=chunks.append)
+    assert via_backend.deployment == "blue" and via_backend.streamed and chunks
+    for _ in range(6):
+        _score(backend, MAIN, {"question": "x"})
+    served = [i["served"] for i in backend.router_status(MAIN)["deployments"]["blue"]
+              ["instances"]]
+    assert len(served) == 2 and all(n > 0 for n in served)
+
+
+def test_flow_error_is_424_with_error_json(backend: LocalBackend, main: dict[str, Any]) -> None:
+    reply = _score(backend, MAIN, {"question": "explode"})
+    assert reply.status_code == 424
+    # the echo tool raises inside its generator: promptflow answers 500 SystemError in JSON mode
+    assert reply.headers["ms-azureml-model-error-statuscode"] in ("400", "500")
+    err = reply.json()["error"]
+    assert err["code"] in ("UserError", "SystemError") and err["message"]
+    with pytest.raises(BackendError) as info:
+        backend.invoke(MAIN, {"question": "explode"})
+    assert info.value.status == 424
+
+
+def test_targeted_deployment_header(backend: LocalBackend, main: dict[str, Any]) -> None:
+    reply = _score(backend, MAIN, {"question": "hi"}, deployment="green")
+    assert reply.status_code == 200 and reply.headers["azureml-model-deployment"] == "green"
+    assert _score(backend, MAIN, {"question": "hi"}, deployment="nope").status_code == 404
+
+
+def _deployments_of(backend: LocalBackend, n: int, **kw: Any) -> Counter[str]:
+    def one(_: int) -> str:
+        reply = _score(backend, MAIN, {"question": "t"}, **kw)
+        assert reply.status_code == 200, reply.text
+        return reply.headers["azureml-model-deployment"]
+
+    with ThreadPoolExecutor(8) as pool:
+        return Counter(pool.map(one, range(n)))
+
+
+def test_traffic_split(backend: LocalBackend, main: dict[str, Any]) -> None:
+    with pytest.raises(BackendError, match="sum"):
+        backend.set_traffic(MAIN, {"blue": 60, "green": 30})
+    with pytest.raises(BackendError, match="does not exist"):
+        backend.set_traffic(MAIN, {"blue": 50, "ghost": 50})
+    ep = backend.set_traffic(MAIN, {"blue": 50, "green": 50})
+    assert ep.traffic == {"blue": 50, "green": 50}
+    counts = _deployments_of(backend, 120)
+    # binomial(120, 0.5): sd 5.5, so 30..90 is more than 5 sd either side
+    assert 30 <= counts["blue"] <= 90 and counts["blue"] + counts["green"] == 120
+    backend.set_traffic(MAIN, {"blue": 100, "green": 0})
+    assert _deployments_of(backend, 30) == Counter({"blue": 30})
+
+
+def test_mirror_traffic(backend: LocalBackend, main: dict[str, Any]) -> None:
+    with pytest.raises(BackendError, match="50"):
+        backend.set_traffic(MAIN, {"blue": 100}, mirror={"green": 60})
+    before = backend.router_status(MAIN)["deployments"]["green"]["mirrored"]
+    ep = backend.set_traffic(MAIN, {"blue": 100, "green": 0}, mirror={"green": 50})
+    assert ep.mirror_traffic == {"green": 50}
+    assert _deployments_of(backend, 60) == Counter({"blue": 60})  # mirror replies discarded
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        mirrored = backend.router_status(MAIN)["deployments"]["green"]["mirrored"] - before
+        if mirrored >= 10:
+            break
+        time.sleep(0.2)
+    assert 10 <= mirrored <= 50  # binomial(60, 0.5)
+    backend.set_traffic(MAIN, {"blue": 100}, mirror={})
+    assert backend.get_endpoint(MAIN).mirror_traffic == {}
+
+
+def test_rolling_update_without_failed_requests(backend: LocalBackend,
+                                                main: dict[str, Any]) -> None:
+    failures: list[str] = []
+    replies: list[dict[str, Any]] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            try:
+                reply = _score(backend, MAIN, {"question": "during update"},
+                               deployment="green")
+                if reply.status_code != 200:
+                    failures.append(f"{reply.status_code} {reply.text[:200]}")
+                else:
+                    replies.append(reply.json())
+            except httpx.HTTPError as exc:
+                failures.append(repr(exc))
+
+    threads = [threading.Thread(target=hammer) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        echo = backend.get_model("chat-echo")
+        op = backend.create_deployment(_deployment(
+            "green", MAIN, echo, 1,
+            environment_variables={"PROMPTFLOW_RESPONSE_INCLUDED_FIELDS": '["answer"]'}))
+        updated = op.result(240)
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert updated.provisioning_state == "Succeeded"
+    assert "Updating" in {e.provisioning_state for e in op.events}
+    assert not failures, failures[:3]
+    assert "turns" in replies[0] and "turns" not in replies[-1]  # new env var applied
+    _remember_pids(backend, MAIN)
+
+
+def test_killed_instance_is_restarted_and_logged(backend: LocalBackend,
+                                                 main: dict[str, Any]) -> None:
+    victim = backend.router_status(MAIN)["deployments"]["blue"]["instances"][0]
+    os.kill(victim["pid"], signal.SIGKILL)
+    for _ in range(10):  # the other instance keeps serving
+        assert _score(backend, MAIN, {"question": "still there?"}).status_code == 200
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        blue = _remember_pids(backend, MAIN)["deployments"]["blue"]
+        if blue["ready"] == 2 and any(i["restarts"] == 1 for i in blue["instances"]):
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail(f"instance not restarted: {blue}")
+    logs = backend.get_logs(MAIN, "blue", lines=400)
+    assert f"instance {victim['name']} exited with code -9; restarting" in logs
+    assert "restarted and ready" in logs
+
+
+def test_logs_tail(backend: LocalBackend, main: dict[str, Any]) -> None:
+    lines = backend.get_logs(MAIN, "blue", lines=5).splitlines()
+    assert len(lines) == 5
+    init = backend.get_logs(MAIN, "blue", container_type="storage-initializer")
+    assert "model chat-echo:1" in init
+    with pytest.raises(PfError):
+        backend.get_logs(MAIN, "blue", container_type="sidecar")
+    with pytest.raises(NotFound):
+        backend.get_logs(MAIN, "nope")
+
+
+# -- failure, connections, LLM flow ---------------------------------------------------------
+def test_bad_flow_fails_with_reason_and_log_tail(backend: LocalBackend,
+                                                 ops: dict[str, Any]) -> None:
+    op = ops["bad"]
+    with pytest.raises(BackendError) as info:
+        op.result(240)
+    assert "exited with code 1 during startup" in str(info.value)
+    failed = [e for e in op.events if e.state == "Failed"]
+    assert failed and failed[-1].provisioning_state == "Failed" and failed[-1].log_tail
+    assert any("no_such_tool" in line for line in failed[-1].log_tail)
+    assert backend.get_deployment(SIDE, "bad").provisioning_state == "Failed"
+
+
+def test_llm_flow_uses_stored_connection(backend: LocalBackend, ops: dict[str, Any],
+                                         llm: FakeOpenAI) -> None:
+    ops["chat"].result(240)
+    _remember_pids(backend, SIDE)
+    assert backend.list_connections() == ["my_openai"]
+    stored = read_json(backend.home.connections_file)
+    assert stored["my_openai"]["api_key"] == LLM_KEY_REF  # resolved in instance
+    reply = backend.invoke(SIDE, {"question": "What is 2+2?"}, deployment="chat")
+    assert reply.outputs["answer"].startswith("You said: What is 2+2?")
+    streamed = backend.invoke(SIDE, {"question": "hi", "chat_history": [
+        {"inputs": {"question": "q0"}, "outputs": {"answer": "a0"}}]},
+        deployment="chat", stream=True)
+    assert streamed.streamed and "(history msgs=4)" in streamed.outputs["answer"]
+    assert llm.requests
+    with pytest.raises(PfError, match="base_url"):
+        backend.create_connection({"name": "x", "type": "open_ai", "api_key": "k",
+                                   "api_base": "http://x"})
+
+
+# -- restarts of the router, deletes --------------------------------------------------------
+def test_killed_router_comes_back_on_next_use(backend: LocalBackend,
+                                              main: dict[str, Any]) -> None:
+    before = backend.router_status(MAIN)
+    keys = backend.get_keys(MAIN)
+    old_instances = [i["pid"] for d in before["deployments"].values() for i in d["instances"]]
+    os.kill(before["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (pid_alive(before["pid"])
+                                           or any(pid_alive(p) for p in old_instances)):
+        time.sleep(0.1)
+    assert not any(pid_alive(p) for p in old_instances), "instances outlived their router"
+    reply = backend.invoke(MAIN, {"question": "back?"})  # starts the router, waits for blue
+    assert reply.status == 200 and reply.deployment == "blue"
+    after = _remember_pids(backend, MAIN)
+    assert after["pid"] != before["pid"] and after["port"] == before["port"]
+    again = backend.get_keys(MAIN)
+    assert (again.primary_key, again.secondary_key) == (keys.primary_key, keys.secondary_key)
+    assert backend.get_endpoint(MAIN).scoring_uri.endswith(f":{before['port']}/score")
+
+
+def test_delete_deployment_and_endpoint(backend: LocalBackend, main: dict[str, Any]) -> None:
+    with pytest.raises(BackendError, match="traffic"):
+        backend.delete_deployment(MAIN, "blue")
+    green = backend.router_status(MAIN)["deployments"]["green"]
+    backend.delete_deployment(MAIN, "green").result(120)
+    assert not any(pid_alive(i["pid"]) for i in green["instances"])
+    assert [d.name for d in backend.list_deployments(MAIN)] == ["blue"]
+    router = backend.router_status(MAIN)["pid"]
+    backend.delete_endpoint(MAIN).result(120)
+    assert not pid_alive(router)
+    assert not backend.home.endpoint_dir(MAIN).exists()
+    with pytest.raises(NotFound):
+        backend.get_endpoint(MAIN)
+    assert MAIN not in [e.name for e in backend.list_endpoints()]

@@ -1,0 +1,182 @@
+"""Reliability under load on a real local endpoint (router + instance processes, 127.0.0.1).
+
+Counts, not timings, are asserted: requests lost (no reply), errors (a reply that is not our
+own 200), instance restarts. Every load is bounded by a request count and a deadline; the
+deadlines only stop a runaway test. Each test prints what it measured (``pytest -s``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from reliability.helpers import Background, deploy, kill, run_load, wait_for
+
+pytestmark = [pytest.mark.reliability, pytest.mark.timeout(600)]
+
+EP = "rel-load"
+
+
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from pfmagic.backends.local.backend import LocalBackend
+
+    home = tmp_path_factory.mktemp("reliability-home")
+    be = LocalBackend(home=str(home))
+    try:
+        yield be
+    finally:
+        be.shutdown_all()
+        be.close()
+
+
+@pytest.fixture(scope="module")
+def endpoint(backend: Any) -> dict[str, Any]:
+    """rel-load with blue (2 instances, 100 % traffic)."""
+    t0 = time.monotonic()
+    uri, key = deploy(backend, EP, "blue", instances=2)
+    print(f"\n[setup] endpoint {EP} with blue x2 ready in {time.monotonic() - t0:.1f} s")
+    return {"uri": uri, "headers": {"Authorization": f"Bearer {key}"}}
+
+
+def _report(what: str, res: Any) -> None:
+    s = res.summary()
+    print(f"\n[{what}] sent {s['sent']}, ok {s['ok']}, errors {s['errors']}, lost {s['lost']} "
+          f"in {s['elapsed_s']} s ({s['rps']} req/s, p50 {s['p50_ms']} ms, p95 {s['p95_ms']} ms)"
+          f"; statuses {s['statuses']}; by deployment {s['deployments']}"
+          + (f"; first failures {s['samples']}" if s["samples"] else ""))
+
+
+def _instances(backend: Any, deployment: str) -> list[dict[str, Any]]:
+    return backend.router_status(EP)["deployments"][deployment]["instances"]
+
+
+def test_10000_requests_16_clients(endpoint: dict[str, Any]) -> None:
+    res = run_load(endpoint["uri"], clients=16, requests=10_000, deadline_s=300,
+                   headers=endpoint["headers"], warmup=16)
+    _report("10k x 16 clients", res)
+    assert res.sent == 10_000, "the deadline stopped the run before 10,000 requests"
+    assert res.lost == 0
+    assert res.errors == 0
+    assert res.ok == 10_000
+
+
+def test_instance_killed_under_load(backend: Any, endpoint: dict[str, Any]) -> None:
+    before = _instances(backend, "blue")
+    assert len(before) == 2 and all(i["ready"] for i in before)
+    victim = before[0]
+    load = Background(endpoint["uri"], clients=8, requests=3_000, deadline_s=120,
+                      headers=endpoint["headers"], warmup=8)
+    load.start()
+    time.sleep(1.5)  # requests are flowing through both instances
+    kill(victim["pid"])
+    killed_at = time.monotonic()
+    res = load.finish(timeout=180)
+    _report("one of two instances SIGKILLed under 8 clients", res)
+
+    def replaced() -> list[dict[str, Any]] | None:
+        now = _instances(backend, "blue")
+        fresh = [i for i in now if i["pid"] != victim["pid"]]
+        ok = len(now) == 2 and all(i["ready"] and i["alive"] for i in now) and \
+            any(i["restarts"] >= 1 for i in now)
+        return now if ok and len(fresh) == 2 else None
+
+    after = wait_for(replaced, 120, "the killed instance to be restarted and ready")
+    print(f"[restart] instance pid {victim['pid']} killed; replaced by "
+          f"{[i['pid'] for i in after if i['pid'] != victim['pid']]} "
+          f"(restarts {[i['restarts'] for i in after]}), ready "
+          f"{time.monotonic() - killed_at:.1f} s after the kill")
+    assert res.lost == 0
+    assert res.errors == 0
+    assert res.ok == res.sent
+    # and the restarted instance serves again
+    again = run_load(endpoint["uri"], clients=4, requests=200, deadline_s=60,
+                     headers=endpoint["headers"])
+    assert again.ok == 200
+
+
+def test_traffic_moved_blue_to_green_under_load(backend: Any,
+                                                endpoint: dict[str, Any]) -> None:
+    t0 = time.monotonic()
+    deploy(backend, EP, "green", instances=1, all_traffic=False, create_endpoint=False)
+    print(f"\n[setup] green ready in {time.monotonic() - t0:.1f} s")
+    steps = [(90, 10), (70, 30), (50, 50), (30, 70), (10, 90), (0, 100)]
+    stop = threading.Event()
+    load = Background(endpoint["uri"], clients=8, requests=100_000, deadline_s=180,
+                      headers=endpoint["headers"], warmup=8, stop=stop)
+    load.start()
+    time.sleep(1.0)
+    for blue, green in steps:
+        backend.set_traffic(EP, {"blue": blue, "green": green})
+        time.sleep(1.0)
+    stop.set()
+    res = load.finish(timeout=300)
+    _report("blue→green in 6 steps, 8 clients", res)
+    res_tail = run_load(endpoint["uri"], clients=4, requests=200, deadline_s=60,
+                        headers=endpoint["headers"])
+    _report("after the move (100 % green)", res_tail)
+    assert res.lost == 0
+    assert res.errors == 0
+    assert res.deployments.get("blue", 0) > 0 and res.deployments.get("green", 0) > 0
+    assert res_tail.ok == 200 and res_tail.deployments == {"green": 200}
+    assert backend.get_endpoint(EP).traffic == {"blue": 0, "green": 100}
+
+
+def test_router_killed_comes_back_on_next_use(backend: Any, endpoint: dict[str, Any]) -> None:
+    import httpx
+
+    ep_before = backend.get_endpoint(EP)
+    keys_before = backend.get_keys(EP)
+    status = backend.router_status(EP)
+    router_pid = status["pid"]
+    instance_pids = [i["pid"] for d in status["deployments"].values() for i in d["instances"]]
+    kill(router_pid)
+    # the router is gone: its port refuses connections, its instances follow it
+    wait_for(lambda: _refused(endpoint["uri"]), 10, "the router's port to close")
+    wait_for(lambda: not any(_alive(p) for p in instance_pids), 15,
+             "the instances to exit with their router")
+    t0 = time.monotonic()
+    reply = backend.invoke(EP, {"question": "are you back?", "chat_history": []})
+    back_s = time.monotonic() - t0
+    assert reply.status == 200 and "are you back?" in reply.outputs["answer"]
+    ep_after = backend.get_endpoint(EP)
+    keys_after = backend.get_keys(EP)
+    new_status = backend.router_status(EP)
+    print(f"\n[router] pid {router_pid} SIGKILLed; next invoke answered in {back_s:.1f} s by "
+          f"router pid {new_status['pid']}; scoring_uri {ep_after.scoring_uri} "
+          f"(unchanged: {ep_after.scoring_uri == ep_before.scoring_uri})")
+    assert new_status["pid"] != router_pid
+    assert ep_after.scoring_uri == ep_before.scoring_uri
+    assert keys_after.primary_key == keys_before.primary_key
+    assert keys_after.secondary_key == keys_before.secondary_key
+    assert ep_after.traffic == ep_before.traffic == {"blue": 0, "green": 100}
+    assert sorted(new_status["deployments"]) == ["blue", "green"]
+    # the old key works on the same URL with a plain HTTP client
+    with httpx.Client(trust_env=False, timeout=30) as client:
+        resp = client.post(endpoint["uri"], json={"question": "plain"},
+                           headers=endpoint["headers"])
+    assert resp.status_code == 200, resp.text
+
+
+def _refused(url: str) -> bool:
+    import httpx
+
+    try:
+        httpx.get(url.replace("/score", "/health"), timeout=1, trust_env=False)
+    except httpx.ConnectError:
+        return True
+    except httpx.HTTPError:
+        return False
+    return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
