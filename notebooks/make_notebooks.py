@@ -257,8 +257,8 @@ the connection (`base_url` is then not needed) and skip the stand-in.
         code("""
 import llm_standin
 
-llm = llm_standin.start()
-llm_key = llm.api_key
+standin = llm_standin.start()
+llm_key = standin.api_key
 """),
         code("""
 %%pf_connection my_llm --create
@@ -266,7 +266,7 @@ $schema: https://azuremlschemas.azureedge.net/promptflow/latest/OpenAIConnection
 name: my_llm
 type: open_ai
 api_key: "{{llm_key}}"
-base_url: "{{llm.base_url}}"
+base_url: "{{standin.base_url}}"
 """),
         code("""
 %%pf_model --register
@@ -296,7 +296,7 @@ Deleting an endpoint deletes its deployments (and, locally, stops their processe
 """),
         code("""
 %pf_delete seed-chat-endpoint
-llm.stop()
+standin.stop()
 """),
         code("%pf_endpoints"),
     ]
@@ -364,11 +364,19 @@ logs show that it received them.
         code("%pf_traffic rollout-endpoint blue=100 green=0 --mirror green=20"),
         code("send(30, 'mirror')"),
         code("""
-green_log = %pf_logs rollout-endpoint green --lines 200
-print("green received mirrored requests:", "/score" in str(green_log))
+from IPython.utils.capture import capture_output
+
+with capture_output() as green_log:
+    %pf_logs rollout-endpoint green --lines 200
+print("green received mirrored requests:", "POST /score" in green_log.stdout)
 """),
-        md("### 2. Canary: 10 % of live traffic to green"),
-        code("%pf_traffic rollout-endpoint blue=90 green=10"),
+        md("""
+### 2. Canary: 10 % of live traffic to green
+
+A deployment can't take live and mirrored traffic at once, so the mirror is switched off in
+the same update.
+"""),
+        code("%pf_traffic rollout-endpoint blue=90 green=10 --mirror green=0"),
         code("""
 canary = send(60, 'canary 90/10')
 share = canary.get("green", 0) / 60
@@ -404,7 +412,8 @@ for name, color in colors.items():
     ax.scatter([], [], color=color, label=name)
 ax.set_xlabel("request")
 ax.set_ylabel("latency (ms)")
-ax.legend(loc="upper left")
+ax.set_xlim(-1, len(requests))
+ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))
 plt.tight_layout()
 plt.show()
 """),

@@ -66,6 +66,7 @@ def seed_nb(ip: InteractiveShell, tmp_path: Path) -> Path:
     (build / "requirements.txt").write_text("promptflow\n")
     (build / "Dockerfile").write_text(
         "FROM mcr.microsoft.com/azureml/promptflow/promptflow-runtime:latest\n"
-        "COPY ./requirements.txt .\nRUN pip install -r requirements.txt\n")
+        "COPY ./requirements.txt .\nRUN pip install -r requirements.txt\n"
+    )
     ip.user_ns["__vsc_ipynb_file__"] = str(nb / "nb.ipynb")
     return nb

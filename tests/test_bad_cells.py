@@ -15,134 +15,295 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from pfmagic.magics import session_of
 
-DEP = ("name: blue\nendpoint_name: basic-chat-endpoint\nmodel: azureml:basic-chat-model:1\n"
-       "instance_type: Standard_DS3_v2\n")  # YAML lines 1-4 → cell lines 2-5
+DEP = (
+    "name: blue\nendpoint_name: basic-chat-endpoint\nmodel: azureml:basic-chat-model:1\n"
+    "instance_type: Standard_DS3_v2\n"
+)  # YAML lines 1-4 → cell lines 2-5
 ENV = DEP + "environment_variables:\n  PROMPTFLOW_RUN_MODE: serving\n"  # + lines 6-7
-ROUTES = ("    liveness_route: {path: /health, port: 8080}\n"
-          "    readiness_route: {path: /health, port: 8080}\n")
+ROUTES = (
+    "    liveness_route: {path: /health, port: 8080}\n"
+    "    readiness_route: {path: /health, port: 8080}\n"
+)
 
 CASES: list[tuple[str, str, str, str]] = [
     # id, magic + line, body, expected error (first line)
     # -- YAML syntax
-    ("syntax-flow-seq", "pf_endpoint", "name: [a, b\n",
-     "line 2: YAML syntax: while parsing a flow sequence: expected ',' or ']', but got "
-     "'<stream end>'"),
-    ("syntax-tab", "pf_endpoint", "name: abc\n\tauth_mode: key\n",
-     "line 3: YAML syntax: while scanning for the next token: found character '\\t' that cannot "
-     "start any token (indent with spaces, not tabs)"),
-    ("syntax-indent", "pf_deployment", "name: blue\n  endpoint_name: ep\n",
-     "line 3: YAML syntax: mapping values are not allowed here"),
-    ("syntax-quote", "pf_model", "name: 'unterminated\npath: .\n",
-     "line 4: YAML syntax: while scanning a quoted scalar: found unexpected end of stream"),
-    ("empty", "pf_endpoint", "# only a comment\n",
-     "the cell is empty: expected YAML fields such as 'name: ...'"),
-    ("top-level-list", "pf_endpoint", "- name: abc\n",
-     "line 2: expected YAML fields (key: value lines), got a list"),
+    (
+        "syntax-flow-seq",
+        "pf_endpoint",
+        "name: [a, b\n",
+        "line 2: YAML syntax: while parsing a flow sequence: expected ',' or ']', but got "
+        "'<stream end>'",
+    ),
+    (
+        "syntax-tab",
+        "pf_endpoint",
+        "name: abc\n\tauth_mode: key\n",
+        "line 3: YAML syntax: while scanning for the next token: found character '\\t' that cannot "
+        "start any token (indent with spaces, not tabs)",
+    ),
+    (
+        "syntax-indent",
+        "pf_deployment",
+        "name: blue\n  endpoint_name: ep\n",
+        "line 3: YAML syntax: mapping values are not allowed here",
+    ),
+    (
+        "syntax-quote",
+        "pf_model",
+        "name: 'unterminated\npath: .\n",
+        "line 4: YAML syntax: while scanning a quoted scalar: found unexpected end of stream",
+    ),
+    (
+        "empty",
+        "pf_endpoint",
+        "# only a comment\n",
+        "the cell is empty: expected YAML fields such as 'name: ...'",
+    ),
+    (
+        "top-level-list",
+        "pf_endpoint",
+        "- name: abc\n",
+        "line 2: expected YAML fields (key: value lines), got a list",
+    ),
     # -- unknown fields (with the closest valid one)
-    ("unknown-top", "pf_endpoint", "name: my-ep\nauth_mod: key\n",
-     "field 'auth_mod', line 3: unknown field (did you mean 'auth_mode'?)"),
-    ("unknown-nested", "pf_deployment", DEP + "request_settings:\n  request_timeout: 5000\n",
-     "field 'request_settings.request_timeout', line 7: unknown field "
-     "(did you mean 'request_timeout_ms'?)"),
-    ("unknown-model", "pf_model", "name: m\npath: .\nversionx: 1\n",
-     "field 'versionx', line 4: unknown field (did you mean 'version'?)"),
-    ("unknown-in-union", "pf_deployment",
-     DEP + "environment:\n  image: img\n  inference_confg: {}\n",
-     "field 'environment.inference_confg', line 8: unknown field "
-     "(did you mean 'inference_config'?)"),
-    ("unknown-no-hint", "pf_endpoint", "name: my-ep\nzzz: 1\n",
-     "field 'zzz', line 3: unknown field"),
+    (
+        "unknown-top",
+        "pf_endpoint",
+        "name: my-ep\nauth_mod: key\n",
+        "field 'auth_mod', line 3: unknown field (did you mean 'auth_mode'?)",
+    ),
+    (
+        "unknown-nested",
+        "pf_deployment",
+        DEP + "request_settings:\n  request_timeout: 5000\n",
+        "field 'request_settings.request_timeout', line 7: unknown field "
+        "(did you mean 'request_timeout_ms'?)",
+    ),
+    (
+        "unknown-model",
+        "pf_model",
+        "name: m\npath: .\nversionx: 1\n",
+        "field 'versionx', line 4: unknown field (did you mean 'version'?)",
+    ),
+    (
+        "unknown-in-union",
+        "pf_deployment",
+        DEP + "environment:\n  image: img\n  inference_confg: {}\n",
+        "field 'environment.inference_confg', line 8: unknown field "
+        "(did you mean 'inference_config'?)",
+    ),
+    (
+        "unknown-no-hint",
+        "pf_endpoint",
+        "name: my-ep\nzzz: 1\n",
+        "field 'zzz', line 3: unknown field",
+    ),
     # -- wrong types / values
-    ("int", "pf_deployment", DEP + "instance_count: two\n",
-     "field 'instance_count', line 6: not a valid integer"),
-    ("nested-int", "pf_deployment", DEP + "request_settings:\n  request_timeout_ms: soon\n",
-     "field 'request_settings.request_timeout_ms', line 7: not a valid integer"),
-    ("enum", "pf_endpoint", "name: my-ep\nauth_mode: keyz\n",
-     "field 'auth_mode', line 3: Value 'keyz' passed is not in set ['aml_token', 'key', "
-     "'aad_token']"),
-    ("bool", "pf_deployment", DEP + "app_insights_enabled: maybe\n",
-     "field 'app_insights_enabled', line 6: not a valid boolean (true / false)"),
-    ("model-ref", "pf_deployment", DEP.replace("azureml:basic-chat-model:1", "basic-chat-model"),
-     "field 'model', line 4: 'basic-chat-model' is not a valid reference "
-     "(use azureml:<name>:<version>, or a mapping)"),
+    (
+        "int",
+        "pf_deployment",
+        DEP + "instance_count: two\n",
+        "field 'instance_count', line 6: not a valid integer",
+    ),
+    (
+        "nested-int",
+        "pf_deployment",
+        DEP + "request_settings:\n  request_timeout_ms: soon\n",
+        "field 'request_settings.request_timeout_ms', line 7: not a valid integer",
+    ),
+    (
+        "enum",
+        "pf_endpoint",
+        "name: my-ep\nauth_mode: keyz\n",
+        "field 'auth_mode', line 3: Value 'keyz' passed is not in set ['aml_token', 'key', "
+        "'aad_token']",
+    ),
+    (
+        "bool",
+        "pf_deployment",
+        DEP + "app_insights_enabled: maybe\n",
+        "field 'app_insights_enabled', line 6: not a valid boolean (true / false)",
+    ),
+    (
+        "model-ref",
+        "pf_deployment",
+        DEP.replace("azureml:basic-chat-model:1", "basic-chat-model"),
+        "field 'model', line 4: 'basic-chat-model' is not a valid reference "
+        "(use azureml:<name>:<version>, or a mapping)",
+    ),
     # -- missing required fields
-    ("missing-instance-type", "pf_deployment", DEP.replace("instance_type: Standard_DS3_v2\n", ""),
-     "field 'instance_type': required field is missing"),
-    ("missing-routes", "pf_deployment",
-     DEP + "environment:\n  image: img\n  inference_config:\n" + ROUTES[:ROUTES.index("    r")],
-     "field 'environment.inference_config.readiness_route', line 8: required field is missing\n"
-     "field 'environment.inference_config.scoring_route', line 8: required field is missing"),
-    ("missing-scoring-route", "pf_deployment",
-     DEP + "environment:\n  image: img\n  inference_config:\n" + ROUTES,
-     "field 'environment.inference_config.scoring_route', line 8: required field is missing"),
+    (
+        "missing-instance-type",
+        "pf_deployment",
+        DEP.replace("instance_type: Standard_DS3_v2\n", ""),
+        "field 'instance_type': required field is missing",
+    ),
+    (
+        "missing-routes",
+        "pf_deployment",
+        DEP + "environment:\n  image: img\n  inference_config:\n" + ROUTES[: ROUTES.index("    r")],
+        "field 'environment.inference_config.readiness_route', line 8: required field is missing\n"
+        "field 'environment.inference_config.scoring_route', line 8: required field is missing",
+    ),
+    (
+        "missing-scoring-route",
+        "pf_deployment",
+        DEP + "environment:\n  image: img\n  inference_config:\n" + ROUTES,
+        "field 'environment.inference_config.scoring_route', line 8: required field is missing",
+    ),
     # -- names (azure-ai-ml checks these only at create, after network calls)
-    ("endpoint-name-short", "pf_endpoint", "name: ab\n",
-     "field 'name', line 2: invalid endpoint name 'ab': 3-32 characters: a letter first, then "
-     "letters, digits or hyphens (not at the end)"),
-    ("endpoint-name-pattern", "pf_endpoint", "name: 1-bad\n",
-     "field 'name', line 2: invalid name '1-bad': 3-32 characters: a letter first, then "
-     "letters, digits or hyphens (not at the end)"),
-    ("deployment-name", "pf_deployment", DEP.replace("name: blue", "name: 1bad_name!"),
-     "field 'name', line 2: invalid deployment name '1bad_name!': 3-32 characters: a letter "
-     "first, then letters, digits or hyphens (not at the end)"),
-    ("deployment-name-long", "pf_deployment", DEP.replace("name: blue", "name: " + "b" * 33),
-     f"field 'name', line 2: invalid deployment name '{'b' * 33}': 3-32 characters: a letter "
-     "first, then letters, digits or hyphens (not at the end)"),
-    ("deployment-endpoint-name", "pf_deployment",
-     DEP.replace("endpoint_name: basic-chat-endpoint", "endpoint_name: chat-"),
-     "field 'endpoint_name', line 3: invalid endpoint name 'chat-': 3-32 characters: a letter "
-     "first, then letters, digits or hyphens (not at the end)"),
+    (
+        "endpoint-name-short",
+        "pf_endpoint",
+        "name: ab\n",
+        "field 'name', line 2: invalid endpoint name 'ab': 3-32 characters: a letter first, then "
+        "letters, digits or hyphens (not at the end)",
+    ),
+    (
+        "endpoint-name-pattern",
+        "pf_endpoint",
+        "name: 1-bad\n",
+        "field 'name', line 2: invalid name '1-bad': 3-32 characters: a letter first, then "
+        "letters, digits or hyphens (not at the end)",
+    ),
+    (
+        "deployment-name",
+        "pf_deployment",
+        DEP.replace("name: blue", "name: 1bad_name!"),
+        "field 'name', line 2: invalid deployment name '1bad_name!': 3-32 characters: a letter "
+        "first, then letters, digits or hyphens (not at the end)",
+    ),
+    (
+        "deployment-name-long",
+        "pf_deployment",
+        DEP.replace("name: blue", "name: " + "b" * 33),
+        f"field 'name', line 2: invalid deployment name '{'b' * 33}': 3-32 characters: a letter "
+        "first, then letters, digits or hyphens (not at the end)",
+    ),
+    (
+        "deployment-endpoint-name",
+        "pf_deployment",
+        DEP.replace("endpoint_name: basic-chat-endpoint", "endpoint_name: chat-"),
+        "field 'endpoint_name', line 3: invalid endpoint name 'chat-': 3-32 characters: a letter "
+        "first, then letters, digits or hyphens (not at the end)",
+    ),
     # -- environment variables
-    ("env-list", "pf_deployment", ENV + "  PROMPTFLOW_RESPONSE_INCLUDED_FIELDS: [answer]\n",
-     "field 'environment_variables.PROMPTFLOW_RESPONSE_INCLUDED_FIELDS', line 8: environment "
-     "variable values must be strings, got list"),
-    ("env-null", "pf_deployment", ENV + "  MY_SETTING:\n",
-     "field 'environment_variables.MY_SETTING', line 8: environment variable values must be "
-     "strings, got empty"),
-    ("env-name", "pf_deployment", ENV + "  MY SETTING: x\n",
-     "field 'environment_variables.MY SETTING', line 8: invalid environment variable name "
-     "'MY SETTING'"),
-    ("included-not-json", "pf_deployment", ENV + "  PROMPTFLOW_RESPONSE_INCLUDED_FIELDS: answer\n",
-     "field 'environment_variables.PROMPTFLOW_RESPONSE_INCLUDED_FIELDS', line 8: "
-     """PROMPTFLOW_RESPONSE_INCLUDED_FIELDS must be a JSON list of strings, e.g. '["answer"]'"""),
-    ("included-not-strings", "pf_deployment",
-     ENV + "  PROMPTFLOW_RESPONSE_INCLUDED_FIELDS: '[1, 2]'\n",
-     "field 'environment_variables.PROMPTFLOW_RESPONSE_INCLUDED_FIELDS', line 8: "
-     """PROMPTFLOW_RESPONSE_INCLUDED_FIELDS must be a JSON list of strings, e.g. '["answer"]'"""),
+    (
+        "env-list",
+        "pf_deployment",
+        ENV + "  PROMPTFLOW_RESPONSE_INCLUDED_FIELDS: [answer]\n",
+        "field 'environment_variables.PROMPTFLOW_RESPONSE_INCLUDED_FIELDS', line 8: environment "
+        "variable values must be strings, got list",
+    ),
+    (
+        "env-null",
+        "pf_deployment",
+        ENV + "  MY_SETTING:\n",
+        "field 'environment_variables.MY_SETTING', line 8: environment variable values must be "
+        "strings, got empty",
+    ),
+    (
+        "env-name",
+        "pf_deployment",
+        ENV + "  MY SETTING: x\n",
+        "field 'environment_variables.MY SETTING', line 8: invalid environment variable name "
+        "'MY SETTING'",
+    ),
+    (
+        "included-not-json",
+        "pf_deployment",
+        ENV + "  PROMPTFLOW_RESPONSE_INCLUDED_FIELDS: answer\n",
+        "field 'environment_variables.PROMPTFLOW_RESPONSE_INCLUDED_FIELDS', line 8: "
+        """PROMPTFLOW_RESPONSE_INCLUDED_FIELDS must be a JSON list of strings, e.g. '["answer"]'""",
+    ),
+    (
+        "included-not-strings",
+        "pf_deployment",
+        ENV + "  PROMPTFLOW_RESPONSE_INCLUDED_FIELDS: '[1, 2]'\n",
+        "field 'environment_variables.PROMPTFLOW_RESPONSE_INCLUDED_FIELDS', line 8: "
+        """PROMPTFLOW_RESPONSE_INCLUDED_FIELDS must be a JSON list of strings, e.g. '["answer"]'""",
+    ),
     # -- missing local paths (azure-ai-ml: noisy union error, or nothing until create)
-    ("model-path", "pf_model", "name: m\npath: ./no-such-flow\n",
-     "field 'path', line 3: path does not exist: {nb}/no-such-flow"),
-    ("inline-model-path", "pf_deployment",
-     DEP.replace("model: azureml:basic-chat-model:1", "model:\n  path: ./no-such-flow"),
-     "field 'model', line 4: path does not exist: {nb}/no-such-flow"),
-    ("conda-file", "pf_deployment", DEP + "environment:\n  image: img\n  conda_file: env.yml\n",
-     "field 'environment', line 6: path does not exist: {nb}/env.yml"),
+    (
+        "model-path",
+        "pf_model",
+        "name: m\npath: ./no-such-flow\n",
+        "field 'path', line 3: path does not exist: {nb}/no-such-flow",
+    ),
+    (
+        "inline-model-path",
+        "pf_deployment",
+        DEP.replace("model: azureml:basic-chat-model:1", "model:\n  path: ./no-such-flow"),
+        "field 'model', line 4: path does not exist: {nb}/no-such-flow",
+    ),
+    (
+        "conda-file",
+        "pf_deployment",
+        DEP + "environment:\n  image: img\n  conda_file: env.yml\n",
+        "field 'environment', line 6: path does not exist: {nb}/env.yml",
+    ),
     # -- {{name}} interpolation
-    ("undefined-var", "pf_endpoint", "name: {{ endpoint_name }}\n",
-     "line 2: '{{endpoint_name}}': name 'endpoint_name' is not defined (define it in a cell "
-     "above, or use --no-interpolate)"),
-    ("undefined-attr", "pf_endpoint", "name: abc\ndescription: '{{cfg.nope}}'\n",
-     "line 3: '{{cfg.nope}}': 'cfg' has no 'nope'"),
+    (
+        "undefined-var",
+        "pf_endpoint",
+        "name: {{ endpoint_name }}\n",
+        "line 2: '{{endpoint_name}}': name 'endpoint_name' is not defined (define it in a cell "
+        "above, or use --no-interpolate)",
+    ),
+    (
+        "undefined-attr",
+        "pf_endpoint",
+        "name: abc\ndescription: '{{cfg.nope}}'\n",
+        "line 3: '{{cfg.nope}}': 'cfg' has no 'nope'",
+    ),
     # -- chat properties that name no flow input/output
-    ("chat-input", "pf_model",
-     "name: m\npath: ./flow\nproperties:\n  azureml.promptflow.mode: chat\n"
-     "  azureml.promptflow.chat_input: query\n",
-     "field 'properties.azureml.promptflow.chat_input', line 6: chat input 'query' is not a flow "
-     "input (flow inputs: chat_history, question)"),
+    (
+        "chat-input",
+        "pf_model",
+        "name: m\npath: ./flow\nproperties:\n  azureml.promptflow.mode: chat\n"
+        "  azureml.promptflow.chat_input: query\n",
+        "field 'properties.azureml.promptflow.chat_input', line 6: chat input 'query' is not a "
+        "flow input (flow inputs: chat_history, question)",
+    ),
     # -- flags and sources
-    ("set-unknown", "pf_endpoint --set bogus=1", "name: my-ep\n",
-     "field 'bogus': unknown field (from --set)"),
-    ("set-no-equals", "pf_endpoint --set instance_count", "name: my-ep\n",
-     "--set instance_count: expected KEY=VALUE (e.g. --set instance_count=2)"),
-    ("file-and-cell", "pf_endpoint --file ep.yml", "name: my-ep\n",
-     "give either --file or YAML in the cell, not both"),
-    ("missing-file", "pf_endpoint --file nope.yml", "",
-     "cannot read --file {nb}/nope.yml: No such file or directory"),
-    ("dollar-undefined", "pf_endpoint", "$nothing_here\n",
-     "$nothing_here is not defined; the cell needs YAML text"),
+    (
+        "set-unknown",
+        "pf_endpoint --set bogus=1",
+        "name: my-ep\n",
+        "field 'bogus': unknown field (from --set)",
+    ),
+    (
+        "set-no-equals",
+        "pf_endpoint --set instance_count",
+        "name: my-ep\n",
+        "--set instance_count: expected KEY=VALUE (e.g. --set instance_count=2)",
+    ),
+    (
+        "file-and-cell",
+        "pf_endpoint --file ep.yml",
+        "name: my-ep\n",
+        "give either --file or YAML in the cell, not both",
+    ),
+    (
+        "missing-file",
+        "pf_endpoint --file nope.yml",
+        "",
+        "cannot read --file {nb}/nope.yml: No such file or directory",
+    ),
+    (
+        "dollar-undefined",
+        "pf_endpoint",
+        "$nothing_here\n",
+        "$nothing_here is not defined; the cell needs YAML text",
+    ),
     ("bad-var-name", "pf_endpoint 2x", "name: my-ep\n", "'2x' is not a valid Python variable name"),
-    ("flags-without-create", "pf_deployment --all-traffic", DEP,
-     "--all-traffic and --no-wait go with --create"),
+    (
+        "flags-without-create",
+        "pf_deployment --all-traffic",
+        DEP,
+        "--all-traffic and --no-wait go with --create",
+    ),
 ]
 
 
@@ -161,8 +322,7 @@ def test_enough_cases() -> None:
     assert len(CASES) >= 30
 
 
-@pytest.mark.parametrize("magic, body, expected", [c[1:] for c in CASES],
-                         ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("magic, body, expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_cell(ip: InteractiveShell, nb: Path, magic: str, body: str, expected: str) -> None:
     ip.run_cell("%%pf_endpoint\nname: keep-me\n")  # an earlier entity
     source = f"%%{magic}\n{body}" if body else f"%{magic}"
@@ -180,20 +340,26 @@ def test_azure_placeholders_are_errors(ip: InteractiveShell, nb: Path) -> None:
     assert str(result.error_in_exec) == (
         "field 'environment_variables.PRT_CONFIG_OVERRIDE', line 29: PRT_CONFIG_OVERRIDE still "
         "holds placeholders: <deployment_name>, <endpoint_name>, <resource_group>, "
-        "<subscription_id>, <workspace_name>")
-    result = ip.run_cell("%%pf_endpoint\n" + (FIXTURES_YAML / "endpoint_kubernetes.yml").read_text())
+        "<subscription_id>, <workspace_name>"
+    )
+    result = ip.run_cell(
+        "%%pf_endpoint\n" + (FIXTURES_YAML / "endpoint_kubernetes.yml").read_text()
+    )
     assert str(result.error_in_exec) == (
         "field 'compute', line 4: 'azureml:<Kubernetes compute name>' looks like a placeholder; "
-        "put the real value")
+        "put the real value"
+    )
 
 
 def test_kubernetes_deployment_to_managed_endpoint(ip: InteractiveShell, nb: Path) -> None:
     ip.run_cell("%%pf_endpoint\nname: basic-chat-endpoint\n")
-    result = ip.run_cell("%%pf_deployment\n" + DEP.replace("name: blue\n",
-                                                            "name: blue\ntype: kubernetes\n"))
+    result = ip.run_cell(
+        "%%pf_deployment\n" + DEP.replace("name: blue\n", "name: blue\ntype: kubernetes\n")
+    )
     assert str(result.error_in_exec) == (
         "field 'type', line 3: a Kubernetes deployment cannot go to the managed endpoint "
-        "basic-chat-endpoint")
+        "basic-chat-endpoint"
+    )
 
 
 def test_errors_are_fatal_raises_real_exception(ip: InteractiveShell, nb: Path) -> None:

@@ -78,8 +78,9 @@ def test_seed_kubernetes_endpoint(ip: InteractiveShell, seed_nb: Path) -> None:
 
 def test_compute_in_set_makes_kubernetes_endpoint(ip: InteractiveShell, seed_nb: Path) -> None:
     # azure-ai-ml's own rule: compute given in params_override also switches the class
-    summary = cell(ip, "pf_endpoint", "name: k8s-ep\nauth_mode: key\n",
-                   line="--set compute=azureml:k8s")
+    summary = cell(
+        ip, "pf_endpoint", "name: k8s-ep\nauth_mode: key\n", line="--set compute=azureml:k8s"
+    )
     assert type(summary.entity).__name__ == "KubernetesOnlineEndpoint"
 
 
@@ -89,8 +90,10 @@ def test_seed_user_assigned_identity(ip: InteractiveShell, seed_nb: Path) -> Non
     identity = summary.entity.identity
     assert identity.type == "user_assigned"
     assert identity.user_assigned_identities[0].resource_id == "user_identity_ARM_id_place_holder"
-    assert any(w.field == "identity.user_assigned_identities.0.resource_id"
-               and "placeholder" in w.message for w in summary.warnings)
+    assert any(
+        w.field == "identity.user_assigned_identities.0.resource_id" and "placeholder" in w.message
+        for w in summary.warnings
+    )
 
 
 def test_seed_managed_deployment(ip: InteractiveShell, seed_nb: Path) -> None:
@@ -100,14 +103,18 @@ def test_seed_managed_deployment(ip: InteractiveShell, seed_nb: Path) -> None:
     summary = cell(ip, "pf_deployment", seed("deployment_managed.yml"))
     dep = summary.entity
     assert type(dep) is ManagedOnlineDeployment
-    assert (dep.name, dep.endpoint_name, dep.model) == ("blue", "basic-chat-endpoint",
-                                                        "basic-chat-model:1")
+    assert (dep.name, dep.endpoint_name, dep.model) == (
+        "blue",
+        "basic-chat-endpoint",
+        "basic-chat-model:1",
+    )
     assert dep.environment.image == "mcr.microsoft.com/azureml/promptflow/promptflow-runtime:latest"
     assert dep.environment.inference_config["scoringRoute"] == {"path": "/score", "port": 8080}
     assert (dep.instance_type, dep.instance_count) == ("Standard_E16s_v3", 1)
     assert dep.environment_variables["PROMPTFLOW_RUN_MODE"] == "serving"
     assert dep.environment_variables["PRT_CONFIG_OVERRIDE"].startswith(
-        "deployment.subscription_id=<subscription_id>")
+        "deployment.subscription_id=<subscription_id>"
+    )
     # locally the placeholders are a warning naming field and cell line (YAML line 28 + 1)
     prt = [w for w in summary.warnings if w.field == "environment_variables.PRT_CONFIG_OVERRIDE"]
     assert len(prt) == 1 and prt[0].line == 29 and "<subscription_id>" in prt[0].message
@@ -130,7 +137,9 @@ def test_seed_kubernetes_deployment(ip: InteractiveShell, seed_nb: Path) -> None
 
 def test_type_kubernetes_via_set_does_not_switch(ip: InteractiveShell, seed_nb: Path) -> None:
     # azure-ai-ml: only the raw YAML's type: kubernetes selects the Kubernetes class
-    summary = cell(ip, "pf_deployment", seed("deployment_managed.yml"), line="--set type=kubernetes")
+    summary = cell(
+        ip, "pf_deployment", seed("deployment_managed.yml"), line="--set type=kubernetes"
+    )
     assert type(summary.entity).__name__ == "ManagedOnlineDeployment"
 
 
@@ -146,12 +155,16 @@ def test_seed_custom_build_context(ip: InteractiveShell, seed_nb: Path) -> None:
     assert not any("build" in w.field for w in summary.warnings)
 
 
-@pytest.mark.parametrize("snippet, expected", [
-    ("env_connection_name.yml", "<override_connection_name>"),
-    ("env_connection_ref.yml", "${{azureml://connections/<override_connection_name>}}"),
-])
-def test_seed_connection_overrides(ip: InteractiveShell, seed_nb: Path, snippet: str,
-                                   expected: str) -> None:
+@pytest.mark.parametrize(
+    "snippet, expected",
+    [
+        ("env_connection_name.yml", "<override_connection_name>"),
+        ("env_connection_ref.yml", "${{azureml://connections/<override_connection_name>}}"),
+    ],
+)
+def test_seed_connection_overrides(
+    ip: InteractiveShell, seed_nb: Path, snippet: str, expected: str
+) -> None:
     override = seed(snippet).split("\n", 1)[1]  # the indented line under environment_variables:
     summary = cell(ip, "pf_deployment", seed("deployment_managed.yml") + override)
     assert summary.entity.environment_variables["my_connection"] == expected
@@ -159,8 +172,9 @@ def test_seed_connection_overrides(ip: InteractiveShell, seed_nb: Path, snippet:
 
 
 # -- storing, returning, showing -------------------------------------------------------------
-def test_var_stores_entity_and_returns_none(ip: InteractiveShell, seed_nb: Path,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_var_stores_entity_and_returns_none(
+    ip: InteractiveShell, seed_nb: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     result = run(ip, "%%pf_endpoint ep\n" + seed("endpoint_managed.yml"))
     assert result.success and result.result is None
     assert type(ip.user_ns["ep"]).__name__ == "ManagedOnlineEndpoint"
@@ -175,14 +189,18 @@ def test_without_var_the_summary_is_the_result(ip: InteractiveShell, seed_nb: Pa
     assert "<table>" in html and "basic-chat-endpoint" in html
 
 
-def test_deployment_panel_follows_every_deployment(ip: InteractiveShell, seed_nb: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_deployment_panel_follows_every_deployment(
+    ip: InteractiveShell, seed_nb: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     magics = ip.magics_manager.registry["CellsMagics"]
     shown: list[str] = []
     monkeypatch.setattr(magics, "show_deployment_panel", lambda dep: shown.append(dep.name))
     result = run(ip, "%%pf_deployment\n" + seed("deployment_managed.yml"))
     assert result.success and shown == ["blue"]  # after the result, via post_run_cell
-    run(ip, "%%pf_deployment d\n" + seed("deployment_managed.yml").replace("name: blue", "name: green"))
+    run(
+        ip,
+        "%%pf_deployment d\n" + seed("deployment_managed.yml").replace("name: blue", "name: green"),
+    )
     assert shown == ["blue", "green"]
     run(ip, "x = 1")
     assert shown == ["blue", "green"]  # the one-shot hook is gone
@@ -192,7 +210,8 @@ def test_secret_env_vars_are_masked(ip: InteractiveShell, seed_nb: Path) -> None
     body = seed("deployment_managed.yml") + (
         "  OPEN_AI_CONNECTION_API_KEY: sk-abcdefghijklmnop1234\n"
         "  STORAGE: DefaultEndpointsProtocol=https;AccountName=a;AccountKey=c2VjcmV0\n"
-        "  MY_TOKEN: ${env:MY_TOKEN}\n")
+        "  MY_TOKEN: ${env:MY_TOKEN}\n"
+    )
     summary = cell(ip, "pf_deployment", body)
     text, html = repr(summary), summary._repr_html_()
     for secret in ("sk-abcdefghijklmnop1234", "c2VjcmV0"):
@@ -206,25 +225,36 @@ def test_secret_env_vars_are_masked(ip: InteractiveShell, seed_nb: Path) -> None
 # -- inputs: {{name}}, --set, --file, $var -----------------------------------------------------
 def test_interpolation_from_namespace(ip: InteractiveShell, seed_nb: Path) -> None:
     ip.user_ns.update(sku="Standard_F4s_v2", n=3, cfg={"ep": "basic-chat-endpoint"})
-    body = seed("deployment_managed.yml").replace("Standard_E16s_v3", "{{ sku }}").replace(
-        "instance_count: 1", "instance_count: {{n}}").replace(
-        "endpoint_name: basic-chat-endpoint", "endpoint_name: {{cfg.ep}}")
+    body = (
+        seed("deployment_managed.yml")
+        .replace("Standard_E16s_v3", "{{ sku }}")
+        .replace("instance_count: 1", "instance_count: {{n}}")
+        .replace("endpoint_name: basic-chat-endpoint", "endpoint_name: {{cfg.ep}}")
+    )
     body += "  my_connection: ${{azureml://connections/other}}\n"
     dep = cell(ip, "pf_deployment", body).entity
     assert (dep.instance_type, dep.instance_count, dep.endpoint_name) == (
-        "Standard_F4s_v2", 3, "basic-chat-endpoint")
+        "Standard_F4s_v2",
+        3,
+        "basic-chat-endpoint",
+    )
     assert dep.environment_variables["my_connection"] == "${{azureml://connections/other}}"
 
 
 def test_no_interpolate_keeps_braces(ip: InteractiveShell, seed_nb: Path) -> None:
-    ep = cell(ip, "pf_endpoint", "name: abc\ndescription: '{{ not_defined }}'\n",
-              line="--no-interpolate").entity
+    ep = cell(
+        ip, "pf_endpoint", "name: abc\ndescription: '{{ not_defined }}'\n", line="--no-interpolate"
+    ).entity
     assert ep.description == "{{ not_defined }}"
 
 
 def test_set_overrides(ip: InteractiveShell, seed_nb: Path) -> None:
-    dep = cell(ip, "pf_deployment", seed("deployment_managed.yml"),
-               line="--set instance_count=3 --set environment_variables.FOO=bar").entity
+    dep = cell(
+        ip,
+        "pf_deployment",
+        seed("deployment_managed.yml"),
+        line="--set instance_count=3 --set environment_variables.FOO=bar",
+    ).entity
     assert dep.instance_count == 3
     assert dep.environment_variables["FOO"] == "bar"
 
@@ -233,7 +263,9 @@ def test_file_and_dollar_var(ip: InteractiveShell, seed_nb: Path) -> None:
     (seed_nb / "endpoint.yml").write_text(seed("endpoint_managed.yml"))
     # the line form, since IPython refuses an empty %% cell
     assert ip.run_line_magic("pf_endpoint", "--file endpoint.yml").entity.auth_mode == "key"
-    ip.user_ns["text"] = seed("endpoint_managed.yml").replace("auth_mode: key", "auth_mode: aml_token")
+    ip.user_ns["text"] = seed("endpoint_managed.yml").replace(
+        "auth_mode: key", "auth_mode: aml_token"
+    )
     assert cell(ip, "pf_endpoint", "$text\n").entity.auth_mode == "aml_token"
 
 
@@ -260,7 +292,8 @@ def test_chat_flow_without_chat_mode(ip: InteractiveShell, echo_flow: Path) -> N
     summary = cell(ip, "pf_model", f"name: echo\npath: {echo_flow}\n")
     assert messages(summary) == [
         "the flow is a chat flow (is_chat_input: question) but azureml.promptflow.mode is not "
-        "set; set it to chat for the Test tab"]
+        "set; set it to chat for the Test tab"
+    ]
 
 
 def test_registered_model_is_looked_up_for_deployment(ip: InteractiveShell, seed_nb: Path) -> None:
@@ -276,17 +309,29 @@ def test_additional_includes_reported(ip: InteractiveShell) -> None:
 
 
 def test_deployment_warnings(ip: InteractiveShell, seed_nb: Path) -> None:
-    body = ("name: blue\nendpoint_name: basic-chat-endpoint\nmodel: azureml:m:1\n"
-            "environment:\n  image: img\ninstance_type: Standard_DS3_v2\n"
-            "environment_variables:\n  PROMPTFLOW_RUN_MOD: serving\n")
+    body = (
+        "name: blue\nendpoint_name: basic-chat-endpoint\nmodel: azureml:m:1\n"
+        "environment:\n  image: img\ninstance_type: Standard_DS3_v2\n"
+        "environment_variables:\n  PROMPTFLOW_RUN_MOD: serving\n"
+    )
     summary = cell(ip, "pf_deployment", body)
     found = {(w.field, w.line, w.message) for w in summary.warnings}
-    assert ("environment", 5, "no inference_config: the prompt flow runtime image is BYOC, it "
-            "needs liveness_route, readiness_route and scoring_route") in found
-    assert ("environment_variables.PROMPTFLOW_RUN_MOD", 9,
-            "unknown variable (did you mean 'PROMPTFLOW_RUN_MODE'?)") in found
-    assert ("environment_variables", 8, "PROMPTFLOW_RUN_MODE: serving is missing (the runtime "
-            "image defaults to compute mode)") in found
+    assert (
+        "environment",
+        5,
+        "no inference_config: the prompt flow runtime image is BYOC, it "
+        "needs liveness_route, readiness_route and scoring_route",
+    ) in found
+    assert (
+        "environment_variables.PROMPTFLOW_RUN_MOD",
+        9,
+        "unknown variable (did you mean 'PROMPTFLOW_RUN_MODE'?)",
+    ) in found
+    assert (
+        "environment_variables",
+        8,
+        "PROMPTFLOW_RUN_MODE: serving is missing (the runtime image defaults to compute mode)",
+    ) in found
 
 
 def test_azure_target_missing_prt_config_warns(ip: InteractiveShell, seed_nb: Path) -> None:
@@ -297,12 +342,15 @@ def test_azure_target_missing_prt_config_warns(ip: InteractiveShell, seed_nb: Pa
 
 
 # -- help ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("magic, flags", [
-    ("pf_model", ["--register", "--file", "--set", "--no-interpolate"]),
-    ("pf_endpoint", ["--create", "--file", "--set", "--no-interpolate"]),
-    ("pf_deployment", ["--create", "--all-traffic", "--no-wait", "--file", "--set"]),
-    ("pf_connection", ["--create", "--file"]),
-])
+@pytest.mark.parametrize(
+    "magic, flags",
+    [
+        ("pf_model", ["--register", "--file", "--set", "--no-interpolate"]),
+        ("pf_endpoint", ["--create", "--file", "--set", "--no-interpolate"]),
+        ("pf_deployment", ["--create", "--all-traffic", "--no-wait", "--file", "--set"]),
+        ("pf_connection", ["--create", "--file"]),
+    ],
+)
 def test_help(ip: InteractiveShell, magic: str, flags: list[str]) -> None:
     doc = ip.find_cell_magic(magic).__doc__
     assert f"%%{magic} [" in doc  # usage spelt for a cell magic (magics-conventions §3)

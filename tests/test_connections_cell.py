@@ -30,9 +30,11 @@ def test_open_ai_connection_is_masked(ip: InteractiveShell) -> None:
 
 
 def test_env_references_are_kept(ip: InteractiveShell) -> None:
-    conn = ip.run_cell_magic("pf_connection", "conn",
-                             OPEN_AI.replace("sk-proj-abcdefghijklmnopqrstuvwxyz",
-                                             "${env:OPENAI_API_KEY}"))
+    conn = ip.run_cell_magic(
+        "pf_connection",
+        "conn",
+        OPEN_AI.replace("sk-proj-abcdefghijklmnopqrstuvwxyz", "${env:OPENAI_API_KEY}"),
+    )
     assert conn is None
     stored = ip.user_ns["conn"]
     assert stored.to_dict()["api_key"] == "${env:OPENAI_API_KEY}"
@@ -40,38 +42,60 @@ def test_env_references_are_kept(ip: InteractiveShell) -> None:
 
 
 def test_custom_connection_secrets_masked() -> None:
-    conn = parse_connection("name: my_custom\ntype: custom\nconfigs:\n  region: westeurope\n"
-                            "secrets:\n  token: abc123secret\n")
-    assert conn.masked() == {"name": "my_custom", "type": "custom",
-                             "configs": {"region": "westeurope"}, "secrets": {"token": "****"}}
+    conn = parse_connection(
+        "name: my_custom\ntype: custom\nconfigs:\n  region: westeurope\n"
+        "secrets:\n  token: abc123secret\n"
+    )
+    assert conn.masked() == {
+        "name": "my_custom",
+        "type": "custom",
+        "configs": {"region": "westeurope"},
+        "secrets": {"token": "****"},
+    }
     assert "abc123secret" not in repr(conn)
 
 
-@pytest.mark.parametrize("body, expected", [
-    (OPEN_AI.replace("base_url", "api_base"),
-     "field 'api_base', line 5: open_ai connections take base_url; promptflow 1.18.5 silently "
-     "drops api_base (rename api_base to base_url)"),
-    ("name: c\ntype: open_ai\nbase_url: http://x\n",
-     "field 'api_key': open_ai connections need api_key"),
-    ("name: c\ntype: openai\napi_key: k\n",
-     "field 'type', line 3: unknown connection type 'openai' (did you mean 'open_ai'?)"),
-    ("name: c\ntype: azure_open_ai\napi_key: k\napi_bse: https://x\n",
-     "field 'api_bse', line 5: unknown field for azure_open_ai connections "
-     "(did you mean 'api_base'?)"),
-    ("type: serp\napi_key: k\n", "field 'name': required field is missing"),
-    ("name: c\ntype: custom\nsecrets:\n  n: 1\n",
-     "field 'secrets', line 4: secrets must be a mapping of strings"),
-    ("name: c\ntype: serp\napi_key: [k\n",
-     "line 5: YAML syntax: expected ',' or ']', but got '<stream end>'"),
-])
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        (
+            OPEN_AI.replace("base_url", "api_base"),
+            "field 'api_base', line 5: open_ai connections take base_url; promptflow 1.18.5 "
+            "silently drops api_base (rename api_base to base_url)",
+        ),
+        (
+            "name: c\ntype: open_ai\nbase_url: http://x\n",
+            "field 'api_key': open_ai connections need api_key",
+        ),
+        (
+            "name: c\ntype: openai\napi_key: k\n",
+            "field 'type', line 3: unknown connection type 'openai' (did you mean 'open_ai'?)",
+        ),
+        (
+            "name: c\ntype: azure_open_ai\napi_key: k\napi_bse: https://x\n",
+            "field 'api_bse', line 5: unknown field for azure_open_ai connections "
+            "(did you mean 'api_base'?)",
+        ),
+        ("type: serp\napi_key: k\n", "field 'name': required field is missing"),
+        (
+            "name: c\ntype: custom\nsecrets:\n  n: 1\n",
+            "field 'secrets', line 4: secrets must be a mapping of strings",
+        ),
+        (
+            "name: c\ntype: serp\napi_key: [k\n",
+            "line 5: YAML syntax: expected ',' or ']', but got '<stream end>'",
+        ),
+    ],
+)
 def test_bad_connections(ip: InteractiveShell, body: str, expected: str) -> None:
     with pytest.raises(UsageError) as info:
         ip.run_cell_magic("pf_connection", "", body)
     assert str(info.value) == expected
 
 
-def test_create_stores_in_local_backend(ip: InteractiveShell,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_create_stores_in_local_backend(
+    ip: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
     ip.run_cell_magic("pf_connection", "--create", OPEN_AI)
     out = capsys.readouterr().out
     assert "connection open_ai_connection stored in the local backend" in out

@@ -14,8 +14,9 @@ MAGICS = ("pf_model", "pf_endpoint", "pf_deployment", "pf_connection")
 
 def run_python(code: str) -> str:
     """Run ``code`` in a fresh interpreter (sys.modules of this one already hold azure.ai.ml)."""
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -33,18 +34,20 @@ SHELL = """
 
 
 def test_load_imports_neither_azure_ai_ml_nor_promptflow() -> None:
-    out = run_python(SHELL.format(warmup=False) + """
+    out = run_python(
+        SHELL.format(warmup=False)
+        + """
     print("azure.ai.ml" in sys.modules, "promptflow" in sys.modules)
     print(sorted(n for n in ip.magics_manager.magics["cell"] if n.startswith("pf_")))
-    """)
+    """
+    )
     heavy, cells = out.splitlines()[:2]
     assert heavy == "False False"
     for name in MAGICS:
         assert name in cells
 
 
-def test_load_starts_warm_up_thread(ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch
-                                    ) -> None:
+def test_load_starts_warm_up_thread(ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch) -> None:
     import threading
 
     import pfmagic.spec.load
@@ -69,8 +72,7 @@ def test_warm_up_loads_azure_ai_ml() -> None:
     assert "azure.ai.ml" in sys.modules and "azure.ai.ml.entities" in sys.modules
 
 
-def test_config_lists_the_options(ip: InteractiveShell, capsys: pytest.CaptureFixture[str]
-                                  ) -> None:
+def test_config_lists_the_options(ip: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
     ip.run_line_magic("config", "PfMagics")
     out = capsys.readouterr().out
     for option in ("PfMagics.backend", "PfMagics.interpolate", "PfMagics.warmup"):

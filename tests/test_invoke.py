@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
+from traitlets.config import Config
 
 from pfmagic.chat import (
     ChatNames,
@@ -61,10 +62,10 @@ def shared_endpoint(factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Any
     try:
         model = b.create_model(Model(name="chat-echo", path=str(FLOW)))
         b.create_endpoint(ManagedOnlineEndpoint(name=EP, auth_mode="key")).result(120)
-        # green: slow (ECHO_DELAY) and one request at a time (a second one queues 2 s, then 429)
+        # green: slow (ECHO_DELAY) and one request at a time (a 2nd one queues 0.5 s, then 429)
         green = {"environment_variables": {"ECHO_DELAY": GREEN_DELAY},
                  "request_settings": OnlineRequestSettings(
-                     max_concurrent_requests_per_instance=1, max_queue_wait_ms=2000)}
+                     max_concurrent_requests_per_instance=1, max_queue_wait_ms=500)}
         ops = [b.create_deployment(ManagedOnlineDeployment(
             name=name, endpoint_name=EP, model=model, instance_type="Standard_DS3_v2",
             instance_count=1, **extra), all_traffic=name == "blue")
@@ -232,12 +233,20 @@ def test_timeout(shell: Any) -> None:
         invoke(shell, f"{EP} -d green one two three four")
 
 
-def test_too_many_requests(shell: Any) -> None:
+def test_too_many_requests(shell: Any, backend: Any) -> None:
     import threading
+    import time
 
-    slow = threading.Thread(target=invoke, args=(shell, f"{EP} -d green " + "w " * 12))
-    slow.start()  # green serves one request at a time: this one holds it for ~4 s
+    def green_busy() -> bool:
+        status = backend.router_status(EP)
+        return any(i["inflight"] for i in status.get("deployments", status)["green"]["instances"])
+
+    slow = threading.Thread(target=invoke, args=(shell, f"{EP} -d green " + "w " * 6))
+    slow.start()  # green serves one request at a time: this one holds it for ~2 s
     try:
+        deadline = time.monotonic() + 5
+        while not green_busy() and time.monotonic() < deadline:
+            time.sleep(0.05)
         with pytest.raises(UsageError, match=rf"^{EP}: .*429"):
             invoke(shell, f"{EP} -d green are you busy")
     finally:
@@ -288,6 +297,11 @@ def test_chat_names_sources(backend: Any) -> None:
     assert names_from_properties(props) == ChatNames("query", "reply", "chat_history",
                                                      "model properties")
     assert names_from_properties({"azureml.promptflow.mode": "chat"}) is None
+    from pfmagic.chat import resolve_names
+    from pfmagic.session import Session
+
+    # end to end: the deployments' model is a local flow copy, so its flow.dag.yaml answers
+    assert resolve_names(Session(), backend, EP).source == "flow.dag.yaml"
     info = fetch_swagger_info(backend, EP)  # the endpoint's own swagger, through the router
     assert names_from_swagger(info) == ChatNames("question", "answer", "chat_history",
                                                  "swagger.json")
@@ -309,3 +323,20 @@ def test_help_and_usage(shell: Any) -> None:
         assert flag in doc
     with pytest.raises(UsageError, match="no question given"):
         invoke(shell, EP)
+    with pytest.raises(UsageError, match="unexpected 'stray words' on the %%pf_invoke line"):
+        invoke(shell, f"{EP} stray words", "question")
+    with pytest.raises(UsageError, match="'1x' is not a valid Python variable name"):
+        invoke(shell, f"{EP} -o 1x hi")
+    assert EP not in session_of(shell).histories  # nothing was sent
+
+
+def test_stream_in_a_kernel_updates_one_display(shell: Any) -> None:
+    shell.config.IPKernelApp = Config()  # what ipykernel sets: rich frontend, display updates
+    with capture_output() as out:
+        r = invoke(shell, f"{EP} -d green --stream live update")
+    assert out.stdout == ""  # nothing printed: the chunks went to the display
+    views = [o for o in out.outputs if "text/html" in o.data]
+    assert views and "Echo:" in views[0].data["text/html"]
+    assert "streaming" in views[0].data["text/plain"]
+    assert out.outputs[-1].data["text/plain"] == ""  # live view cleared: the reply shows next
+    assert r.answer == "Echo: live update "

@@ -169,6 +169,17 @@ def test_backend_shows_and_switches(shell: Any, live: tuple[Path, Any]) -> None:
         line(shell, "pf_backend", "local")
     assert out.stdout.count(f"state in {live[0]}") == 2
     assert session_of(shell).backend_name == "local"
+    sub = "00000000-0000-0000-0000-000000000000"
+    with capture_output() as out:  # building the client contacts nothing yet
+        line(shell, "pf_backend", f"azure --subscription {sub} --resource-group rg "
+                                  "--workspace ws --credential default")
+    assert out.stdout.strip() == f"azure: {sub}/rg/ws"
+    assert session_of(shell).backend_name == "azure"
+    with pytest.raises(UsageError, match="either --config or"):
+        line(shell, "pf_backend", "azure --config c.json --workspace ws")
+    with capture_output():
+        line(shell, "pf_backend", "local")
+    assert session_of(shell).backend_name == "local"
 
 
 def test_status_returns_azure_entities(shell: Any) -> None:
@@ -265,25 +276,23 @@ def test_delete_endpoint_and_deployment(shell: Any, backend: Any) -> None:
 
     from pfmagic.backends.events import Operation
 
-    for name in ("scratch-a", "scratch-b"):
-        backend.create_endpoint(ManagedOnlineEndpoint(name=name)).result(60)
-    uri = backend.get_endpoint("scratch-a").scoring_uri
-    with capture_output() as out:
-        assert line(shell, "pf_delete", "scratch-a") is None
-    assert "deleted scratch-a" in out.stdout
-    with pytest.raises(UsageError, match="scratch-a"):
-        line(shell, "pf_status", "scratch-a")
+    backend.create_endpoint(ManagedOnlineEndpoint(name="scratch")).result(60)
+    uri = backend.get_endpoint("scratch").scoring_uri
+    with capture_output():
+        op = line(shell, "pf_delete", "scratch --no-wait")
+    assert isinstance(op, Operation)
+    op.result(60)
+    assert op.status() == "Succeeded"
+    with pytest.raises(UsageError, match="scratch"):
+        line(shell, "pf_status", "scratch")
     with pytest.raises(BackendError) as err:  # its router is gone: endpoint stopped
         score(uri, {"question": "x"}, key="k", timeout=5)
     assert err.value.code == "ConnectionRefused"
-    op = line(shell, "pf_delete", "scratch-b --no-wait")
-    assert isinstance(op, Operation)
-    op.result(60)
-    assert "scratch-b" not in [e.name for e in backend.list_endpoints()]
 
     # last: green goes away (test_invoke, which uses it, has already run)
-    with capture_output():
-        line(shell, "pf_delete", f"{EP} green")
+    with capture_output() as out:
+        assert line(shell, "pf_delete", f"{EP} green") is None
+    assert f"deleted {EP}/green" in out.stdout
     assert [d.name for d in backend.list_deployments(EP)] == ["blue"]
     with pytest.raises(UsageError, match=rf"^{EP}: .*404"):
         line(shell, "pf_invoke", f"{EP} -d green hello?")

@@ -69,7 +69,7 @@ def test_instance_killed_under_load(backend: Any, endpoint: dict[str, Any]) -> N
     before = _instances(backend, "blue")
     assert len(before) == 2 and all(i["ready"] for i in before)
     victim = before[0]
-    load = Background(endpoint["uri"], clients=8, requests=3_000, deadline_s=120,
+    load = Background(endpoint["uri"], clients=8, requests=1_500, deadline_s=120,
                       headers=endpoint["headers"], warmup=8)
     load.start()
     time.sleep(1.5)  # requests are flowing through both instances

@@ -295,18 +295,67 @@ def test_ctrl_c_stops_waiting_not_the_operation(ip: Any, monkeypatch: pytest.Mon
                                                 widgets: bool) -> None:
     import _thread
 
+    def ctrl_c_soon(_obj: Any = None) -> None:  # what Ctrl-C does to a kernel, 0.3 s from now
+        threading.Timer(0.3, _thread.interrupt_main).start()
+
     if widgets:
         monkeypatch.setenv("PFMAGIC_FORCE_WIDGETS", "1")
         ip.run_line_magic("config", "PfMagics.widgets = True")
-        monkeypatch.setattr("pfmagic.widgets.run._display", lambda obj: None)
+        # once the view is built and shown, i.e. while the cell waits
+        monkeypatch.setattr("pfmagic.widgets.run._display", ctrl_c_soon)
     gate, reached = threading.Event(), threading.Event()
     op = Operation("deploy chat-ep/blue", STAGES, stepped(gate, reached))
-    timer = threading.Timer(0.3, _thread.interrupt_main)  # what Ctrl-C does to the kernel
-    timer.start()
+    if not widgets:
+        ctrl_c_soon()
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         _magics(ip).run_operation(op, wait=True)
-    assert time.monotonic() - started < 2  # interrupted within a wait slice
+    assert time.monotonic() - started < 5  # interrupted within a wait slice, not at the end
     assert "stopped waiting" in capsys.readouterr().err and not op.done()
     gate.set()
     assert op.wait(5) and op.status() == "Succeeded"
+
+
+def test_no_wait_text_in_a_kernel_updates_one_display(ip: Any,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a kernel, late thread prints are dropped: the block is a display re-sent per line."""
+
+    class Handle:
+        def __init__(self) -> None:
+            self.versions: list[str] = []
+
+        def update(self, obj: Any) -> None:
+            self.versions.append(repr(obj))
+
+    handle = Handle()
+    shown: list[Any] = []
+
+    def display(obj: Any) -> Handle:
+        shown.append(obj)
+        return handle
+
+    monkeypatch.setattr("pfmagic.widgets.run._in_kernel", lambda: True)
+    monkeypatch.setattr("pfmagic.widgets.run._display", display)
+    gate, reached = threading.Event(), threading.Event()
+    op = Operation("deploy chat-ep/blue", STAGES, stepped(gate, reached))
+    assert _magics(ip).run_operation(op, wait=False) is op
+    (block,) = shown
+    assert repr(block).startswith("deploy chat-ep/blue: started")
+    gate.set()
+    printer = block.printer
+    assert printer.finished.wait(5)
+    assert len(handle.versions) == len(printer.lines) - 1  # one update per line after the first
+    final = handle.versions[-1].splitlines()
+    assert final[0].startswith("deploy chat-ep/blue: started") and "Box(" not in final
+    assert any("traffic    Succeeded" in line for line in final)
+    assert "deploy chat-ep/blue: Succeeded after" in handle.versions[-1]
+
+
+def test_view_of_a_finished_operation_replays_and_ends() -> None:
+    gate, reached = threading.Event(), threading.Event()
+    gate.set()
+    op = Operation("deploy chat-ep/blue", STAGES, stepped(gate, reached))
+    assert op.wait(5)
+    view = ProgressView(op, backend=RecordingBackend(), tick=5.0)  # no tick needed to end
+    assert view.wait(2) and view.bar.value == 1.0
+    assert [view.stage_state(s) for s in STAGES] == ["Succeeded"] * 4

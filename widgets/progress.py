@@ -112,7 +112,8 @@ class ProgressView(w.VBox):
         try:
             if status == "Succeeded":
                 rows = outcome_details(self.op, self.backend)
-                self.result_box.value = _table(rows)
+                self.result_box.value = (_table(rows) if rows else
+                                         f"<b style='color:{COLORS[status]}'>{status}</b>")
                 self.outcome = summary_text(self.op.title, status, duration=duration,
                                             stages=self.tracker.stage_lines(), details=rows)
             else:

@@ -53,21 +53,44 @@ def run_operation(op: Operation, *, wait: bool, widgets: bool, backend: Any = No
 
         printer = TextProgress(op, backend=backend)
         if not wait:
-            printer.start_background()
+            _keep_reporting(printer, shown=0)
             return op
         try:
             finished = printer.pump(timeout=timeout, slice_s=SLICE)
         except KeyboardInterrupt:
-            printer.start_background()  # keep reporting what happens next
+            _keep_reporting(printer, shown=len(printer.lines))
             _stopped_waiting(op)
             raise
         if not finished:
-            printer.start_background()
+            _keep_reporting(printer, shown=len(printer.lines))
     if not finished:
         print(f"{op.title}: still running after {timeout:.0f} s; it keeps reporting here "
               "(op.cancel() stops it)", file=sys.stderr)
         return op
     return result_of(op)
+
+
+def _in_kernel() -> bool:
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def _keep_reporting(printer: Any, *, shown: int) -> None:
+    """Go on writing the printer's lines after the cell returns: a live text display in a
+    kernel (lines from ``shown`` on), plain prints from a thread in a terminal."""
+    from .track import TextBlock
+
+    if _in_kernel():
+        block = TextBlock(printer, start=shown)
+        printer.write = lambda _line: None  # the display below shows the first line
+        printer.begin()
+        handle = _display(block)
+        if handle is not None:
+            printer.write = lambda _line: handle.update(block)
+    printer.begin()
+    printer.start_background()
 
 
 def _wait_slices(op: Operation, timeout: float | None) -> bool:

@@ -197,8 +197,9 @@ def _stdout(line: str) -> None:
 class TextProgress:
     """Prints each event as one line as it arrives, then a summary block.
 
-    Lines are printed by whoever calls ``pump`` (the cell's own thread when waiting, so output
-    lands under the cell) or by a printer thread bound to the cell (``start_background``).
+    Lines are written by whoever calls ``pump``: the cell's own thread when waiting (output
+    lands under the cell), or a background thread (``start_background``), whose ``write`` may
+    be a display-handle update instead of a print (see ``TextBlock``).
     """
 
     def __init__(self, op: Operation, *, backend: Any = None, write: Writer = _stdout):
@@ -210,18 +211,25 @@ class TextProgress:
         self.summary: str | None = None
         self.finished = threading.Event()
         self._queue: queue.Queue[ProgressEvent] = queue.Queue()
-        self._emit(f"{op.title}: started {time.strftime('%H:%M:%S')}")
+        self._begun = False
         op.subscribe(self._queue.put)
 
     def _emit(self, line: str) -> None:
         self.lines.append(line)
         self.write(line)
 
+    def begin(self) -> None:
+        """Write the first line (title and start time) once."""
+        if not self._begun:
+            self._begun = True
+            self._emit(f"{self.op.title}: started {time.strftime('%H:%M:%S')}")
+
     def pump(self, timeout: float | None = None, slice_s: float = 0.2) -> bool:
-        """Print events until the operation ends (then the summary) or ``timeout`` passes.
+        """Write events until the operation ends (then the summary) or ``timeout`` passes.
 
         Returns True when finished. Waits in short slices so Ctrl-C reaches the caller.
         """
+        self.begin()
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             try:
@@ -229,11 +237,11 @@ class TextProgress:
             except queue.Empty:
                 if self.op.done() and self._queue.empty():
                     break
-                if deadline is not None and time.monotonic() >= deadline:
-                    return False
-                continue
-            self.tracker.apply(event)
-            self._emit(event_line(event, self.op.started))
+            else:
+                self.tracker.apply(event)
+                self._emit(event_line(event, self.op.started))
+            if deadline is not None and time.monotonic() >= deadline and not self.op.done():
+                return False
         self.summary = summary(self.op, self.tracker, self.backend)
         self._emit(self.summary)
         self.finished.set()
@@ -252,6 +260,21 @@ class TextProgress:
 
     def __repr__(self) -> str:
         return self.summary or (self.lines[-1] if self.lines else self.op.title)
+
+
+class TextBlock:
+    """A text/plain display of a printer's lines from ``start`` on, re-sent on every line.
+
+    In a kernel, output printed by a thread after its cell ended is dropped (ipykernel 7 and
+    frontends route it by the finished request); a display updated by ``display_id`` is not.
+    """
+
+    def __init__(self, printer: TextProgress, start: int = 0):
+        self.printer = printer
+        self.start = start
+
+    def __repr__(self) -> str:
+        return "\n".join(self.printer.lines[self.start:])
 
 
 def _cell_parent() -> Any:

@@ -25,22 +25,36 @@ _CELL_VAR = re.compile(r"^\s*\$([A-Za-z_]\w*)\s*$")
 def _common(func: Callable[..., Any]) -> Callable[..., Any]:
     """Arguments every YAML cell takes (listed after the magic's own in ``--help``)."""
     for deco in (
-        argument("--no-interpolate", action="store_true",
-                 help="Leave {{name}} as written (no values from the notebook)."),
-        argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                 help="Override a field, dotted for nested ones, like `az ml ... --set` "
-                      "(repeatable): --set instance_count=2."),
-        argument("--file", metavar="PATH",
-                 help="Read the YAML from this file (relative to the notebook) instead of "
-                      "the cell."),
+        argument(
+            "--no-interpolate",
+            action="store_true",
+            help="Leave {{name}} as written (no values from the notebook).",
+        ),
+        argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="Override a field, dotted for nested ones, like `az ml ... --set` "
+            "(repeatable): --set instance_count=2.",
+        ),
+        argument(
+            "--file",
+            metavar="PATH",
+            help="Read the YAML from this file (relative to the notebook) instead of the cell.",
+        ),
     ):
         func = deco(func)
     return func
 
 
 def _var(func: Callable[..., Any]) -> Callable[..., Any]:
-    return argument("var", nargs="?", metavar="VAR",
-                    help="Store the result in this variable (the cell then returns None).")(func)
+    return argument(
+        "var",
+        nargs="?",
+        metavar="VAR",
+        help="Store the result in this variable (the cell then returns None).",
+    )(func)
 
 
 @magics_class
@@ -52,8 +66,11 @@ class CellsMagics(SessionMagics):
     @line_cell_magic
     @magic_arguments(name="%pf_model")
     @_var
-    @argument("--register", action="store_true",
-              help="Register the flow folder as a model version on the active backend.")
+    @argument(
+        "--register",
+        action="store_true",
+        help="Register the flow folder as a model version on the active backend.",
+    )
     @_common
     @usage_errors
     def pf_model(self, line: str, cell: str | None = None) -> Any:
@@ -83,12 +100,14 @@ class CellsMagics(SessionMagics):
         model = parsed.entity
         action: Callable[[], str] | None = None
         if args.register:
+
             def action() -> str:
                 registered = self.session.backend.create_model(model)
                 self.session.remember(registered)
                 if args.var:
                     self.push(args.var, registered)
                 return f"registered {registered.name}:{registered.version}"
+
         return self._finish(args, parsed.entity, summary, action)
 
     # -- %%pf_endpoint -----------------------------------------------------------------------
@@ -96,8 +115,11 @@ class CellsMagics(SessionMagics):
     @line_cell_magic
     @magic_arguments(name="%pf_endpoint")
     @_var
-    @argument("--create", action="store_true",
-              help="Create (or update) the endpoint on the active backend and wait.")
+    @argument(
+        "--create",
+        action="store_true",
+        help="Create (or update) the endpoint on the active backend and wait.",
+    )
     @_common
     @usage_errors
     def pf_endpoint(self, line: str, cell: str | None = None) -> Any:
@@ -124,11 +146,13 @@ class CellsMagics(SessionMagics):
         endpoint = parsed.entity
         action: Callable[[], str] | None = None
         if args.create:
+
             def action() -> str:
                 op = self.session.backend.create_endpoint(endpoint)
                 result = self.run_operation(op, wait=True)
                 self.session.last_endpoint = endpoint.name
                 return _created_note("endpoint", endpoint.name, result)
+
         return self._finish(args, endpoint, summary, action)
 
     # -- %%pf_deployment ---------------------------------------------------------------------
@@ -136,12 +160,21 @@ class CellsMagics(SessionMagics):
     @line_cell_magic
     @magic_arguments(name="%pf_deployment")
     @_var
-    @argument("--create", action="store_true",
-              help="Create (or update) the deployment on the active backend.")
-    @argument("--all-traffic", action="store_true",
-              help="With --create: send 100%% of the endpoint's traffic to it afterwards.")
-    @argument("--no-wait", action="store_true",
-              help="With --create: return at once; progress keeps showing under the cell.")
+    @argument(
+        "--create",
+        action="store_true",
+        help="Create (or update) the deployment on the active backend.",
+    )
+    @argument(
+        "--all-traffic",
+        action="store_true",
+        help="With --create: send 100%% of the endpoint's traffic to it afterwards.",
+    )
+    @argument(
+        "--no-wait",
+        action="store_true",
+        help="With --create: return at once; progress keeps showing under the cell.",
+    )
     @_common
     @usage_errors
     def pf_deployment(self, line: str, cell: str | None = None) -> Any:
@@ -178,6 +211,7 @@ class CellsMagics(SessionMagics):
         dep = parsed.entity
         action: Callable[[], str] | None = None
         if args.create:
+
             def action() -> str:
                 op = self.session.backend.create_deployment(dep, all_traffic=args.all_traffic)
                 self.session.last_endpoint = dep.endpoint_name
@@ -194,8 +228,11 @@ class CellsMagics(SessionMagics):
     @line_cell_magic
     @magic_arguments(name="%pf_connection")
     @_var
-    @argument("--create", action="store_true",
-              help="Store the connection in the active backend (the flow's LLM nodes use it).")
+    @argument(
+        "--create",
+        action="store_true",
+        help="Store the connection in the active backend (the flow's LLM nodes use it).",
+    )
     @argument("--file", metavar="PATH", help="Read the YAML from this file instead of the cell.")
     @argument("--no-interpolate", action="store_true", help="Leave {{name}} as written.")
     @usage_errors
@@ -229,8 +266,7 @@ class CellsMagics(SessionMagics):
         self.push(args.var, connection)
         if args.create:
             self.session.backend.create_connection(connection.to_dict())
-            print(f"connection {connection.name} stored in the {self.session.backend_name} "
-                  "backend")
+            print(f"connection {connection.name} stored in the {self.session.backend_name} backend")
         return None if args.var else connection
 
     # -- shared ------------------------------------------------------------------------------
@@ -277,20 +313,31 @@ class CellsMagics(SessionMagics):
 
         text, offset = self._text(args, cell)
         use_ns = self.settings.interpolate and not args.no_interpolate
-        parsed = parse(kind, text,  # type: ignore[arg-type]
-                       base_dir=self.notebook_dir(),
-                       namespace=self.shell.user_ns if use_ns else None,
-                       overrides=_overrides(args.set),
-                       backend_name=self.session.backend_name,
-                       models=self.session.models, endpoints=self.session.endpoints,
-                       line_offset=offset)
+        parsed = parse(
+            kind,
+            text,  # type: ignore[arg-type]
+            base_dir=self.notebook_dir(),
+            namespace=self.shell.user_ns if use_ns else None,
+            overrides=_overrides(args.set),
+            backend_name=self.session.backend_name,
+            models=self.session.models,
+            endpoints=self.session.endpoints,
+            line_offset=offset,
+        )
         entity = parsed.entity
         self.session.remember(entity)
         endpoint = self.session.endpoints.get(getattr(entity, "endpoint_name", None) or "")
         return parsed, EntitySummary(entity, parsed.warnings, endpoint=endpoint)
 
-    def _finish(self, args: Any, entity: Any, summary: Any,
-                action: Callable[[], str] | None, *, panel: bool = False) -> Any:
+    def _finish(
+        self,
+        args: Any,
+        entity: Any,
+        summary: Any,
+        action: Callable[[], str] | None,
+        *,
+        panel: bool = False,
+    ) -> Any:
         """Store, show and act. With VAR the summary is displayed and None returned; without,
         the summary is the cell's result (so ``_`` works) and the panel follows it."""
         from IPython.display import display
@@ -341,8 +388,11 @@ def _overrides(pairs: list[str]) -> list[tuple[str, Any]]:
 def _created_note(kind: str, name: str, result: Any) -> str:
     state = getattr(result, "provisioning_state", None)
     uri = getattr(result, "scoring_uri", None)
-    return f"{kind} {name} created" + (f": {state}" if state else "") + (
-        f", scoring URI {uri}" if uri else "")
+    return (
+        f"{kind} {name} created"
+        + (f": {state}" if state else "")
+        + (f", scoring URI {uri}" if uri else "")
+    )
 
 
 MAGICS = CellsMagics

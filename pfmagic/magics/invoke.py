@@ -75,7 +75,12 @@ class InvokeMagics(SessionMagics):
         options, endpoint, question = self._split(line, cell)
         args = parse_argstring(self.pf_invoke, " ".join(options))
         if cell is not None:
+            if question:
+                raise PfError(f"unexpected '{question}' on the %%pf_invoke line",
+                              hint="the question is the cell; the line takes [ENDPOINT] options")
             question = cell.strip()
+        if args.output and not args.output.isidentifier():  # before sending, not after
+            raise PfError(f"'{args.output}' is not a valid Python variable name")
         name = self.session.endpoint_name(endpoint)
         if args.reset:
             self.session.histories.pop(name, None)
@@ -92,14 +97,12 @@ class InvokeMagics(SessionMagics):
         else:
             raise PfError("no question given",
                           hint="%pf_invoke [ENDPOINT] QUESTION, or --history / --reset")
-        if args.history:
+        if args.history:  # the transcript already ends with this turn's reply
             from pfmagic.render.chat import Transcript
 
-            transcript = Transcript(name, self.session.histories.get(name, []))
-            if reply is None:
-                return transcript
-            self._show(reply, args)
-            return transcript
+            if reply is not None and args.output:
+                self.push(args.output, reply)
+            return Transcript(name, self.session.histories.get(name, []))
         return self._show(reply, args)
 
     # -- parsing --------------------------------------------------------------------------

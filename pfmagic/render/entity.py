@@ -60,8 +60,11 @@ def model_ref(model: Any) -> str:
 def routes(environment: Any) -> str:
     config = getattr(environment, "inference_config", None) or {}
     parts = []
-    for key, label in (("livenessRoute", "liveness"), ("readinessRoute", "readiness"),
-                       ("scoringRoute", "scoring")):
+    for key, label in (
+        ("livenessRoute", "liveness"),
+        ("readinessRoute", "readiness"),
+        ("scoringRoute", "scoring"),
+    ):
         route = config.get(key) or config.get(key.replace("Route", "_route").lower())
         if isinstance(route, Mapping):
             parts.append(f"{label} {route.get('path')}:{route.get('port')}")
@@ -84,10 +87,16 @@ def summary_rows(entity: Any, *, endpoint: Any = None) -> list[Row]:
     kind = entity_kind(entity)
     rows: list[Row] = [("kind", kind), ("name", str(entity.name))]
     if kind == "model":
-        rows += [("version", str(entity.version or "(next)")), ("path", str(entity.path)),
-                 ("type", str(entity.type))]
-        props = {k.removeprefix("azureml.promptflow."): v
-                 for k, v in (entity.properties or {}).items() if k.startswith("azureml.promptflow.")}
+        rows += [
+            ("version", str(entity.version or "(next)")),
+            ("path", str(entity.path)),
+            ("type", str(entity.type)),
+        ]
+        props = {
+            k.removeprefix("azureml.promptflow."): v
+            for k, v in (entity.properties or {}).items()
+            if k.startswith("azureml.promptflow.")
+        }
         if props:
             rows.append(("prompt flow", ", ".join(f"{k}={v}" for k, v in props.items())))
     elif type(entity).__name__.endswith("Endpoint"):
@@ -129,8 +138,14 @@ class EntitySummary:
     ``note`` an extra line such as "registered basic-chat-model:1".
     """
 
-    def __init__(self, entity: Any, warnings: list[Any] | None = None, *, endpoint: Any = None,
-                 note: str | None = None):
+    def __init__(
+        self,
+        entity: Any,
+        warnings: list[Any] | None = None,
+        *,
+        endpoint: Any = None,
+        note: str | None = None,
+    ):
         self.entity = entity
         self.warnings = list(warnings or [])
         self.note = note
@@ -145,8 +160,14 @@ class EntitySummary:
     def warning_lines(self) -> list[str]:
         out = []
         for w in self.warnings:
-            where = ", ".join(x for x in (f"field '{w.field}'" if w.field else "",
-                                          f"line {w.line}" if w.line else "") if x)
+            where = ", ".join(
+                x
+                for x in (
+                    f"field '{w.field}'" if w.field else "",
+                    f"line {w.line}" if w.line else "",
+                )
+                if x
+            )
             out.append(f"{where}: {w.message}" if where else w.message)
         return out
 
@@ -165,14 +186,18 @@ class EntitySummary:
         esc = html.escape
         body = "".join(
             f"<tr><th style='text-align:left;padding-right:1em'>{esc(k)}</th>"
-            f"<td style='text-align:left'><code>{esc(v)}</code></td></tr>" for k, v in self.rows)
+            f"<td style='text-align:left'><code>{esc(v)}</code></td></tr>"
+            for k, v in self.rows
+        )
         parts = [f"<div class='pfmagic-entity'><b>{esc(self.title)}</b>", f"<table>{body}</table>"]
         if self.note:
             parts.append(f"<p>{esc(self.note)}</p>")
         warnings = self.warning_lines()
         if warnings:
             items = "".join(f"<li>{esc(w)}</li>" for w in warnings)
-            parts.append(f"<p style='color:#b45309;margin-bottom:0'>&#9888; warnings "
-                         f"({len(warnings)})</p><ul style='color:#b45309'>{items}</ul>")
+            parts.append(
+                f"<p style='color:#b45309;margin-bottom:0'>&#9888; warnings "
+                f"({len(warnings)})</p><ul style='color:#b45309'>{items}</ul>"
+            )
         parts.append("</div>")
         return "".join(parts)

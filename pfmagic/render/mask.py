@@ -18,21 +18,39 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["MASK", "is_reference", "is_secret_name", "is_secret_value", "mask_mapping",
-           "mask_secret"]
+__all__ = [
+    "MASK",
+    "is_reference",
+    "is_secret_name",
+    "is_secret_value",
+    "mask_mapping",
+    "mask_secret",
+]
 
 MASK = "****"
 
 # Name parts that mark a secret. Matched on word boundaries of upper-cased, "_"-split names so
 # MONKEY or KEYBOARD_LAYOUT do not count but API_KEY, OPENAI_KEY, SAS_TOKEN do.
-_SECRET_PARTS = ("KEY", "KEYS", "SECRET", "SECRETS", "TOKEN", "PASSWORD", "PASSWD", "PWD",
-                 "CREDENTIAL", "CREDENTIALS", "SAS", "APIKEY")
+_SECRET_PARTS = (
+    "KEY",
+    "KEYS",
+    "SECRET",
+    "SECRETS",
+    "TOKEN",
+    "PASSWORD",
+    "PASSWD",
+    "PWD",
+    "CREDENTIAL",
+    "CREDENTIALS",
+    "SAS",
+    "APIKEY",
+)
 _SECRET_PHRASES = ("CONNECTION_STRING", "CONNECTIONSTRING", "CONN_STR", "PRIVATE_KEY")
 # Values that are secrets whatever their name.
 _SECRET_VALUE = re.compile(
-    r"^(sk-[A-Za-z0-9_-]{8,}"                               # OpenAI-style keys
+    r"^(sk-[A-Za-z0-9_-]{8,}"  # OpenAI-style keys
     r"|eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"  # JWT
-    r"|gh[pousr]_[A-Za-z0-9]{20,})$"                        # GitHub tokens
+    r"|gh[pousr]_[A-Za-z0-9]{20,})$"  # GitHub tokens
     r"|(AccountKey|SharedAccessKey|SharedAccessSignature|InstrumentationKey|Password|pwd)=",
     re.IGNORECASE,
 )
@@ -64,8 +82,9 @@ def mask_secret(value: Any) -> str:
     return MASK
 
 
-def mask_mapping(mapping: Mapping[str, Any] | None,
-                 secret_keys: frozenset[str] | set[str] = frozenset()) -> dict[str, Any]:
+def mask_mapping(
+    mapping: Mapping[str, Any] | None, secret_keys: frozenset[str] | set[str] = frozenset()
+) -> dict[str, Any]:
     """Copy of ``mapping`` with secret-looking entries masked (names in ``secret_keys`` too)."""
     out: dict[str, Any] = {}
     for key, value in (mapping or {}).items():

@@ -22,12 +22,26 @@ PLACEHOLDER_RE = re.compile(r"<[^<>\s][^<>]*>|place_?holder", re.IGNORECASE)
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 PROPERTY_PREFIX = "azureml.promptflow."
 KNOWN_PROPERTIES = ("source_flow_id", "mode", "chat_input", "chat_output", "chat_history")
-KNOWN_ENV = ("PROMPTFLOW_RUN_MODE", "PRT_CONFIG_OVERRIDE", "PROMPTFLOW_RESPONSE_INCLUDED_FIELDS",
-             "UAI_CLIENT_ID", "PROMPTFLOW_ENCODED_CONNECTIONS", "PROMPTFLOW_CONNECTION_PROVIDER",
-             "PF_CONNECTION_PROVIDER", "PF_FLOW_INIT_CONFIG", "PF_USE_SANDBOX_FOR_JINJA",
-             "AZURE_CLIENT_ID", "APPLICATIONINSIGHTS_CONNECTION_STRING")
-PRT_KEYS = ("subscription_id", "resource_group", "workspace_name", "endpoint_name",
-            "deployment_name")
+KNOWN_ENV = (
+    "PROMPTFLOW_RUN_MODE",
+    "PRT_CONFIG_OVERRIDE",
+    "PROMPTFLOW_RESPONSE_INCLUDED_FIELDS",
+    "UAI_CLIENT_ID",
+    "PROMPTFLOW_ENCODED_CONNECTIONS",
+    "PROMPTFLOW_CONNECTION_PROVIDER",
+    "PF_CONNECTION_PROVIDER",
+    "PF_FLOW_INIT_CONFIG",
+    "PF_USE_SANDBOX_FOR_JINJA",
+    "AZURE_CLIENT_ID",
+    "APPLICATIONINSIGHTS_CONNECTION_STRING",
+)
+PRT_KEYS = (
+    "subscription_id",
+    "resource_group",
+    "workspace_name",
+    "endpoint_name",
+    "deployment_name",
+)
 
 
 @dataclass
@@ -68,7 +82,7 @@ def check_name(ctx: Context, path: tuple[str, ...], name: Any, what: str) -> Non
 
 
 def check_placeholders(ctx: Context, node: Any, path: tuple[str | int, ...] = ()) -> None:
-    """Values still holding ``<placeholders>`` copied from docs (PRT_CONFIG_OVERRIDE is separate)."""
+    """Values still holding ``<placeholders>`` from docs (PRT_CONFIG_OVERRIDE: own check)."""
     if isinstance(node, dict):
         for key, value in node.items():
             if path == ("environment_variables",) and key == "PRT_CONFIG_OVERRIDE":
@@ -77,12 +91,15 @@ def check_placeholders(ctx: Context, node: Any, path: tuple[str | int, ...] = ()
     elif isinstance(node, list):
         for i, value in enumerate(node):
             check_placeholders(ctx, value, (*path, i))
-    elif isinstance(node, str) and path and path[0] != "description" and PLACEHOLDER_RE.search(
-            node):
+    elif (
+        isinstance(node, str) and path and path[0] != "description" and PLACEHOLDER_RE.search(node)
+    ):
         ctx.azure_error(path, f"'{node}' looks like a placeholder; put the real value")
 
 
-def check_local_path(ctx: Context, path: tuple[str, ...], value: Any, *, error: bool) -> Path | None:
+def check_local_path(
+    ctx: Context, path: tuple[str, ...], value: Any, *, error: bool
+) -> Path | None:
     """A local path must exist (azure-ai-ml checks model paths only at create)."""
     if not isinstance(value, str | Path) or _is_remote(str(value)):
         return None
@@ -105,32 +122,45 @@ def check_flow_folder(ctx: Context, path: tuple[str, ...], folder: Path) -> None
         ctx.warn(path, ctx.flow.error)
     elif ctx.flow.additional_includes:
         includes = ", ".join(ctx.flow.additional_includes)
-        ctx.warn(path, f"the flow uses additional_includes ({includes}); they are resolved "
-                       "into a copy of the flow when it is deployed")
+        ctx.warn(
+            path,
+            f"the flow uses additional_includes ({includes}); they are resolved "
+            "into a copy of the flow when it is deployed",
+        )
 
 
-def check_chat_properties(ctx: Context, props: Mapping[str, Any] | None,
-                          path: tuple[str, ...], origin: str = "") -> None:
+def check_chat_properties(
+    ctx: Context, props: Mapping[str, Any] | None, path: tuple[str, ...], origin: str = ""
+) -> None:
     """``azureml.promptflow.*`` model properties vs the flow's own ``is_chat_*`` flags."""
     props = props or {}
     for key in props:
-        if key.startswith(PROPERTY_PREFIX) and key[len(PROPERTY_PREFIX):] not in KNOWN_PROPERTIES:
-            hint = suggest(key[len(PROPERTY_PREFIX):], list(KNOWN_PROPERTIES))
-            ctx.warn((*path, key), f"unknown prompt flow property{origin}"
-                     + (f" (did you mean '{PROPERTY_PREFIX}{hint}'?)" if hint else ""))
+        if key.startswith(PROPERTY_PREFIX) and key[len(PROPERTY_PREFIX) :] not in KNOWN_PROPERTIES:
+            hint = suggest(key[len(PROPERTY_PREFIX) :], list(KNOWN_PROPERTIES))
+            ctx.warn(
+                (*path, key),
+                f"unknown prompt flow property{origin}"
+                + (f" (did you mean '{PROPERTY_PREFIX}{hint}'?)" if hint else ""),
+            )
     flow = ctx.flow
     if flow is None or flow.error:
         return
     mode = props.get(PROPERTY_PREFIX + "mode")
     if flow.is_chat and mode != "chat":
-        ctx.warn((*path, PROPERTY_PREFIX + "mode") if mode else path,
-                 f"the flow is a chat flow (is_chat_input: {flow.chat_input}) but{origin} "
-                 f"{PROPERTY_PREFIX}mode is {mode or 'not set'}; set it to chat for the Test tab")
+        ctx.warn(
+            (*path, PROPERTY_PREFIX + "mode") if mode else path,
+            f"the flow is a chat flow (is_chat_input: {flow.chat_input}) but{origin} "
+            f"{PROPERTY_PREFIX}mode is {mode or 'not set'}; set it to chat for the Test tab",
+        )
     if mode == "chat" and not flow.is_chat:
-        ctx.warn((*path, PROPERTY_PREFIX + "mode"),
-                 f"mode is chat{origin} but the flow marks no input is_chat_input")
-    for kind, names, flagged in (("input", flow.inputs, flow.chat_input),
-                                 ("output", flow.outputs, flow.chat_output)):
+        ctx.warn(
+            (*path, PROPERTY_PREFIX + "mode"),
+            f"mode is chat{origin} but the flow marks no input is_chat_input",
+        )
+    for kind, names, flagged in (
+        ("input", flow.inputs, flow.chat_input),
+        ("output", flow.outputs, flow.chat_output),
+    ):
         key = f"{PROPERTY_PREFIX}chat_{kind}"
         value = props.get(key)
         if value is None:
@@ -138,14 +168,21 @@ def check_chat_properties(ctx: Context, props: Mapping[str, Any] | None,
                 ctx.warn(path, f"{key} is not set{origin}; the flow's chat {kind} is '{flagged}'")
             continue
         if str(value) not in names:
-            ctx.error((*path, key), f"chat {kind} '{value}'{origin} is not a flow {kind} "
-                                    f"(flow {kind}s: {', '.join(names) or 'none'})")
+            ctx.error(
+                (*path, key),
+                f"chat {kind} '{value}'{origin} is not a flow {kind} "
+                f"(flow {kind}s: {', '.join(names) or 'none'})",
+            )
         elif flagged and str(value) != flagged:
-            ctx.warn((*path, key), f"chat {kind} '{value}'{origin} but the flow marks "
-                                   f"'{flagged}' is_chat_{kind}")
+            ctx.warn(
+                (*path, key),
+                f"chat {kind} '{value}'{origin} but the flow marks '{flagged}' is_chat_{kind}",
+            )
         elif not flagged:
-            ctx.warn((*path, key), f"chat {kind} '{value}'{origin} but the flow marks no "
-                                   f"{kind} is_chat_{kind}")
+            ctx.warn(
+                (*path, key),
+                f"chat {kind} '{value}'{origin} but the flow marks no {kind} is_chat_{kind}",
+            )
 
 
 def check_duplicates(ctx: Context, duplicates: list[tuple[str, int]]) -> None:
@@ -168,8 +205,11 @@ def check_model(model: Any, ctx: Context) -> None:
 def check_endpoint(endpoint: Any, ctx: Context) -> None:
     check_name(ctx, ("name",), endpoint.name, "endpoint")
     if not ctx.azure and type(endpoint).__name__.startswith("Kubernetes"):
-        ctx.warn(("compute",), f"the {ctx.backend_name} backend ignores compute: it serves "
-                               "Kubernetes endpoints like managed ones")
+        ctx.warn(
+            ("compute",),
+            f"the {ctx.backend_name} backend ignores compute: it serves "
+            "Kubernetes endpoints like managed ones",
+        )
     check_placeholders(ctx, ctx.raw)
 
 
@@ -208,23 +248,29 @@ def _check_model_ref(dep: Any, ctx: Context) -> None:
 def _check_environment(dep: Any, ctx: Context) -> None:
     raw_env = ctx.raw.get("environment")
     if dep.environment is None:
-        ctx.warn(("environment",), "no environment: prompt flow deployments need the runtime "
-                                   "image (mcr.microsoft.com/azureml/promptflow/"
-                                   "promptflow-runtime) and inference_config routes")
+        ctx.warn(
+            ("environment",),
+            "no environment: prompt flow deployments need the runtime "
+            "image (mcr.microsoft.com/azureml/promptflow/"
+            "promptflow-runtime) and inference_config routes",
+        )
         return
     if not isinstance(raw_env, dict):
         return  # a registered environment: its routes are not visible here
     if not raw_env.get("inference_config"):
-        ctx.warn(("environment",), "no inference_config: the prompt flow runtime image is BYOC, "
-                                   "it needs liveness_route, readiness_route and scoring_route")
+        ctx.warn(
+            ("environment",),
+            "no inference_config: the prompt flow runtime image is BYOC, "
+            "it needs liveness_route, readiness_route and scoring_route",
+        )
     build = raw_env.get("build")
     if isinstance(build, dict) and build.get("path"):
-        folder = check_local_path(ctx, ("environment", "build", "path"), build["path"],
-                                  error=False)
+        folder = check_local_path(ctx, ("environment", "build", "path"), build["path"], error=False)
         dockerfile = build.get("dockerfile_path") or "Dockerfile"
         if folder is not None and not (folder / dockerfile).is_file():
-            ctx.warn(("environment", "build", "dockerfile_path"),
-                     f"{dockerfile} not found in {folder}")
+            ctx.warn(
+                ("environment", "build", "dockerfile_path"), f"{dockerfile} not found in {folder}"
+            )
 
 
 def _check_env_vars(dep: Any, ctx: Context) -> None:
@@ -242,39 +288,55 @@ def _check_env_vars(dep: Any, ctx: Context) -> None:
                 ctx.warn((*base, name), f"unknown variable (did you mean '{hint}'?)")
     mode = env.get("PROMPTFLOW_RUN_MODE")
     if mode is None:
-        ctx.warn(base, "PROMPTFLOW_RUN_MODE: serving is missing (the runtime image defaults to "
-                       "compute mode)")
+        ctx.warn(
+            base,
+            "PROMPTFLOW_RUN_MODE: serving is missing (the runtime image defaults to compute mode)",
+        )
     elif str(mode) != "serving":
-        ctx.warn((*base, "PROMPTFLOW_RUN_MODE"), f"PROMPTFLOW_RUN_MODE is '{mode}', expected serving")
+        ctx.warn(
+            (*base, "PROMPTFLOW_RUN_MODE"), f"PROMPTFLOW_RUN_MODE is '{mode}', expected serving"
+        )
     _check_prt_config(dep, env.get("PRT_CONFIG_OVERRIDE"), ctx)
     _check_included_fields(env.get("PROMPTFLOW_RESPONSE_INCLUDED_FIELDS"), ctx)
     endpoint = ctx.endpoints.get(dep.endpoint_name)
     identity = getattr(endpoint, "identity", None)
-    if identity is not None and str(getattr(identity, "type", "")).lower() == "user_assigned" \
-            and "UAI_CLIENT_ID" not in env:
-        ctx.warn(base, f"endpoint {dep.endpoint_name} uses a user-assigned identity: set "
-                       "UAI_CLIENT_ID to its client id")
+    if (
+        identity is not None
+        and str(getattr(identity, "type", "")).lower() == "user_assigned"
+        and "UAI_CLIENT_ID" not in env
+    ):
+        ctx.warn(
+            base,
+            f"endpoint {dep.endpoint_name} uses a user-assigned identity: set "
+            "UAI_CLIENT_ID to its client id",
+        )
 
 
 def _check_prt_config(dep: Any, value: Any, ctx: Context) -> None:
     path = ("environment_variables", "PRT_CONFIG_OVERRIDE")
     if value is None:
         if ctx.azure:
-            ctx.warn(path[:1], "PRT_CONFIG_OVERRIDE is missing: the deployment cannot pull "
-                               "workspace connections")
+            ctx.warn(
+                path[:1],
+                "PRT_CONFIG_OVERRIDE is missing: the deployment cannot pull workspace connections",
+            )
         return
     text = str(value)
     if PLACEHOLDER_RE.search(text):
         holes = sorted(set(re.findall(r"<([^<>]+)>", text)))
-        ctx.azure_error(path, "PRT_CONFIG_OVERRIDE still holds placeholders: "
-                              + ", ".join(f"<{h}>" for h in holes))
+        ctx.azure_error(
+            path,
+            "PRT_CONFIG_OVERRIDE still holds placeholders: " + ", ".join(f"<{h}>" for h in holes),
+        )
         return
     pairs = dict(part.split("=", 1) for part in text.split(",") if "=" in part)
     for key, expected in (("endpoint_name", dep.endpoint_name), ("deployment_name", dep.name)):
         got = pairs.get(f"deployment.{key}")
         if got is not None and got != expected:
-            ctx.warn(path, f"PRT_CONFIG_OVERRIDE says deployment.{key}={got}, "
-                           f"the deployment is {expected}")
+            ctx.warn(
+                path,
+                f"PRT_CONFIG_OVERRIDE says deployment.{key}={got}, the deployment is {expected}",
+            )
     missing = [k for k in PRT_KEYS if f"deployment.{k}" not in pairs]
     if missing:
         ctx.warn(path, "PRT_CONFIG_OVERRIDE lacks " + ", ".join(f"deployment.{k}" for k in missing))
@@ -289,14 +351,19 @@ def _check_included_fields(value: Any, ctx: Context) -> None:
     except json.JSONDecodeError:
         fields = None
     if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
-        ctx.error(path, "PROMPTFLOW_RESPONSE_INCLUDED_FIELDS must be a JSON list of strings, "
-                        """e.g. '["answer"]'""")
+        ctx.error(
+            path,
+            "PROMPTFLOW_RESPONSE_INCLUDED_FIELDS must be a JSON list of strings, "
+            """e.g. '["answer"]'""",
+        )
         return
     if ctx.flow is not None and ctx.flow.outputs:
         unknown = [f for f in fields if f not in ctx.flow.outputs]
         if unknown:
-            ctx.warn(path, f"not flow outputs: {', '.join(unknown)} "
-                           f"(outputs: {', '.join(ctx.flow.outputs)})")
+            ctx.warn(
+                path,
+                f"not flow outputs: {', '.join(unknown)} (outputs: {', '.join(ctx.flow.outputs)})",
+            )
 
 
 def _check_endpoint_match(dep: Any, ctx: Context) -> None:
@@ -307,6 +374,7 @@ def _check_endpoint_match(dep: Any, ctx: Context) -> None:
     ep_k8s = type(endpoint).__name__.startswith("Kubernetes")
     if dep_k8s != ep_k8s:
         kinds = ("Kubernetes", "managed") if dep_k8s else ("managed", "Kubernetes")
-        ctx.error(("type",) if dep_k8s else ("endpoint_name",),
-                  f"a {kinds[0]} deployment cannot go to the {kinds[1]} endpoint "
-                  f"{dep.endpoint_name}")
+        ctx.error(
+            ("type",) if dep_k8s else ("endpoint_name",),
+            f"a {kinds[0]} deployment cannot go to the {kinds[1]} endpoint {dep.endpoint_name}",
+        )

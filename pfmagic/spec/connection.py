@@ -31,8 +31,9 @@ class ConnectionType:
 _AAD = ("auth_mode",)
 TYPES: dict[str, ConnectionType] = {
     "open_ai": ConnectionType(("api_key", "base_url"), ("organization",)),
-    "azure_open_ai": ConnectionType(("api_base",), ("api_key", "api_type", "api_version",
-                                                    "resource_id", *_AAD)),
+    "azure_open_ai": ConnectionType(
+        ("api_base",), ("api_key", "api_type", "api_version", "resource_id", *_AAD)
+    ),
     "serverless": ConnectionType(("api_key", "api_base")),
     "qdrant": ConnectionType(("api_key", "api_base")),
     "weaviate": ConnectionType(("api_key", "api_base")),
@@ -44,8 +45,10 @@ TYPES: dict[str, ConnectionType] = {
     "custom": ConnectionType(("secrets",), ("configs",), secrets=()),
 }
 # Fields that exist on another type and are silently dropped on this one.
-_MISPLACED = {("open_ai", "api_base"): "open_ai connections take base_url; promptflow 1.18.5 "
-                                      "silently drops api_base"}
+_MISPLACED = {
+    ("open_ai", "api_base"): "open_ai connections take base_url; promptflow 1.18.5 "
+    "silently drops api_base"
+}
 
 
 @dataclass
@@ -70,24 +73,33 @@ class Connection:
 
     def masked(self) -> dict[str, Any]:
         """The fields with secret values masked (``${env:VAR}`` references are kept)."""
-        out = mask_mapping({k: v for k, v in self.data.items() if k not in ("secrets",)},
-                           set(TYPES[self.type].secrets) if self.type in TYPES else set())
+        out = mask_mapping(
+            {k: v for k, v in self.data.items() if k not in ("secrets",)},
+            set(TYPES[self.type].secrets) if self.type in TYPES else set(),
+        )
         if isinstance(self.data.get("secrets"), dict):
-            out["secrets"] = {k: v if is_reference(v) else mask_secret(v)
-                              for k, v in self.data["secrets"].items()}
+            out["secrets"] = {
+                k: v if is_reference(v) else mask_secret(v) for k, v in self.data["secrets"].items()
+            }
         return out
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{k}={v!r}" for k, v in self.masked().items()
-                           if k not in ("name", "type", "$schema"))
+        fields = ", ".join(
+            f"{k}={v!r}" for k, v in self.masked().items() if k not in ("name", "type", "$schema")
+        )
         return f"Connection(name={self.name!r}, type={self.type!r}, {fields})"
 
     def _repr_html_(self) -> str:
-        rows = "".join(f"<tr><th style='text-align:left'>{html.escape(str(k))}</th>"
-                       f"<td style='text-align:left'><code>{html.escape(str(v))}</code></td></tr>"
-                       for k, v in self.masked().items() if k != "$schema")
-        return f"<div class='pfmagic-connection'><b>Connection {html.escape(self.name)}</b>" \
-               f"<table>{rows}</table></div>"
+        rows = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(str(k))}</th>"
+            f"<td style='text-align:left'><code>{html.escape(str(v))}</code></td></tr>"
+            for k, v in self.masked().items()
+            if k != "$schema"
+        )
+        return (
+            f"<div class='pfmagic-connection'><b>Connection {html.escape(self.name)}</b>"
+            f"<table>{rows}</table></div>"
+        )
 
 
 def parse_connection(text: str, *, line_offset: int = 0) -> Connection:
@@ -96,16 +108,21 @@ def parse_connection(text: str, *, line_offset: int = 0) -> Connection:
 
     def fail(message: str, path: tuple[str, ...] = (), hint: str | None = None) -> SpecError:
         line = positions.line(path) if path else None
-        return SpecError(message, field=".".join(path) or None,
-                         line=line + line_offset if line else None, hint=hint)
+        return SpecError(
+            message,
+            field=".".join(path) or None,
+            line=line + line_offset if line else None,
+            hint=hint,
+        )
 
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpecError(f"YAML syntax: {problem}",
-                        line=mark.line + 1 + line_offset if mark else None) from None
+        raise SpecError(
+            f"YAML syntax: {problem}", line=mark.line + 1 + line_offset if mark else None
+        ) from None
     if not isinstance(data, dict):
         raise fail("expected connection fields (name, type, api_key, ...)")
     for key in ("name", "type"):
@@ -115,8 +132,11 @@ def parse_connection(text: str, *, line_offset: int = 0) -> Connection:
     spec = TYPES.get(kind)
     if spec is None:
         close = suggest(kind, list(TYPES))
-        raise fail(f"unknown connection type '{kind}'", ("type",),
-                   hint=f"did you mean '{close}'?" if close else "one of " + ", ".join(TYPES))
+        raise fail(
+            f"unknown connection type '{kind}'",
+            ("type",),
+            hint=f"did you mean '{close}'?" if close else "one of " + ", ".join(TYPES),
+        )
     allowed = {*COMMON, *spec.required, *spec.optional}
     for key in data:
         if key in allowed:
@@ -125,8 +145,11 @@ def parse_connection(text: str, *, line_offset: int = 0) -> Connection:
         if why:
             raise fail(why, (key,), hint="rename api_base to base_url")
         close = suggest(str(key), sorted(allowed - {"$schema"}))
-        raise fail(f"unknown field for {kind} connections"
-                   + (f" (did you mean '{close}'?)" if close else ""), (key,))
+        raise fail(
+            f"unknown field for {kind} connections"
+            + (f" (did you mean '{close}'?)" if close else ""),
+            (key,),
+        )
     for key in spec.required:
         if data.get(key) in (None, "", {}):
             raise fail(f"{kind} connections need {key}", (key,))

@@ -90,8 +90,13 @@ def _union(alternatives: list[Any], path: Path, raw: Any, out: list[Problem]) ->
         return
     written = _value_at(raw, path)
     if isinstance(written, str):
-        out.append(Problem(path, f"'{written}' is not a valid reference "
-                                 "(use azureml:<name>:<version>, or a mapping)"))
+        out.append(
+            Problem(
+                path,
+                f"'{written}' is not a valid reference "
+                "(use azureml:<name>:<version>, or a mapping)",
+            )
+        )
         return
     nested = [a for a in alternatives if isinstance(a, dict) and "_schema" not in a]
     if nested:

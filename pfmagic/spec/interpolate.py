@@ -21,8 +21,11 @@ PLACEHOLDER = re.compile(r"(?<!\$)\{\{\s*([A-Za-z_][\w.]*)\s*\}\}")
 def _lookup(dotted: str, namespace: Mapping[str, Any], line: int) -> Any:
     head, *rest = dotted.split(".")
     if head not in namespace:
-        raise SpecError(f"'{{{{{dotted}}}}}': name '{head}' is not defined", line=line,
-                        hint="define it in a cell above, or use --no-interpolate")
+        raise SpecError(
+            f"'{{{{{dotted}}}}}': name '{head}' is not defined",
+            line=line,
+            hint="define it in a cell above, or use --no-interpolate",
+        )
     value = namespace[head]
     for attr in rest:
         try:
@@ -32,15 +35,17 @@ def _lookup(dotted: str, namespace: Mapping[str, Any], line: int) -> Any:
     return value
 
 
-def interpolate(text: str, namespace: Mapping[str, Any], *, line_offset: int = 0
-                ) -> tuple[str, list[int]]:
+def interpolate(
+    text: str, namespace: Mapping[str, Any], *, line_offset: int = 0
+) -> tuple[str, list[int]]:
     """Replace ``{{name}}`` from ``namespace``. Returns the text and, for each of its lines,
     the 1-based line of ``text`` it came from. Undefined names raise ``SpecError`` naming them
     (its line is shifted by ``line_offset``, e.g. 1 for the ``%%`` line of a cell)."""
     out_lines: list[str] = []
     line_map: list[int] = []
     for number, line in enumerate(text.split("\n"), start=1):
-        new = PLACEHOLDER.sub(lambda m: str(_lookup(m.group(1), namespace, number + line_offset)), line)
+        at = number + line_offset
+        new = PLACEHOLDER.sub(lambda m, at=at: str(_lookup(m.group(1), namespace, at)), line)
         pieces = new.split("\n")
         out_lines.extend(pieces)
         line_map.extend([number] * len(pieces))

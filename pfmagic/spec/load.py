@@ -92,11 +92,18 @@ def parse_deployment(text: str, **kw: Any) -> Parsed:
     return parse("deployment", text, **kw)
 
 
-def parse(kind: Kind, text: str, *, base_dir: str | os.PathLike[str] | None = None,
-          namespace: Mapping[str, Any] | None = None,
-          overrides: Sequence[tuple[str, Any]] | Mapping[str, Any] | None = None,
-          backend_name: str = "local", models: Mapping[str, Any] | None = None,
-          endpoints: Mapping[str, Any] | None = None, line_offset: int = 0) -> Parsed:
+def parse(
+    kind: Kind,
+    text: str,
+    *,
+    base_dir: str | os.PathLike[str] | None = None,
+    namespace: Mapping[str, Any] | None = None,
+    overrides: Sequence[tuple[str, Any]] | Mapping[str, Any] | None = None,
+    backend_name: str = "local",
+    models: Mapping[str, Any] | None = None,
+    endpoints: Mapping[str, Any] | None = None,
+    line_offset: int = 0,
+) -> Parsed:
     """Parse ``text`` into an azure-ai-ml entity and run pfmagic's prompt-flow checks.
 
     - ``base_dir``: folder relative paths are resolved against (default: cwd).
@@ -118,10 +125,18 @@ def parse(kind: Kind, text: str, *, base_dir: str | os.PathLike[str] | None = No
     raw = _safe_load(src)
     entity = _load(kind, src, raw, base)
     positions = Positions(src.text)
-    ctx = checks.Context(raw=raw, backend_name=backend_name, base_dir=base,
-                         models=models or {}, endpoints=endpoints or {})
-    {"model": checks.check_model, "endpoint": checks.check_endpoint,
-     "deployment": checks.check_deployment}[kind](entity, ctx)
+    ctx = checks.Context(
+        raw=raw,
+        backend_name=backend_name,
+        base_dir=base,
+        models=models or {},
+        endpoints=endpoints or {},
+    )
+    {
+        "model": checks.check_model,
+        "endpoint": checks.check_endpoint,
+        "deployment": checks.check_deployment,
+    }[kind](entity, ctx)
     checks.check_duplicates(ctx, list(positions.duplicate_keys()))
     for problem in ctx.out:
         problem.line = src.user_line(positions.line(problem.path))
@@ -138,11 +153,12 @@ def _safe_load(src: _Source) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise _syntax_error(exc, src) from None
     if raw is None:
-        raise SpecError("the cell is empty: expected YAML fields such as 'name: ...'",
-                        line=None)
+        raise SpecError("the cell is empty: expected YAML fields such as 'name: ...'", line=None)
     if not isinstance(raw, dict):
-        raise SpecError(f"expected YAML fields (key: value lines), got a {type(raw).__name__}",
-                        line=src.user_line(1))
+        raise SpecError(
+            f"expected YAML fields (key: value lines), got a {type(raw).__name__}",
+            line=src.user_line(1),
+        )
     return raw
 
 
@@ -162,8 +178,11 @@ def _syntax_error(exc: yaml.YAMLError, src: _Source) -> SpecError:
 def _loader(kind: Kind) -> Callable[..., Any]:
     from azure.ai.ml import load_model, load_online_deployment, load_online_endpoint
 
-    return {"model": load_model, "endpoint": load_online_endpoint,
-            "deployment": load_online_deployment}[kind]
+    return {
+        "model": load_model,
+        "endpoint": load_online_endpoint,
+        "deployment": load_online_deployment,
+    }[kind]
 
 
 def _load(kind: Kind, src: _Source, raw: dict[str, Any], base: Path) -> Any:
@@ -172,8 +191,7 @@ def _load(kind: Kind, src: _Source, raw: dict[str, Any], base: Path) -> Any:
     origin = str(base / "cell.yml")
     params = [{key: value} for key, value in src.overrides]
     try:
-        return _loader(kind)(io.StringIO(src.text), relative_origin=origin,
-                             params_override=params)
+        return _loader(kind)(io.StringIO(src.text), relative_origin=origin, params_override=params)
     except marshmallow.ValidationError as exc:
         problems = schema_problems(exc, raw)
     except Exception as exc:  # azure-ai-ml's ValidationException and friends

@@ -34,6 +34,17 @@ TYPES = {
 }
 _META = {"name", "type", "module", "$schema"}
 _ENV_REF = re.compile(r"^\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}$")
+_AZUREML_REF = re.compile(r"^\$\{\{azureml://connections/([^}/]+)\}\}$")
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def override_target(value: str) -> str | None:
+    """The connection a deployment variable points to, if it is a name override."""
+    value = value.strip()
+    match = _AZUREML_REF.match(value)
+    if match:
+        return match.group(1)
+    return value if _NAME.match(value) else None
 
 
 def validate(connection: dict[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -33,11 +33,21 @@ def _exit_with_parent(parent: int) -> None:
 
 
 def _use_stored_connections() -> None:
-    """Encoded connections for the azureml extension, else the (empty) local provider."""
-    from pfmagic.backends.local.connections import execution_connections
+    """Encoded connections for the azureml extension, else the (empty) local provider.
+
+    A deployment variable ``<flow connection>: <stored name>`` (or
+    ``${{azureml://connections/<stored name>}}``) is the Azure name override. promptflow
+    1.18.5 only resolves such overrides through a provider and skips targets that are already
+    among the encoded connections, so the alias is added to the encoded set here.
+    """
+    from pfmagic.backends.local.connections import execution_connections, override_target
 
     path = os.environ.pop("PFMAGIC_CONNECTIONS_FILE", "")
     conns = execution_connections(Path(path), os.environ) if path else {}
+    for key, value in list(os.environ.items()):
+        target = override_target(value)
+        if target and target in conns and key != target:
+            conns[key] = conns[target]
     if conns:
         from promptflow.core._serving.utils import encode_dict
 

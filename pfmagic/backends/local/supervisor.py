@@ -134,8 +134,9 @@ class Deployment:
 
     def starting(self) -> bool:
         """Instances are on their way (rollout, restart): worth waiting for."""
-        return bool(self.pending) or any(i.alive() and not i.stopping and not i.ready
-                                         for i in self.instances)
+        if self.state in ("Creating", "Updating") or self.pending:
+            return True
+        return any(i.alive() and not i.stopping and not i.ready for i in self.instances)
 
     def routes(self) -> dict[str, str]:
         return self.spec.get("routes") or {}
@@ -291,7 +292,8 @@ class Supervisor:
         env["PROMPTFLOW_PROJECT_PATH"] = str(flow_dir)
         log_fd = open_append(self.home.deployment_log(self.endpoint, dep))
         try:
-            zygote = self._zygote()
+            # a deployment may opt out, e.g. for variables promptflow reads at import time
+            zygote = None if variables.get("PFMAGIC_NO_ZYGOTE") else self._zygote()
             proc: Any = None
             if zygote is not None:
                 with contextlib.suppress(ConnectionError, asyncio.TimeoutError):

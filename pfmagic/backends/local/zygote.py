@@ -60,10 +60,10 @@ def _child(req: dict[str, Any], fds: list[int], sock: socket.socket) -> None:
         os.chdir(req["cwd"])
         from pfmagic.backends.local import instance
 
-        code = instance.main(["--fd", str(listen_fd), "--id", req["id"]])
+        code = instance.main(["--fd", str(listen_fd), "--id", req["name"]])
     except BaseException as exc:  # report, then leave without running the zygote's code
         with contextlib.suppress(Exception):
-            print(f"[pfmagic] instance {req.get('id')} failed to start: "
+            print(f"[pfmagic] instance {req.get('name')} failed to start: "
                   f"{type(exc).__name__}: {exc}", flush=True)
     finally:
         with contextlib.suppress(Exception):
