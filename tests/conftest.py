@@ -70,3 +70,16 @@ def seed_nb(ip: InteractiveShell, tmp_path: Path) -> Path:
     )
     ip.user_ns["__vsc_ipynb_file__"] = str(nb / "nb.ipynb")
     return nb
+
+
+@pytest.fixture
+def no_atexit_reset(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Drop the ``ip`` shell's atexit hook: each InteractiveShell registers one that resets it
+    (``displayhook.flush`` → ``gc.collect()``), about a second per shell at interpreter exit once
+    azure.ai.ml is imported. Use with ``pytestmark = pytest.mark.usefixtures(...)``."""
+    import atexit
+
+    yield
+    shell = request.node.funcargs.get("ip")
+    if shell is not None:
+        atexit.unregister(shell.atexit_operations)

@@ -15,6 +15,8 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from pfmagic.magics import session_of
 
+pytestmark = pytest.mark.usefixtures("no_atexit_reset")
+
 DEP = (
     "name: blue\nendpoint_name: basic-chat-endpoint\nmodel: azureml:basic-chat-model:1\n"
     "instance_type: Standard_DS3_v2\n"

@@ -14,6 +14,8 @@ from IPython.core.interactiveshell import InteractiveShell
 from pfmagic.magics import session_of
 from pfmagic.render.entity import EntitySummary
 
+pytestmark = pytest.mark.usefixtures("no_atexit_reset")
+
 
 def seed(name: str) -> str:
     return (FIXTURES_YAML / name).read_text()

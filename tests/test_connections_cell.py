@@ -11,6 +11,8 @@ from IPython.core.interactiveshell import InteractiveShell
 from pfmagic.magics import session_of
 from pfmagic.spec.connection import Connection, parse_connection
 
+pytestmark = pytest.mark.usefixtures("no_atexit_reset")
+
 OPEN_AI = """name: open_ai_connection
 type: open_ai
 api_key: sk-proj-abcdefghijklmnopqrstuvwxyz

@@ -9,6 +9,8 @@ import textwrap
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
+pytestmark = pytest.mark.usefixtures("no_atexit_reset")
+
 MAGICS = ("pf_model", "pf_endpoint", "pf_deployment", "pf_connection")
 
 

@@ -89,7 +89,7 @@ class Bad:
     ident: str
     body: bytes | None = None
     json_body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, Any] = field(default_factory=dict)
     method: str = "POST"
     path: str = "/score"
     auth: str | None = "key"  # "key" = the endpoint's key; None = no Authorization header
@@ -133,7 +133,7 @@ REQUESTS: list[Bad] = [
     Bad("bearer-without-key", json_body={"question": "hi"}, auth=None,
         headers={"Authorization": "Bearer"}, expect=(401,)),
     Bad("non-ascii-key", json_body={"question": "hi"}, auth=None,
-        headers={"Authorization": "Bearer cl\u00e9-\u00fc"}, expect=(401,)),
+        headers={"Authorization": "Bearer cl\u00e9-\u00fc".encode("latin-1")}, expect=(401,)),
     Bad("forged-token", json_body={"question": "hi"}, auth="pfm1.e30.AAAA", expect=(401,)),
     Bad("missing-question", json_body={"chat_history": []}),
     Bad("history-not-list", json_body={"question": "hi", "chat_history": "not a list"}),
@@ -202,7 +202,7 @@ def _raw(base: str, key: str, bad: Bad) -> httpx.Response:
 
 
 def _send(client: httpx.Client, base: str, key: str, bad: Bad) -> httpx.Response:
-    if len(json.dumps(bad.headers)) > 65536:
+    if sum(len(v) for v in bad.headers.values()) > 65536:
         return _raw(base, key, bad)
     headers = {"Accept": "application/json"}
     if bad.auth == "key":

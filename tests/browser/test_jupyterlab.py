@@ -202,15 +202,18 @@ def test_notebook_runs_in_jupyterlab(lab: dict) -> None:
                 has=page.locator(".widget-slider")).first
             calc.wait_for()
             before = _vcpus(calc)
+            assert "ceil(1.2 × 1)" in calc.inner_text()  # the cell's instance_count: 1
             _shot(page, "02-quota-calculator")
             handle = calc.locator(".widget-slider .noUi-handle").first
-            handle.click()
+            handle.focus()
             for _ in range(4):
                 handle.press("ArrowRight")
+            instances = int(calc.locator(".widget-slider .widget-readout").first.inner_text())
+            assert instances == 5, instances  # 1 → 5
+            # the kernel recomputed the rule for 5 instances and redrew the calculator
             page.wait_for_function(
-                "([el, n]) => { const m = el.innerText.match(/(\\d+) vCPUs needed/);"
-                " return m && Number(m[1]) !== n; }", arg=[calc.element_handle(), before],
-                timeout=15_000)
+                "([el, n]) => el.innerText.includes(`ceil(1.2 × ${n})`)",
+                arg=[calc.element_handle(), instances], timeout=15_000)
             after = _vcpus(calc)
             assert after > before, (before, after)
             calc.screenshot(path=str(ARTIFACTS / "03-quota-after-slider.png"))
