@@ -59,6 +59,7 @@ class Endpoint:
     scoring_uri: str
     key: str
     router_pid: int
+    instance_pids: list[int]
     env: dict[str, str]
 
     @property
@@ -66,17 +67,23 @@ class Endpoint:
         return {"Authorization": f"Bearer {self.key}"}
 
     def memory(self) -> dict[str, Any]:
-        """RSS of the router alone and of each instance process (its children)."""
+        """RSS/USS of the router, of each instance, and of any other helper process (e.g. a
+        zygote the instances are forked from). USS = memory only that process holds: forked
+        instances share pages with their parent, so USS is what one more instance costs."""
         import psutil
 
         router = psutil.Process(self.router_pid)
-        kids = router.children(recursive=True)
-        per = [common.rss_mb(k.pid) for k in kids]
+        helpers = [p.pid for p in router.children(recursive=True)
+                   if p.pid not in self.instance_pids]
+        per = [common.rss_mb(pid, tree=False) for pid in self.instance_pids]
+        other = [common.rss_mb(pid, tree=False) for pid in helpers]
+        total = common.rss_mb(self.router_pid)  # router + everything under it
         return {
             "router_rss_mb": common.rss_mb(self.router_pid, tree=False)["rss_mb"],
-            "instances": per,
+            "instances": per, "helpers": other,
             "per_instance_rss_mb": sum(p["rss_mb"] for p in per) / len(per) if per else None,
             "per_instance_uss_mb": sum(p["uss_mb"] for p in per) / len(per) if per else None,
+            "endpoint_total_uss_mb": total["uss_mb"], "endpoint_total_rss_mb": total["rss_mb"],
         }
 
 
@@ -84,7 +91,7 @@ class Endpoint:
 def endpoint(env: dict[str, str], name: str, *, instances: int = 1) -> Iterator[Endpoint]:
     info = _helper(env, "up", name, str(instances))
     ep = Endpoint(name=name, scoring_uri=info["scoring_uri"], key=info["key"],
-                  router_pid=info["router_pid"], env=env)
+                  router_pid=info["router_pid"], instance_pids=info["instance_pids"], env=env)
     try:
         yield ep
     finally:

@@ -117,7 +117,10 @@ def cmd_up(name: str, instances: int) -> dict[str, Any]:
     be = backend()
     deploy(be, name, instances)
     uri, key = connection(be, name)
-    return {"scoring_uri": uri, "key": key, "router_pid": router_pid(name)}
+    status = be.router_status(name)
+    pids = [i["pid"] for d in status["deployments"].values() for i in d["instances"]]
+    return {"scoring_uri": uri, "key": key, "router_pid": router_pid(name),
+            "instance_pids": pids}
 
 
 def cmd_down(name: str) -> dict[str, Any]:

@@ -230,13 +230,17 @@ def bench_score(rep: Report, env: dict[str, str], logdir: Path, quick: bool) -> 
                     "in-process, same number of threads",
                     inproc["throughput"][clients]["rps"], better="higher")
     # memory: per instance process vs one pf flow serve process
-    base_mem = memory.get("pf flow serve", {}).get("rss_mb")
+    base = memory.get("pf flow serve", {})
     for name in ("pfmagic 1 instance", "pfmagic 2 instances"):
         m = memory.get(name)
         if m:
             rep.add("memory", f"RSS per instance ({name})", m["per_instance_rss_mb"], "MB",
-                    "pf flow serve process", base_mem)
-            rep.add("memory", f"router RSS ({name})", m["router_rss_mb"], "MB")
+                    "pf flow serve process RSS", base.get("rss_mb"))
+            rep.add("memory", f"USS per instance ({name})", m["per_instance_uss_mb"], "MB",
+                    "pf flow serve process USS", base.get("uss_mb"))
+            rep.add("memory", f"whole endpoint USS: router + helpers + instances ({name})",
+                    m["endpoint_total_uss_mb"], "MB", "pf flow serve process USS",
+                    base.get("uss_mb"))
 
 
 def _inprocess(env: dict[str, str], quick: bool, per_thread: int) -> dict[str, Any]:

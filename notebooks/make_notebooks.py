@@ -373,10 +373,11 @@ print("green received mirrored requests:", "POST /score" in green_log.stdout)
         md("""
 ### 2. Canary: 10 % of live traffic to green
 
-A deployment can't take live and mirrored traffic at once, so the mirror is switched off in
-the same update.
+A deployment can't take live and mirrored traffic at once: stop mirroring first (the
+article's CLI: `az ml online-endpoint update --mirror-traffic "green=0"`), then open the canary.
 """),
-        code("%pf_traffic rollout-endpoint blue=90 green=10 --mirror green=0"),
+        code("%pf_traffic rollout-endpoint --mirror green=0"),
+        code("%pf_traffic rollout-endpoint blue=90 green=10"),
         code("""
 canary = send(60, 'canary 90/10')
 share = canary.get("green", 0) / 60

@@ -36,13 +36,13 @@ _STATUS_HINTS: dict[int, str] = {
 _MAX_MESSAGE = 300
 
 
-def score(url: str, body: dict[str, Any] | str | bytes, *, key: str | None = None,
+def score(url: str, body: Any, *, key: str | None = None,
           deployment: str | None = None, stream: bool = False, timeout: float = 120.0,
           on_chunk: ChunkCallback | None = None, headers: dict[str, str] | None = None,
           client: httpx.Client | None = None) -> ScoreReply:
     """POST ``body`` to ``url`` and return the decoded reply.
 
-    ``body`` is a dict (sent as JSON) or raw JSON text/bytes (a request file, sent as is).
+    ``body`` is JSON-able (sent as JSON) or raw JSON text/bytes (a request file, sent as is).
     With ``stream`` the request accepts ``text/event-stream`` *and* JSON (promptflow answers
     406 to SSE-only on a non-streaming flow); the reply's Content-Type decides how it is read.
     ``on_chunk(event)`` is called with each SSE event as it arrives.
@@ -59,7 +59,8 @@ def score(url: str, body: dict[str, Any] | str | bytes, *, key: str | None = Non
         send_headers["azureml-model-deployment"] = deployment
     if headers:
         send_headers.update(headers)
-    content = json.dumps(body).encode() if isinstance(body, dict) else body
+    # dicts/lists go out as JSON; text or bytes (a request file) as is
+    content = body if isinstance(body, (str, bytes)) else json.dumps(body)
     if isinstance(content, str):
         content = content.encode()
 
@@ -192,6 +193,9 @@ def _status_error(response: httpx.Response, url: str, key: str | None) -> Backen
     else:
         what = _STATUS_HINTS.get(status, response.reason_phrase.lower() or "error")
     text = f"{status} {what}"
+    inner = response.headers.get("ms-azureml-model-error-statuscode")
+    if inner:  # Azure ML (and the local router) wrap the model's own status in a 424
+        text += f" (flow replied {inner})"
     if message:
         text += f": {_clean(message, key)}"
     elif status == 404:

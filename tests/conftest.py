@@ -37,6 +37,10 @@ def ip(pfmagic_home: Path, tmp_path: Path) -> Iterator[InteractiveShell]:
     if session._backend is not None:
         session._backend.close()
     shell.run_line_magic("unload_ext", "pfmagic")
+    # Each shell registers an atexit reset (gc.collect ~1 s per shell once azure.ai.ml is loaded).
+    import atexit
+
+    atexit.unregister(shell.atexit_operations)
     InteractiveShell.clear_instance()
 
 

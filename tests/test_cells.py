@@ -365,3 +365,87 @@ def test_cell_help_question_mark(ip: InteractiveShell, capsys: pytest.CaptureFix
     run(ip, "%%pf_endpoint?")
     out = capsys.readouterr().out
     assert "%%pf_endpoint [--create]" in out and "auth_mode: key" in out
+
+
+# -- the action flags against the real local backend -----------------------------------------
+def test_register_create_deploy_on_local_backend(
+    ip: InteractiveShell, echo_flow: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    session = session_of(ip)
+    run(
+        ip,
+        f"%%pf_model m --register\nname: chat-echo\npath: {echo_flow}\nproperties:\n"
+        "  azureml.promptflow.mode: chat\n  azureml.promptflow.chat_input: question\n"
+        "  azureml.promptflow.chat_output: answer\n",
+    )
+    registered = ip.user_ns["m"]
+    assert session.backend.get_model("chat-echo", registered.version).name == "chat-echo"
+    assert f"registered chat-echo:{registered.version}" in capsys.readouterr().out
+    ip.user_ns["version"] = registered.version
+    try:
+        result = run(ip, "%%pf_endpoint --create\nname: echo-ep\nauth_mode: key\n")
+        assert result.success, result.error_in_exec
+        assert "endpoint echo-ep created" in result.result.note
+        result = run(
+            ip,
+            (
+                "%%pf_deployment blue --create --all-traffic\n"
+                "name: blue\nendpoint_name: echo-ep\nmodel: azureml:chat-echo:{{version}}\n"
+                "environment:\n"
+                "  image: mcr.microsoft.com/azureml/promptflow/promptflow-runtime:latest\n"
+                "  inference_config:\n"
+                "    liveness_route: {path: /health, port: 8080}\n"
+                "    readiness_route: {path: /health, port: 8080}\n"
+                "    scoring_route: {path: /score, port: 8080}\n"
+                "instance_type: Standard_DS3_v2\ninstance_count: 1\n"
+                "environment_variables:\n  PROMPTFLOW_RUN_MODE: serving\n"
+            ),
+        )
+        assert result.success, result.error_in_exec
+        assert session.last_endpoint == "echo-ep"
+        assert session.backend.get_endpoint("echo-ep").traffic == {"blue": 100}
+        assert session.backend.get_deployment("echo-ep", "blue").provisioning_state == "Succeeded"
+        reply = session.backend.invoke("echo-ep", {"question": "hi there", "chat_history": []})
+        assert reply.outputs["answer"].startswith("Echo: hi there")
+    finally:
+        session.backend.delete_endpoint("echo-ep").result(120)
+
+
+def test_unknown_managed_sku_warns(ip: InteractiveShell, seed_nb: Path) -> None:
+    body = seed("deployment_managed.yml").replace("Standard_E16s_v3", "Standard_E16_v3")
+    summary = cell(ip, "pf_deployment", body)
+    assert any(
+        w.field == "instance_type"
+        and w.message.startswith("'Standard_E16_v3' is not a managed online endpoint SKU")
+        for w in summary.warnings
+    )
+
+
+@pytest.mark.parametrize(
+    "name, value, masked",
+    [
+        ("OPENAI_API_KEY", "abc", True),
+        ("apiKey", "abc", True),
+        ("SAS_TOKEN", "abc", True),
+        ("DB_PASSWORD", "abc", True),
+        ("APPLICATIONINSIGHTS_CONNECTION_STRING", "InstrumentationKey=1;x=y", True),
+        ("ANYTHING", "sk-abcdefghijklmnop", True),
+        ("STORAGE", "DefaultEndpointsProtocol=https;AccountKey=abc==", True),
+        ("OPENAI_API_KEY", "${env:OPENAI_API_KEY}", False),
+        ("my_connection", "${{azureml://connections/other}}", False),
+        ("MONKEY", "banana", False),
+        ("PROMPTFLOW_RUN_MODE", "serving", False),
+        ("PRT_CONFIG_OVERRIDE", "deployment.subscription_id=s", False),
+    ],
+)
+def test_mask_rules(name: str, value: str, masked: bool) -> None:
+    from pfmagic.render.mask import mask_mapping
+
+    assert (mask_mapping({name: value})[name] == "****") is masked
+
+
+def test_multiline_value_keeps_error_lines(ip: InteractiveShell) -> None:
+    # a {{value}} spanning lines must not shift the line numbers of later errors
+    ip.user_ns["tags"] = "\n  team: chat\n  stage: dev"
+    result = run(ip, "%%pf_endpoint\nname: my-ep\ntags: {{tags}}\nauth_mode: keyz\n")
+    assert str(result.error_in_exec).startswith("field 'auth_mode', line 4: Value 'keyz'")

@@ -220,7 +220,8 @@ def test_flow_error_is_one_line_and_not_kept(shell: Any) -> None:
         invoke(shell, "explode")
     message = str(err.value)
     # JSON mode hides a generator's exception behind promptflow's "can only join an iterable"
-    assert message.startswith(f"{EP}: ") and "424" in message and "\n" not in message
+    assert message.startswith(f"{EP}: 424 flow error (flow replied 500): ")
+    assert "\n" not in message
     assert "can only join an iterable" in message
     with pytest.raises(UsageError, match="stream ended before any 'answer'"):
         invoke(shell, "--stream explode")
@@ -241,16 +242,23 @@ def test_too_many_requests(shell: Any, backend: Any) -> None:
         status = backend.router_status(EP)
         return any(i["inflight"] for i in status.get("deployments", status)["green"]["instances"])
 
-    slow = threading.Thread(target=invoke, args=(shell, f"{EP} -d green " + "w " * 6))
+    def wait(busy: bool) -> None:
+        deadline = time.monotonic() + 10
+        while green_busy() != busy and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    wait(False)  # an earlier test's abandoned (timed-out) request may still run there
+    results: list[Any] = []
+    slow = threading.Thread(target=lambda: results.append(
+        invoke(shell, f"{EP} -d green " + "w " * 6)))
     slow.start()  # green serves one request at a time: this one holds it for ~2 s
     try:
-        deadline = time.monotonic() + 5
-        while not green_busy() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        with pytest.raises(UsageError, match=rf"^{EP}: .*429"):
+        wait(True)
+        with pytest.raises(UsageError, match=rf"^{EP}: 429 too many requests: .*green"):
             invoke(shell, f"{EP} -d green are you busy")
     finally:
         slow.join()
+    assert results and results[0].status == 200  # the first one was served
 
 
 def test_unknown_deployment_and_endpoint(shell: Any) -> None:

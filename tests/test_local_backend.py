@@ -100,8 +100,6 @@ def ops(backend: LocalBackend, llm: FakeOpenAI) -> dict[str, Any]:
     result["green"] = backend.create_deployment(_deployment("green", MAIN, echo, 1))
     result["bad"] = backend.create_deployment(_deployment(
         "bad", SIDE, Model(path=str(FLOWS / "broken")),
-        # a plain interpreter instead of a fork of the zygote: covers that path too
-        environment_variables={"PFMAGIC_NO_ZYGOTE": "1"},
         readiness_probe=ProbeSettings(initial_delay=0, period=1, timeout=2,
                                       failure_threshold=240)))
     result["unready"] = backend.create_deployment(_deployment(
@@ -323,6 +321,16 @@ def test_targeted_deployment_header(backend: LocalBackend, main: dict[str, Any])
     assert _score(backend, MAIN, {"question": "hi"}, deployment="nope").status_code == 404
 
 
+def test_rerunning_an_unchanged_deployment_is_a_no_op(backend: LocalBackend,
+                                                      main: dict[str, Any]) -> None:
+    before = backend.router_status(MAIN)["deployments"]["blue"]
+    op = backend.create_deployment(_deployment("blue", MAIN, backend.get_model("chat-echo"), 2))
+    assert op.result(60).provisioning_state == "Succeeded"
+    assert [e.message for e in op.events if e.stage == "deployment"] == ["unchanged"]
+    after = backend.router_status(MAIN)["deployments"]["blue"]
+    assert [i["pid"] for i in after["instances"]] == [i["pid"] for i in before["instances"]]
+
+
 def _deployments_of(backend: LocalBackend, n: int, **kw: Any) -> Counter[str]:
     def one(_: int) -> str:
         reply = _score(backend, MAIN, {"question": "t"}, **kw)
@@ -469,7 +477,7 @@ def test_kernel_side_never_imports_promptflow(backend: LocalBackend,
         f"b = LocalBackend(home={str(backend.home.root)!r})\n"
         f"assert b.invoke({MAIN!r}, {{'question': 'q'}}).status == 200\n"
         f"b.get_logs({MAIN!r}, 'blue', 5); b.router_status({MAIN!r})\n"
-        "loaded = [m for m in sys.modules if m.split('.')[0] == 'promptflow']\n"
+        "loaded = [m for m in sys.modules if m.split('.')[0] in ('promptflow', 'azure')]\n"
         "assert not loaded, loaded\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

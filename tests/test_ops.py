@@ -281,6 +281,15 @@ def test_delete_endpoint_and_deployment(shell: Any, backend: Any) -> None:
     with capture_output():
         op = line(shell, "pf_delete", "scratch --no-wait")
     assert isinstance(op, Operation)
+
+    # meanwhile, and last in this module: green goes away (test_invoke has already run)
+    with capture_output() as out:
+        assert line(shell, "pf_delete", f"{EP} green") is None
+    assert f"deleted {EP}/green" in out.stdout
+    assert [d.name for d in backend.list_deployments(EP)] == ["blue"]
+    with pytest.raises(UsageError, match=rf"^{EP}: .*404"):
+        line(shell, "pf_invoke", f"{EP} -d green hello?")
+
     op.result(60)
     assert op.status() == "Succeeded"
     with pytest.raises(UsageError, match="scratch"):
@@ -288,11 +297,3 @@ def test_delete_endpoint_and_deployment(shell: Any, backend: Any) -> None:
     with pytest.raises(BackendError) as err:  # its router is gone: endpoint stopped
         score(uri, {"question": "x"}, key="k", timeout=5)
     assert err.value.code == "ConnectionRefused"
-
-    # last: green goes away (test_invoke, which uses it, has already run)
-    with capture_output() as out:
-        assert line(shell, "pf_delete", f"{EP} green") is None
-    assert f"deleted {EP}/green" in out.stdout
-    assert [d.name for d in backend.list_deployments(EP)] == ["blue"]
-    with pytest.raises(UsageError, match=rf"^{EP}: .*404"):
-        line(shell, "pf_invoke", f"{EP} -d green hello?")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,6 +73,9 @@ def load_corpus(**subst: str) -> list[tuple[str, str]]:
         cell = cell.replace("\\x07", "\x07")
         out.append((ident, cell))
     return out
+
+
+CELLS = load_corpus()
 
 
 def test_corpus_size() -> None:
@@ -222,128 +225,168 @@ def _processes(status: dict[str, Any]) -> tuple[int, list[int]]:
                                  for i in d["instances"])
 
 
-# -- the test -------------------------------------------------------------------------------
-def test_bad_cells_and_bad_requests(ip: InteractiveShell, tmp_path: Path) -> None:
-    from pfmagic.magics import session_of
+# -- a live shell + endpoint shared by every case of this module ------------------------------
+@dataclass
+class Live:
+    shell: InteractiveShell
+    session: Any
+    backend: Any
+    uri: str
+    base: str
+    key: str
+    client: httpx.Client
+    subst: dict[str, str]
+    processes: tuple[int, list[int]]
+    before: dict[str, Any] = field(default_factory=dict)
 
-    for cell in (SETUP_ENDPOINT, SETUP_DEPLOYMENT):
-        res = ip.run_cell(cell)
-        assert res.success, res.error_in_exec or res.error_before_exec
-    session = session_of(ip)
-    backend = session.backend
-    uri = backend.get_endpoint(EP).scoring_uri
-    base = uri.rsplit("/score", 1)[0]
-    keys = backend.get_keys(EP)
-    key = keys.primary_key
-
-    def snapshot() -> dict[str, Any]:
-        ep = backend.get_endpoint(EP)
-        k = backend.get_keys(EP)
+    def snapshot(self) -> dict[str, Any]:
+        ep = self.backend.get_endpoint(EP)
+        k = self.backend.get_keys(EP)
+        s = self.session
         return {
             # the objects themselves: a failed cell must not replace a parsed entity
-            "session_endpoints": {k: id(v) for k, v in session.endpoints.items()},
-            "session_deployments": {k: id(v) for k, v in session.deployments.items()},
-            "session_models": {k: id(v) for k, v in session.models.items()},
-            "last_endpoint": session.last_endpoint,
-            "backend": session.backend_name,
+            "session_endpoints": {n: id(v) for n, v in s.endpoints.items()},
+            "session_deployments": {n: id(v) for n, v in s.deployments.items()},
+            "session_models": {n: id(v) for n, v in s.models.items()},
+            "last_endpoint": s.last_endpoint,
+            "backend": s.backend_name,
             "traffic": dict(ep.traffic or {}), "mirror": dict(ep.mirror_traffic or {}),
             "keys": (k.primary_key, k.secondary_key),
-            "deployments": sorted(d.name for d in backend.list_deployments(EP)),
-            "endpoints": sorted(e.name for e in backend.list_endpoints()),
+            "deployments": sorted(d.name for d in self.backend.list_deployments(EP)),
+            "endpoints": sorted(e.name for e in self.backend.list_endpoints()),
         }
 
-    def healthy(client: httpx.Client) -> bool:
-        r = client.post(uri, json={"question": "still there?", "chat_history": []},
-                        headers={"Authorization": f"Bearer {key}"})
+    def healthy(self) -> bool:
+        r = self.client.post(self.uri, json={"question": "still there?", "chat_history": []},
+                             headers={"Authorization": f"Bearer {self.key}"})
         return r.status_code == 200 and "still there?" in r.json()["answer"]
 
-    a_file = tmp_path / "not-a-flow.txt"
-    a_file.write_text("not json, not a flow\n")
-    cells = load_corpus(EP=EP, FLOW=str(FLOW), MISSING=str(tmp_path / "missing"),
-                        FILE=str(a_file))
-    before = snapshot()
-    procs_before = _processes(backend.router_status(EP))
-    problems: list[str] = []
-    notes: list[str] = []
-    shown: list[str] = []
-    with httpx.Client(trust_env=False, timeout=120) as client:
-        assert healthy(client)
-        for ident, cell in cells:
-            with capture_output() as cap:
-                res = ip.run_cell(cell)
-            err = res.error_in_exec or res.error_before_exec
-            output = cap.stdout + cap.stderr
-            if not isinstance(err, UsageError):
-                problems.append(f"cell {ident}: expected a UsageError, got {err!r}"
-                                f"{' (the cell succeeded)' if err is None else ''}")
-            else:
-                message = str(err).strip()
-                shown.append(f"{ident}: {message}")
-                if "\n" in message or not message:
-                    problems.append(f"cell {ident}: error is not one line: {message!r}")
-            if "Traceback" in output:
-                problems.append(f"cell {ident}: printed a traceback: {output[-500:]!r}")
-            probe = ip.run_cell("__pfmagic_probe = 6 * 7")
-            if not probe.success or ip.user_ns.get("__pfmagic_probe") != 42:
-                problems.append(f"cell {ident}: the next cell did not run")
-            ip.user_ns.pop("__pfmagic_probe", None)
-            now = snapshot()
-            for kind in ("session_endpoints", "session_deployments", "session_models"):
-                # a failed cell may have parsed (and kept) its own new entity; it must not
-                # replace or drop one the notebook already had
-                added = set(now[kind]) - set(before[kind])
-                if added:
-                    notes.append(f"cell {ident}: kept its parsed {kind[8:-1]} {sorted(added)}")
-                for name, ident_before in before[kind].items():
-                    if now[kind].get(name) != ident_before:
-                        problems.append(f"cell {ident}: replaced or dropped {kind[8:-1]} "
-                                        f"{name!r}")
-            diff = {k: (before[k], now[k]) for k in now
-                    if not k.startswith("session_") and now[k] != before[k]}
-            if diff:
-                problems.append(f"cell {ident}: state changed: {diff}")
-            before = now  # report each change once
-            if not healthy(client):
-                problems.append(f"cell {ident}: the endpoint stopped answering")
 
-        statuses: dict[str, int] = {}
-        for bad in REQUESTS:
-            try:
-                resp = _send(client, base, key, bad)
-            except httpx.HTTPError as exc:
-                problems.append(f"request {bad.ident}: no reply ({type(exc).__name__}: {exc})")
-                continue
-            statuses[bad.ident] = resp.status_code
-            text = resp.text
-            if resp.status_code not in bad.expect:
-                problems.append(f"request {bad.ident}: status {resp.status_code}, expected "
-                                f"{bad.expect}: {text[:200]!r}")
-            if "Traceback" in text or re.search(r'File ".*", line \d+', text):
-                problems.append(f"request {bad.ident}: traceback in the reply")
-            if bad.json_error and (resp.status_code >= 400 and resp.status_code != 404 or
-                                   resp.status_code == 404 and bad.path == "/score"):
-                try:
-                    message = resp.json()["error"]["message"]
-                    assert isinstance(message, str) and message
-                except (ValueError, KeyError, TypeError, AssertionError):
-                    problems.append(f"request {bad.ident}: {resp.status_code} without a JSON "
-                                    f"error message: {text[:200]!r}")
-            if bad.check is not None and resp.status_code in bad.expect:
-                try:
-                    ok = bad.check(resp)
-                except (ValueError, KeyError, TypeError):
-                    ok = False
-                if not ok:
-                    problems.append(f"request {bad.ident}: wrong reply {text[:200]!r}")
-            if not healthy(client):
-                problems.append(f"request {bad.ident}: the endpoint stopped answering")
-        procs_after = _processes(backend.router_status(EP))
-    if procs_after != procs_before:
-        problems.append(f"router/instance processes changed: {procs_before} -> {procs_after}")
-    after = snapshot()
-    if after != before:
-        problems.append(f"state changed by bad requests: {before} -> {after}")
-    print(f"\n{len(cells)} bad cells, {len(REQUESTS)} bad requests; statuses {statuses}")
-    print("\n".join(shown))
-    print("\n".join(notes))
-    assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems)
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    from traitlets.config import Config
+
+    from pfmagic.magics import session_of
+
+    tmp = tmp_path_factory.mktemp("bad-input")
+    InteractiveShell.clear_instance()
+    config = Config()
+    config.HistoryManager.enabled = False
+    config.PfMagics.widgets = False
+    config.PfMagics.home = str(tmp / "pfhome")
+    shell = InteractiveShell.instance(config=config)
+    shell.user_ns["__vsc_ipynb_file__"] = str(tmp / "nb.ipynb")
+    shell.run_line_magic("load_ext", "pfmagic")
+    session = session_of(shell)
+    client = httpx.Client(trust_env=False, timeout=120)
+    try:
+        with capture_output():
+            for cell in (SETUP_ENDPOINT, SETUP_DEPLOYMENT):
+                res = shell.run_cell(cell)
+                assert res.success, res.error_in_exec or res.error_before_exec
+        backend = session.backend
+        uri = backend.get_endpoint(EP).scoring_uri
+        a_file = tmp / "not-a-flow.txt"
+        a_file.write_text("not json, not a flow\n")
+        live = Live(shell=shell, session=session, backend=backend, uri=uri,
+                    base=uri.rsplit("/score", 1)[0], key=backend.get_keys(EP).primary_key,
+                    client=client, processes=_processes(backend.router_status(EP)),
+                    subst={"EP": EP, "FLOW": str(FLOW), "MISSING": str(tmp / "missing"),
+                           "FILE": str(a_file)})
+        assert live.healthy()
+        live.before = live.snapshot()
+        yield live
+    finally:
+        client.close()
+        if session._backend is not None:
+            session._backend.shutdown_all()
+        shell.run_line_magic("unload_ext", "pfmagic")
+        InteractiveShell.clear_instance()
+
+
+# -- bad cells --------------------------------------------------------------------------------
+@pytest.mark.parametrize("ident", [ident for ident, _ in CELLS])
+def test_bad_cell(live: Live, ident: str) -> None:
+    cell = dict(CELLS)[ident]
+    for key, value in live.subst.items():
+        cell = cell.replace("{" + key + "}", value)
+    before = live.snapshot()
+    with capture_output() as cap:
+        res = live.shell.run_cell(cell)
+    err = res.error_in_exec or res.error_before_exec
+    output = cap.stdout + cap.stderr
+    problems: list[str] = []
+    if not isinstance(err, UsageError):
+        problems.append(f"expected a UsageError, got {err!r}"
+                        f"{' (the cell succeeded)' if err is None else ''}")
+    else:
+        message = str(err).strip()
+        print(f"\n{ident}: {message}")
+        if "\n" in message or not message:
+            problems.append(f"error is not one line: {message!r}")
+    if "Traceback" in output:
+        problems.append(f"printed a traceback: {output[-500:]!r}")
+    probe = live.shell.run_cell("__pfmagic_probe = 6 * 7")
+    if not probe.success or live.shell.user_ns.pop("__pfmagic_probe", None) != 42:
+        problems.append("the next cell did not run")
+    now = live.snapshot()
+    for kind in ("session_endpoints", "session_deployments", "session_models"):
+        # a failed cell may keep its own newly parsed entity; it must not replace or drop one
+        # the notebook already had
+        added = set(now[kind]) - set(before[kind])
+        if added:
+            print(f"(kept its parsed {kind[8:-1]} {sorted(added)})")
+        for name, obj in before[kind].items():
+            if now[kind].get(name) != obj:
+                problems.append(f"replaced or dropped the {kind[8:-1]} {name!r} parsed earlier")
+    diff = {k: (before[k], now[k]) for k in now
+            if not k.startswith("session_") and now[k] != before[k]}
+    if diff:
+        problems.append(f"state changed: {diff}")
+    if not live.healthy():
+        problems.append("the endpoint stopped answering")
+    # undo what this cell changed so one bug is reported once, by its own case
+    live.session.last_endpoint = before["last_endpoint"]
+    assert not problems, f"cell {ident}:\n{cell}\n" + "\n".join(problems)
+
+
+# -- bad requests -----------------------------------------------------------------------------
+@pytest.mark.parametrize("bad", REQUESTS, ids=[r.ident for r in REQUESTS])
+def test_bad_request(live: Live, bad: Bad) -> None:
+    problems: list[str] = []
+    try:
+        resp = _send(live.client, live.base, live.key, bad)
+    except httpx.HTTPError as exc:
+        pytest.fail(f"request {bad.ident}: no reply ({type(exc).__name__}: {exc})")
+    text = resp.text
+    print(f"\n{bad.ident}: {resp.status_code} {text[:150]!r}")
+    if resp.status_code not in bad.expect:
+        problems.append(f"status {resp.status_code}, expected {bad.expect}: {text[:200]!r}")
+    if "Traceback" in text or re.search(r'File ".*", line \d+', text):
+        problems.append("traceback in the reply")
+    if bad.json_error and (resp.status_code >= 400 and resp.status_code != 404 or
+                           resp.status_code == 404 and bad.path == "/score"):
+        try:
+            message = resp.json()["error"]["message"]
+            assert isinstance(message, str) and message
+        except (ValueError, KeyError, TypeError, AssertionError):
+            problems.append(f"{resp.status_code} without a JSON error message: {text[:200]!r}")
+    if bad.check is not None and resp.status_code in bad.expect:
+        try:
+            ok = bad.check(resp)
+        except (ValueError, KeyError, TypeError):
+            ok = False
+        if not ok:
+            problems.append(f"wrong reply {text[:200]!r}")
+    if not live.healthy():
+        problems.append("the endpoint stopped answering")
+    assert not problems, f"request {bad.ident}:\n" + "\n".join(problems)
+
+
+def test_same_processes_and_state_after_the_corpus(live: Live) -> None:
+    """Last in the module: nothing above crashed the router or an instance."""
+    assert _processes(live.backend.router_status(EP)) == live.processes
+    now = live.snapshot()
+    for key in ("traffic", "mirror", "keys", "deployments", "backend"):
+        assert now[key] == live.before[key], key
+    assert live.healthy()

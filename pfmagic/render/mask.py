@@ -64,7 +64,8 @@ def is_reference(value: Any) -> bool:
 
 def is_secret_name(name: str) -> bool:
     """True when a field or env-var name suggests its value is a secret."""
-    upper = re.sub(r"[^A-Z0-9]+", "_", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)).upper()
+    snake = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)  # apiKey → api_Key
+    upper = re.sub(r"[^A-Z0-9]+", "_", snake.upper())
     if any(phrase in upper for phrase in _SECRET_PHRASES):
         return True
     return any(part in _SECRET_PARTS for part in upper.split("_"))

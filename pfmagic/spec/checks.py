@@ -217,6 +217,7 @@ def check_deployment(dep: Any, ctx: Context) -> None:
     check_name(ctx, ("name",), dep.name, "deployment")
     check_name(ctx, ("endpoint_name",), dep.endpoint_name, "endpoint")
     _check_model_ref(dep, ctx)
+    _check_sku(dep, ctx)
     _check_environment(dep, ctx)
     _check_env_vars(dep, ctx)
     _check_endpoint_match(dep, ctx)
@@ -243,6 +244,26 @@ def _check_model_ref(dep: Any, ctx: Context) -> None:
         check_flow_folder(ctx, ("model", "path"), Path(str(model.path)))
     if model.properties:
         check_chat_properties(ctx, model.properties, ("model", "properties"))
+
+
+def _check_sku(dep: Any, ctx: Context) -> None:
+    """Managed deployments run on a fixed SKU list (Kubernetes ones on cluster instance types)."""
+    sku = dep.instance_type
+    if type(dep).__name__.startswith("Kubernetes") or not isinstance(sku, str):
+        return
+    if PLACEHOLDER_RE.search(sku):
+        return  # reported as a placeholder
+    try:
+        from pfmagic.skus import close_skus, sku_info  # written alongside; optional here
+    except ImportError:
+        return
+    if sku_info(sku) is None:
+        close = close_skus(sku, 1)
+        ctx.warn(
+            ("instance_type",),
+            f"'{sku}' is not a managed online endpoint SKU"
+            + (f" (did you mean '{close[0]}'?)" if close else ""),
+        )
 
 
 def _check_environment(dep: Any, ctx: Context) -> None:

@@ -1,0 +1,49 @@
+"""Local backend: real HTTP endpoints on 127.0.0.1 with Azure's managed online endpoint contract.
+
+Processes
+---------
+kernel (``backend.LocalBackend``)
+    Writes state, starts an endpoint's router when it is not running (``control.py``), asks it
+    to reconcile over its admin API and turns its status into ``ProgressEvent``s. Never imports
+    promptflow; imports azure.ai.ml only to build the entities it returns.
+router, one per endpoint (``python -m pfmagic.backends.local.server --home H --endpoint E``)
+    Started detached (own session), so endpoints outlive a kernel restart; a killed router is
+    started again on the next use, on the same port with the same keys. Starlette under
+    uvicorn: ``POST /score`` (auth, traffic, mirror, targeted header, streaming pass-through,
+    ``azureml-model-deployment`` reply header, 401/404/408/424/429/503 JSON errors),
+    ``GET /swagger.json``, ``GET /health``, and the admin API ``/_pfmagic/{status,reconcile,
+    shutdown}`` guarded by the ``X-Pfmagic-Admin`` token. Supervises the instances
+    (``supervisor.py``): rollouts, probes, restarts, drains.
+zygote, one per router (``zygote.py``)
+    Imports promptflow's serving stack once and forks instances on request, so an instance is
+    ready in ~0.3-1.5 s and shares the imported code with its siblings. Exits with its router.
+    ``PFMAGIC_NO_ZYGOTE`` (router environment, or a deployment's environment_variables) falls
+    back to plain interpreters.
+instance, ``instance_count`` per deployment (``instance.py``)
+    promptflow's ``create_app(engine="fastapi", extension_type="azureml")`` under uvicorn on
+    its own loopback socket, with the deployment's environment variables, the stored
+    connections encoded in ``PROMPTFLOW_ENCODED_CONNECTIONS`` (no keyring) and
+    ``PF_HOME_DIRECTORY`` under the pfmagic home (telemetry off). Exits when its parent dies.
+
+State (``PFMAGIC_HOME``, default ``~/.pfmagic``; root 0700, every JSON file 0600 and written
+atomically: temp file, fsync, ``os.replace``)
+-----
+::
+
+    models/<name>/<version>/flow/          copied flow (additional_includes staged by promptflow's
+    models/<name>/<version>/model.json     build in a subprocess); hash, source, tags
+    endpoints/<ep>/endpoint.json           auth_mode, keys, token signing key, admin token, port,
+                                           traffic, mirror_traffic         (written by the kernel)
+    endpoints/<ep>/run.json                router pid and port             (written by the router)
+    endpoints/<ep>/deployments/<dep>/deployment.json   entity dict + runtime spec + generation
+    endpoints/<ep>/deployments/<dep>/g<gen>/<flow>/    working copy served by that generation
+    logs/<ep>/router.log                   router and zygote output
+    logs/<ep>/<dep>/inference-server.log   every instance's output + ``[pfmagic]`` supervisor lines
+    logs/<ep>/<dep>/storage-initializer.log  which model version was copied from where
+    connections.json                       stored connections (``${env:VAR}`` kept unresolved)
+    promptflow/                            PF_HOME_DIRECTORY of the children (telemetry off)
+
+Provisioning: each ``create_deployment`` bumps the deployment's generation; the router rolls
+it out (Creating/Updating -> Succeeded/Failed, old instances keep serving until the new ones
+pass readiness, then drain). Re-running an unchanged deployment is a no-op.
+"""

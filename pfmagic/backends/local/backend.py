@@ -250,14 +250,15 @@ class LocalBackend(Backend):
                     provisioning_state="Succeeded")
 
             runtime = self._runtime(deployment, meta)
-            gen, unchanged = self._write_deployment(endpoint, name, deployment, meta, runtime)
+            current = (ctl.status() or ctl.ensure())["deployments"].get(name) or {}
+            gen, unchanged = self._write_deployment(endpoint, name, deployment, meta, runtime,
+                                                    current)
             log_event(self.home.deployment_log(endpoint, name, "storage-initializer"),
                       f"model {ref} from {meta['source']} ({meta['flow_dir']})")
-            status = ctl.reconcile()
-            st = status["deployments"].get(name) or {}
-            if unchanged and st.get("provisioning_state") == "Succeeded":
+            if unchanged:
                 op.emit("deployment", "Succeeded", "unchanged", provisioning_state="Succeeded")
             else:
+                ctl.reconcile()
                 self._wait_deployment(op, ctl, endpoint, name, gen, runtime)
 
             if all_traffic:
@@ -288,18 +289,27 @@ class LocalBackend(Backend):
             "liveness_probe": _probe(dep.liveness_probe),
             "request_settings": _request_settings(dep.request_settings),
             "instance_type": getattr(dep, "instance_type", None),
+            # instances read connections at start: a changed connection is a new generation
+            "connections": connections.fingerprint(self.home.connections_file),
         }
 
     def _write_deployment(self, endpoint: str, name: str, dep: Any, meta: dict[str, Any],
-                          runtime: dict[str, Any]) -> tuple[int, bool]:
+                          runtime: dict[str, Any], current: dict[str, Any]
+                          ) -> tuple[int, bool]:
+        """Store the deployment with a new generation, unless the same spec already serves
+        (re-running a cell is then a no-op; a Failed one is retried)."""
         spec = dep._to_dict()
         spec["model"] = f"azureml:{meta['name']}:{meta['version']}"
         spec["endpoint_name"] = endpoint
         path = self.home.deployment_file(endpoint, name)
         with locked(self.home.state_lock(endpoint)):
             old = read_json(path) or {}
-            unchanged = bool(old) and old.get("runtime") == runtime and not old.get("deleting")
-            gen = int(old.get("generation", 0)) + (0 if unchanged else 1)
+            unchanged = (bool(old) and old.get("runtime") == runtime and not old.get("deleting")
+                         and current.get("generation") == old.get("generation")
+                         and current.get("provisioning_state") == "Succeeded")
+            if unchanged:
+                return int(old["generation"]), True
+            gen = int(old.get("generation", 0)) + 1
             write_json(path, {"name": name, "endpoint": endpoint, "spec": spec,
                               "runtime": runtime, "generation": gen, "deleting": False,
                               "created": old.get("created", time.time()),
@@ -485,9 +495,11 @@ class LocalBackend(Backend):
         return entities.auth_keys(cfg["keys"]["primary"], cfg["keys"]["secondary"])
 
     def _credential(self, endpoint: str) -> str:
-        creds = self.get_keys(endpoint)
-        token = getattr(creds, "access_token", None) or getattr(creds, "primary_key", None)
-        return str(token)
+        """Primary key or a fresh token, straight from the state (no azure.ai.ml import)."""
+        cfg = self._config(endpoint)
+        if cfg.get("auth_mode") == "aml_token":
+            return auth.mint_token(cfg["token_key"], endpoint, self.token_lifetime)[0]
+        return str(cfg["keys"]["primary"])
 
     # -- scoring -----------------------------------------------------------------------
     def invoke(self, endpoint: str, body: dict[str, Any], *, deployment: str | None = None,

@@ -11,6 +11,7 @@ environment plus the deployment's ``environment_variables``).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -72,6 +73,14 @@ def store(path: Path, connection: dict[str, Any]) -> str:
         data[name] = clean
         write_json(path, data)
     return name
+
+
+def fingerprint(path: Path) -> str:
+    """A hash of the stored connections (no secret can be read back from it)."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    except FileNotFoundError:
+        return ""
 
 
 def names(path: Path) -> list[str]:

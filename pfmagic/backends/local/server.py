@@ -307,7 +307,6 @@ class Router:
     def app(self) -> Starlette:
         @contextlib.asynccontextmanager
         async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-            self.supervisor.prewarm()
             await self.reconcile()
             poller = asyncio.get_running_loop().create_task(self.poll_state())
             try:

@@ -152,11 +152,7 @@ class Supervisor:
         self._lock = asyncio.Lock()
         self._probe_client = httpx.AsyncClient(trust_env=False)
         self._closing = False
-        self._zyg: Zygote | None = None
-
-    def prewarm(self) -> None:
-        """Start the zygote now, so the first deployment does not wait for its imports."""
-        self._zygote()
+        self._zyg: Zygote | None = None  # started with the first instance
 
     # -- reconcile desired state (deployment.json files) with running instances ------------
     async def reconcile(self) -> None:
