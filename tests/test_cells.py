@@ -449,3 +449,15 @@ def test_multiline_value_keeps_error_lines(ip: InteractiveShell) -> None:
     ip.user_ns["tags"] = "\n  team: chat\n  stage: dev"
     result = run(ip, "%%pf_endpoint\nname: my-ep\ntags: {{tags}}\nauth_mode: keyz\n")
     assert str(result.error_in_exec).startswith("field 'auth_mode', line 4: Value 'keyz'")
+
+
+def test_prt_placeholders_error_on_azure_unless_the_backend_fills_them() -> None:
+    from pfmagic.errors import SpecError
+    from pfmagic.spec.load import parse_deployment
+
+    text = (FIXTURES_YAML / "deployment_managed.yml").read_text()
+    with pytest.raises(SpecError, match="PRT_CONFIG_OVERRIDE still holds placeholders"):
+        parse_deployment(text, backend_name="azure")
+    parsed = parse_deployment(text, backend_name="azure", fill_prt_config=True)
+    (warning,) = [w for w in parsed.warnings if "will be filled" in w.message]
+    assert "<subscription_id>" in warning.message and warning.line

@@ -27,6 +27,7 @@ from azure.ai.ml.entities import (
     ManagedOnlineDeployment,
     ManagedOnlineEndpoint,
     Model,
+    OnlineRequestSettings,
     ProbeSettings,
 )
 from fakes.fake_openai import FakeOpenAI
@@ -106,6 +107,11 @@ def ops(backend: LocalBackend, llm: FakeOpenAI) -> dict[str, Any]:
         "unready", SIDE, echo, environment=_routes(readiness="/nope"),
         readiness_probe=ProbeSettings(initial_delay=0, period=1, timeout=1,
                                       failure_threshold=3)))
+    result["slow"] = backend.create_deployment(_deployment(
+        "slow", SIDE, echo, environment_variables={"ECHO_DELAY": "0.2"},
+        request_settings=OnlineRequestSettings(max_concurrent_requests_per_instance=1,
+                                               max_queue_wait_ms=100,
+                                               request_timeout_ms=2000)))
     # Kubernetes entities run locally like managed ones (instance_type is informational)
     result["probe"] = backend.create_deployment(KubernetesOnlineDeployment(
         name="probe", endpoint_name=SIDE, model=echo, instance_type="small", instance_count=1,
@@ -464,6 +470,21 @@ def test_failing_liveness_probe_restarts_instance(backend: LocalBackend,
         pytest.fail(f"no restart: {probe}")
     logs = backend.get_logs(SIDE, "probe", lines=300)
     assert "failed its liveness probe GET /nope 2 times (last: HTTP 404); restarting" in logs
+
+
+def test_request_settings_give_429_and_408(backend: LocalBackend, ops: dict[str, Any]) -> None:
+    ops["slow"].result(240)
+    _remember_pids(backend, SIDE)
+
+    def call(question: str) -> int:
+        token = backend.get_keys(SIDE).access_token
+        return _score(backend, SIDE, {"question": question}, key=token,
+                      deployment="slow").status_code
+
+    with ThreadPoolExecutor(3) as pool:  # 1 concurrent request per instance, 100 ms queue
+        statuses = sorted(pool.map(call, ["a b c d e"] * 3))
+    assert 200 in statuses and 429 in statuses, statuses
+    assert call(" ".join(["w"] * 15)) == 408  # ~3 s flow, request_timeout_ms 2000
 
 
 def test_kernel_side_never_imports_promptflow(backend: LocalBackend,

@@ -55,6 +55,8 @@ class Context:
     models: Mapping[str, Any] = field(default_factory=dict)
     endpoints: Mapping[str, Any] = field(default_factory=dict)
     flow: FlowInfo | None = None
+    # The Azure backend was asked to fill PRT_CONFIG_OVERRIDE's <placeholders> at create.
+    fill_prt_config: bool = False
     out: list[Problem] = field(default_factory=list)
 
     @property
@@ -345,6 +347,10 @@ def _check_prt_config(dep: Any, value: Any, ctx: Context) -> None:
     text = str(value)
     if PLACEHOLDER_RE.search(text):
         holes = sorted(set(re.findall(r"<([^<>]+)>", text)))
+        if ctx.azure and ctx.fill_prt_config:
+            ctx.warn(path, "PRT_CONFIG_OVERRIDE placeholders will be filled from the workspace: "
+                     + ", ".join(f"<{h}>" for h in holes))
+            return
         ctx.azure_error(
             path,
             "PRT_CONFIG_OVERRIDE still holds placeholders: " + ", ".join(f"<{h}>" for h in holes),

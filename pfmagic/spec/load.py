@@ -103,6 +103,7 @@ def parse(
     models: Mapping[str, Any] | None = None,
     endpoints: Mapping[str, Any] | None = None,
     line_offset: int = 0,
+    fill_prt_config: bool = False,
 ) -> Parsed:
     """Parse ``text`` into an azure-ai-ml entity and run pfmagic's prompt-flow checks.
 
@@ -112,6 +113,7 @@ def parse(
     - ``backend_name``: ``"azure"`` turns target-dependent warnings into errors.
     - ``models`` / ``endpoints``: entities parsed earlier (for ``azureml:NAME:VERSION`` models).
     - ``line_offset``: added to every reported line (1 in a cell, below the ``%%`` line).
+    - ``fill_prt_config``: the target fills PRT_CONFIG_OVERRIDE placeholders (warning, no error).
 
     Raises ``SpecError`` (one line per problem, first problem's field and line on the error).
     """
@@ -131,6 +133,7 @@ def parse(
         base_dir=base,
         models=models or {},
         endpoints=endpoints or {},
+        fill_prt_config=fill_prt_config,
     )
     {
         "model": checks.check_model,

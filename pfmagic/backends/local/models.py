@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from pfmagic.backends.local.logs import tail
+from pfmagic.backends.local.logs import open_append, tail
 from pfmagic.backends.local.procs import child_env
 from pfmagic.backends.local.state import (
     Home,
@@ -146,13 +146,14 @@ def register(home: Home, name: str, version: str | None, path: str | os.PathLike
 def _stage(home: Home, src: Path, out: Path, name: str) -> None:
     ensure_pf_home(home)
     log = home.root / "logs" / "models" / f"{name}.log"
-    ensure_dir(log.parent)
-    env = child_env(home)
-    with open(log, "ab") as f:
+    log_fd = open_append(log)
+    try:
         proc = subprocess.run(
             [sys.executable, "-m", "pfmagic.backends.local.stage", str(src), str(out)],
-            env=env, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
-            timeout=STAGE_TIMEOUT, check=False)
+            env=child_env(home), stdin=subprocess.DEVNULL, stdout=log_fd,
+            stderr=subprocess.STDOUT, timeout=STAGE_TIMEOUT, check=False)
+    finally:
+        os.close(log_fd)
     if proc.returncode != 0 or not out.is_dir():
         lines = tail(log, 15)
         raise BackendError(f"staging model '{name}' (additional_includes) failed",

@@ -1,0 +1,90 @@
+"""Local backend pieces that need no process: auth, probes, connections, logs, state."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from pathlib import Path
+
+import pytest
+
+from pfmagic.backends.local import auth, connections
+from pfmagic.backends.local.logs import log_event, redact, tail
+from pfmagic.backends.local.state import Home, locked, write_json
+from pfmagic.backends.local.supervisor import AZURE_PROBE, LOCAL_LIVENESS, Probe
+
+
+def test_keys_are_random_and_compared_in_full() -> None:
+    keys = {auth.new_key() for _ in range(50)}
+    assert len(keys) == 50 and all(len(k) >= 40 for k in keys)
+    key = next(iter(keys))
+    assert auth.check_key(["", key], key)
+    assert not auth.check_key([key], key[:-1])
+    assert not auth.check_key([""], "")
+    assert auth.bearer("Bearer abc") == "abc" and auth.bearer("Basic abc") is None
+    assert auth.bearer(None) is None and auth.bearer("Bearer ") is None
+
+
+def test_tokens_sign_expire_and_bind_to_endpoint() -> None:
+    token, expiry = auth.mint_token("k1", "ep", 60)
+    assert expiry > time.time() + 50
+    assert auth.check_token("k1", "ep", token) is None
+    assert auth.check_token("k2", "ep", token) == "invalid token"
+    assert auth.check_token("k1", "other", token) == "token is for another endpoint"
+    prefix, payload, mac = token.split(".")
+    assert auth.check_token("k1", "ep", f"{prefix}.{payload}x.{mac}") == "invalid token"
+    assert auth.check_token("k1", "ep", "garbage") == "invalid token"
+    old, _ = auth.mint_token("k1", "ep", -1)
+    assert auth.check_token("k1", "ep", old) == "token expired"
+
+
+def test_probe_settings_explicit_vs_local_defaults() -> None:
+    local = Probe.of(None, "/health", LOCAL_LIVENESS)
+    assert not local.explicit and local.period == LOCAL_LIVENESS["period"]
+    explicit = Probe.of({"period": 3, "initial_delay": None}, "/health", LOCAL_LIVENESS)
+    assert explicit.explicit and explicit.period == 3
+    assert explicit.initial_delay == AZURE_PROBE["initial_delay"]  # Azure's default
+    assert explicit.startup_deadline() == 10 + 3 * 30 + 2
+
+
+def test_connections_validate_store_private(tmp_path: Path) -> None:
+    path = tmp_path / "connections.json"
+    with pytest.raises(ValueError, match="base_url"):
+        connections.validate({"name": "c", "type": "open_ai", "api_base": "http://x"})
+    with pytest.raises(ValueError, match="unknown type"):
+        connections.validate({"name": "c", "type": "nope"})
+    with pytest.raises(ValueError, match="name"):
+        connections.validate({"type": "open_ai"})
+    connections.store(path, {"name": "c", "type": "open_ai", "api_key": "${env:K}"})
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert connections.names(path) == ["c"]
+    first = connections.fingerprint(path)
+    connections.store(path, {"name": "d", "type": "custom", "secrets": {"s": "v"}})
+    assert connections.fingerprint(path) != first and "v" not in connections.fingerprint(path)
+    assert connections.delete(path, "d") and not connections.delete(path, "d")
+    assert connections.override_target("my_conn") == "my_conn"
+    assert connections.override_target("${{azureml://connections/other}}") == "other"
+    assert connections.override_target('{"api_key": "x"}') is None  # a data override
+
+
+def test_logs_tail_and_redaction(tmp_path: Path) -> None:
+    log = tmp_path / "x.log"
+    assert tail(log, 5) == []
+    for i in range(300):
+        log_event(log, f"line {i}")
+    lines = tail(log, 3)
+    assert len(lines) == 3 and lines[-1].endswith("[pfmagic] line 299")
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
+    assert "sk-secret" not in redact('Authorization: Bearer sk-secret, "api_key": "sk-secret"')
+
+
+def test_state_lock_and_home_layout(tmp_path: Path) -> None:
+    home = Home(tmp_path / "h").create()
+    assert stat.S_IMODE(home.root.stat().st_mode) == 0o700
+    with locked(home.state_lock("ep")):
+        write_json(home.endpoint_file("ep"), {"name": "ep"})
+    assert home.endpoint_names() == ["ep"] and home.deployment_names("ep") == []
+    assert home.deployment_log("ep", "blue").name == "inference-server.log"
+    assert not any(p.name.endswith(".tmp") for p in home.endpoint_dir("ep").iterdir())
+    assert os.access(home.endpoint_file("ep"), os.R_OK)
