@@ -139,9 +139,11 @@ def cmd_stop_all() -> dict[str, Any]:
 def cmd_invoke(name: str, n: int) -> dict[str, Any]:
     """``%pf_invoke`` in a real InteractiveShell vs ``httpx.post`` with the same body.
 
-    History is off (``max_history = 0``) so both send the same small body every time; the
+    History is off (``max_history = 0``) so every variant sends the same small body; the
     magic's figure includes parsing the line, building the body, the HTTP call through the
-    same router, and rendering the reply.
+    same router, and the reply object. Measured in turn, round by round: the magic,
+    ``backend.invoke`` (no IPython), a one-shot ``httpx.post`` (new connection, what a user
+    types in a cell) and a keep-alive ``httpx.Client`` (the floor).
     """
     import httpx
     from IPython.core.interactiveshell import InteractiveShell
@@ -160,26 +162,44 @@ def cmd_invoke(name: str, n: int) -> dict[str, Any]:
     be = session.backend
     deploy(be, name, 1)
     uri, key = connection(be, name)
-    magic, bare = [], []
+    magic, direct, oneshot, keepalive = [], [], [], []
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json",
                "Accept": "application/json"}
+
+    def check(ok: bool, what: Any) -> None:
+        if not ok:
+            raise RuntimeError(f"bad reply: {what!r}")
+
     with httpx.Client(timeout=30, trust_env=False) as client:
-        for i in range(-10, n):  # first 10 of each: warm-up, not counted
+        for i in range(-10, n):  # first 10 rounds: warm-up, not counted
             q = f"q{i}"
+            body = {"question": q, "chat_history": []}
             t0 = time.perf_counter()
             with capture_output():
                 reply = shell.run_line_magic("pf_invoke", f"{name} {q}")
             t1 = time.perf_counter()
-            resp = client.post(uri, json={"question": q, "chat_history": []}, headers=headers)
+            r1 = be.invoke(name, body)
             t2 = time.perf_counter()
-            if reply is None or resp.status_code != 200 or q not in resp.json()["answer"]:
-                raise RuntimeError(f"bad reply: {reply!r} / {resp.status_code} {resp.text}")
+            r2 = httpx.post(uri, json=body, headers=headers, timeout=30, trust_env=False)
+            t3 = time.perf_counter()
+            r3 = client.post(uri, json=body, headers=headers)
+            t4 = time.perf_counter()
+            check(reply is not None and q in str(getattr(reply, "answer", reply)), reply)
+            check(r1.status == 200 and q in r1.outputs["answer"], r1)
+            for r in (r2, r3):
+                check(r.status_code == 200 and q in r.json()["answer"], r.text)
             if i >= 0:
                 magic.append((t1 - t0) * 1000)
-                bare.append((t2 - t1) * 1000)
+                direct.append((t2 - t1) * 1000)
+                oneshot.append((t3 - t2) * 1000)
+                keepalive.append((t4 - t3) * 1000)
     be.delete_endpoint(name).result(timeout=120)
-    return {"n": n, "magic_p50_ms": percentile(magic, 50), "magic_p95_ms": percentile(magic, 95),
-            "http_p50_ms": percentile(bare, 50), "http_p95_ms": percentile(bare, 95)}
+    out: dict[str, Any] = {"n": n}
+    for label, values in (("magic", magic), ("backend_invoke", direct), ("http", oneshot),
+                          ("http_keepalive", keepalive)):
+        out[f"{label}_p50_ms"] = percentile(values, 50)
+        out[f"{label}_p95_ms"] = percentile(values, 95)
+    return out
 
 
 def main() -> None:

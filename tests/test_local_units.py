@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pfmagic.backends.local import auth, connections
-from pfmagic.backends.local.logs import log_event, redact, tail
+from pfmagic.backends.local.logs import log_event, redact, rotate, tail, tail_rotated
 from pfmagic.backends.local.state import Home, locked, write_json
 from pfmagic.backends.local.supervisor import AZURE_PROBE, LOCAL_LIVENESS, Probe
 
@@ -76,6 +76,11 @@ def test_logs_tail_and_redaction(tmp_path: Path) -> None:
     lines = tail(log, 3)
     assert len(lines) == 3 and lines[-1].endswith("[pfmagic] line 299")
     assert stat.S_IMODE(log.stat().st_mode) == 0o600
+    rotate(log, max_bytes=100)
+    assert not log.exists() and tail_rotated(log, 2)[-1].endswith("line 299")
+    log_event(log, "fresh")
+    both = tail_rotated(log, 3)
+    assert both[-1].endswith("fresh") and both[-2].endswith("line 299")
     assert "sk-secret" not in redact('Authorization: Bearer sk-secret, "api_key": "sk-secret"')
 
 

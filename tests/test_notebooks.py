@@ -40,9 +40,12 @@ def azure_configured() -> bool:
         and env.get("AZUREML_WORKSPACE_NAME")))
 
 
-def private_env(home: Path) -> dict[str, str]:
+def private_env(home: Path, pythonpath: Path | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env["PFMAGIC_HOME"] = str(home)
+    if pythonpath:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(pythonpath),
+                                                          env.get("PYTHONPATH")]))
     env.pop("PFMAGIC_FORCE_WIDGETS", None)
     return env
 
@@ -135,10 +138,12 @@ def test_nbval(tmp_path: Path) -> None:
     paths = _nbval_copy(tmp_path / "notebooks")
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env",
+         "-p", "test_notebooks_nbval_updates",  # progress views update their display
          "--nbval-sanitize-with", str(SANITIZE), "--nbval-cell-timeout", "300",
          "-p", "no:cacheprovider", "--rootdir", str(tmp_path), "-o", "addopts=",
          "-q", "-rA", *map(str, paths)],
-        cwd=tmp_path, env=private_env(tmp_path / "pfhome"), capture_output=True, text=True,
+        cwd=tmp_path, env=private_env(tmp_path / "pfhome", pythonpath=ROOT / "tests"),
+        capture_output=True, text=True,
         timeout=1400,
     )
     report = proc.stdout[-12000:] + proc.stderr[-3000:]

@@ -123,8 +123,12 @@ class InvokeMagics(SessionMagics):
                     value, rest = _next_token(rest)
                     options.append(_quote(value))
                 continue
-            if endpoint is None and (cell is not None or self._is_endpoint(token, after)
-                                     or self._no_default(token, after)):
+            if endpoint is None and (cell is not None or self._is_endpoint(token, after)):
+                endpoint, rest = token, after
+                continue
+            if endpoint is None and self._no_default(token, after):
+                # only a guess: confirm it (NotFound reads better than "no endpoint given")
+                self.session.backend.get_endpoint(token)
                 endpoint, rest = token, after
                 continue
             break

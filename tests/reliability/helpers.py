@@ -77,12 +77,19 @@ class Background(threading.Thread):
         self.url, self.kwargs = url, kwargs
         self.result: LoadResult | None = None
         self.error: BaseException | None = None
+        self.ended: float | None = None
 
     def run(self) -> None:
         try:
             self.result = run_load(self.url, **self.kwargs)
         except BaseException as exc:  # reported by finish()
             self.error = exc
+        finally:
+            self.ended = time.monotonic()
+
+    def ended_after(self, moment: float) -> bool:
+        """True when the load was still running at ``moment`` (``time.monotonic``)."""
+        return self.ended is None or self.ended > moment
 
     def finish(self, timeout: float) -> LoadResult:
         self.join(timeout)

@@ -16,7 +16,7 @@ from pfmagic.backends.base import Backend, KeyType, ScoreReply
 from pfmagic.backends.events import Operation
 from pfmagic.backends.local import auth, connections, entities, models
 from pfmagic.backends.local.control import RouterControl, free_port, shutdown_all
-from pfmagic.backends.local.logs import log_event, tail
+from pfmagic.backends.local.logs import log_event, tail, tail_rotated
 from pfmagic.backends.local.state import Home, locked, read_json, write_json
 from pfmagic.errors import BackendError, NotFound, PfError
 
@@ -424,8 +424,8 @@ class LocalBackend(Backend):
         if container not in CONTAINERS:
             raise PfError(f"container type '{container_type}' is not valid",
                           hint="inference-server or storage-initializer")
-        return "\n".join(tail(self.home.deployment_log(endpoint, deployment, container),
-                              int(lines)))
+        return "\n".join(tail_rotated(self.home.deployment_log(endpoint, deployment, container),
+                                      int(lines)))
 
     # -- traffic and keys --------------------------------------------------------------
     def _check_traffic(self, endpoint: str, traffic: dict[str, int]) -> None:

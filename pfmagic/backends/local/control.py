@@ -92,7 +92,8 @@ class RouterControl:
                     [sys.executable, "-m", "pfmagic.backends.local.server",
                      "--home", str(self.home.root), "--endpoint", self.endpoint],
                     env=child_env(self.home), stdin=subprocess.DEVNULL, stdout=log_fd,
-                    stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+                    stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
+                    cwd=self.home.root)  # not the notebook's folder: it may go away
             finally:
                 os.close(log_fd)
             _children[proc.pid] = proc

@@ -36,6 +36,27 @@ def log_event(path: Path, message: str) -> None:
         os.close(fd)
 
 
+MAX_LOG_BYTES = 20 << 20
+
+
+def rotate(path: Path, max_bytes: int = MAX_LOG_BYTES) -> None:
+    """Move a big log to ``<name>.1`` (one old file kept). Writers that still hold the old
+    file keep appending there; instances started afterwards write to a fresh file."""
+    try:
+        if path.stat().st_size > max_bytes:
+            os.replace(path, path.with_name(path.name + ".1"))
+    except FileNotFoundError:
+        pass
+
+
+def tail_rotated(path: Path, lines: int = 100) -> list[str]:
+    """Like ``tail`` but continues into ``<name>.1`` when the current file is short."""
+    current = tail(path, lines)
+    if len(current) < lines:
+        current = tail(path.with_name(path.name + ".1"), lines - len(current)) + current
+    return current
+
+
 def tail(path: Path, lines: int = 100, *, max_bytes: int = 4 << 20) -> list[str]:
     """The last ``lines`` lines of ``path`` (reads at most ``max_bytes`` from the end)."""
     if lines <= 0:

@@ -56,6 +56,21 @@ def error(status: int, code: str, message: str, headers: dict[str, str] | None =
                         headers=headers)
 
 
+class _Passthrough(StreamingResponse):
+    """A streamed reply that always releases its instance, even if the client went away
+    before the first byte (starlette then never starts the body iterator)."""
+
+    def __init__(self, content: AsyncIterator[bytes], release: Any, **kw: Any):
+        super().__init__(content, **kw)
+        self._release = release
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._release()
+
+
 class Router:
     def __init__(self, home: Home, endpoint: str):
         self.home = home
@@ -235,16 +250,24 @@ class Router:
             return Response(data, status_code=status, media_type=content_type,
                             headers=reply_headers)
 
+        released = False
+
+        async def release() -> None:
+            nonlocal released
+            if not released:  # once, whether the stream ended, failed or was never started
+                released = True
+                inst.inflight -= 1
+                await resp.aclose()
+
         async def passthrough() -> AsyncIterator[bytes]:
             try:
                 async for chunk in resp.aiter_raw():
                     yield chunk
             finally:
-                await resp.aclose()
-                inst.inflight -= 1
+                await release()
 
-        return StreamingResponse(passthrough(), status_code=resp.status_code,
-                                 media_type=content_type, headers=reply_headers)
+        return _Passthrough(passthrough(), release, status_code=resp.status_code,
+                            media_type=content_type, headers=reply_headers)
 
     async def mirror(self, dep: Deployment, body: bytes, headers: dict[str, str]) -> None:
         with contextlib.suppress(Exception):

@@ -35,7 +35,7 @@ from typing import Any
 
 import httpx
 
-from pfmagic.backends.local.logs import log_event, open_append, tail
+from pfmagic.backends.local.logs import log_event, open_append, rotate, tail
 from pfmagic.backends.local.state import Home, read_json
 from pfmagic.backends.local.zygote_client import Zygote
 
@@ -188,6 +188,7 @@ class Supervisor:
     # -- rollout ------------------------------------------------------------------------
     async def _rollout(self, dep: Deployment, gen: int, runtime: dict[str, Any]) -> None:
         log = self.home.deployment_log(self.endpoint, dep.name)
+        rotate(log)
         dep.state = "Updating" if dep.instances else "Creating"
         dep.reason, dep.log_tail = None, []
         count = int(runtime.get("instance_count") or 1)
