@@ -200,13 +200,15 @@ and keeps reporting in the background.
         md("""
 ## Invoke the endpoint to score data
 
-`%pf_invoke QUESTION` sends a chat turn: the flow's chat input gets the question and
+`%%pf_invoke` sends the cell as a chat turn: the flow's chat input gets the question and
 `chat_history` gets the earlier turns of this notebook's chat with the endpoint, so follow-up
-questions work. Three turns:
+questions work. The endpoint defaults to the last one used. (The one-line form
+`%pf_invoke ENDPOINT QUESTION` works too, but IPython reads a line that ends in `?` as a help
+request, so questions go in the cell.) Three turns:
 """),
-        code("%pf_invoke seed-chat-endpoint How do I create the blue deployment?"),
-        code("%pf_invoke And how long does it take?"),
-        code("%pf_invoke How much quota do I need for 10 instances?"),
+        code("%%pf_invoke seed-chat-endpoint\nHow do I create the blue deployment?"),
+        code("%%pf_invoke\nAnd how long does it take?"),
+        code("%%pf_invoke\nHow much quota do I need for 10 instances?"),
         md("The whole conversation so far (`--reset` starts a new one):"),
         code("%pf_invoke --history"),
         md("""
@@ -288,7 +290,7 @@ A second deployment, `llm`, serves `basic-chat` with **option 1**. It gets no tr
             "llm", model="azureml:basic-chat-model:1", instance_type="Standard_DS3_v2",
             extra_env="  # option 1: the flow's open_ai_connection is my_llm in this deployment\n"
                       "  open_ai_connection: my_llm\n").strip("\n")),
-        code("%pf_invoke seed-chat-endpoint --deployment llm --reset How long does a deployment take?"),
+        code("%%pf_invoke seed-chat-endpoint --deployment llm --reset\nHow long does a deployment take?"),
         md("""
 ## Delete the endpoint
 
@@ -336,9 +338,10 @@ without `--all-traffic`, it gets **no** live traffic: users still see blue only.
         code("%pf_status rollout-endpoint"),
         md("Test green directly before any user reaches it:"),
         code("""
-reply = %pf_invoke rollout-endpoint --deployment green --reset How much quota do I need for 10 instances?
-print(reply.deployment, reply.status)
+%%pf_invoke rollout-endpoint --deployment green --reset -o reply
+How much quota do I need for 10 instances?
 """),
+        code("print(reply.deployment, reply.status)"),
         md("""
 A helper that sends the same one-turn question `n` times and records, for each request, the
 phase, the deployment that answered and the latency:
@@ -348,7 +351,7 @@ requests = []
 
 def send(n, phase):
     for _ in range(n):
-        reply = %pf_invoke rollout-endpoint --reset How do I check the status of the deployment?
+        reply = %pf_invoke rollout-endpoint --reset Tell me how to check the status of the deployment
         requests.append({"phase": phase, "deployment": reply.deployment,
                          "latency_ms": reply.latency_ms, "status": reply.status})
     served = [r["deployment"] for r in requests if r["phase"] == phase]
@@ -487,9 +490,9 @@ change it if you registered more. The calculator checks your workspace's quota f
             "blue", prt=True).strip("\n"), a),
         code("%pf_status {endpoint_name}", a),
         code("%pf_logs {endpoint_name} blue --lines 20", a),
-        code("%pf_invoke {endpoint_name} How do I create the blue deployment?", a),
-        code("%pf_invoke And how long does it take?", a),
-        code("%pf_invoke How much quota do I need for 10 instances?", a),
+        code("%%pf_invoke {endpoint_name}\nHow do I create the blue deployment?", a),
+        code("%%pf_invoke\nAnd how long does it take?", a),
+        code("%%pf_invoke\nHow much quota do I need for 10 instances?", a),
         code("%pf_keys {endpoint_name}", a),
         code("%pf_delete {endpoint_name}", a),
     ]

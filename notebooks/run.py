@@ -244,6 +244,7 @@ def _outputs_text(cell: Any) -> str:
 
 
 _INVOKE = re.compile(r"^\s*(?:\w+\s*=\s*)?%pf_invoke\b(.*)$", re.M)
+_INVOKE_CELL = re.compile(r"\A\s*%%pf_invoke\b(.*)\n(.*)\Z", re.S)
 _OPTION = re.compile(r"(?:--(?:deployment|input|request-file)|-o)\s+\S+|--(?:stream|raw|reset)")
 
 
@@ -253,11 +254,15 @@ def transcript(nb: Any) -> list[tuple[str, str]]:
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
-        match = _INVOKE.search(cell.source)
+        as_cell = _INVOKE_CELL.match(cell.source)
+        match = as_cell or _INVOKE.search(cell.source)
         if not match or "--history" in match.group(1) or "--request-file" in match.group(1):
             continue
-        question = _OPTION.sub("", match.group(1)).strip()
-        question = re.sub(r"^[a-z0-9-]+-endpoint\s+", "", question)  # an explicit endpoint
+        if as_cell:  # %%pf_invoke [ENDPOINT] [options], the question is the cell
+            question = " ".join(as_cell.group(2).split())
+        else:
+            question = _OPTION.sub("", match.group(1)).strip()
+            question = re.sub(r"^[a-z0-9-]+-endpoint\s+", "", question)  # an explicit endpoint
         turns.append((question, _outputs_text(cell)))
     return turns
 

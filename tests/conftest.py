@@ -87,3 +87,19 @@ def no_atexit_reset(request: pytest.FixtureRequest) -> Iterator[None]:
     shell = request.node.funcargs.get("ip")
     if shell is not None:
         atexit.unregister(shell.atexit_operations)
+
+
+# -- Azure backend fixtures ------------------------------------------------------------------
+@pytest.fixture
+def arm():
+    """An ARM-like server on 127.0.0.1 holding the seed's registered model (tests/arm_server.py)."""
+    from arm_server import ArmServer
+
+    ws = ("/subscriptions/sub/resourceGroups/rg/providers/Microsoft.MachineLearningServices"
+          "/workspaces/ws")
+    with ArmServer() as server:
+        server.seed(f"{ws}/models/basic-chat-model/versions/1", {"properties": {
+            "modelUri": "azureml://datastores/workspaceblobstore/paths/basic-chat",
+            "modelType": "custom_model", "flavors": {}, "tags": {},
+            "properties": {"azureml.promptflow.source_flow_id": "basic-chat"}}})
+        yield server

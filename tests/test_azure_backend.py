@@ -78,16 +78,6 @@ K8S_DEPLOYMENT_YAML = DEPLOYMENT_YAML.replace(
 
 
 # -- fixtures ----------------------------------------------------------------------------
-@pytest.fixture
-def arm():
-    with ArmServer() as server:
-        server.seed(f"{W}/models/basic-chat-model/versions/1", {"properties": {
-            "modelUri": "azureml://datastores/workspaceblobstore/paths/basic-chat",
-            "modelType": "custom_model", "flavors": {}, "tags": {},
-            "properties": {"azureml.promptflow.source_flow_id": "basic-chat"}}})
-        yield server
-
-
 def make_backend(arm: ArmServer, **kw: Any) -> AzureBackend:
     kw.setdefault("credential", FakeCredential())
     return AzureBackend(subscription_id="sub", resource_group="rg", workspace="ws",

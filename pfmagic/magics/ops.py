@@ -72,6 +72,10 @@ class OpsMagics(SessionMagics):
     @argument("--config", metavar="PATH", help="Workspace config.json (instead of the three).")
     @argument("--credential", choices=("default", "browser"),
               help="default: DefaultAzureCredential; browser: interactive login.")
+    @argument("--fill-prt-config", action="store_true",
+              help="Fill <placeholders> in PRT_CONFIG_OVERRIDE from the workspace at create.")
+    @argument("--telemetry", action="store_true",
+              help="Let azure-ai-ml send its telemetry (off by default).")
     @line_magic
     @usage_errors
     def pf_backend(self, line: str) -> None:
@@ -83,11 +87,13 @@ class OpsMagics(SessionMagics):
             %pf_backend local
             %pf_backend azure --subscription 0000-… --resource-group rg --workspace ws
             %pf_backend azure --config config.json --credential browser
+            %pf_backend azure --fill-prt-config   # config.json found like MLClient.from_config
         """
         args = parse_argstring(self.pf_backend, line)
         azure_opts = {"subscription_id": args.subscription, "resource_group": args.resource_group,
                       "workspace": args.workspace, "config_path": args.config,
-                      "credential": args.credential}
+                      "credential": args.credential, "fill_prt_config": args.fill_prt_config,
+                      "enable_telemetry": args.telemetry}
         given = {k: v for k, v in azure_opts.items() if v}
         if args.name is None:
             if given:
