@@ -79,7 +79,9 @@ def fmt(value: float | None, unit: str) -> str:
 
 
 def fmt_ratio(ratio: float | None) -> str:
-    return "—" if ratio is None else f"{ratio:.2f}×"
+    if ratio is None:
+        return "—"
+    return f"{ratio:.2f}×" if ratio >= 0.1 else f"{ratio:.2g}× (1/{1 / ratio:.0f})"
 
 
 # -- 1. %load_ext and first cell vs import azure.ai.ml ---------------------------------------

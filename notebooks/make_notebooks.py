@@ -196,7 +196,7 @@ and keeps reporting in the background.
 """),
         code("%pf_status seed-chat-endpoint"),
         code("%pf_status seed-chat-endpoint blue"),
-        code("%pf_logs seed-chat-endpoint blue --lines 5"),
+        code("%pf_logs seed-chat-endpoint blue --lines 100"),
         md("""
 ## Invoke the endpoint to score data
 
@@ -451,8 +451,8 @@ usage).
 Say which workspace to use, either with a `config.json` downloaded from the workspace's
 overview page (`PFMAGIC_AZURE_CONFIG=/path/to/config.json`) or with `AZURE_SUBSCRIPTION_ID`,
 `AZURE_RESOURCE_GROUP` and `AZUREML_WORKSPACE_NAME`. **Without them, the cells tagged
-`needs-azure` are skipped** by the test suite and `run.py`; in JupyterLab, *Run All* stops at
-`%pf_backend azure` with a one-line error. Deploying on Azure takes more than 15 minutes and
+`needs-azure` are skipped** by the test suite and `run.py`; in JupyterLab, `%pf_backend azure`
+says what is missing and *Run All* stops at the first cell that needs the workspace. Deploying on Azure takes more than 15 minutes and
 costs money: `%pf_delete` at the end removes the endpoint.
 """),
         code("""
@@ -467,9 +467,9 @@ if config:
 elif subscription_id and resource_group and workspace:
     azure_args = f"--subscription {subscription_id} --resource-group {resource_group} --workspace {workspace}"
 else:
-    azure_args = None
-print("Azure workspace configured:", azure_args is not None)
-"""),
+    azure_args = ""  # %pf_backend azure then looks for config.json and says what is missing
+print("Azure workspace configured:", bool(azure_args))
+""", "azure-guard"),
         code("%load_ext pfmagic"),
         code("%pf_backend azure {azure_args}", a),
         md("""

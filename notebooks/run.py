@@ -243,7 +243,7 @@ def _outputs_text(cell: Any) -> str:
     return "\n".join(p.rstrip() for p in parts if p and p.strip())
 
 
-_INVOKE = re.compile(r"^\s*(?:\w+\s*=\s*)?%pf_invoke\b(.*)$", re.M)
+_INVOKE = re.compile(r"^(?:\w+\s*=\s*)?%pf_invoke\b(.*)$", re.M)  # not inside a block
 _INVOKE_CELL = re.compile(r"\A\s*%%pf_invoke\b(.*)\n(.*)\Z", re.S)
 _OPTION = re.compile(r"(?:--(?:deployment|input|request-file)|-o)\s+\S+|--(?:stream|raw|reset)")
 
@@ -252,7 +252,7 @@ def transcript(nb: Any) -> list[tuple[str, str]]:
     """(question, reply text) of every ``%pf_invoke QUESTION`` line cell, in order."""
     turns = []
     for cell in nb.cells:
-        if cell.cell_type != "code":
+        if cell.cell_type != "code" or not cell.get("execution_count"):
             continue
         as_cell = _INVOKE_CELL.match(cell.source)
         match = as_cell or _INVOKE.search(cell.source)

@@ -63,6 +63,7 @@ def test_connections_validate_store_private(tmp_path: Path) -> None:
     connections.store(path, {"name": "d", "type": "custom", "secrets": {"s": "v"}})
     assert connections.fingerprint(path) != first and "v" not in connections.fingerprint(path)
     assert connections.delete(path, "d") and not connections.delete(path, "d")
+    assert connections.referenced_env(path, {"K": "v", "OTHER": "x"}) == {"K": "v"}
     assert connections.override_target("my_conn") == "my_conn"
     assert connections.override_target("${{azureml://connections/other}}") == "other"
     assert connections.override_target('{"api_key": "x"}') is None  # a data override

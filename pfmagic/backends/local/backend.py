@@ -7,6 +7,7 @@ processes) and imports azure.ai.ml only to build the returned entities.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import time
@@ -76,12 +77,15 @@ class LocalBackend(Backend):
 
     def __init__(self, settings: Any = None, *, home: str | None = None,
                  token_lifetime: float = 3600.0, poll_interval: float = 0.2,
-                 **options: Any):
+                 prewarm: bool = True, **options: Any):
         root = home or (getattr(settings, "home", None) if settings is not None else None)
         self.home = Home(root or None).create()
         self.settings = settings
         self.token_lifetime = float(token_lifetime)
         self.poll_interval = float(poll_interval)
+        # start promptflow's imports (the zygote) with the endpoint, while the user is still
+        # writing the deployment cell
+        self.prewarm = bool(prewarm)
         self.options = options
 
     def describe(self) -> str:
@@ -175,6 +179,7 @@ class LocalBackend(Backend):
                            "token_key": auth.new_key(), "admin_token": auth.new_key(),
                            "traffic": {}, "mirror_traffic": {}}
                 cfg.update({"auth_mode": auth_mode, "description": endpoint.description,
+                            "prewarm": self.prewarm,
                             "tags": dict(endpoint.tags or {}), "updated": time.time(),
                             "kind": "kubernetes" if getattr(endpoint, "compute", None)
                             else "managed", "compute": getattr(endpoint, "compute", None)})
@@ -291,6 +296,9 @@ class LocalBackend(Backend):
             "instance_type": getattr(dep, "instance_type", None),
             # instances read connections at start: a changed connection is a new generation
             "connections": connections.fingerprint(self.home.connections_file),
+            # ${env:VAR} of the connections as this kernel has them (0600 state, never logged)
+            "connection_env": connections.referenced_env(self.home.connections_file,
+                                                         os.environ),
         }
 
     def _write_deployment(self, endpoint: str, name: str, dep: Any, meta: dict[str, Any],

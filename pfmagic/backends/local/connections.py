@@ -5,8 +5,9 @@ The kernel stores each ``%%pf_connection`` (promptflow's connection YAML as a di
 execution format and hands them to the serving app through ``PROMPTFLOW_ENCODED_CONNECTIONS``
 with ``extension_type="azureml"`` (promptflow.md §5, option 3): no sqlite store, no keyring, and
 the deployment's ``<connection_name>: <other name>`` override works as on Azure.
-``${env:VAR}`` values are resolved in the instance, from its environment (the router's
-environment plus the deployment's ``environment_variables``).
+``${env:VAR}`` values are resolved in the instance, from its environment: the router's, plus
+the referenced variables as the kernel had them at deployment time (``referenced_env``), plus
+the deployment's ``environment_variables``.
 """
 
 from __future__ import annotations
@@ -81,6 +82,23 @@ def fingerprint(path: Path) -> str:
         return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     except FileNotFoundError:
         return ""
+
+
+def referenced_env(path: Path, environ: dict[str, str] | os._Environ[str]) -> dict[str, str]:
+    """Values of the ``${env:VAR}`` variables the stored connections use, as set in
+    ``environ`` now (the kernel's): a deployment carries them to its instances, so a key set
+    with ``%env`` after the endpoint's router started still reaches the flow."""
+    wanted: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, str) and (match := _ENV_REF.match(value.strip())):
+            wanted.add(match.group(1))
+
+    walk(read_json(path, {}) or {})
+    return {name: environ[name] for name in sorted(wanted) if name in environ}
 
 
 def names(path: Path) -> list[str]:

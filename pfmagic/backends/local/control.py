@@ -74,6 +74,7 @@ class RouterControl:
 
     def ensure(self) -> dict[str, Any]:
         """Status of the running router, starting it first if needed."""
+        self.config()  # NotFound for an endpoint that does not exist: never start a router
         status = self.status()
         if status is not None:
             return status

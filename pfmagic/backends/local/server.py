@@ -98,12 +98,20 @@ class Router:
         await self.supervisor.reconcile()
 
     async def poll_state(self) -> None:
-        """Pick up state written while no admin call came (cheap: a few stat calls)."""
+        """Pick up state written while no admin call came (cheap: a few stat calls). A router
+        whose endpoint vanished (home deleted, e.g. a test's temp folder) stops itself."""
+        missing = 0
         while True:
             await asyncio.sleep(1.0)
+            if not self.home.endpoint_file(self.name).exists():
+                missing += 1
+                if missing >= 3 and self.server is not None:
+                    print(f"[pfmagic] router {self.name}: endpoint state is gone; stopping",
+                          flush=True)
+                    self.server.should_exit = True
+                continue
+            missing = 0
             with contextlib.suppress(Exception):
-                if not self.home.endpoint_file(self.name).exists():
-                    continue
                 await self.reconcile()
 
     # -- auth ------------------------------------------------------------------------------
@@ -330,6 +338,8 @@ class Router:
     def app(self) -> Starlette:
         @contextlib.asynccontextmanager
         async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+            if self.config.get("prewarm"):
+                self.supervisor.prewarm()
             await self.reconcile()
             poller = asyncio.get_running_loop().create_task(self.poll_state())
             try:
@@ -354,6 +364,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--endpoint", required=True)
     args = parser.parse_args(argv)
     home = Home(args.home)
+    if not home.endpoint_file(args.endpoint).is_file():
+        print(f"[pfmagic] router {args.endpoint}: no such endpoint under {home.root}", flush=True)
+        return 2
     router = Router(home, args.endpoint)
     router.load_config()
     port = int(router.config.get("port") or 0)
@@ -371,10 +384,13 @@ def main(argv: list[str] | None = None) -> int:
                                               "started": time.time()})
     print(f"[pfmagic] router {args.endpoint} listening on 127.0.0.1:{sock.getsockname()[1]} "
           f"(pid {os.getpid()})", flush=True)
-    config = uvicorn.Config(router.app(), fd=sock.fileno(), log_level="warning",
+    # Not uvicorn's fd= (it wraps the socket as AF_UNIX): asyncio sets TCP_NODELAY only on
+    # connections accepted from an AF_INET/IPPROTO_TCP socket; without it every keep-alive
+    # reply waits ~40 ms for a delayed ACK. socket(fileno=...) auto-detects family and proto.
+    config = uvicorn.Config(router.app(), log_level="warning",
                             access_log=False, timeout_graceful_shutdown=15)
     router.server = uvicorn.Server(config)
-    router.server.run()
+    router.server.run(sockets=[socket.socket(fileno=sock.detach())])
     print(f"[pfmagic] router {args.endpoint} stopped", flush=True)
     return 0
 

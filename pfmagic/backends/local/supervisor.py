@@ -152,7 +152,11 @@ class Supervisor:
         self._lock = asyncio.Lock()
         self._probe_client = httpx.AsyncClient(trust_env=False)
         self._closing = False
-        self._zyg: Zygote | None = None  # started with the first instance
+        self._zyg: Zygote | None = None  # started with the first instance, or prewarm()
+
+    def prewarm(self) -> None:
+        """Start the zygote's imports now rather than with the first instance."""
+        self._zygote()
 
     # -- reconcile desired state (deployment.json files) with running instances ------------
     async def reconcile(self) -> None:
@@ -199,8 +203,13 @@ class Supervisor:
             flow_dir = await asyncio.to_thread(self._working_copy, dep.name, gen, runtime)
             readiness = Probe.of(runtime.get("readiness_probe"),
                                  runtime["routes"]["readiness"], LOCAL_READINESS)
-            new = list(await asyncio.gather(*(self._spawn(dep.name, slot, gen, runtime, flow_dir)
-                                              for slot in range(count))))
+            spawned = await asyncio.gather(
+                *(self._spawn(dep.name, slot, gen, runtime, flow_dir) for slot in range(count)),
+                return_exceptions=True)
+            new = [i for i in spawned if isinstance(i, Instance)]  # stopped below on failure
+            for problem in spawned:
+                if isinstance(problem, BaseException):
+                    raise problem
             dep.pending = new
             errors = await asyncio.gather(*(self._wait_ready(i, readiness) for i in new))
             failed = [e for e in errors if e]
@@ -284,6 +293,7 @@ class Supervisor:
         port = sock.getsockname()[1]
         name = f"{dep}-{gen}-{slot}"
         env = self._base_env()
+        env.update(runtime.get("connection_env") or {})
         variables = runtime.get("environment_variables") or {}
         env.update({str(k): str(v) for k, v in variables.items()})
         env["PROMPTFLOW_PROJECT_PATH"] = str(flow_dir)
