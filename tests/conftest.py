@@ -36,6 +36,10 @@ def ip(pfmagic_home: Path, tmp_path: Path) -> Iterator[InteractiveShell]:
     session = session_of(shell)
     if session._backend is not None:
         session._backend.close()
+    if pfmagic_home.exists():  # local endpoints are detached processes: stop this test's ones
+        from pfmagic.backends.local.control import shutdown_all
+
+        shutdown_all(pfmagic_home)
     shell.run_line_magic("unload_ext", "pfmagic")
     # Each shell registers an atexit reset (gc.collect ~1 s per shell once azure.ai.ml is loaded).
     import atexit

@@ -23,7 +23,7 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
-from reliability.helpers import FLOW
+from reliability.helpers import FLOW, processes_under, stop_leftovers
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(600)]
 
@@ -302,6 +302,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             session._backend.shutdown_all()
         shell.run_line_magic("unload_ext", "pfmagic")
         InteractiveShell.clear_instance()
+        left = stop_leftovers(tmp / "pfhome")
+        assert not left, f"processes left after shutdown_all: {left}"
 
 
 # -- bad cells --------------------------------------------------------------------------------
@@ -384,8 +386,13 @@ def test_bad_request(live: Live, bad: Bad) -> None:
 
 
 def test_same_processes_and_state_after_the_corpus(live: Live) -> None:
-    """Last in the module: nothing above crashed the router or an instance."""
+    """Last in the module: nothing above crashed the router or an instance, and no cell
+    about a missing endpoint left a process behind (a router for 'no-such-endpoint')."""
     assert _processes(live.backend.router_status(EP)) == live.processes
+    home = live.session.settings.home
+    strays = [" ".join(p.cmdline()) for p in processes_under(home)
+              if "no-such-endpoint" in " ".join(p.cmdline())]
+    assert not strays, f"processes started for an endpoint that does not exist: {strays}"
     now = live.snapshot()
     for key in ("traffic", "mirror", "keys", "deployments", "backend"):
         assert now[key] == live.before[key], key

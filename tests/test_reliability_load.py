@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability.helpers import Background, deploy, kill, run_load, wait_for
+from reliability.helpers import Background, deploy, kill, run_load, stop_leftovers, wait_for
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(600)]
 
@@ -32,6 +32,8 @@ def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     finally:
         be.shutdown_all()
         be.close()
+        left = stop_leftovers(home)
+        assert not left, f"processes left after shutdown_all: {left}"
 
 
 @pytest.fixture(scope="module")

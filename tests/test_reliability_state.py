@@ -119,6 +119,10 @@ def local_endpoint(tmp_path: Path):  # noqa: ANN201 - (backend, name, home)
         yield be, "rel-state", home
     finally:
         be.shutdown_all()
+        from reliability.helpers import stop_leftovers
+
+        left = stop_leftovers(home)
+        assert not left, f"processes left after shutdown_all: {left}"
 
 
 def _secrets(be, name: str, home: Path) -> list[str]:  # noqa: ANN001

@@ -113,3 +113,36 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: flo
 
 def kill(pid: int) -> None:
     os.kill(pid, signal.SIGKILL)
+
+
+def processes_under(home: Path | str) -> list[Any]:
+    """Live processes started for this pfmagic home (routers name it in their argv; children
+    inherit ``PFMAGIC_HOME``)."""
+    import psutil
+
+    home = str(home)
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+        try:
+            if proc.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            cmd = " ".join(proc.info["cmdline"] or [])
+            if "pfmagic.backends.local" in cmd and (
+                    home in cmd or proc.environ().get("PFMAGIC_HOME") == home):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+def stop_leftovers(home: Path | str) -> list[str]:
+    """Stop (SIGKILL) whatever still runs for ``home``; return what it was, for the report."""
+    left = processes_under(home)
+    names = []
+    for proc in left:
+        try:
+            names.append(f"{proc.pid} {' '.join(proc.cmdline())[-120:]}")
+            proc.kill()
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+    return names
