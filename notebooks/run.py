@@ -155,7 +155,8 @@ def private_home(keep: bool = False) -> Iterator[Path]:
 
 
 def execute(path: Path, *, timeout: float = 600, cell_timeout: float = 300,
-            harvest: bool = False, log: Callable[[str], None] | None = None) -> RunResult:
+            harvest: bool = False, log: Callable[[str], None] | None = None,
+            kernel_log: Path | None = None) -> RunResult:
     """Execute a notebook in its own folder with this interpreter's kernel.
 
     ``PFMAGIC_HOME`` must already point at a private folder (see ``private_home``). Stops at
@@ -182,7 +183,12 @@ def execute(path: Path, *, timeout: float = 600, cell_timeout: float = 300,
     started = time.monotonic()
     code_cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
     client.reset_execution_trackers()
-    with client.setup_kernel():
+    # the kernel's own stderr (its startup banner, library warnings) goes to a file, not here
+    stderr = kernel_log.open("ab") if kernel_log else None
+    with contextlib.ExitStack() as stack:
+        if stderr:
+            stack.callback(stderr.close)
+        stack.enter_context(client.setup_kernel(**({"stderr": stderr} if stderr else {})))
         info = client.wait_for_reply(client.kc.kernel_info())
         if info and "language_info" in info["content"]:
             nb.metadata["language_info"] = info["content"]["language_info"]
@@ -314,8 +320,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Running {path.name} on the local backend (kernel: {sys.executable})", flush=True)
     with private_home(keep=args.keep_home) as home:
         print(f"PFMAGIC_HOME={home}", flush=True)
+        kernel_log = home / "kernel.log"
         result = execute(path, timeout=args.timeout, cell_timeout=args.cell_timeout,
-                         harvest=bool(args.secrets_out), log=lambda msg: print(msg, flush=True))
+                         harvest=bool(args.secrets_out), log=lambda msg: print(msg, flush=True),
+                         kernel_log=kernel_log)
+        if result.error and kernel_log.exists():
+            tail = kernel_log.read_text(errors="replace").splitlines()[-20:]
+            print("--- kernel stderr (last lines) ---\n" + "\n".join(tail), file=sys.stderr)
     if args.secrets_out:
         fd = os.open(args.secrets_out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:

@@ -49,6 +49,9 @@ class PfMagics(Configurable):
         True,
         help="Show expected failures as one line. False shows the full traceback (for debugging).",
     ).tag(config=True)
+    azure_telemetry = Bool(
+        False, help="Let azure-ai-ml send its telemetry on the Azure backend (off by default)."
+    ).tag(config=True)
     errors_are_fatal = Bool(
         False,
         help="Raise real exceptions instead of one-line usage errors (for papermill / CI).",
@@ -57,3 +60,44 @@ class PfMagics(Configurable):
     @default("home")
     def _default_home(self) -> str:
         return os.environ.get("PFMAGIC_HOME") or str(Path.home() / ".pfmagic")
+
+
+def load_file_settings(settings: PfMagics, start: Path | None = None) -> tuple[Path, int] | None:
+    """Apply ``[tool.pfmagic]`` from the nearest ``pyproject.toml`` (cwd and its parents).
+
+    Unknown names raise ``PfError`` with the closest valid one (jupysql does the same).
+    Returns the file and how many settings it set, or None when there is no such table.
+    """
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: file settings need tomli
+        try:
+            import tomli as tomllib  # type: ignore[no-redef]
+        except ImportError:
+            return None
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        path = folder / "pyproject.toml"
+        if path.is_file():
+            break
+    else:
+        return None
+    try:
+        table = tomllib.loads(path.read_text()).get("tool", {}).get("pfmagic")
+    except (OSError, ValueError):
+        return None
+    if not isinstance(table, dict):
+        return None
+    table = table.get("PfMagics", table)  # [tool.pfmagic] or [tool.pfmagic.PfMagics]
+    names = settings.class_trait_names(config=True)
+    for key, value in table.items():
+        if key not in names:
+            import difflib
+
+            from pfmagic.errors import PfError
+
+            close = difflib.get_close_matches(key, names, n=1)
+            raise PfError(f"{path}: [tool.pfmagic] has no setting '{key}'",
+                          hint=f"did you mean '{close[0]}'?" if close else None)
+        setattr(settings, key, value)
+    return path, len(table)

@@ -92,3 +92,38 @@ def test_unload_removes_the_magics(ip: InteractiveShell) -> None:
     assert ip.find_cell_magic("pf_endpoint") is None
     ip.run_line_magic("load_ext", "pfmagic")  # the fixture unloads again
     assert ip.find_cell_magic("pf_endpoint") is not None
+
+
+def test_settings_from_pyproject(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.pfmagic]\nwidgets = false\nmax_history = 3\n")
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")  # found in a parent folder, like jupysql
+    InteractiveShell.clear_instance()
+    config = Config()
+    config.HistoryManager.enabled = False
+    config.PfMagics.warmup = False
+    shell = InteractiveShell.instance(config=config)
+    try:
+        shell.run_line_magic("load_ext", "pfmagic")
+        from pfmagic.magics import session_of
+
+        settings = session_of(shell).settings
+        assert (settings.widgets, settings.max_history) == (False, 3)
+        assert f"2 setting(s) from {tmp_path / 'pyproject.toml'}" in capsys.readouterr().out
+        shell.run_line_magic("unload_ext", "pfmagic")
+        (tmp_path / "pyproject.toml").write_text("[tool.pfmagic]\nmax_histroy = 3\n")
+        shell.run_line_magic("load_ext", "pfmagic")
+        out = capsys.readouterr().out
+        assert "has no setting 'max_histroy'" in out and "did you mean 'max_history'" in out
+        assert "pf_invoke" in shell.magics_manager.magics["line"]  # still loaded
+        shell.run_line_magic("unload_ext", "pfmagic")
+    finally:
+        import atexit
+
+        atexit.unregister(shell.atexit_operations)
+        InteractiveShell.clear_instance()

@@ -30,6 +30,16 @@ def _warm_up() -> None:
 
 def register(shell: Any) -> Session:
     settings = PfMagics(config=shell.config)
+    from pfmagic.config import load_file_settings
+    from pfmagic.errors import PfError
+
+    try:
+        loaded = load_file_settings(settings)
+    except PfError as exc:  # a typo in pyproject.toml must not stop the extension loading
+        print(f"pfmagic: {exc}")
+        loaded = None
+    if loaded:
+        print(f"pfmagic: {loaded[1]} setting(s) from {loaded[0]}")
     if settings not in shell.configurables:
         shell.configurables.append(settings)  # so %config PfMagics lists the options
     session = Session(settings=settings)
