@@ -351,7 +351,7 @@ requests = []
 
 def send(n, phase):
     for _ in range(n):
-        reply = %pf_invoke rollout-endpoint --reset Tell me how to check the status of the deployment
+        reply = %pf_invoke rollout-endpoint --reset Tell me how to check the deployment status
         requests.append({"phase": phase, "deployment": reply.deployment,
                          "latency_ms": reply.latency_ms, "status": reply.status})
     served = [r["deployment"] for r in requests if r["phase"] == phase]
@@ -465,7 +465,8 @@ workspace = os.environ.get("AZUREML_WORKSPACE_NAME", "")
 if config:
     azure_args = f"--config {config}"
 elif subscription_id and resource_group and workspace:
-    azure_args = f"--subscription {subscription_id} --resource-group {resource_group} --workspace {workspace}"
+    azure_args = (f"--subscription {subscription_id} --resource-group {resource_group} "
+                  f"--workspace {workspace}")
 else:
     azure_args = ""  # %pf_backend azure then looks for config.json and says what is missing
 print("Azure workspace configured:", bool(azure_args))

@@ -139,19 +139,45 @@ def _user_expression(kc: Any, code: str, expression: str, timeout: float = 60) -
 
 @contextlib.contextmanager
 def private_home(keep: bool = False) -> Iterator[Path]:
-    """A temporary PFMAGIC_HOME for the kernel (set in os.environ, restored after)."""
+    """A temporary PFMAGIC_HOME for the kernel (set in os.environ, restored after with
+    JUPYTER_PATH, which ``private_kernelspec`` extends)."""
     home = Path(tempfile.mkdtemp(prefix="pfmagic-run-"))
-    old = os.environ.get("PFMAGIC_HOME")
+    saved = {name: os.environ.get(name) for name in ("PFMAGIC_HOME", "JUPYTER_PATH")}
     os.environ["PFMAGIC_HOME"] = str(home)
     try:
         yield home
     finally:
-        if old is None:
-            os.environ.pop("PFMAGIC_HOME", None)
-        else:
-            os.environ["PFMAGIC_HOME"] = old
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         if not keep:
             shutil.rmtree(home, ignore_errors=True)
+
+
+KERNEL_NAME = "pfmagic-run"
+
+
+def private_kernelspec() -> str:
+    """A kernelspec for this interpreter, first on JUPYTER_PATH (in the temporary home).
+
+    A "python3" kernelspec in the user's Jupyter folder could point at another Python; this
+    one always starts ``sys.executable -m ipykernel_launcher`` (the project's venv).
+    """
+    home = Path(os.environ.get("PFMAGIC_HOME") or tempfile.mkdtemp(prefix="pfmagic-run-"))
+    spec_dir = home / "jupyter" / "kernels" / KERNEL_NAME
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    (spec_dir / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (ipykernel)", "language": "python",
+        "env": {"PYDEVD_DISABLE_FILE_VALIDATION": "1"},
+    }))
+    paths = os.environ.get("JUPYTER_PATH", "")
+    if str(home / "jupyter") not in paths.split(os.pathsep):
+        os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(home / "jupyter"),
+                                                                   paths]))
+    return KERNEL_NAME
 
 
 def execute(path: Path, *, timeout: float = 600, cell_timeout: float = 300,
@@ -170,7 +196,7 @@ def execute(path: Path, *, timeout: float = 600, cell_timeout: float = 300,
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
         nb,
-        kernel_name="python3",  # jupyter_client starts it with sys.executable (this venv)
+        kernel_name=private_kernelspec(),
         timeout=cell_timeout,
         startup_timeout=120,
         allow_errors=False,

@@ -6,6 +6,7 @@ the same time, and shared. Teardown stops every process under the temporary home
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -30,9 +31,11 @@ from azure.ai.ml.entities import (
     OnlineRequestSettings,
     ProbeSettings,
 )
+from azure.ai.ml import load_online_deployment
 from fakes.fake_openai import FakeOpenAI
 
 from pfmagic.backends.local.backend import LocalBackend
+from pfmagic.backends.local.control import RouterControl
 from pfmagic.backends.local.procs import pid_alive
 from pfmagic.backends.local.state import read_json, write_json
 from pfmagic.errors import BackendError, NotFound, PfError
@@ -44,6 +47,15 @@ LLM_KEY_REF = "${env:PFMAGIC_TEST_LLM_KEY}"
 SEEN_PIDS: set[int] = set()
 
 pytestmark = pytest.mark.timeout(300)
+
+# instance_type is required by azure-ai-ml's managed schema, but not by the local backend
+NOSKU_YAML = f"""
+$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json
+name: nosku
+endpoint_name: {SIDE}
+model: azureml:chat-echo:1
+instance_count: 1
+"""
 
 
 def _deployment(name: str, endpoint: str, model: Any, count: int = 1, **kw: Any
@@ -123,6 +135,7 @@ def ops(backend: LocalBackend, llm: FakeOpenAI) -> dict[str, Any]:
     result["chat"] = backend.create_deployment(_deployment(
         "chat", SIDE, Model(path=str(FLOWS / "basic-chat")),
         environment_variables={"open_ai_connection": "my_openai"}))
+    result["nosku"] = backend.create_deployment(load_online_deployment(io.StringIO(NOSKU_YAML)))
     return result
 
 
@@ -181,6 +194,24 @@ def test_model_registration_copies(backend: LocalBackend, tmp_path: Path) -> Non
     with pytest.raises(NotFound):
         backend.get_model("nope")
     assert {"copied"} <= {m.name for m in backend.list_models()}
+
+
+def test_model_keeps_properties_description_and_tags(backend: LocalBackend) -> None:
+    chat = {"azureml.promptflow.chat_input": "question",
+            "azureml.promptflow.chat_output": "answer", "azureml.promptflow.mode": "chat"}
+    made = backend.create_model(Model(name="chat-props", path=str(FLOWS / "chat-echo"),
+                                      description="echo", tags={"team": "t"}, properties=chat))
+    listed = [m for m in backend.list_models() if m.name == "chat-props"]
+    for got in (made, backend.get_model("chat-props"), backend.get_model("chat-props", "1"),
+                *listed):
+        assert chat.items() <= got.properties.items(), got.properties
+        assert got.description == "echo" and got.tags == {"team": "t"}
+    # the same flow with other properties is a new version, not the old one returned
+    again = backend.create_model(Model(name="chat-props", path=str(FLOWS / "chat-echo"),
+                                       properties={"azureml.promptflow.mode": "chat"}))
+    assert again.version == "2" and "azureml.promptflow.chat_input" not in again.properties
+    assert backend.get_model("chat-props", "1").properties["azureml.promptflow.chat_input"] \
+        == "question"
 
 
 def test_additional_includes_are_staged(backend: LocalBackend, ops: dict[str, Any]) -> None:
@@ -325,6 +356,34 @@ def test_targeted_deployment_header(backend: LocalBackend, main: dict[str, Any])
     reply = _score(backend, MAIN, {"question": "hi"}, deployment="green")
     assert reply.status_code == 200 and reply.headers["azureml-model-deployment"] == "green"
     assert _score(backend, MAIN, {"question": "hi"}, deployment="nope").status_code == 404
+
+
+def test_invoke_is_one_post_and_follows_keys_changed_elsewhere(
+        backend: LocalBackend, main: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    assert backend.invoke(MAIN, {"question": "warm"}).status == 200
+    calls: list[str] = []
+    admin, config = RouterControl.admin, RouterControl.config
+
+    def counted_admin(self: RouterControl, method: str, action: str, **kw: Any) -> Any:
+        calls.append(action)
+        return admin(self, method, action, **kw)
+
+    def counted_config(self: RouterControl) -> dict[str, Any]:
+        calls.append("state")
+        return config(self)
+
+    monkeypatch.setattr(RouterControl, "admin", counted_admin)
+    monkeypatch.setattr(RouterControl, "config", counted_config)
+    for i in range(5):
+        assert backend.invoke(MAIN, {"question": f"q{i}"}).status == 200
+    assert calls == []  # no status round trip, no state read: a single POST /score
+
+    # another kernel regenerates the primary key: the 401 makes this one re-read it, once
+    LocalBackend(home=str(backend.home.root), prewarm=False).regenerate_keys(MAIN, "primary")
+    reply = backend.invoke(MAIN, {"question": "new key"})
+    assert reply.status == 200 and calls == ["state"]
+    calls.clear()
+    assert backend.invoke(MAIN, {"question": "again"}).status == 200 and calls == []
 
 
 def test_rerunning_an_unchanged_deployment_is_a_no_op(backend: LocalBackend,
@@ -541,6 +600,16 @@ def test_llm_flow_uses_stored_connection(backend: LocalBackend, ops: dict[str, A
                                    "api_base": "http://x"})
 
 
+def test_deployment_without_instance_type(backend: LocalBackend, ops: dict[str, Any]) -> None:
+    dep = ops["nosku"].result(240)
+    _remember_pids(backend, SIDE)
+    assert isinstance(dep, ManagedOnlineDeployment) and dep.instance_type is None
+    got = backend.get_deployment(SIDE, "nosku")
+    assert got.instance_type is None and got.provisioning_state == "Succeeded"
+    assert "nosku" in [d.name for d in backend.list_deployments(SIDE)]
+    assert backend.invoke(SIDE, {"question": "no sku"}, deployment="nosku").status == 200
+
+
 # -- restarts of the router, deletes --------------------------------------------------------
 def test_killed_router_comes_back_on_next_use(backend: LocalBackend,
                                               main: dict[str, Any]) -> None:
@@ -576,3 +645,53 @@ def test_delete_deployment_and_endpoint(backend: LocalBackend, main: dict[str, A
     with pytest.raises(NotFound):
         backend.get_endpoint(MAIN)
     assert MAIN not in [e.name for e in backend.list_endpoints()]
+
+
+def _descendants(pid: int) -> set[int]:
+    found: set[int] = set()
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for tid in tasks:
+        try:
+            kids = Path(f"/proc/{pid}/task/{tid}/children").read_text().split()
+        except OSError:
+            continue
+        for kid in map(int, kids):
+            found |= {kid} | _descendants(kid)
+    return found
+
+
+def test_delete_endpoint_is_quick_and_drains_requests(backend: LocalBackend, home: Path,
+                                                      ops: dict[str, Any]) -> None:
+    # prewarm (the notebook default): its zygote is still importing promptflow when deleted
+    warm = LocalBackend(home=str(home), prewarm=True)
+    warm.create_endpoint(ManagedOnlineEndpoint(name="ep-quick")).result(60)
+    router = warm.router_status("ep-quick")["pid"]
+    SEEN_PIDS.update({router} | _descendants(router))
+    start = time.monotonic()
+    warm.delete_endpoint("ep-quick").result(60)
+    assert time.monotonic() - start < 3.0
+    assert not any(pid_alive(p) for p in {router} | _descendants(router))
+
+    # a request in flight when its endpoint is deleted still gets its whole answer
+    ops["slow"].result(240)
+    status = _remember_pids(backend, SIDE)
+    SEEN_PIDS.update(_descendants(status["pid"]))
+    token = backend.get_keys(SIDE).access_token
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(_score, backend, SIDE, {"question": "a b c d e"}, key=token,
+                              deployment="slow")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(
+                i["inflight"] for i in backend.router_status(SIDE)["deployments"]["slow"]
+                ["instances"]):
+            time.sleep(0.02)
+        start = time.monotonic()
+        backend.delete_endpoint(SIDE).result(60)
+        took = time.monotonic() - start
+        reply = pending.result(30)
+    assert reply.status_code == 200 and reply.json()["answer"] == "a b c d e", reply.text
+    assert took < 5.0
+    assert not pid_alive(status["pid"])

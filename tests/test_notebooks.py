@@ -171,3 +171,25 @@ def test_committed_notebooks_are_executed() -> None:
             assert cell.execution_count, f"{name}: a cell was not executed: {cell.source[:60]}"
             errors = [o for o in cell.outputs if o.get("output_type") == "error"]
             assert not errors, f"{name}: stored error in {cell.source[:60]!r}"
+
+
+@pytest.mark.timeout(180)
+def test_main_command_fails_on_a_cell_error(tmp_path: Path) -> None:
+    """run.py stops at the first failing cell, says which, and exits non-zero."""
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("%load_ext pfmagic"),
+        nbformat.v4.new_code_cell("%pf_status no-such-endpoint"),
+        nbformat.v4.new_code_cell("print('not reached')"),
+    ])
+    path = tmp_path / "broken.ipynb"
+    nbformat.write(nb, path)
+    proc = subprocess.run(
+        [sys.executable, str(NOTEBOOKS / "run.py"), str(path), "--save", str(path)],
+        cwd=tmp_path, env=private_env(tmp_path / "pfhome"), capture_output=True, text=True,
+        timeout=170,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "FAILED at cell 1" in proc.stderr, proc.stderr
+    assert "no-such-endpoint" in proc.stderr
+    executed = nbformat.read(path, as_version=4)
+    assert executed.cells[1].execution_count and not executed.cells[2].get("execution_count")

@@ -112,7 +112,10 @@ class Backend(ABC):
     @abstractmethod
     def set_traffic(self, endpoint: str, traffic: dict[str, int],
                     mirror: dict[str, int] | None = None) -> OnlineEndpoint:
-        """Weights must sum to 100 (or all be 0); mirror: one deployment, at most 50 %."""
+        """Weights must sum to 100 (or all be 0); mirror: one deployment, at most 50 %.
+
+        ``mirror=None`` keeps the endpoint's current mirror; ``{}`` (or only 0 shares) removes it.
+        """
 
     @abstractmethod
     def get_keys(self, endpoint: str) -> EndpointAuthKeys | EndpointAuthToken: ...

@@ -33,6 +33,16 @@ def parse_weights(pairs: list[str], what: str = "traffic") -> dict[str, int]:
     return weights
 
 
+def parse_mirror(pairs: list[str]) -> dict[str, int] | None:
+    """``--mirror`` values: None when not given (keep the mirror), {} for ``none`` or only
+    zero shares (stop mirroring), else the one live mirror."""
+    if not pairs:
+        return None
+    if [p.strip().lower() for p in pairs] == ["none"]:
+        return {}
+    return {k: v for k, v in parse_weights(pairs, "mirror").items() if v > 0}
+
+
 def check_traffic(traffic: dict[str, int], mirror: dict[str, int]) -> None:
     """Azure ML's rules: live weights sum to 100 (or are all 0); one mirror, at most 50 %."""
     total = sum(traffic.values())
@@ -194,7 +204,8 @@ class OpsMagics(SessionMagics):
     @argument("weights", nargs="*", metavar="DEPLOYMENT=PERCENT",
               help="New live traffic, e.g. blue=90 green=10 (none: show the current split).")
     @argument("--mirror", action="append", default=[], metavar="DEPLOYMENT=PERCENT",
-              help="Copy this share of live traffic to one deployment (at most 50).")
+              help="Copy this share of live traffic to one deployment (at most 50); "
+                   "'none' (or DEPLOYMENT=0) stops mirroring.")
     @argument("-o", "--output", metavar="VAR", help="Store the endpoint in VAR.")
     @line_magic
     @usage_errors
@@ -202,6 +213,7 @@ class OpsMagics(SessionMagics):
         """Split an endpoint's live traffic between deployments, optionally mirror some.
 
         Weights are whole percentages summing to 100 (or all 0). Deployments not named get 0.
+        Without ``--mirror`` the current mirror is kept; ``--mirror none`` removes it.
 
         Examples::
 
@@ -209,25 +221,27 @@ class OpsMagics(SessionMagics):
             %pf_traffic basic-chat-endpoint blue=100
             %pf_traffic basic-chat-endpoint blue=90 green=10
             %pf_traffic basic-chat-endpoint blue=100 --mirror green=10
+            %pf_traffic basic-chat-endpoint --mirror none
         """
         from pfmagic.render.status import endpoint_status
 
         args = parse_argstring(self.pf_traffic, line)
         traffic = parse_weights(args.weights)
-        mirror = parse_weights(args.mirror, "mirror")
+        mirror = parse_mirror(args.mirror)
         if traffic:  # fail before touching the backend
-            check_traffic(traffic, mirror)
+            check_traffic(traffic, mirror or {})
         name = self.session.endpoint_name(args.endpoint)
         backend = self.session.backend
-        if not traffic and not mirror:
+        if not traffic and mirror is None:
             return self._result(endpoint_status(backend.get_endpoint(name)), args.output)
         current = {d: int(p) for d, p in (backend.get_endpoint(name).traffic or {}).items()}
         if traffic:  # deployments not named get 0 (backends differ: some merge, some replace)
             traffic = {**{d: 0 for d in current}, **traffic}
         else:  # only the mirror changes
             traffic = current
-            check_traffic(traffic, mirror)
-        ep = backend.set_traffic(name, traffic, mirror or None)
+            check_traffic(traffic, mirror or {})
+        # backends: None keeps the current mirror, {} clears it
+        ep = backend.set_traffic(name, traffic, mirror)
         return self._result(endpoint_status(ep), args.output)
 
     @magic_arguments()

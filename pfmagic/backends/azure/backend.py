@@ -358,6 +358,9 @@ class AzureBackend(Backend):
     # -- traffic and keys --------------------------------------------------------------
     def set_traffic(self, endpoint: str, traffic: dict[str, int],
                     mirror: dict[str, int] | None = None) -> OnlineEndpoint:
+        # as the local backend: None keeps the mirror, {} (or only 0 shares) clears it
+        if mirror is not None:
+            mirror = {k: int(v) for k, v in mirror.items() if int(v) > 0}
         check_traffic(traffic, mirror)
         op = Operation(f"traffic {endpoint}", ("traffic",),
                        lambda op: self._quiet(self._traffic_stage, op, endpoint, traffic, mirror))

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pfmagic.backends.base import Backend, KeyType, ScoreReply
@@ -69,6 +70,19 @@ def _routes(environment: Any) -> dict[str, str]:
     return routes
 
 
+@dataclass(frozen=True)
+class _Target:
+    url: str
+    auth_mode: str
+    key: str
+    token_key: str
+
+    def credential(self, endpoint: str, lifetime: float) -> str:
+        if self.auth_mode == "aml_token":  # minted locally (HMAC): no state read per call
+            return auth.mint_token(self.token_key, endpoint, lifetime)[0]
+        return self.key
+
+
 class LocalBackend(Backend):
     """Real HTTP endpoints on 127.0.0.1: a router process per endpoint, instance processes per
     deployment running promptflow's serving app. State under ``settings.home``."""
@@ -87,6 +101,8 @@ class LocalBackend(Backend):
         # writing the deployment cell
         self.prewarm = bool(prewarm)
         self.options = options
+        # endpoint -> where and how to score it; refreshed on connection refused / 401
+        self._targets: dict[str, _Target] = {}
 
     def describe(self) -> str:
         return f"local: endpoints on 127.0.0.1, state in {self.home.root}"
@@ -106,7 +122,8 @@ class LocalBackend(Backend):
         if not model.path:
             raise PfError(f"model '{model.name}' has no path", hint="path: <flow folder>")
         meta = models.register(self.home, model.name, model.version, self._model_path(model),
-                               description=model.description, tags=model.tags)
+                               description=model.description, tags=model.tags,
+                               properties=model.properties)
         return entities.model(meta)
 
     def get_model(self, name: str, version: str | None = None) -> Model:
@@ -154,7 +171,8 @@ class LocalBackend(Backend):
                 anonymous = True
             return models.register(self.home, name, ref.version if not anonymous else "1",
                                    self._model_path(ref), description=ref.description,
-                                   tags=ref.tags, anonymous=anonymous)
+                                   tags=ref.tags, properties=ref.properties,
+                                   anonymous=anonymous)
         return models.get(self.home, ref.name, ref.version)
 
     # -- endpoints ---------------------------------------------------------------------
@@ -192,6 +210,7 @@ class LocalBackend(Backend):
                     cfg["mirror_traffic"] = {k: int(v) for k, v in mirror.items()}
                 cfg["provisioning_state"] = "Succeeded"
                 write_json(path, cfg)
+            self._targets.pop(name, None)  # auth_mode may have changed
             self._router(name).reconcile()
             result = self.get_endpoint(name)
             op.emit("endpoint", "Succeeded", f"listening on {result.scoring_uri}",
@@ -227,6 +246,7 @@ class LocalBackend(Backend):
                 cfg = self._config(name)
                 cfg["provisioning_state"] = "Deleting"
                 write_json(self.home.endpoint_file(name), cfg)
+            self._targets.pop(name, None)
             self._router(name).stop()
             shutil.rmtree(self.home.endpoint_dir(name), ignore_errors=True)
             shutil.rmtree(self.home.log_dir(name), ignore_errors=True)
@@ -499,15 +519,20 @@ class LocalBackend(Backend):
                                    "only key auth has keys to regenerate", code="BadArgument")
             cfg["keys"][key_type] = auth.new_key()
             write_json(self.home.endpoint_file(endpoint), cfg)
+        self._targets.pop(endpoint, None)
         self._router(endpoint).reconcile()
         return entities.auth_keys(cfg["keys"]["primary"], cfg["keys"]["secondary"])
 
-    def _credential(self, endpoint: str) -> str:
-        """Primary key or a fresh token, straight from the state (no azure.ai.ml import)."""
-        cfg = self._config(endpoint)
-        if cfg.get("auth_mode") == "aml_token":
-            return auth.mint_token(cfg["token_key"], endpoint, self.token_lifetime)[0]
-        return str(cfg["keys"]["primary"])
+    def _target(self, endpoint: str, *, reload: bool = False) -> _Target:
+        """Scoring URL and credential source, read from the state once and then kept."""
+        target = self._targets.get(endpoint)
+        if target is None or reload:
+            cfg = self._config(endpoint)
+            target = _Target(f"http://127.0.0.1:{cfg['port']}/score",
+                             cfg.get("auth_mode", "key"), str(cfg["keys"]["primary"]),
+                             str(cfg.get("token_key", "")))
+            self._targets[endpoint] = target
+        return target
 
     # -- scoring -----------------------------------------------------------------------
     def invoke(self, endpoint: str, body: dict[str, Any], *, deployment: str | None = None,
@@ -515,11 +540,26 @@ class LocalBackend(Backend):
                on_chunk: Any = None) -> ScoreReply:
         from pfmagic.http import score
 
-        ctl = self._router(endpoint)
-        ctl.ensure()  # a killed router comes back here, same port and keys
-        return score(f"{ctl.base_url()}/score", body, key=self._credential(endpoint),
-                     deployment=deployment, stream=stream, timeout=timeout,
-                     on_chunk=on_chunk)
+        def post(target: _Target) -> ScoreReply:
+            return score(target.url, body, key=target.credential(endpoint, self.token_lifetime),
+                         deployment=deployment, stream=stream, timeout=timeout,
+                         on_chunk=on_chunk)
+
+        # Normal path: one POST, no admin round trip and no state read. Both retries below
+        # are safe: a refused connection or a 401 means the flow never saw the request.
+        target = self._target(endpoint)
+        try:
+            return post(target)
+        except BackendError as exc:
+            if exc.code == "ConnectionRefused":
+                self._targets.pop(endpoint, None)
+                self._router(endpoint).ensure()  # a killed router comes back: same port, keys
+                return post(self._target(endpoint))
+            if exc.status == 401:
+                fresh = self._target(endpoint, reload=True)  # keys changed by another kernel?
+                if fresh != target:
+                    return post(fresh)
+            raise
 
     # -- connections -------------------------------------------------------------------
     def create_connection(self, connection: dict[str, Any]) -> None:

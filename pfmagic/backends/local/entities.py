@@ -31,7 +31,15 @@ def endpoint(cfg: dict[str, Any], deployments: list[str], *, provisioning_state:
 def deployment(data: dict[str, Any], provisioning_state: str | None) -> Any:
     from azure.ai.ml.entities import OnlineDeployment
 
-    dep = OnlineDeployment._load(data=dict(data["spec"]))
+    spec = dict(data["spec"])
+    missing_sku = spec.get("type") != "kubernetes" and not spec.get("instance_type")
+    if missing_sku:
+        # ManagedOnlineDeploymentSchema requires instance_type to load, while the local backend
+        # runs without one: load with a placeholder, then give back what the user wrote (None)
+        spec["instance_type"] = "Standard_DS3_v2"
+    dep = OnlineDeployment._load(data=spec)
+    if missing_sku:
+        dep.instance_type = None
     dep._provisioning_state = provisioning_state
     return dep
 
@@ -39,10 +47,12 @@ def deployment(data: dict[str, Any], provisioning_state: str | None) -> Any:
 def model(meta: dict[str, Any]) -> Any:
     from azure.ai.ml.entities import Model
 
+    # the user's properties (e.g. azureml.promptflow.chat_input) win over our bookkeeping
+    properties = {"source": meta.get("source", ""), "hash": meta.get("hash", ""),
+                  **(meta.get("properties") or {})}
     entity = Model(name=meta["name"], version=str(meta["version"]), path=meta["flow_dir"],
                    description=meta.get("description"), tags=dict(meta.get("tags") or {}),
-                   type="custom_model",
-                   properties={"source": meta.get("source", ""), "hash": meta.get("hash", "")})
+                   type="custom_model", properties=properties)
     return entity
 
 

@@ -2,7 +2,7 @@
 
 A copy, so later edits to the notebook's folder never change a deployed version. A flow with
 ``additional_includes`` is staged by promptflow's build in a subprocess (``stage.py``) so the
-copy is self-contained and servable. ``model.json`` holds name, version, description, tags,
+copy is self-contained and servable. ``model.json`` holds name, version, description, tags, properties,
 the source path and a content hash; registering the same content again without a version
 returns the latest version instead of piling up identical ones.
 """
@@ -103,15 +103,20 @@ def list_all(home: Home, *, anonymous: bool = False) -> list[dict[str, Any]]:
 
 def register(home: Home, name: str, version: str | None, path: str | os.PathLike[str], *,
              description: str | None = None, tags: dict[str, str] | None = None,
+             properties: dict[str, Any] | None = None,
              anonymous: bool = False) -> dict[str, Any]:
     src = flow_folder(path)
     digest = content_hash(src)
+    # what the user said about the model (chat_input/chat_output properties drive %pf_invoke)
+    info = {"description": description, "tags": {str(k): str(v) for k, v in (tags or {}).items()},
+            "properties": {str(k): str(v) for k, v in (properties or {}).items()}}
     ensure_dir(home.models / name)
     with locked(home.models / name / ".lock"):
         versions = _versions(home, name)
         if version is None and versions:
             latest = get(home, name, versions[-1])
-            if latest.get("hash") == digest:
+            # same flow *and* same description/tags/properties: nothing new to register
+            if latest.get("hash") == digest and _info(latest) == info:
                 return latest
         if version is None:
             numeric = [int(v) for v in versions if v.isdigit()]
@@ -120,6 +125,9 @@ def register(home: Home, name: str, version: str | None, path: str | os.PathLike
         if version in versions:
             existing = get(home, name, version)
             if existing.get("hash") == digest:
+                if _info(existing) != info:  # same content: the metadata is updated in place
+                    existing.update(info)
+                    write_json(home.model_dir(name, version) / "model.json", existing)
                 return existing
             raise BackendError(f"model '{name}' version {version} already exists with other "
                                "content", hint="register a new version (or omit version)")
@@ -131,8 +139,7 @@ def register(home: Home, name: str, version: str | None, path: str | os.PathLike
                 _stage(home, src, tmp / "flow", name)
             else:
                 shutil.copytree(src, tmp / "flow", ignore=shutil.ignore_patterns(*IGNORED))
-            meta = {"name": name, "version": version, "description": description,
-                    "tags": dict(tags or {}), "source": str(src), "hash": digest,
+            meta = {"name": name, "version": version, **info, "source": str(src), "hash": digest,
                     "flow_dir": str(final / "flow"), "additional_includes": includes,
                     "anonymous": anonymous, "created": time.time()}
             write_json(tmp / "model.json", meta)
@@ -141,6 +148,11 @@ def register(home: Home, name: str, version: str | None, path: str | os.PathLike
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return meta
+
+
+def _info(meta: dict[str, Any]) -> dict[str, Any]:
+    return {"description": meta.get("description"), "tags": dict(meta.get("tags") or {}),
+            "properties": dict(meta.get("properties") or {})}
 
 
 def _stage(home: Home, src: Path, out: Path, name: str) -> None:

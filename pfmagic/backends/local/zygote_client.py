@@ -124,6 +124,10 @@ class Zygote:
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)
         self._sock.close()
+        # A zygote still importing promptflow only sees the closed socket once the import is
+        # done (seconds on a busy machine); SIGTERM stops it at once, stopping its instances.
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.terminate()
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
