@@ -143,6 +143,15 @@ def test_three_turn_conversation(shell: Any, backend: Any) -> None:
     assert html.count("<b>You</b>") == 3 and "blue · " in html
 
 
+def test_question_mark_is_a_question_not_a_help_request(shell: Any) -> None:
+    # As typed in a notebook: IPython would read a trailing "?" as a help request.
+    result = shell.run_cell(f"r = %pf_invoke {EP} --reset how long does it take?")
+    assert result.success, result.error_in_exec
+    assert shell.user_ns["r"].answer == "Echo: how long does it take? "
+    help_result = shell.run_cell("%pf_invoke?")  # the magic's own help still works
+    assert help_result.success
+
+
 def test_max_history_limits_what_is_sent(shell: Any) -> None:
     shell.run_line_magic("config", "PfMagics.max_history = 1")
     invoke(shell, f"{EP} one")

@@ -47,6 +47,9 @@ def register(shell: Any) -> Session:
     for family in FAMILIES:
         module = importlib.import_module(f"pfmagic.magics.{family}")
         shell.register_magics(module.MAGICS(shell, session))
+        for transformer in getattr(module, "TRANSFORMERS", ()):
+            if transformer not in shell.input_transformers_cleanup:
+                shell.input_transformers_cleanup.append(transformer)
     if settings.warmup:
         threading.Thread(target=_warm_up, name="pfmagic-warmup", daemon=True).start()
     return session
@@ -61,6 +64,9 @@ def unregister(shell: Any) -> None:
         for kind, names in module.MAGICS.magics.items():
             for name in names:
                 shell.magics_manager.magics[kind].pop(name, None)
+        for transformer in getattr(module, "TRANSFORMERS", ()):
+            if transformer in shell.input_transformers_cleanup:
+                shell.input_transformers_cleanup.remove(transformer)
     shell.configurables[:] = [c for c in shell.configurables if c is not session.settings]
     delattr(shell, _STATE_KEY)
 

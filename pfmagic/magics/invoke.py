@@ -308,4 +308,27 @@ def _quote(token: str) -> str:
     return shlex.quote(token)
 
 
+# A line ending in "?" is a help request to IPython ("%pf_invoke how long does it take?" would
+# print "Object `take` not found"). Questions end in "?", so rewrite such %pf_invoke lines into
+# a plain call before IPython's help transformer sees them. "%pf_invoke?" (no question) is help.
+_QUESTION_LINE = re.compile(
+    r"^(?P<indent>\s*)(?P<assign>[A-Za-z_]\w*\s*=\s*)?%pf_invoke\s+(?P<args>.*\S)\s*$")
+
+
+def keep_question_marks(lines: list[str]) -> list[str]:
+    """IPython input transformer (cleanup stage): ``%pf_invoke … ?`` stays a question."""
+    if not lines or lines[0].lstrip().startswith("%%"):
+        return lines
+    out = []
+    for line in lines:
+        match = _QUESTION_LINE.match(line)
+        args = match["args"] if match else ""
+        if match and args.endswith("?") and args.strip("? "):
+            line = (f"{match['indent']}{match['assign'] or ''}"
+                    f"get_ipython().run_line_magic('pf_invoke', {args!r})\n")
+        out.append(line)
+    return out
+
+
+TRANSFORMERS = (keep_question_marks,)
 MAGICS = InvokeMagics

@@ -2,9 +2,9 @@
 
 A copy, so later edits to the notebook's folder never change a deployed version. A flow with
 ``additional_includes`` is staged by promptflow's build in a subprocess (``stage.py``) so the
-copy is self-contained and servable. ``model.json`` holds name, version, description, tags, properties,
-the source path and a content hash; registering the same content again without a version
-returns the latest version instead of piling up identical ones.
+copy is self-contained and servable. ``model.json`` holds name, version, description, tags,
+properties, the source path and a content hash; registering the same content and metadata again
+without a version returns the latest version instead of piling up identical ones.
 """
 
 from __future__ import annotations
