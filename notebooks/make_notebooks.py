@@ -200,15 +200,14 @@ and keeps reporting in the background.
         md("""
 ## Invoke the endpoint to score data
 
-`%%pf_invoke` sends the cell as a chat turn: the flow's chat input gets the question and
-`chat_history` gets the earlier turns of this notebook's chat with the endpoint, so follow-up
-questions work. The endpoint defaults to the last one used. (The one-line form
-`%pf_invoke ENDPOINT QUESTION` works too, but IPython reads a line that ends in `?` as a help
-request, so questions go in the cell.) Three turns:
+`%pf_invoke` sends one chat turn: the flow's chat input gets the question and `chat_history`
+gets the earlier turns of this notebook's chat with the endpoint, so follow-up questions work.
+The endpoint defaults to the last one used. `%%pf_invoke ENDPOINT` takes the question from the
+cell (for long or multi-line questions). Three turns:
 """),
         code("%%pf_invoke seed-chat-endpoint\nHow do I create the blue deployment?"),
-        code("%%pf_invoke\nAnd how long does it take?"),
-        code("%%pf_invoke\nHow much quota do I need for 10 instances?"),
+        code("%pf_invoke And how long does it take?"),
+        code("%pf_invoke How much quota do I need for 10 instances?"),
         md("The whole conversation so far (`--reset` starts a new one):"),
         code("%pf_invoke --history"),
         md("""

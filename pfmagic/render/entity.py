@@ -7,6 +7,7 @@ Secret-looking environment variables are masked (``pfmagic.render.mask``).
 from __future__ import annotations
 
 import html
+import os
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -47,6 +48,17 @@ def sku_cores(instance_type: str | None) -> int | None:
     return None
 
 
+def shown_path(path: Any) -> str:
+    """A local path as the user wrote it: relative to the notebook's folder (the kernel's cwd)
+    when it lies below it, so saved notebooks don't carry the author's absolute paths."""
+    text = str(path)
+    try:
+        rel = os.path.relpath(text)
+    except ValueError:  # another drive on Windows
+        return text
+    return rel if not rel.startswith("..") and "://" not in text else text
+
+
 def model_ref(model: Any) -> str:
     """How a deployment's model reads: ``azureml:name:version`` or the inline folder."""
     if model is None:
@@ -54,7 +66,7 @@ def model_ref(model: Any) -> str:
     if isinstance(model, str):
         return model if model.startswith("azureml:") else f"azureml:{model}"
     path = getattr(model, "path", None)
-    return f"inline {path}" if path else f"{model.name}:{model.version}"
+    return f"inline {shown_path(path)}" if path else f"{model.name}:{model.version}"
 
 
 def routes(environment: Any) -> str:
@@ -78,7 +90,7 @@ def _environment(environment: Any) -> str:
         return environment
     build = getattr(environment, "build", None)
     if build is not None:
-        return f"build {build.path} ({build.dockerfile_path or 'Dockerfile'})"
+        return f"build {shown_path(build.path)} ({build.dockerfile_path or 'Dockerfile'})"
     return getattr(environment, "image", None) or environment.name
 
 
@@ -89,7 +101,7 @@ def summary_rows(entity: Any, *, endpoint: Any = None) -> list[Row]:
     if kind == "model":
         rows += [
             ("version", str(entity.version or "(next)")),
-            ("path", str(entity.path)),
+            ("path", shown_path(entity.path)),
             ("type", str(entity.type)),
         ]
         props = {
