@@ -1,14 +1,15 @@
 # Two entry points for a fresh machine (see README): `make main` and `make test`.
 # uv installs the locked dependency set (uv.lock) in seconds; pip's resolver takes minutes here.
 UV_VERSION := 0.13.8
-UV := $(shell command -v uv 2>/dev/null)
-RUN := uv run --frozen --extra test
+# A freshly pip-installed uv may not be on PATH yet (pyenv shims): fall back to `python3 -m uv`.
+UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+RUN := $(UV) run --frozen --extra test
 
 .PHONY: main test lab bench setup browser-deps lint
 
 setup:
-	@[ -n "$(UV)" ] || python3 -m pip install --quiet "uv==$(UV_VERSION)"
-	uv sync --frozen --extra test
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
+	$(UV) sync --frozen --extra test
 
 # The teaching notebook end to end on the local backend; prints the chat transcript.
 main: setup

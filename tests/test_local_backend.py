@@ -46,13 +46,6 @@ SEEN_PIDS: set[int] = set()
 
 pytestmark = pytest.mark.timeout(300)
 
-$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json
-name: nosku
-endpoint_name: {SIDE}
-model: azureml:chat-echo:1
-instance_count: 1
-"""
-
 
 def _deployment(name: str, endpoint: str, model: Any, count: int = 1, **kw: Any
                 ) -> ManagedOnlineDeployment:
