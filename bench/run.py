@@ -288,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     only = set(args.only.split(","))
     n = 3 if args.quick else 5
     rep = Report()
+    loads: dict[str, tuple[float, float, float]] = {}
     started = time.time()
     mach = common.machine()
     print(f"machine: {mach['cpu']}, {mach['nproc']} cores, {mach['mem_gb']} GB, "
@@ -297,27 +298,31 @@ def main(argv: list[str] | None = None) -> int:
         env = common.bench_env(tmpdir)
         logdir = tmpdir / "logs"
         try:
-            if "import" in only:
-                bench_import(rep, env, n)
-            if "startup" in only:
-                bench_startup(rep, env, logdir, 3 if args.quick else 4)
-            if "score" in only:
-                bench_score(rep, env, logdir, args.quick)
-            if "invoke" in only:
-                bench_invoke(rep, env, args.quick)
+            steps = [("import", lambda: bench_import(rep, env, n)),
+                     ("startup", lambda: bench_startup(rep, env, logdir,
+                                                       3 if args.quick else 4)),
+                     ("score", lambda: bench_score(rep, env, logdir, args.quick)),
+                     ("invoke", lambda: bench_invoke(rep, env, args.quick))]
+            for name, step in steps:
+                if name in only:
+                    loads[name] = common.load()
+                    step()
         finally:
             local.stop_all(env)
     load_after = common.load()
     summary = {"machine": mach, "load_after": load_after, "started": time.ctime(started),
                "duration_s": round(time.time() - started, 1), "quick": args.quick,
-               "rows": rep.rows, "notes": rep.notes, "details": rep.details}
+               "load_before": loads, "rows": rep.rows, "notes": rep.notes,
+               "details": rep.details}
     out = Path(args.out)
     (out / "results.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     md = [f"Machine: {mach['cpu']}, {mach['nproc']} cores, {mach['mem_gb']} GB RAM, "
           f"Python {mach['python']}, {mach['platform']}.",
           f"Load average (1/5/15 min) at start {mach['load']}, at end {load_after}; "
           f"run took {summary['duration_s']:.0f} s on {summary['started']}"
-          f"{' (--quick)' if args.quick else ''}.", "", rep.table()]
+          f"{' (--quick)' if args.quick else ''}.",
+          "Load before each group: " + ", ".join(f"{k} {v}" for k, v in loads.items()) + ".",
+          "", rep.table()]
     if rep.notes:
         md += ["", "Notes:"] + [f"- {n}" for n in rep.notes]
     (out / "results.md").write_text("\n".join(md) + "\n")

@@ -372,6 +372,7 @@ def test_invoke_is_one_post_and_follows_keys_changed_elsewhere(
 
     # another kernel regenerates the primary key: the 401 makes this one re-read it, once
     LocalBackend(home=str(backend.home.root), prewarm=False).regenerate_keys(MAIN, "primary")
+    calls.clear()
     reply = backend.invoke(MAIN, {"question": "new key"})
     assert reply.status == 200 and calls == ["state"]
     calls.clear()

@@ -19,7 +19,7 @@ from IPython.utils.capture import capture_output
 from pfmagic.errors import BackendError, PfError
 from pfmagic.http import score
 from pfmagic.magics import session_of
-from pfmagic.magics.ops import check_traffic, new_lines, parse_weights
+from pfmagic.magics.ops import check_traffic, new_lines, parse_mirror, parse_weights
 
 SECRET = "pk-0123456789abcdefghij"
 SECRET2 = "sk-zyxwvutsrqponmlk9876"
@@ -135,7 +135,34 @@ def test_help_has_examples(ip) -> None:  # noqa: ANN001
         doc = ip.find_line_magic(name).__doc__
         assert "Examples" in doc and "%" + name in doc
     assert "--regenerate" in ip.find_line_magic("pf_keys").__doc__
-    assert "--mirror" in ip.find_line_magic("pf_traffic").__doc__
+    assert "--mirror none" in ip.find_line_magic("pf_traffic").__doc__
+
+
+def test_mirror_none_clears_and_omitted_keeps_on_azure(ip, arm) -> None:  # noqa: ANN001
+    """Same semantics as the local backend: no --mirror keeps it, ``none`` clears it."""
+    from test_azure_backend import EP as AZ_EP
+    from test_azure_backend import make_backend, seed_deployment, seed_endpoint
+
+    session_of(ip).use_backend(make_backend(arm))
+    seed_endpoint(arm, traffic={"blue": 100})
+    seed_deployment(arm, "blue")
+    seed_deployment(arm, "green")
+
+    def last_put() -> dict[str, Any]:
+        return arm.state.requests("PUT", f"/onlineEndpoints/{AZ_EP}")[-1].body["properties"]
+
+    with capture_output():
+        ip.run_line_magic("pf_traffic", f"{AZ_EP} blue=100 --mirror green=20")
+        assert last_put()["mirrorTraffic"] == {"green": 20}
+        ep = ip.run_line_magic("pf_traffic", f"{AZ_EP} blue=100")
+        assert last_put()["mirrorTraffic"] == {"green": 20} and ep.mirror_traffic == {"green": 20}
+        ep = ip.run_line_magic("pf_traffic", f"{AZ_EP} --mirror none")
+        assert last_put()["mirrorTraffic"] == {} and not ep.mirror_traffic
+        assert last_put()["traffic"] == {"blue": 100}
+    assert parse_mirror([]) is None and parse_mirror(["NONE"]) == {}
+    assert parse_mirror(["green=0"]) == {} and parse_mirror(["green=5"]) == {"green": 5}
+    with pytest.raises(PfError, match="DEPLOYMENT=PERCENT"):
+        parse_mirror(["none", "green=5"])
 
 
 # -- live: real local endpoints (shared with test_invoke; this module deletes green last) -------
@@ -243,6 +270,11 @@ def test_traffic_split_mirror_and_no_traffic(shell: Any) -> None:
         ep = line(shell, "pf_traffic", f"{EP} blue=100 --mirror green=10")
         assert ep.traffic == {"blue": 100, "green": 0} and ep.mirror_traffic == {"green": 10}
         assert "mirror" in repr(ep) and "green=10%" in repr(ep)
+        ep = line(shell, "pf_traffic", f"{EP} blue=100")  # no --mirror: the mirror stays
+        assert ep.mirror_traffic == {"green": 10}
+        ep = line(shell, "pf_traffic", f"{EP} --mirror none")
+        assert not ep.mirror_traffic and ep.traffic == {"blue": 100, "green": 0}
+        line(shell, "pf_traffic", f"{EP} --mirror green=10")
         ep = line(shell, "pf_traffic", f"{EP} --mirror green=0")
         assert not ep.mirror_traffic
 
