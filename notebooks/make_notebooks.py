@@ -366,11 +366,8 @@ logs show that it received them.
         code("%pf_traffic rollout-endpoint blue=100 green=0 --mirror green=20"),
         code("send(30, 'mirror')"),
         code("""
-from IPython.utils.capture import capture_output
-
-with capture_output() as green_log:
-    %pf_logs rollout-endpoint green --lines 200
-print("green received mirrored requests:", "POST /score" in green_log.stdout)
+green_log = %pf_logs rollout-endpoint green --lines 200
+print("green received mirrored requests:", "POST /score" in green_log)
 """),
         md("""
 ### 2. Canary: 10 % of live traffic to green

@@ -290,10 +290,10 @@ def test_traffic_split_mirror_and_no_traffic(shell: Any) -> None:
 
 
 def test_logs_tail_and_follow(shell: Any) -> None:
-    with capture_output() as out:
-        line(shell, "pf_logs", f"{EP} blue --lines 5")
-    lines = out.stdout.splitlines()
-    assert 1 <= len(lines) <= 5
+    logs = line(shell, "pf_logs", f"{EP} blue --lines 5")
+    assert isinstance(logs, str) and 1 <= len(logs.splitlines()) <= 5
+    shown = shell.display_formatter.format(logs)[0]["text/plain"]
+    assert shown == str(logs)  # shown as lines, not as a quoted repr
     start = time.monotonic()
     with capture_output() as out:
         line(shell, "pf_logs", f"{EP} blue --lines 3 --follow --for 1.5")

@@ -70,6 +70,13 @@ def new_lines(previous: list[str], current: list[str]) -> list[str]:
     return current
 
 
+class LogText(str):
+    """Log lines that display as lines (a plain ``str`` would show as one quoted repr)."""
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(str(self) or "(no log lines yet)")
+
+
 @magics_class
 class OpsMagics(SessionMagics):
     """Line magics acting on endpoints of the active backend."""
@@ -163,13 +170,17 @@ class OpsMagics(SessionMagics):
               help="Which container's log (Azure: storage-initializer or inference-server).")
     @line_magic
     @usage_errors
-    def pf_logs(self, line: str) -> None:
-        """Print the last lines of a deployment's logs (``az ml online-deployment get-logs``).
+    def pf_logs(self, line: str) -> LogText | None:
+        """Show the last lines of a deployment's logs (``az ml online-deployment get-logs``).
+
+        Returns the text (a ``str``) so ``logs = %pf_logs ep blue`` keeps it; ``--follow``
+        prints new lines as they come instead and returns nothing.
 
         Examples::
 
             %pf_logs basic-chat-endpoint blue
             %pf_logs basic-chat-endpoint blue --lines 20 --container storage-initializer
+            logs = %pf_logs basic-chat-endpoint blue
             %pf_logs basic-chat-endpoint blue --follow --for 30
         """
         args = parse_argstring(self.pf_logs, line)
@@ -184,9 +195,9 @@ class OpsMagics(SessionMagics):
             return text.splitlines()
 
         shown = tail()
-        print("\n".join(shown) if shown else "(no log lines yet)", flush=True)
         if not args.follow:
-            return
+            return LogText("\n".join(shown))
+        print("\n".join(shown) if shown else "(no log lines yet)", flush=True)
         deadline = time.monotonic() + args.follow_for
         try:
             while time.monotonic() < deadline:
@@ -198,6 +209,7 @@ class OpsMagics(SessionMagics):
                 shown = current
         except KeyboardInterrupt:  # Ctrl-C ends following, not the cell with a traceback
             pass
+        return None
 
     @magic_arguments()
     @argument("endpoint")
