@@ -66,9 +66,16 @@ def usage_errors(func: F) -> F:
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         from IPython.core.error import UsageError
 
+        # A failed cell changes nothing: entities parsed earlier and the default endpoint stay.
+        session = getattr(self, "session", None)
+        before = session.snapshot() if session is not None else None
         try:
             return func(self, *args, **kwargs)
-        except PfError as exc:
+        except BaseException as exc:
+            if before is not None:
+                session.restore(before)
+            if not isinstance(exc, PfError):
+                raise
             settings = getattr(self, "settings", None)
             if settings is not None and (settings.errors_are_fatal or not settings.short_errors):
                 raise

@@ -55,6 +55,20 @@ class Session:
         if old is not None and old is not backend:
             old.close()
 
+    def snapshot(self) -> dict[str, Any]:
+        """What a failed magic must leave as it found: entities by name and the last endpoint."""
+        return {
+            "models": dict(self.models),
+            "endpoints": dict(self.endpoints),
+            "deployments": dict(self.deployments),
+            "connections": dict(self.connections),
+            "last_endpoint": self.last_endpoint,
+        }
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        for name, value in snapshot.items():
+            setattr(self, name, value)
+
     def remember(self, entity: Any) -> None:
         """Keep a parsed entity by its name so later magics can refer to it."""
         kind = type(entity).__name__

@@ -18,6 +18,7 @@ from pfmagic.magics.base import SessionMagics
 # verbatim: IPython's argument splitter would choke on "what's up?").
 _VALUED = {"-d", "--deployment", "-f", "--request-file", "-i", "--input", "-o", "--output"}
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,31}$")
+_SLUG = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)+$")  # how endpoint names are usually written
 _LIST_TTL = 30.0  # seconds a backend's endpoint list is trusted when telling names from words
 
 
@@ -53,6 +54,8 @@ class InvokeMagics(SessionMagics):
         ``%%pf_invoke [ENDPOINT]`` with the question as the cell. The endpoint defaults to the
         last one created or used. The conversation is kept per endpoint and sent as the flow's
         chat history (the last ``PfMagics.max_history`` turns); a failed turn is not kept.
+        A first word written like an endpoint name (``my-endpoint``) is taken as one; put
+        ``--`` before a question that starts with such a word.
 
         Returns a reply object (``outputs``, ``answer``, ``deployment``, ``latency_ms``,
         ``status``, ``request_id``).
@@ -148,9 +151,12 @@ class InvokeMagics(SessionMagics):
     def _no_default(self, token: str, after: str) -> bool:
         # Without a default endpoint "%pf_invoke my-ep hi" can only mean an endpoint name: let
         # the backend say it does not exist rather than "no endpoint given".
+        # Likewise a lower-case hyphenated first word ("no-such-endpoint hello") reads as a
+        # mistyped endpoint, not as the start of a question: report it rather than ask it.
         s = self.session
-        return (bool(after) and bool(_NAME.match(token)) and s.last_endpoint is None
-                and len(s.endpoints) != 1)
+        if not after or not _NAME.match(token):
+            return False
+        return (s.last_endpoint is None and len(s.endpoints) != 1) or bool(_SLUG.match(token))
 
     def _backend_endpoints(self) -> set[str]:
         stamp, backend, names = self._listed

@@ -219,11 +219,19 @@ def check_deployment(dep: Any, ctx: Context) -> None:
     check_name(ctx, ("name",), dep.name, "deployment")
     check_name(ctx, ("endpoint_name",), dep.endpoint_name, "endpoint")
     _check_model_ref(dep, ctx)
+    _check_instance_count(dep, ctx)
     _check_sku(dep, ctx)
     _check_environment(dep, ctx)
     _check_env_vars(dep, ctx)
     _check_endpoint_match(dep, ctx)
     check_placeholders(ctx, ctx.raw)
+
+
+def _check_instance_count(dep: Any, ctx: Context) -> None:
+    # azure-ai-ml's schema takes any integer; Azure rejects < 1 only after the upload and PUT.
+    count = dep.instance_count
+    if isinstance(count, int) and count < 1:
+        ctx.error(("instance_count",), f"must be at least 1 (got {count})")
 
 
 def _check_model_ref(dep: Any, ctx: Context) -> None:
