@@ -29,7 +29,8 @@ class DeployPanel(w.VBox):
         others = [d for (ep, d) in session.deployments if ep == endpoint and d != deployment.name]
         self.all_traffic = w.Checkbox(
             value=not others, indent=False,
-            description=f"send all traffic of {endpoint} to {deployment.name} (--all-traffic)")
+            description=f"send all traffic of {endpoint} to {deployment.name} (--all-traffic)",
+            layout=w.Layout(width="auto"))  # the default width cuts the label
         self.button = w.Button(description="Deploy", icon="rocket", button_style="primary",
                                tooltip="Same as %%pf_deployment --create")
         self.status = w.HTML()

@@ -70,6 +70,7 @@ class QuotaCalculator(w.VBox):
             f"<small>{html.escape(skip_list())}: these need instances × vCPUs.</small></details>")
         self.apply_button = w.Button(description="Apply to deployment", icon="check",
                                      disabled=deployment is None,
+                                     layout=w.Layout(width="auto"),
                                      tooltip="Write the SKU and instance count into the parsed "
                                              "deployment of this session (the cell is unchanged)")
         self.apply_status = w.HTML()
