@@ -472,10 +472,39 @@ def test_rolling_update_without_failed_requests(backend: LocalBackend,
 
 def test_killed_instance_is_restarted_and_logged(backend: LocalBackend,
                                                  main: dict[str, Any]) -> None:
+    """SIGKILL one of blue's two instances during a burst of concurrent requests: the
+    requests it held are failed over to the other instance, so not one fails."""
     victim = backend.router_status(MAIN)["deployments"]["blue"]["instances"][0]
+    cfg = read_json(backend.home.endpoint_file(MAIN))
+    url = f"http://127.0.0.1:{cfg['port']}/score"
+    headers = {"Authorization": f"Bearer {cfg['keys']['primary']}"}
+    answered: list[int] = []
+    failures: list[str] = []
+
+    def client(n: int) -> None:
+        with httpx.Client(trust_env=False, timeout=60) as http:
+            for i in range(40):
+                question = f"burst {n}-{i}"
+                try:
+                    reply = http.post(url, json={"question": question}, headers=headers)
+                except httpx.HTTPError as exc:
+                    failures.append(repr(exc))
+                    continue
+                if reply.status_code != 200 or question not in reply.json().get("answer", ""):
+                    failures.append(f"{reply.status_code} {reply.text[:200]}")
+                answered.append(n)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 30
+    while len(answered) < 40 and time.monotonic() < deadline:
+        time.sleep(0.01)  # requests are flowing through both instances
     os.kill(victim["pid"], signal.SIGKILL)
-    for _ in range(10):  # the other instance keeps serving
-        assert _score(backend, MAIN, {"question": "still there?"}).status_code == 200
+    for t in threads:
+        t.join(120)
+    assert not failures, failures[:3]
+    assert len(answered) == 320
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         blue = _remember_pids(backend, MAIN)["deployments"]["blue"]
@@ -484,9 +513,43 @@ def test_killed_instance_is_restarted_and_logged(backend: LocalBackend,
         time.sleep(0.5)
     else:
         pytest.fail(f"instance not restarted: {blue}")
-    logs = backend.get_logs(MAIN, "blue", lines=400)
+    logs = backend.get_logs(MAIN, "blue", lines=20_000)  # the burst's access lines too
     assert f"instance {victim['name']} exited with code -9; restarting" in logs
     assert "restarted and ready" in logs
+
+
+def test_request_body_limit(backend: LocalBackend, main: dict[str, Any]) -> None:
+    cfg = read_json(backend.home.endpoint_file(MAIN))
+    url = f"http://127.0.0.1:{cfg['port']}/score"
+    headers = {"Authorization": f"Bearer {cfg['keys']['primary']}"}
+    router = backend.router_status(MAIN)
+    assert router["max_request_bytes"] == 1_572_864  # Azure's 1.5 MB
+    big = json.dumps({"question": "x" * (2 << 20)}).encode()
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: caught while reading
+        for i in range(0, len(big), 65536):
+            yield big[i:i + 65536]
+
+    with httpx.Client(trust_env=False, timeout=60) as http:
+        for content in (big, chunks()):
+            reply = http.post(url, content=content, headers=headers)
+            assert reply.status_code == 413, reply.text
+            assert reply.json()["error"]["code"] == "PayloadTooLarge"
+            # the same connection still serves, from the same router
+            ok = http.post(url, json={"question": "after 413"}, headers=headers)
+            assert ok.status_code == 200 and "after 413" in ok.json()["answer"]
+        near = http.post(url, json={"question": "y" * 1_500_000}, headers=headers)
+        assert near.status_code == 200
+    # per endpoint: max_request_bytes in endpoint.json
+    write_json(backend.home.endpoint_file(MAIN), {**cfg, "max_request_bytes": 2000})
+    try:
+        assert RouterControl(backend.home, MAIN).reconcile()["max_request_bytes"] == 2000
+        assert _score(backend, MAIN, {"question": "z" * 3000}).status_code == 413
+        assert _score(backend, MAIN, {"question": "small"}).status_code == 200
+    finally:
+        write_json(backend.home.endpoint_file(MAIN), cfg)
+        RouterControl(backend.home, MAIN).reconcile()
+    assert backend.router_status(MAIN)["pid"] == router["pid"]
 
 
 def test_logs_tail(backend: LocalBackend, main: dict[str, Any]) -> None:

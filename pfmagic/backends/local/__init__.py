@@ -9,10 +9,11 @@ kernel (``backend.LocalBackend``)
 router, one per endpoint (``python -m pfmagic.backends.local.server --home H --endpoint E``)
     Started detached (own session), so endpoints outlive a kernel restart; a killed router is
     started again on the next use, on the same port with the same keys. Starlette under
-    uvicorn: ``POST /score`` (auth, traffic, mirror, targeted header, streaming pass-through,
-    ``azureml-model-deployment`` reply header, 401/404/408/424/429/503 JSON errors),
-    ``GET /swagger.json``, ``GET /health``, and the admin API ``/_pfmagic/{status,reconcile,
-    shutdown}`` guarded by the ``X-Pfmagic-Admin`` token. Supervises the instances
+    uvicorn: ``POST /score`` (auth, body size limit, traffic, mirror, targeted header,
+    streaming pass-through, ``azureml-model-deployment`` reply header, fail-over to another
+    instance when one drops a request before replying, 401/404/408/413/424/429/502/503 JSON
+    errors), ``GET /swagger.json``, ``GET /health``, and the admin API ``/_pfmagic/{status,
+    reconcile,shutdown}`` guarded by the ``X-Pfmagic-Admin`` token. Supervises the instances
     (``supervisor.py``): rollouts, probes, restarts, drains.
 zygote, one per router (``zygote.py``)
     Imports promptflow's serving stack once and forks instances on request, so an instance is
@@ -33,7 +34,9 @@ atomically: temp file, fsync, ``os.replace``)
     models/<name>/<version>/flow/          copied flow (additional_includes staged by promptflow's
     models/<name>/<version>/model.json     build in a subprocess); hash, source, tags
     endpoints/<ep>/endpoint.json           auth_mode, keys, token signing key, admin token, port,
-                                           traffic, mirror_traffic         (written by the kernel)
+                                           traffic, mirror_traffic         (written by the kernel);
+                                           optional max_request_bytes (request body limit,
+                                           default 1.5 MiB or $PFMAGIC_MAX_REQUEST_BYTES)
     endpoints/<ep>/run.json                router pid and port             (written by the router)
     endpoints/<ep>/deployments/<dep>/deployment.json   entity dict + runtime spec + generation
     endpoints/<ep>/deployments/<dep>/g<gen>/<flow>/    working copy served by that generation

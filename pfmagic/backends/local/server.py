@@ -4,12 +4,17 @@ It listens on 127.0.0.1 at the endpoint's stored port (so ``scoring_uri`` surviv
 supervises the deployments' instance processes (``supervisor.py``) and serves, as an Azure
 managed online endpoint does:
 
-* ``POST /score`` -- ``Authorization: Bearer <key or token>`` (401 JSON otherwise); the
+* ``POST /score`` -- ``Authorization: Bearer <key or token>`` (401 JSON otherwise); a body
+  over the endpoint's size limit is refused with 413 (see ``MAX_REQUEST_BYTES``); the
   deployment is chosen by the ``traffic`` weights, or by the ``azureml-model-deployment``
   request header; a ``mirror_traffic`` share of un-targeted requests is copied to the mirror
   deployment (reply discarded); the reply (JSON or ``text/event-stream``) streams through and
   names its deployment in the ``azureml-model-deployment`` response header. A flow error comes
   back as 424 with the flow's own error JSON and ``ms-azureml-model-error-statuscode``.
+  An instance that fails at the transport level before the router has passed a byte of its
+  reply on is taken out of routing and the request is retried on another instance of the
+  same deployment (``forward``). Every error the router itself makes is Azure-like JSON
+  ``{"error": {"code", "message"}}``, including unexpected ones (502, logged).
 * ``GET /swagger.json`` -- the flow's OpenAPI document (same auth and routing).
 * ``GET /health`` -- liveness of the router itself, no secrets.
 * ``/_pfmagic/status`` (GET), ``/_pfmagic/reconcile`` (POST), ``/_pfmagic/shutdown`` (POST) --
@@ -27,14 +32,16 @@ import random
 import socket
 import sys
 import time
+import traceback
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import uvicorn
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
@@ -48,12 +55,49 @@ FORWARD = ("content-type", "accept", "x-request-id", "x-ms-client-request-id", "
            "baggage")
 EXIT_PORT_BUSY = 3
 STARTUP_WAIT = 120.0  # how long a request waits for a starting deployment
+# Request body limit. Azure's managed online endpoints answer 413 "Payload too large" to a
+# request payload over 1.5 MB ("Troubleshooting managed online endpoints deployment and
+# scoring", HTTP status codes table, learn.microsoft.com/azure/machine-learning/
+# how-to-troubleshoot-managed-online-endpoints, 2021 edition; later editions dropped the row
+# but not the limit). Read as MiB, the generous reading. Per endpoint: ``max_request_bytes``
+# in endpoint.json (kept across endpoint updates); default for the router: the
+# ``PFMAGIC_MAX_REQUEST_BYTES`` environment variable.
+MAX_REQUEST_BYTES = 1_572_864
+MAX_REQUEST_ENV = "PFMAGIC_MAX_REQUEST_BYTES"
+# A reply that is not an event stream is read whole (up to this much) before the router
+# answers, so an instance that dies mid-reply can still be failed over; beyond it, streamed.
+READ_AHEAD_BYTES = 4 << 20
+# The instance produced no reply we passed on: safe to send the request to another instance.
+RETRYABLE = (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ConnectTimeout)
 
 
 def error(status: int, code: str, message: str, headers: dict[str, str] | None = None
           ) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status,
                         headers=headers)
+
+
+class InstanceFailed(Exception):
+    """Every instance tried failed at the transport level (no reply passed on)."""
+
+
+@dataclass(eq=False)
+class Upstream:
+    """An instance's reply, read ahead until the router commits to its client: ``head`` is the
+    whole body when ``rest`` is None, else its start and ``rest`` streams the remainder."""
+
+    inst: Instance
+    resp: httpx.Response
+    head: bytes
+    rest: AsyncIterator[bytes] | None
+    released: bool = False
+
+    async def release(self) -> None:
+        if not self.released:  # once, whether the reply ended, failed or was never started
+            self.released = True
+            self.inst.inflight -= 1
+            with contextlib.suppress(Exception):
+                await self.resp.aclose()
 
 
 class _Passthrough(StreamingResponse):
@@ -159,17 +203,45 @@ class Router:
         name = random.choices(list(traffic), weights=list(traffic.values()))[0]
         return deps[name], None, False
 
-    async def acquire(self, dep: Deployment) -> Instance | None:
-        """A ready instance, honouring ``max_concurrent_requests_per_instance`` when set."""
+    def max_request_bytes(self) -> int:
+        value = self.config.get("max_request_bytes") or os.environ.get(MAX_REQUEST_ENV)
+        try:
+            return int(value) if value else MAX_REQUEST_BYTES
+        except ValueError:
+            return MAX_REQUEST_BYTES
+
+    def too_large(self, limit: int) -> JSONResponse:
+        # no Connection: close -- uvicorn reads and drops the rest of the body, so the
+        # client reads this reply and can reuse the connection
+        return error(413, "PayloadTooLarge", f"The request body is larger than this "
+                     f"endpoint accepts ({limit} bytes).")
+
+    async def read_body(self, request: Request, limit: int) -> bytes | None:
+        """The body, or None once it grows past ``limit`` (never buffers more than that)."""
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                return None
+        return bytes(body)
+
+    async def acquire(self, dep: Deployment, exclude: Collection[Instance] = (),
+                      until: float | None = None) -> Instance | None:
+        """A ready instance not in ``exclude``, honouring
+        ``max_concurrent_requests_per_instance`` when set; None when there is none (after
+        waiting for starting instances until ``until``, at most ``STARTUP_WAIT``)."""
         settings = dep.spec.get("request_settings") or {}
         limit = settings.get("max_concurrent_requests_per_instance")
         wait_ms = settings.get("max_queue_wait_ms") or 500
         end = time.monotonic() + wait_ms / 1000
         startup_end = time.monotonic() + STARTUP_WAIT
+        if until is not None:
+            startup_end = min(startup_end, until)
         while True:
-            inst = dep.pick()
+            inst = dep.pick(exclude)
             if inst is None:
-                # e.g. just after a router restart: hold the request while instances start
+                # e.g. just after a router restart or while a dead instance is replaced:
+                # hold the request while instances start
                 if dep.starting() and time.monotonic() < startup_end:
                     await asyncio.sleep(0.05)
                     continue
@@ -182,41 +254,96 @@ class Router:
             await asyncio.sleep(0.01)
 
     async def forward(self, dep: Deployment, method: str, path: str, body: bytes,
-                      headers: dict[str, str]) -> tuple[Instance, httpx.Response]:
-        """Send to one instance; on a refused connection (it just died) try another once."""
+                      headers: dict[str, str]) -> Upstream:
+        """Send to a ready instance and read its reply ahead (``read_ahead``).
+
+        Fail-over: when the instance fails at the transport level (refused, reset, closed,
+        read error) before the router has passed any byte of its reply on, it is taken out
+        of routing at once (``Supervisor.suspect``) and the request goes to another instance
+        of the same deployment -- at most ``instance_count - 1`` others, within the request
+        timeout, waiting for one to become ready if none is. The flow may already have run on
+        the failed instance, but that instance produced no reply, so the client never saw
+        one: to the client the request ran once. HTTP error replies are answers, never
+        retried; nothing is retried once the client has been sent a byte.
+        """
         settings = dep.spec.get("request_settings") or {}
         timeout_ms = settings.get("request_timeout_ms")
         timeout = timeout_ms / 1000 if timeout_ms else 300.0
+        attempts = max(1, int(dep.spec.get("instance_count") or 1))
+        tried: list[Instance] = []
         last: Exception | None = None
-        for _attempt in range(2):
-            inst = await self.acquire(dep)
+        deadline: float | None = None  # from the first send: waiting for startup is not in it
+        while len(tried) < attempts:
+            inst = await self.acquire(dep, exclude=tried, until=deadline)
             if inst is None:
                 break
+            tried.append(inst)
+            deadline = deadline or time.monotonic() + timeout
+            resp: httpx.Response | None = None
             try:
-                req = self.client.build_request(method, inst.url(path), content=body,
-                                                headers=headers,
-                                                timeout=httpx.Timeout(timeout, connect=5.0))
-                resp = await asyncio.wait_for(self.client.send(req, stream=True), timeout)
-                inst.served += 1
-                return inst, resp
-            except (httpx.ConnectError, httpx.RemoteProtocolError) as exc:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise asyncio.TimeoutError
+                req = self.client.build_request(
+                    method, inst.url(path), content=body, headers=headers,
+                    timeout=httpx.Timeout(remaining, connect=min(5.0, remaining)))
+                resp = await asyncio.wait_for(self.client.send(req, stream=True), remaining)
+                head, rest = await asyncio.wait_for(self.read_ahead(resp),
+                                                    max(0.0, deadline - time.monotonic()))
+            except RETRYABLE as exc:
                 inst.inflight -= 1
-                inst.ready = False  # the watcher restarts or re-admits it
+                if resp is not None:
+                    with contextlib.suppress(Exception):
+                        await resp.aclose()
+                self.supervisor.suspect(dep, inst, f"{type(exc).__name__}: {exc}".rstrip(": "))
                 last = exc
+                continue
             except BaseException:
                 inst.inflight -= 1
+                if resp is not None:
+                    with contextlib.suppress(Exception):
+                        await resp.aclose()
                 raise
-        raise ConnectionError(str(last) if last else "no ready instance")
+            inst.served += 1
+            return Upstream(inst, resp, head, rest)
+        if last is not None:
+            raise InstanceFailed(f"{type(last).__name__}: {last}".rstrip(": "))
+        raise ConnectionError("no ready instance")
+
+    @staticmethod
+    async def read_ahead(resp: httpx.Response) -> tuple[bytes, AsyncIterator[bytes] | None]:
+        """Read before committing to the client: an error reply or a JSON reply whole (up to
+        ``READ_AHEAD_BYTES``), an event stream up to its first chunk -- so an instance that
+        dies after its status line but before its reply is complete can be failed over."""
+        stream = resp.status_code < 400 and \
+            resp.headers.get("content-type", "").startswith("text/event-stream")
+        chunks = resp.aiter_raw()
+        head = bytearray()
+        async for chunk in chunks:
+            head += chunk
+            if stream or (resp.status_code < 400 and len(head) >= READ_AHEAD_BYTES):
+                return bytes(head), chunks
+        return bytes(head), None
 
     async def score(self, request: Request) -> Response:
         denied = self.unauthorized(request)
         if denied is not None:
             return denied
+        limit = self.max_request_bytes()
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            return self.too_large(limit)  # refused before reading a byte of it
         dep, problem, targeted = self.choose(request)
         if dep is None:
             assert problem is not None
             return problem
-        body = await request.body()
+        try:
+            body = await self.read_body(request, limit)
+        except ClientDisconnect:
+            return error(400, "ClientDisconnected", "The client closed the connection before "
+                         "sending the whole request body.")
+        if body is None:  # chunked, or a Content-Length that understated the body
+            return self.too_large(limit)
         headers = {k: v for k, v in request.headers.items() if k.lower() in FORWARD}
         request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
         headers["x-request-id"] = request_id
@@ -233,60 +360,75 @@ class Router:
                     headers: dict[str, str], request_id: str) -> Response:
         reply_headers = {DEPLOYMENT_HEADER: dep.name, "x-request-id": request_id}
         try:
-            inst, resp = await self.forward(dep, method, path, body, headers)
+            up = await self.forward(dep, method, path, body, headers)
         except OverflowError:
             return error(429, "TooManyRequests", "Too many requests for deployment "
                          f"'{dep.name}' (max_concurrent_requests_per_instance).", reply_headers)
         except (asyncio.TimeoutError, httpx.TimeoutException):
             return error(408, "RequestTimeout", "Request timed out (request_timeout_ms).",
                          reply_headers)
+        except InstanceFailed as exc:
+            return error(502, "BadGateway", f"Deployment '{dep.name}': no instance could "
+                         f"answer; the last one tried failed ({exc}).", reply_headers)
         except ConnectionError:
             return error(503, "ServiceUnavailable", f"Deployment '{dep.name}' has no ready "
                          f"instance (state {dep.state}).", reply_headers)
+        except Exception as exc:  # a router bug must still be an Azure-like reply
+            self.log_unexpected(f"{method} {path} on deployment {dep.name}", exc)
+            return error(502, "BadGateway", f"Deployment '{dep.name}': the request could not "
+                         f"be forwarded ({type(exc).__name__}).", reply_headers)
         dep.requests += 1
+        resp = up.resp
         content_type = resp.headers.get("content-type", "application/json")
-        if resp.status_code >= 400:
-            try:
-                data = await resp.aread()
-            finally:
-                await resp.aclose()
-                inst.inflight -= 1
-            # Azure wraps a model's error reply as 424 and keeps its body
-            reply_headers["ms-azureml-model-error-statuscode"] = str(resp.status_code)
-            status = 424 if resp.status_code >= 400 and path != "/swagger.json" \
-                else resp.status_code
-            return Response(data, status_code=status, media_type=content_type,
+        if up.rest is None:  # read whole: a plain reply, the instance is free again
+            await up.release()
+            status = resp.status_code
+            if status >= 400 and path != "/swagger.json":
+                # Azure wraps a model's error reply as 424 and keeps its body
+                reply_headers["ms-azureml-model-error-statuscode"] = str(status)
+                status = 424
+            return Response(up.head, status_code=status, media_type=content_type,
                             headers=reply_headers)
-
-        released = False
-
-        async def release() -> None:
-            nonlocal released
-            if not released:  # once, whether the stream ended, failed or was never started
-                released = True
-                inst.inflight -= 1
-                await resp.aclose()
+        rest = up.rest
 
         async def passthrough() -> AsyncIterator[bytes]:
             try:
-                async for chunk in resp.aiter_raw():
+                yield up.head
+                async for chunk in rest:
                     yield chunk
+            except httpx.HTTPError as exc:  # too late to fail over: the client has bytes
+                print(f"[pfmagic] router {self.name}: reply from {up.inst.name} broke off "
+                      f"mid-stream ({type(exc).__name__})", flush=True)
+                raise
             finally:
-                await release()
+                await up.release()
 
-        return _Passthrough(passthrough(), release, status_code=resp.status_code,
+        return _Passthrough(passthrough(), up.release, status_code=resp.status_code,
                             media_type=content_type, headers=reply_headers)
+
+    def log_unexpected(self, what: str, exc: BaseException) -> None:
+        print(f"[pfmagic] router {self.name}: unexpected {type(exc).__name__} in {what}",
+              flush=True)
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stdout)
+        sys.stdout.flush()
+
+    async def crashed(self, request: Request, exc: Exception) -> Response:
+        """Last resort (starlette's ServerErrorMiddleware): JSON, never a bare 500 page."""
+        self.log_unexpected(f"{request.method} {request.url.path}", exc)
+        return error(502, "BadGateway", f"The endpoint's router failed to handle the request "
+                     f"({type(exc).__name__}); see the endpoint's router log.")
 
     async def mirror(self, dep: Deployment, body: bytes, headers: dict[str, str]) -> None:
         with contextlib.suppress(Exception):
             path = dep.routes().get("scoring", "/score")
-            inst, resp = await self.forward(dep, "POST", path, body, headers)
+            up = await self.forward(dep, "POST", path, body, headers)
             try:
-                await resp.aread()  # the mirror's reply is discarded
+                if up.rest is not None:
+                    async for _chunk in up.rest:  # the mirror's reply is discarded
+                        pass
                 dep.mirrored += 1
             finally:
-                await resp.aclose()
-                inst.inflight -= 1
+                await up.release()
 
     def _spawn_task(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -313,7 +455,8 @@ class Router:
     # -- admin -----------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         return {"endpoint": self.name, "pid": os.getpid(), "port": self.config.get("port"),
-                "started": self.started, "deployments": self.supervisor.status()}
+                "started": self.started, "max_request_bytes": self.max_request_bytes(),
+                "deployments": self.supervisor.status()}
 
     async def admin(self, request: Request) -> Response:
         self.load_config()
@@ -355,7 +498,7 @@ class Router:
             Route("/health", self.health, methods=["GET"]),
             Route("/_pfmagic/{action}", self.admin, methods=["GET", "POST"]),
             Route("/{path:path}", self.not_found, methods=["GET", "POST", "PUT", "DELETE"]),
-        ], lifespan=lifespan)
+        ], lifespan=lifespan, exception_handlers={Exception: self.crashed})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,6 +29,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,14 +119,15 @@ class Deployment:
     watchers: set[asyncio.Task[None]] = field(default_factory=set)
     requests: int = 0
     mirrored: int = 0
+    restarting: int = 0  # instances being replaced by their watcher right now
     _rr: itertools.count[int] = field(default_factory=itertools.count)
 
     def ready_instances(self) -> list[Instance]:
         return [i for i in self.instances if i.ready and not i.stopping and i.alive()]
 
-    def pick(self) -> Instance | None:
-        """Least in-flight ready instance; ties broken round robin."""
-        ready = self.ready_instances()
+    def pick(self, exclude: Collection[Instance] = ()) -> Instance | None:
+        """Least in-flight ready instance (not one of ``exclude``); ties broken round robin."""
+        ready = [i for i in self.ready_instances() if i not in exclude]
         if not ready:
             return None
         start = next(self._rr) % len(ready)
@@ -134,7 +136,7 @@ class Deployment:
 
     def starting(self) -> bool:
         """Instances are on their way (rollout, restart): worth waiting for."""
-        if self.state in ("Creating", "Updating") or self.pending:
+        if self.state in ("Creating", "Updating") or self.pending or self.restarting:
             return True
         return any(i.alive() and not i.stopping and not i.ready for i in self.instances)
 
@@ -153,6 +155,7 @@ class Supervisor:
         self._probe_client = httpx.AsyncClient(trust_env=False)
         self._closing = False
         self._zyg: Zygote | None = None  # started with the first instance, or prewarm()
+        self._rechecks: set[asyncio.Task[None]] = set()
 
     def prewarm(self) -> None:
         """Start the zygote's imports now rather than with the first instance."""
@@ -373,19 +376,23 @@ class Supervisor:
                 return
             log_event(log, f"instance {inst.name} {reason}; restarting "
                            f"(restart {inst.restarts + 1})")
-            await self._stop(inst, drain=False)
-            backoff = min(30.0, 0.5 * 2 ** inst.restarts)
-            await asyncio.sleep(backoff if inst.restarts else 0)
-            flow_dir = self.home.deployment_dir(self.endpoint, dep.name) / \
-                f"g{inst.generation}" / runtime["flow_name"]
-            new = await self._spawn(dep.name, inst.slot, inst.generation, runtime, flow_dir,
-                                    restarts=inst.restarts + 1)
-            if inst in dep.instances:
-                dep.instances[dep.instances.index(inst)] = new
-            else:
-                await self._stop(new, drain=False)
-                return
-            problem = await self._wait_ready(new, ready)
+            dep.restarting += 1  # requests wait for the replacement rather than fail (503)
+            try:
+                await self._stop(inst, drain=False)
+                backoff = min(30.0, 0.5 * 2 ** inst.restarts)
+                await asyncio.sleep(backoff if inst.restarts else 0)
+                flow_dir = self.home.deployment_dir(self.endpoint, dep.name) / \
+                    f"g{inst.generation}" / runtime["flow_name"]
+                new = await self._spawn(dep.name, inst.slot, inst.generation, runtime,
+                                        flow_dir, restarts=inst.restarts + 1)
+                if inst in dep.instances:
+                    dep.instances[dep.instances.index(inst)] = new
+                else:
+                    await self._stop(new, drain=False)
+                    return
+                problem = await self._wait_ready(new, ready)
+            finally:
+                dep.restarting -= 1
             if problem:
                 log_event(log, problem)
             else:
@@ -421,6 +428,34 @@ class Supervisor:
                     inst.ready = False  # out of routing until it passes again
             await asyncio.sleep(0.2)
         return None
+
+    def suspect(self, dep: Deployment, inst: Instance, problem: str) -> None:
+        """The router could not talk to ``inst`` (connection refused, reset or closed): out
+        of routing at once. The watcher restarts a dead process; a live one (e.g. a pooled
+        keep-alive connection it had just closed) is re-admitted by one readiness probe now
+        rather than after a whole probe period."""
+        if not inst.ready or inst.stopping:
+            return  # already out of routing: one log line and one re-check per incident
+        inst.ready = False
+        log_event(self.home.deployment_log(self.endpoint, dep.name),
+                  f"instance {inst.name} dropped a request ({problem}); out of routing until "
+                  f"its readiness probe passes")
+        task = asyncio.get_running_loop().create_task(self._recheck(dep, inst))
+        self._rechecks.add(task)
+        task.add_done_callback(self._rechecks.discard)
+
+    async def _recheck(self, dep: Deployment, inst: Instance) -> None:
+        routes = dep.routes()
+        probe = Probe.of(dep.spec.get("readiness_probe"), routes.get("readiness", "/health"),
+                         LOCAL_READINESS)
+        await asyncio.sleep(0.05)  # a killed process needs a moment to be reported as exited
+        if not inst.alive() or inst.stopping:
+            return
+        if await self._probe(inst, probe.path, probe.timeout) is None and inst.alive() \
+                and not inst.stopping and not inst.ready:
+            inst.ready = True
+            log_event(self.home.deployment_log(self.endpoint, dep.name),
+                      f"instance {inst.name} passed its readiness probe; back in routing")
 
     # -- stopping -------------------------------------------------------------------------
     async def _stop(self, inst: Instance, *, drain: bool) -> None:
@@ -460,6 +495,8 @@ class Supervisor:
             for watcher in dep.watchers:
                 watcher.cancel()
             tasks += [self._stop(i, drain=False) for i in dep.instances]
+        for task in self._rechecks:
+            task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._zyg is not None:
             await asyncio.to_thread(self._zyg.close)
