@@ -14,7 +14,7 @@ managed online endpoint does:
   An instance that fails at the transport level before the router has passed a byte of its
   reply on is taken out of routing and the request is retried on another instance of the
   same deployment (``forward``). Every error the router itself makes is Azure-like JSON
-  ``{"error": {"code", "message"}}``, including unexpected ones (502, logged).
+  ``{"error": {"code", "message"}}``, including unexpected ones (500, logged).
 * ``GET /swagger.json`` -- the flow's OpenAPI document (same auth and routing).
 * ``GET /health`` -- liveness of the router itself, no secrets.
 * ``/_pfmagic/status`` (GET), ``/_pfmagic/reconcile`` (POST), ``/_pfmagic/shutdown`` (POST) --
@@ -415,7 +415,8 @@ class Router:
     async def crashed(self, request: Request, exc: Exception) -> Response:
         """Last resort (starlette's ServerErrorMiddleware): JSON, never a bare 500 page."""
         self.log_unexpected(f"{request.method} {request.url.path}", exc)
-        return error(502, "BadGateway", f"The endpoint's router failed to handle the request "
+        return error(500, "InternalServerError",
+                     f"The endpoint's router failed to handle the request "
                      f"({type(exc).__name__}); see the endpoint's router log.")
 
     async def mirror(self, dep: Deployment, body: bytes, headers: dict[str, str]) -> None:
