@@ -16,6 +16,7 @@ from pfmagic.errors import PfError
 
 from .progress import ProgressView
 from .quota import QuotaCalculator
+from .twin import TextTwinBox
 
 
 class DeployPanel(w.VBox):
@@ -77,7 +78,7 @@ class DeployPanel(w.VBox):
         return self.text()
 
 
-class DeploymentPanel(w.VBox):
+class DeploymentPanel(TextTwinBox):
     """Quota calculator above the Deploy panel; ``text/plain`` is the quota text block."""
 
     def __init__(self, deployment: Any, session: Any, *, usage: Any = None,
@@ -89,11 +90,3 @@ class DeploymentPanel(w.VBox):
     def text(self) -> str:
         return self.quota.text()
 
-    def __repr__(self) -> str:
-        return self.text()
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
-        bundle = super()._repr_mimebundle_(**kwargs)
-        if isinstance(bundle, dict):
-            bundle["text/plain"] = self.text()
-        return bundle

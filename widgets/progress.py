@@ -19,6 +19,7 @@ from pfmagic.backends.events import Operation, ProgressEvent
 
 from .text import elapsed, summary_text
 from .track import LOG_LINES, Tracker, failure_details, outcome_details, target_of
+from .twin import TextTwinBox
 
 ICONS = {"Pending": "○", "Running": "◐", "Succeeded": "✓", "Failed": "✗", "Canceled": "⊘",
          "Skipped": "–"}
@@ -27,7 +28,7 @@ COLORS = {"Succeeded": "#1a7f37", "Failed": "#cf222e", "Canceled": "#9a6700",
 BAR = {"Succeeded": "success", "Failed": "danger", "Canceled": "warning"}
 
 
-class ProgressView(w.VBox):
+class ProgressView(TextTwinBox):
     """``ProgressView(op, backend=None, tick=1.0, log_every=5.0)``: live view of an operation.
 
     ``finished`` is set once the outcome is drawn; ``text()`` is the plain-text twin.
@@ -175,15 +176,6 @@ class ProgressView(w.VBox):
         lines += [f"  {stage:<10} {state:<9} {msg}".rstrip()
                   for stage, state, msg in self.tracker.stage_lines()]
         return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        return self.text()
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
-        bundle = super()._repr_mimebundle_(**kwargs)
-        if isinstance(bundle, dict):
-            bundle["text/plain"] = self.text()
-        return bundle
 
 
 def _table(rows: list[tuple[str, str]]) -> str:

@@ -23,13 +23,14 @@ from pfmagic.skus import (
 )
 
 from .text import MARKS, quota_text, skip_list
+from .twin import TextTwinBox
 
 UsageSource = Callable[[], "dict[str, tuple[int, int]] | None"]
 COLORS = {"fits": "#1a7f37", "short": "#cf222e", "unknown": "#9a6700"}
 MAX_INSTANCES = 50
 
 
-class QuotaCalculator(w.VBox):
+class QuotaCalculator(TextTwinBox):
     """``QuotaCalculator(deployment=None, usage=None | dict | callable, backend_name='local')``.
 
     ``usage`` is ``Backend.quota_usage()``'s result, or a callable returning it (called on a
@@ -168,17 +169,6 @@ class QuotaCalculator(w.VBox):
     def text(self) -> str:
         name = getattr(self.deployment, "name", None)
         return quota_text(self.check, title=f"Quota for {name}" if name else None)
-
-    def __repr__(self) -> str:
-        return self.text()
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
-        bundle = super()._repr_mimebundle_(**kwargs)
-        if bundle is None:
-            return None
-        data = bundle[0] if isinstance(bundle, tuple) else bundle
-        data["text/plain"] = self.text()  # stable twin instead of a truncated widget repr
-        return bundle
 
 
 def _link(message: str) -> str:
