@@ -19,7 +19,7 @@ from .quota import QuotaCalculator
 from .twin import TextTwinBox
 
 
-class DeployPanel(w.VBox):
+class DeployPanel(TextTwinBox):
     """``DeployPanel(deployment, session)``: Deploy button, all-traffic checkbox, progress."""
 
     def __init__(self, deployment: Any, session: Any, **kwargs: Any):
@@ -73,9 +73,6 @@ class DeployPanel(w.VBox):
         if self.view is not None:
             return self.view.text()
         return f"Deploy {self.deployment.endpoint_name}/{self.deployment.name}: not started"
-
-    def __repr__(self) -> str:
-        return self.text()
 
 
 class DeploymentPanel(TextTwinBox):
