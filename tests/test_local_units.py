@@ -94,3 +94,18 @@ def test_state_lock_and_home_layout(tmp_path: Path) -> None:
     assert home.deployment_log("ep", "blue").name == "inference-server.log"
     assert not any(p.name.endswith(".tmp") for p in home.endpoint_dir("ep").iterdir())
     assert os.access(home.endpoint_file("ep"), os.R_OK)
+
+
+def test_state_folders_private_at_every_level_and_stale_temps_swept(tmp_path: Path) -> None:
+    target = tmp_path / "home" / "endpoints" / "ep" / "deployments" / "blue" / "deployment.json"
+    write_json(target, {"ok": True})
+    for folder in (target.parents[i] for i in range(5)):  # blue … home: all created here
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    crashed = target.parent / ".deployment.json.abc123.tmp"  # left by a writer killed mid-write
+    crashed.write_text("{partial")
+    fresh = target.parent / ".deployment.json.def456.tmp"  # a concurrent writer, still working
+    fresh.write_text("{")
+    old = time.time() - 3600
+    os.utime(crashed, (old, old))
+    write_json(target, {"ok": 2})
+    assert not crashed.exists() and fresh.exists()
