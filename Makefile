@@ -29,5 +29,8 @@ test: setup browser-deps
 bench: setup
 	$(RUN) python bench/run.py
 
+LINTED := pfmagic widgets tests bench notebooks/run.py notebooks/make_notebooks.py notebooks/llm_standin.py
+
 lint: setup
-	$(RUN) ruff check pfmagic widgets tests bench notebooks/run.py
+	$(RUN) ruff check $(LINTED)
+	$(RUN) ruff format --check $(LINTED)

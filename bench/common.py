@@ -56,8 +56,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_http(url: str, timeout: float = 120.0, proc: subprocess.Popen | None = None,
-              ok: tuple[int, ...] = (200,)) -> float:
+def wait_http(
+    url: str,
+    timeout: float = 120.0,
+    proc: subprocess.Popen | None = None,
+    ok: tuple[int, ...] = (200,),
+) -> float:
     """Poll ``url`` until it answers with a status in ``ok``; return the time it took."""
     import httpx
 
@@ -74,13 +78,15 @@ def wait_http(url: str, timeout: float = 120.0, proc: subprocess.Popen | None = 
             time.sleep(0.02)
 
 
-def start_group(cmd: list[str], *, log: Path, env: dict[str, str] | None = None,
-                cwd: Path | None = None) -> subprocess.Popen:
+def start_group(
+    cmd: list[str], *, log: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen:
     """Start ``cmd`` in its own process group (so every child it spawns can be stopped)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     out = open(log, "wb")  # noqa: SIM115 - closed with the process by stop_group
-    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True
+    )
     proc._bench_log = out  # type: ignore[attr-defined]
     return proc
 
@@ -112,8 +118,11 @@ def rss_mb(pid: int, *, tree: bool = True) -> dict[str, float]:
             info = p.memory_full_info()
             rss += info.rss
             uss += info.uss
-    return {"rss_mb": round(rss / 2**20, 1), "uss_mb": round(uss / 2**20, 1),
-            "processes": len(procs)}
+    return {
+        "rss_mb": round(rss / 2**20, 1),
+        "uss_mb": round(uss / 2**20, 1),
+        "processes": len(procs),
+    }
 
 
 def bench_env(tmp: Path) -> dict[str, str]:
@@ -132,20 +141,28 @@ def bench_env(tmp: Path) -> dict[str, str]:
     return env
 
 
-def run_script(code: str, *, env: dict[str, str], timeout: float = 300.0,
-               cwd: Path | None = None) -> dict[str, Any]:
+def run_script(
+    code: str, *, env: dict[str, str], timeout: float = 300.0, cwd: Path | None = None
+) -> dict[str, Any]:
     """Run ``code`` in a fresh interpreter; it prints one JSON line prefixed ``RESULT ``."""
     start = time.perf_counter()
-    done = subprocess.run([PYTHON, "-c", code], env=env, capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd or ROOT)
+    done = subprocess.run(
+        [PYTHON, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd or ROOT,
+    )
     wall = time.perf_counter() - start
     for line in reversed(done.stdout.splitlines()):
         if line.startswith("RESULT "):
-            result = json.loads(line[len("RESULT "):])
+            result = json.loads(line[len("RESULT ") :])
             result.setdefault("wall_s", wall)
             return result
-    raise RuntimeError(f"script failed (exit {done.returncode}):\n"
-                       f"{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+    raise RuntimeError(
+        f"script failed (exit {done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+    )
 
 
 def median(values: list[float]) -> float:

@@ -43,18 +43,26 @@ def main() -> None:
     for i in range(20):  # warm up
         call(-2 - i)
     lat = [call(i) for i in range(single)]
-    result = {"import_s": import_s, "first_call_ms": first_ms,
-              "p50_ms": percentile(lat, 50), "p95_ms": percentile(lat, 95),
-              "rps_1": 1000 * len(lat) / sum(lat), "throughput": {}}
+    result = {
+        "import_s": import_s,
+        "first_call_ms": first_ms,
+        "p50_ms": percentile(lat, 50),
+        "p95_ms": percentile(lat, 95),
+        "rps_1": 1000 * len(lat) / sum(lat),
+        "throughput": {},
+    }
     for n in clients:
         total = per_thread * n
         start = time.perf_counter()
         with ThreadPoolExecutor(n) as pool:
             lats = list(pool.map(call, range(total)))
         elapsed = time.perf_counter() - start
-        result["throughput"][str(n)] = {"rps": total / elapsed, "ok": len(lats),
-                                        "p50_ms": percentile(lats, 50),
-                                        "p95_ms": percentile(lats, 95)}
+        result["throughput"][str(n)] = {
+            "rps": total / elapsed,
+            "ok": len(lats),
+            "p50_ms": percentile(lats, 50),
+            "p95_ms": percentile(lats, 95),
+        }
     print("RESULT " + json.dumps(result))
 
 

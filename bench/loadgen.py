@@ -38,12 +38,17 @@ class LoadResult:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "clients": self.clients, "sent": self.sent, "ok": self.ok, "errors": self.errors,
-            "lost": self.lost, "elapsed_s": round(self.elapsed_s, 2),
+            "clients": self.clients,
+            "sent": self.sent,
+            "ok": self.ok,
+            "errors": self.errors,
+            "lost": self.lost,
+            "elapsed_s": round(self.elapsed_s, 2),
             "rps": round(self.throughput, 1),
             "p50_ms": round(percentile(self.latencies_ms, 50), 2),
             "p95_ms": round(percentile(self.latencies_ms, 95), 2),
-            "statuses": dict(self.statuses), "deployments": dict(self.deployments),
+            "statuses": dict(self.statuses),
+            "deployments": dict(self.deployments),
             "samples": self.samples[:5],
         }
 
@@ -62,11 +67,19 @@ def _failure(result: LoadResult, text: str) -> None:
         result.samples.append(text[:300])
 
 
-async def run_load_async(url: str, *, clients: int, requests: int, deadline_s: float,
-                         headers: dict[str, str] | None = None, timeout: float = 30.0,
-                         body: Callable[[int], dict[str, Any]] | None = None,
-                         check_echo: bool = True, warmup: int = 0,
-                         stop: threading.Event | None = None) -> LoadResult:
+async def run_load_async(
+    url: str,
+    *,
+    clients: int,
+    requests: int,
+    deadline_s: float,
+    headers: dict[str, str] | None = None,
+    timeout: float = 30.0,
+    body: Callable[[int], dict[str, Any]] | None = None,
+    check_echo: bool = True,
+    warmup: int = 0,
+    stop: threading.Event | None = None,
+) -> LoadResult:
     """Closed-loop load; ``stop`` (set from another thread) ends it early, like the deadline."""
     import httpx
 

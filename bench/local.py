@@ -23,13 +23,21 @@ HELPER = Path(__file__).with_name("local_ep.py")
 
 
 def _helper(env: dict[str, str], *args: str, timeout: float = 600) -> dict[str, Any]:
-    done = subprocess.run([common.PYTHON, str(HELPER), *args], env=env, capture_output=True,
-                          text=True, timeout=timeout, cwd=common.ROOT)
+    done = subprocess.run(
+        [common.PYTHON, str(HELPER), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=common.ROOT,
+    )
     for line in reversed(done.stdout.splitlines()):
         if line.startswith("RESULT "):
             return json.loads(line[7:])
-    raise RuntimeError(f"local_ep.py {' '.join(args)} failed (exit {done.returncode}): "
-                       f"{(done.stderr or done.stdout)[-1500:]}")
+    raise RuntimeError(
+        f"local_ep.py {' '.join(args)} failed (exit {done.returncode}): "
+        f"{(done.stderr or done.stdout)[-1500:]}"
+    )
 
 
 def first_score(url: str, headers: dict[str, str], timeout: float = 60) -> float:
@@ -73,25 +81,34 @@ class Endpoint:
         import psutil
 
         router = psutil.Process(self.router_pid)
-        helpers = [p.pid for p in router.children(recursive=True)
-                   if p.pid not in self.instance_pids]
+        helpers = [
+            p.pid for p in router.children(recursive=True) if p.pid not in self.instance_pids
+        ]
         per = [common.rss_mb(pid, tree=False) for pid in self.instance_pids]
         other = [common.rss_mb(pid, tree=False) for pid in helpers]
         total = common.rss_mb(self.router_pid)  # router + everything under it
         return {
             "router_rss_mb": common.rss_mb(self.router_pid, tree=False)["rss_mb"],
-            "instances": per, "helpers": other,
+            "instances": per,
+            "helpers": other,
             "per_instance_rss_mb": sum(p["rss_mb"] for p in per) / len(per) if per else None,
             "per_instance_uss_mb": sum(p["uss_mb"] for p in per) / len(per) if per else None,
-            "endpoint_total_uss_mb": total["uss_mb"], "endpoint_total_rss_mb": total["rss_mb"],
+            "endpoint_total_uss_mb": total["uss_mb"],
+            "endpoint_total_rss_mb": total["rss_mb"],
         }
 
 
 @contextlib.contextmanager
 def endpoint(env: dict[str, str], name: str, *, instances: int = 1) -> Iterator[Endpoint]:
     info = _helper(env, "up", name, str(instances))
-    ep = Endpoint(name=name, scoring_uri=info["scoring_uri"], key=info["key"],
-                  router_pid=info["router_pid"], instance_pids=info["instance_pids"], env=env)
+    ep = Endpoint(
+        name=name,
+        scoring_uri=info["scoring_uri"],
+        key=info["key"],
+        router_pid=info["router_pid"],
+        instance_pids=info["instance_pids"],
+        env=env,
+    )
     try:
         yield ep
     finally:

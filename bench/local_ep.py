@@ -60,12 +60,15 @@ def entities(name: str, instances: int = 1, deployment: str = "blue") -> tuple[A
     from azure.ai.ml import load_online_deployment, load_online_endpoint
 
     origin = str(common.ROOT / "bench" / "cell.yml")
-    ep = load_online_endpoint(io.StringIO(ENDPOINT_YAML.format(name=name)),
-                              relative_origin=origin)
+    ep = load_online_endpoint(io.StringIO(ENDPOINT_YAML.format(name=name)), relative_origin=origin)
     dep = load_online_deployment(
-        io.StringIO(DEPLOYMENT_YAML.format(name=name, deployment=deployment,
-                                           flow=common.FLOW, instances=instances)),
-        relative_origin=origin)
+        io.StringIO(
+            DEPLOYMENT_YAML.format(
+                name=name, deployment=deployment, flow=common.FLOW, instances=instances
+            )
+        ),
+        relative_origin=origin,
+    )
     return ep, dep
 
 
@@ -109,8 +112,12 @@ def cmd_startup(name: str) -> dict[str, Any]:
     local.first_score(uri, {"Authorization": f"Bearer {key}"})
     t3 = time.perf_counter()
     be.delete_endpoint(name).result(timeout=120)
-    return {"endpoint_s": t1 - t0, "deployment_s": t2 - t1, "first_score_s": t3 - t2,
-            "create_to_first_score_s": t3 - t0}
+    return {
+        "endpoint_s": t1 - t0,
+        "deployment_s": t2 - t1,
+        "first_score_s": t3 - t2,
+        "create_to_first_score_s": t3 - t0,
+    }
 
 
 def cmd_up(name: str, instances: int) -> dict[str, Any]:
@@ -119,8 +126,7 @@ def cmd_up(name: str, instances: int) -> dict[str, Any]:
     uri, key = connection(be, name)
     status = be.router_status(name)
     pids = [i["pid"] for d in status["deployments"].values() for i in d["instances"]]
-    return {"scoring_uri": uri, "key": key, "router_pid": router_pid(name),
-            "instance_pids": pids}
+    return {"scoring_uri": uri, "key": key, "router_pid": router_pid(name), "instance_pids": pids}
 
 
 def cmd_down(name: str) -> dict[str, Any]:
@@ -163,8 +169,11 @@ def cmd_invoke(name: str, n: int) -> dict[str, Any]:
     deploy(be, name, 1)
     uri, key = connection(be, name)
     magic, direct, oneshot, keepalive = [], [], [], []
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json",
-               "Accept": "application/json"}
+    headers = {
+        "Authorization": f"Bearer {key}",
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+    }
 
     def check(ok: bool, what: Any) -> None:
         if not ok:
@@ -195,8 +204,12 @@ def cmd_invoke(name: str, n: int) -> dict[str, Any]:
                 keepalive.append((t4 - t3) * 1000)
     be.delete_endpoint(name).result(timeout=120)
     out: dict[str, Any] = {"n": n}
-    for label, values in (("magic", magic), ("backend_invoke", direct), ("http", oneshot),
-                          ("http_keepalive", keepalive)):
+    for label, values in (
+        ("magic", magic),
+        ("backend_invoke", direct),
+        ("http", oneshot),
+        ("http_keepalive", keepalive),
+    ):
         out[f"{label}_p50_ms"] = percentile(values, 50)
         out[f"{label}_p95_ms"] = percentile(values, 95)
     return out

@@ -38,29 +38,56 @@ class Report:
         self.details: dict[str, Any] = {}
         self.notes: list[str] = []
 
-    def add(self, group: str, metric: str, value: float | None, unit: str,
-            baseline: str | None = None, base_value: float | None = None,
-            better: str = "lower", note: str = "") -> None:
+    def add(
+        self,
+        group: str,
+        metric: str,
+        value: float | None,
+        unit: str,
+        baseline: str | None = None,
+        base_value: float | None = None,
+        better: str = "lower",
+        note: str = "",
+    ) -> None:
         ratio = None
         if value is not None and base_value:
             ratio = value / base_value
-        self.rows.append({"group": group, "metric": metric, "value": value, "unit": unit,
-                          "baseline": baseline, "baseline_value": base_value,
-                          "ratio": ratio, "better": better, "note": note})
-        print(f"  {metric}: {fmt(value, unit)}"
-              + (f"  | {baseline}: {fmt(base_value, unit)}  ratio {fmt_ratio(ratio)}"
-                 if baseline else ""), flush=True)
+        self.rows.append(
+            {
+                "group": group,
+                "metric": metric,
+                "value": value,
+                "unit": unit,
+                "baseline": baseline,
+                "baseline_value": base_value,
+                "ratio": ratio,
+                "better": better,
+                "note": note,
+            }
+        )
+        print(
+            f"  {metric}: {fmt(value, unit)}"
+            + (
+                f"  | {baseline}: {fmt(base_value, unit)}  ratio {fmt_ratio(ratio)}"
+                if baseline
+                else ""
+            ),
+            flush=True,
+        )
 
     def table(self) -> str:
-        head = ("| Benchmark | pfmagic | Baseline (same run) | Baseline value | Ratio |\n"
-                "|---|---:|---|---:|---:|")
+        head = (
+            "| Benchmark | pfmagic | Baseline (same run) | Baseline value | Ratio |\n"
+            "|---|---:|---|---:|---:|"
+        )
         lines = [head]
         for r in self.rows:
             arrow = "lower is better" if r["better"] == "lower" else "higher is better"
             lines.append(
                 f"| {r['metric']} | {fmt(r['value'], r['unit'])} | {r['baseline'] or '—'} | "
                 f"{fmt(r['baseline_value'], r['unit']) if r['baseline'] else '—'} | "
-                f"{fmt_ratio(r['ratio'])}{' (' + arrow + ')' if r['ratio'] else ''} |")
+                f"{fmt_ratio(r['ratio'])}{' (' + arrow + ')' if r['ratio'] else ''} |"
+            )
         return "\n".join(lines)
 
 
@@ -105,15 +132,31 @@ def bench_import(rep: Report, env: dict[str, str], n: int) -> None:
     imp = med([r["import_s"] for r in base])
     imp_parse = med([r["import_and_parse_s"] for r in base])
     rep.details["import"] = {"baseline": base, "cell_at_once": now, "cell_after_warmup": later}
-    rep.add("import", "%load_ext pfmagic", med([r["load_ext_s"] for r in now]), "s",
-            "import azure.ai.ml", imp)
-    rep.add("import", "%load_ext + first %%pf_endpoint cell at once",
-            med([r["load_ext_and_cell_s"] for r in now]), "s",
-            "import azure.ai.ml + load_online_endpoint", imp_parse,
-            note="" if not bad else "cell failed")
-    rep.add("import", "first %%pf_endpoint cell after warm-up",
-            med([r["cell_s"] for r in later]), "s",
-            "import azure.ai.ml + load_online_endpoint", imp_parse)
+    rep.add(
+        "import",
+        "%load_ext pfmagic",
+        med([r["load_ext_s"] for r in now]),
+        "s",
+        "import azure.ai.ml",
+        imp,
+    )
+    rep.add(
+        "import",
+        "%load_ext + first %%pf_endpoint cell at once",
+        med([r["load_ext_and_cell_s"] for r in now]),
+        "s",
+        "import azure.ai.ml + load_online_endpoint",
+        imp_parse,
+        note="" if not bad else "cell failed",
+    )
+    rep.add(
+        "import",
+        "first %%pf_endpoint cell after warm-up",
+        med([r["cell_s"] for r in later]),
+        "s",
+        "import azure.ai.ml + load_online_endpoint",
+        imp_parse,
+    )
 
 
 # -- servers ----------------------------------------------------------------------------------
@@ -130,9 +173,23 @@ class PfServe:
         self.port = common.free_port()
         t0 = time.perf_counter()
         self.proc = common.start_group(
-            [common.PF, "flow", "serve", "--source", str(common.FLOW), "--port", str(self.port),
-             "--host", "127.0.0.1", "--skip-open-browser", "--engine", self.engine],
-            log=self.logdir / f"pf-serve-{self.port}.log", env=self.env)
+            [
+                common.PF,
+                "flow",
+                "serve",
+                "--source",
+                str(common.FLOW),
+                "--port",
+                str(self.port),
+                "--host",
+                "127.0.0.1",
+                "--skip-open-browser",
+                "--engine",
+                self.engine,
+            ],
+            log=self.logdir / f"pf-serve-{self.port}.log",
+            env=self.env,
+        )
         common.wait_http(f"{self.url_base}/health", timeout=180, proc=self.proc)
         local.first_score(self.score_url, {})
         return time.perf_counter() - t0
@@ -169,19 +226,31 @@ def bench_startup(rep: Report, env: dict[str, str], logdir: Path, n: int) -> Non
     rep.details["startup"] = {"pf_flow_serve_s": base, "pfmagic_s": ours, "errors": errors}
     if errors:
         rep.notes.append(f"local create-to-first-score failed: {errors[0]}")
-    rep.add("startup", "local create (endpoint + deployment) to first score",
-            common.median(ours) if ours else None, "s",
-            "pf flow serve start to first score", common.median(base))
+    rep.add(
+        "startup",
+        "local create (endpoint + deployment) to first score",
+        common.median(ours) if ours else None,
+        "s",
+        "pf flow serve start to first score",
+        common.median(base),
+    )
 
 
 # -- 3. /score latency and throughput; 5. memory per instance ---------------------------------
 def load_phases(url: str, headers: dict[str, str], quick: bool) -> dict[str, Any]:
-    single = run_load(url, clients=1, requests=150 if quick else 400, deadline_s=20,
-                      headers=headers, warmup=20)
+    single = run_load(
+        url, clients=1, requests=150 if quick else 400, deadline_s=20, headers=headers, warmup=20
+    )
     out: dict[str, Any] = {"1": single.summary()}
     for clients in (8, 32):
-        res = run_load(url, clients=clients, requests=100_000, deadline_s=4 if quick else 8,
-                       headers=headers, warmup=clients)
+        res = run_load(
+            url,
+            clients=clients,
+            requests=100_000,
+            deadline_s=4 if quick else 8,
+            headers=headers,
+            warmup=clients,
+        )
         out[str(clients)] = res.summary()
     return out
 
@@ -220,38 +289,90 @@ def bench_score(rep: Report, env: dict[str, str], logdir: Path, quick: bool) -> 
         if name == "pfmagic 1 instance":
             for q in ("p50_ms", "p95_ms"):
                 val = r["1"][q] if r else None
-                rep.add("score", f"/score {q[:3]} at 1 client ({name})", val, "ms",
-                        "pf flow serve", serve_r["1"][q])
-                rep.add("score", f"/score {q[:3]} at 1 client ({name})", val, "ms",
-                        "in-process call (no HTTP)", inproc[q])
+                rep.add(
+                    "score",
+                    f"/score {q[:3]} at 1 client ({name})",
+                    val,
+                    "ms",
+                    "pf flow serve",
+                    serve_r["1"][q],
+                )
+                rep.add(
+                    "score",
+                    f"/score {q[:3]} at 1 client ({name})",
+                    val,
+                    "ms",
+                    "in-process call (no HTTP)",
+                    inproc[q],
+                )
         for clients in ("8", "32"):
             val = r[clients]["rps"] if r else None
-            rep.add("score", f"throughput at {clients} clients ({name})", val, "req/s",
-                    "pf flow serve", serve_r[clients]["rps"], better="higher")
-            rep.add("score", f"throughput at {clients} clients ({name})", val, "req/s",
-                    "in-process, same number of threads",
-                    inproc["throughput"][clients]["rps"], better="higher")
+            rep.add(
+                "score",
+                f"throughput at {clients} clients ({name})",
+                val,
+                "req/s",
+                "pf flow serve",
+                serve_r[clients]["rps"],
+                better="higher",
+            )
+            rep.add(
+                "score",
+                f"throughput at {clients} clients ({name})",
+                val,
+                "req/s",
+                "in-process, same number of threads",
+                inproc["throughput"][clients]["rps"],
+                better="higher",
+            )
     # memory: per instance process vs one pf flow serve process
     base = memory.get("pf flow serve", {})
     for name in ("pfmagic 1 instance", "pfmagic 2 instances"):
         m = memory.get(name)
         if m:
-            rep.add("memory", f"RSS per instance ({name})", m["per_instance_rss_mb"], "MB",
-                    "pf flow serve process RSS", base.get("rss_mb"))
-            rep.add("memory", f"USS per instance ({name})", m["per_instance_uss_mb"], "MB",
-                    "pf flow serve process USS", base.get("uss_mb"))
-            rep.add("memory", f"whole endpoint USS: router + helpers + instances ({name})",
-                    m["endpoint_total_uss_mb"], "MB", "pf flow serve process USS",
-                    base.get("uss_mb"))
+            rep.add(
+                "memory",
+                f"RSS per instance ({name})",
+                m["per_instance_rss_mb"],
+                "MB",
+                "pf flow serve process RSS",
+                base.get("rss_mb"),
+            )
+            rep.add(
+                "memory",
+                f"USS per instance ({name})",
+                m["per_instance_uss_mb"],
+                "MB",
+                "pf flow serve process USS",
+                base.get("uss_mb"),
+            )
+            rep.add(
+                "memory",
+                f"whole endpoint USS: router + helpers + instances ({name})",
+                m["endpoint_total_uss_mb"],
+                "MB",
+                "pf flow serve process USS",
+                base.get("uss_mb"),
+            )
 
 
 def _inprocess(env: dict[str, str], quick: bool, per_thread: int) -> dict[str, Any]:
     import subprocess
 
     done = subprocess.run(
-        [common.PYTHON, str(HERE / "inprocess.py"), str(common.FLOW),
-         "150" if quick else "400", str(per_thread), "8,32"],
-        env=env, capture_output=True, text=True, timeout=300)
+        [
+            common.PYTHON,
+            str(HERE / "inprocess.py"),
+            str(common.FLOW),
+            "150" if quick else "400",
+            str(per_thread),
+            "8,32",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     for line in reversed(done.stdout.splitlines()):
         if line.startswith("RESULT "):
             return json.loads(line[7:])
@@ -270,19 +391,40 @@ def bench_invoke(rep: Report, env: dict[str, str], quick: bool) -> None:
         return
     rep.details["invoke"] = res
     for q in ("p50", "p95"):
-        rep.add("invoke", f"%pf_invoke round trip ({q})", res[f"magic_{q}_ms"], "ms",
-                "one-shot httpx.post, same endpoint and body", res[f"http_{q}_ms"])
-    rep.add("invoke", "%pf_invoke round trip (p50)", res["magic_p50_ms"], "ms",
-            "keep-alive httpx.Client, same endpoint and body", res["http_keepalive_p50_ms"])
-    rep.add("invoke", "backend.invoke, no IPython (p50)", res["backend_invoke_p50_ms"], "ms",
-            "one-shot httpx.post, same endpoint and body", res["http_p50_ms"])
+        rep.add(
+            "invoke",
+            f"%pf_invoke round trip ({q})",
+            res[f"magic_{q}_ms"],
+            "ms",
+            "one-shot httpx.post, same endpoint and body",
+            res[f"http_{q}_ms"],
+        )
+    rep.add(
+        "invoke",
+        "%pf_invoke round trip (p50)",
+        res["magic_p50_ms"],
+        "ms",
+        "keep-alive httpx.Client, same endpoint and body",
+        res["http_keepalive_p50_ms"],
+    )
+    rep.add(
+        "invoke",
+        "backend.invoke, no IPython (p50)",
+        res["backend_invoke_p50_ms"],
+        "ms",
+        "one-shot httpx.post, same endpoint and body",
+        res["http_p50_ms"],
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats, shorter loads")
-    parser.add_argument("--only", default="import,startup,score,invoke",
-                        help="comma-separated: import,startup,score,invoke")
+    parser.add_argument(
+        "--only",
+        default="import,startup,score,invoke",
+        help="comma-separated: import,startup,score,invoke",
+    )
     parser.add_argument("--out", default=str(HERE), help="where results.json/.md go")
     args = parser.parse_args(argv)
     only = set(args.only.split(","))
@@ -291,18 +433,22 @@ def main(argv: list[str] | None = None) -> int:
     loads: dict[str, tuple[float, float, float]] = {}
     started = time.time()
     mach = common.machine()
-    print(f"machine: {mach['cpu']}, {mach['nproc']} cores, {mach['mem_gb']} GB, "
-          f"Python {mach['python']}; load {mach['load']}", flush=True)
+    print(
+        f"machine: {mach['cpu']}, {mach['nproc']} cores, {mach['mem_gb']} GB, "
+        f"Python {mach['python']}; load {mach['load']}",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="pfmagic-bench-") as tmp:
         tmpdir = Path(tmp)
         env = common.bench_env(tmpdir)
         logdir = tmpdir / "logs"
         try:
-            steps = [("import", lambda: bench_import(rep, env, n)),
-                     ("startup", lambda: bench_startup(rep, env, logdir,
-                                                       3 if args.quick else 4)),
-                     ("score", lambda: bench_score(rep, env, logdir, args.quick)),
-                     ("invoke", lambda: bench_invoke(rep, env, args.quick))]
+            steps = [
+                ("import", lambda: bench_import(rep, env, n)),
+                ("startup", lambda: bench_startup(rep, env, logdir, 3 if args.quick else 4)),
+                ("score", lambda: bench_score(rep, env, logdir, args.quick)),
+                ("invoke", lambda: bench_invoke(rep, env, args.quick)),
+            ]
             for name, step in steps:
                 if name in only:
                     loads[name] = common.load()
@@ -310,19 +456,29 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             local.stop_all(env)
     load_after = common.load()
-    summary = {"machine": mach, "load_after": load_after, "started": time.ctime(started),
-               "duration_s": round(time.time() - started, 1), "quick": args.quick,
-               "load_before": loads, "rows": rep.rows, "notes": rep.notes,
-               "details": rep.details}
+    summary = {
+        "machine": mach,
+        "load_after": load_after,
+        "started": time.ctime(started),
+        "duration_s": round(time.time() - started, 1),
+        "quick": args.quick,
+        "load_before": loads,
+        "rows": rep.rows,
+        "notes": rep.notes,
+        "details": rep.details,
+    }
     out = Path(args.out)
     (out / "results.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    md = [f"Machine: {mach['cpu']}, {mach['nproc']} cores, {mach['mem_gb']} GB RAM, "
-          f"Python {mach['python']}, {mach['platform']}.",
-          f"Load average (1/5/15 min) at start {mach['load']}, at end {load_after}; "
-          f"run took {summary['duration_s']:.0f} s on {summary['started']}"
-          f"{' (--quick)' if args.quick else ''}.",
-          "Load before each group: " + ", ".join(f"{k} {v}" for k, v in loads.items()) + ".",
-          "", rep.table()]
+    md = [
+        f"Machine: {mach['cpu']}, {mach['nproc']} cores, {mach['mem_gb']} GB RAM, "
+        f"Python {mach['python']}, {mach['platform']}.",
+        f"Load average (1/5/15 min) at start {mach['load']}, at end {load_after}; "
+        f"run took {summary['duration_s']:.0f} s on {summary['started']}"
+        f"{' (--quick)' if args.quick else ''}.",
+        "Load before each group: " + ", ".join(f"{k} {v}" for k, v in loads.items()) + ".",
+        "",
+        rep.table(),
+    ]
     if rep.notes:
         md += ["", "Notes:"] + [f"- {n}" for n in rep.notes]
     (out / "results.md").write_text("\n".join(md) + "\n")

@@ -30,8 +30,9 @@ def _answer(messages: list[dict[str, Any]]) -> str:
         sys.path.insert(0, str(_KB_DIR))
     import kb  # the offline flow's knowledge base
 
-    question = next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"),
-                    "")
+    question = next(
+        (m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), ""
+    )
     if isinstance(question, list):  # content parts
         question = " ".join(p.get("text", "") for p in question if isinstance(p, dict))
     hits = kb.search(str(question), k=1)
@@ -66,9 +67,16 @@ class StandInLLM:
                 auth = self.headers.get("Authorization", "")
                 key = self.headers.get("api-key", "")
                 if auth != f"Bearer {owner.api_key}" and key != owner.api_key:
-                    self._json(401, {"error": {"message": "Incorrect API key provided.",
-                                               "type": "invalid_request_error",
-                                               "code": "invalid_api_key"}})
+                    self._json(
+                        401,
+                        {
+                            "error": {
+                                "message": "Incorrect API key provided.",
+                                "type": "invalid_request_error",
+                                "code": "invalid_api_key",
+                            }
+                        },
+                    )
                     return
                 if not self.path.rstrip("/").endswith("/chat/completions"):
                     self._json(404, {"error": {"message": f"no route {self.path}"}})
@@ -79,13 +87,27 @@ class StandInLLM:
                 rid = "chatcmpl-standin"
                 created = int(time.time())
                 if not body.get("stream"):
-                    self._json(200, {
-                        "id": rid, "object": "chat.completion", "created": created, "model": model,
-                        "choices": [{"index": 0, "finish_reason": "stop",
-                                     "message": {"role": "assistant", "content": text}}],
-                        "usage": {"prompt_tokens": 0, "completion_tokens": len(text.split()),
-                                  "total_tokens": len(text.split())},
-                    })
+                    self._json(
+                        200,
+                        {
+                            "id": rid,
+                            "object": "chat.completion",
+                            "created": created,
+                            "model": model,
+                            "choices": [
+                                {
+                                    "index": 0,
+                                    "finish_reason": "stop",
+                                    "message": {"role": "assistant", "content": text},
+                                }
+                            ],
+                            "usage": {
+                                "prompt_tokens": 0,
+                                "completion_tokens": len(text.split()),
+                                "total_tokens": len(text.split()),
+                            },
+                        },
+                    )
                     return
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
@@ -95,10 +117,19 @@ class StandInLLM:
                 pieces = [{"role": "assistant", "content": ""}]
                 pieces += [{"content": w if i == 0 else " " + w} for i, w in enumerate(words)]
                 for i, delta in enumerate(pieces + [{}]):
-                    chunk = {"id": rid, "object": "chat.completion.chunk", "created": created,
-                             "model": model,
-                             "choices": [{"index": 0, "delta": delta,
-                                          "finish_reason": "stop" if i == len(pieces) else None}]}
+                    chunk = {
+                        "id": rid,
+                        "object": "chat.completion.chunk",
+                        "created": created,
+                        "model": model,
+                        "choices": [
+                            {
+                                "index": 0,
+                                "delta": delta,
+                                "finish_reason": "stop" if i == len(pieces) else None,
+                            }
+                        ],
+                    }
                     self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                 self.wfile.write(b"data: [DONE]\n\n")
                 self.wfile.flush()
@@ -107,8 +138,9 @@ class StandInLLM:
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
         self.base_url = f"http://{host}:{self._server.server_address[1]}/v1"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="llm-standin",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="llm-standin", daemon=True
+        )
         self._thread.start()
 
     def __repr__(self) -> str:  # never shows the key

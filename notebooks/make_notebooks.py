@@ -60,15 +60,22 @@ properties:
 """
 
 
-def deployment_yaml(name: str, model: str = "azureml:seed-chat-model:1", extra_env: str = "",
-                    instance_type: str = "Standard_E16s_v3", count: int = 1,
-                    prt: bool = False) -> str:
+def deployment_yaml(
+    name: str,
+    model: str = "azureml:seed-chat-model:1",
+    extra_env: str = "",
+    instance_type: str = "Standard_E16s_v3",
+    count: int = 1,
+    prt: bool = False,
+) -> str:
     prt_line = (
         "\n  # for pulling connections from workspace\n"
         "  PRT_CONFIG_OVERRIDE: deployment.subscription_id={{subscription_id}},"
         "deployment.resource_group={{resource_group}},deployment.workspace_name={{workspace}},"
         "deployment.endpoint_name={{endpoint_name}},deployment.deployment_name=" + name + "\n"
-        if prt else "")
+        if prt
+        else ""
+    )
     return f"""
 $schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json
 name: {name}
@@ -285,11 +292,19 @@ properties:
 A second deployment, `llm`, serves `basic-chat` with **option 1**. It gets no traffic;
 `--deployment` sends a request to it directly (the `azureml-model-deployment` header).
 """),
-        code("%%pf_deployment llm --create\n" + deployment_yaml(
-            "llm", model="azureml:basic-chat-model:1", instance_type="Standard_DS3_v2",
-            extra_env="  # option 1: the flow's open_ai_connection is my_llm in this deployment\n"
-                      "  open_ai_connection: my_llm\n").strip("\n")),
-        code("%%pf_invoke seed-chat-endpoint --deployment llm --reset\nHow long does a deployment take?"),
+        code(
+            "%%pf_deployment llm --create\n"
+            + deployment_yaml(
+                "llm",
+                model="azureml:basic-chat-model:1",
+                instance_type="Standard_DS3_v2",
+                extra_env="  # option 1: the flow's open_ai_connection is my_llm in this deployment\n"
+                "  open_ai_connection: my_llm\n",
+            ).strip("\n")
+        ),
+        code(
+            "%%pf_invoke seed-chat-endpoint --deployment llm --reset\nHow long does a deployment take?"
+        ),
         md("""
 ## Delete the endpoint
 
@@ -332,8 +347,10 @@ endpoint_name = "rollout-endpoint"
 **Green** is the new version (here: the same flow on a smaller SKU). Created
 without `--all-traffic`, it gets **no** live traffic: users still see blue only.
 """),
-        code("%%pf_deployment green --create\n" + deployment_yaml(
-            "green", instance_type="Standard_DS3_v2", count=1).strip("\n")),
+        code(
+            "%%pf_deployment green --create\n"
+            + deployment_yaml("green", instance_type="Standard_DS3_v2", count=1).strip("\n")
+        ),
         code("%pf_status rollout-endpoint"),
         md("Test green directly before any user reaches it:"),
         code("""
@@ -451,7 +468,8 @@ overview page (`PFMAGIC_AZURE_CONFIG=/path/to/config.json`) or with `AZURE_SUBSC
 says what is missing and *Run All* stops at the first cell that needs the workspace. Deploying on Azure takes more than 15 minutes and
 costs money: `%pf_delete` at the end removes the endpoint.
 """),
-        code("""
+        code(
+            """
 import os
 
 config = os.environ.get("PFMAGIC_AZURE_CONFIG")
@@ -466,7 +484,9 @@ elif subscription_id and resource_group and workspace:
 else:
     azure_args = ""  # %pf_backend azure then looks for config.json and says what is missing
 print("Azure workspace configured:", bool(azure_args))
-""", "azure-guard"),
+""",
+            "azure-guard",
+        ),
         code("%load_ext pfmagic"),
         code("%pf_backend azure {azure_args}", a),
         md("""
@@ -483,8 +503,11 @@ connections; pfmagic fills the deployment's own subscription, group, workspace, 
 deployment names. `model: azureml:seed-chat-model:1` refers to the first registered version —
 change it if you registered more. The calculator checks your workspace's quota for the SKU.
 """),
-        code("%%pf_deployment blue --create --all-traffic\n" + deployment_yaml(
-            "blue", prt=True).strip("\n"), a),
+        code(
+            "%%pf_deployment blue --create --all-traffic\n"
+            + deployment_yaml("blue", prt=True).strip("\n"),
+            a,
+        ),
         code("%pf_status {endpoint_name}", a),
         code("%pf_logs {endpoint_name} blue --lines 20", a),
         code("%%pf_invoke {endpoint_name}\nHow do I create the blue deployment?", a),
@@ -504,8 +527,11 @@ NOTEBOOKS = {
 
 def build(name: str) -> nbformat.NotebookNode:
     nb = new_notebook(cells=NOTEBOOKS[name]())
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)",
-                                 "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+    }
     nb.metadata["language_info"] = {"name": "python"}
     return nb
 
@@ -519,8 +545,9 @@ def main(argv: list[str]) -> int:
         import subprocess
 
         for name in names:
-            rc = subprocess.call([sys.executable, str(HERE / "run.py"), name,
-                                  "--save", str(HERE / name)])
+            rc = subprocess.call(
+                [sys.executable, str(HERE / "run.py"), name, "--save", str(HERE / name)]
+            )
             if rc:
                 return rc
     return 0

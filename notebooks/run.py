@@ -91,9 +91,14 @@ TAG_AZURE = "needs-azure"
 def azure_configured() -> bool:
     """Whether an Azure ML workspace is named (03-azure.ipynb's own test, same rule)."""
     env = os.environ
-    return bool(env.get("PFMAGIC_AZURE_CONFIG") or (
-        env.get("AZURE_SUBSCRIPTION_ID") and env.get("AZURE_RESOURCE_GROUP")
-        and env.get("AZUREML_WORKSPACE_NAME")))
+    return bool(
+        env.get("PFMAGIC_AZURE_CONFIG")
+        or (
+            env.get("AZURE_SUBSCRIPTION_ID")
+            and env.get("AZURE_RESOURCE_GROUP")
+            and env.get("AZUREML_WORKSPACE_NAME")
+        )
+    )
 
 
 @dataclass
@@ -115,8 +120,7 @@ def first_line(source: str) -> str:
 
 def _user_expression(kc: Any, code: str, expression: str, timeout: float = 60) -> str | None:
     """Run ``code`` silently through a side client and return ``expression``'s text value."""
-    msg_id = kc.execute(code, silent=True, store_history=False,
-                        user_expressions={"v": expression})
+    msg_id = kc.execute(code, silent=True, store_history=False, user_expressions={"v": expression})
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -168,21 +172,31 @@ def private_kernelspec() -> str:
     home = Path(os.environ.get("PFMAGIC_HOME") or tempfile.mkdtemp(prefix="pfmagic-run-"))
     spec_dir = home / "jupyter" / "kernels" / KERNEL_NAME
     spec_dir.mkdir(parents=True, exist_ok=True)
-    (spec_dir / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3 (ipykernel)", "language": "python",
-        "env": {"PYDEVD_DISABLE_FILE_VALIDATION": "1"},
-    }))
+    (spec_dir / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "Python 3 (ipykernel)",
+                "language": "python",
+                "env": {"PYDEVD_DISABLE_FILE_VALIDATION": "1"},
+            }
+        )
+    )
     paths = os.environ.get("JUPYTER_PATH", "")
     if str(home / "jupyter") not in paths.split(os.pathsep):
-        os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(home / "jupyter"),
-                                                                   paths]))
+        os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(home / "jupyter"), paths]))
     return KERNEL_NAME
 
 
-def execute(path: Path, *, timeout: float = 600, cell_timeout: float = 300,
-            harvest: bool = False, log: Callable[[str], None] | None = None,
-            kernel_log: Path | None = None) -> RunResult:
+def execute(
+    path: Path,
+    *,
+    timeout: float = 600,
+    cell_timeout: float = 300,
+    harvest: bool = False,
+    log: Callable[[str], None] | None = None,
+    kernel_log: Path | None = None,
+) -> RunResult:
     """Execute a notebook in its own folder with this interpreter's kernel.
 
     ``PFMAGIC_HOME`` must already point at a private folder (see ``private_home``). Stops at
@@ -230,14 +244,15 @@ def execute(path: Path, *, timeout: float = 600, cell_timeout: float = 300,
                     result.failed_cell = index
                     break
                 if client.skip_cells_with_tag in cell.metadata.get("tags", []):
-                    log(f"[{n:2d}/{len(code_cells)}] skipped ({client.skip_cells_with_tag}): "
-                        f"{first_line(cell.source)}")
+                    log(
+                        f"[{n:2d}/{len(code_cells)}] skipped ({client.skip_cells_with_tag}): "
+                        f"{first_line(cell.source)}"
+                    )
                     continue
                 t0 = time.monotonic()
                 log(f"[{n:2d}/{len(code_cells)}] {first_line(cell.source)}")
                 try:
-                    client.execute_cell(cell, index,
-                                        execution_count=client.code_cells_executed + 1)
+                    client.execute_cell(cell, index, execution_count=client.code_cells_executed + 1)
                 except CellExecutionError as exc:
                     result.error, result.failed_cell = str(exc), index
                 except Exception as exc:  # e.g. a cell timeout
@@ -315,24 +330,41 @@ def print_transcript(nb: Any, out: Any = sys.stdout) -> int:
 
 def lab(argv: list[str]) -> int:
     """Open the notebooks in JupyterLab with this interpreter (and its kernel)."""
-    cmd = [sys.executable, "-m", "jupyter", "lab", str(HERE / DEFAULT_NOTEBOOK),
-           f"--ServerApp.root_dir={HERE}", *argv]
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        str(HERE / DEFAULT_NOTEBOOK),
+        f"--ServerApp.root_dir={HERE}",
+        *argv,
+    ]
     print("$ " + " ".join(cmd), flush=True)
     return subprocess.call(cmd)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("notebook", nargs="?", default=DEFAULT_NOTEBOOK,
-                        help=f"notebook in {HERE.name}/ (default {DEFAULT_NOTEBOOK})")
+    parser.add_argument(
+        "notebook",
+        nargs="?",
+        default=DEFAULT_NOTEBOOK,
+        help=f"notebook in {HERE.name}/ (default {DEFAULT_NOTEBOOK})",
+    )
     parser.add_argument("--save", metavar="PATH", help="write the executed notebook there")
     parser.add_argument("--timeout", type=float, default=900, help="whole notebook, seconds")
     parser.add_argument("--cell-timeout", type=float, default=600, help="one cell, seconds")
     parser.add_argument("--keep-home", action="store_true", help="keep the temporary state")
-    parser.add_argument("--secrets-out", metavar="PATH",
-                        help="(tests) write the keys the backend held during the run there")
-    parser.add_argument("--lab", action="store_true",
-                        help="open JupyterLab instead (extra arguments go to jupyter lab)")
+    parser.add_argument(
+        "--secrets-out",
+        metavar="PATH",
+        help="(tests) write the keys the backend held during the run there",
+    )
+    parser.add_argument(
+        "--lab",
+        action="store_true",
+        help="open JupyterLab instead (extra arguments go to jupyter lab)",
+    )
     args, rest = parser.parse_known_args(argv)
     if args.lab:
         return lab(rest)
@@ -347,9 +379,14 @@ def main(argv: list[str] | None = None) -> int:
     with private_home(keep=args.keep_home) as home:
         print(f"PFMAGIC_HOME={home}", flush=True)
         kernel_log = home / "kernel.log"
-        result = execute(path, timeout=args.timeout, cell_timeout=args.cell_timeout,
-                         harvest=bool(args.secrets_out), log=lambda msg: print(msg, flush=True),
-                         kernel_log=kernel_log)
+        result = execute(
+            path,
+            timeout=args.timeout,
+            cell_timeout=args.cell_timeout,
+            harvest=bool(args.secrets_out),
+            log=lambda msg: print(msg, flush=True),
+            kernel_log=kernel_log,
+        )
         if result.error and kernel_log.exists():
             tail = kernel_log.read_text(errors="replace").splitlines()[-20:]
             print("--- kernel stderr (last lines) ---\n" + "\n".join(tail), file=sys.stderr)
@@ -364,9 +401,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"executed notebook saved to {args.save}")
     if result.error:
         error = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", result.error)
-        print(f"\nFAILED at cell {result.failed_cell} (counting markdown cells from 0) "
-              f"after {result.seconds:.0f} s:\n"
-              f"{error}", file=sys.stderr, flush=True)
+        print(
+            f"\nFAILED at cell {result.failed_cell} (counting markdown cells from 0) "
+            f"after {result.seconds:.0f} s:\n"
+            f"{error}",
+            file=sys.stderr,
+            flush=True,
+        )
         print_transcript(result.notebook)
         return 2 if "timeout" in result.error.lower() else 1
     print_transcript(result.notebook)

@@ -38,17 +38,22 @@ class ChatNames:
     source: str = "defaults"
 
     def describe(self) -> str:
-        return (f"input '{self.input}', output '{self.output}', history "
-                f"'{self.history or '-'}' (from {self.source})")
+        return (
+            f"input '{self.input}', output '{self.output}', history "
+            f"'{self.history or '-'}' (from {self.source})"
+        )
 
 
 def names_from_properties(properties: dict[str, Any] | None) -> ChatNames | None:
     props = properties or {}
     if not props.get(PROP_INPUT) and not props.get(PROP_OUTPUT):
         return None
-    return ChatNames(str(props.get(PROP_INPUT) or DEFAULT_INPUT),
-                     str(props.get(PROP_OUTPUT) or DEFAULT_OUTPUT),
-                     str(props.get(PROP_HISTORY) or DEFAULT_HISTORY), "model properties")
+    return ChatNames(
+        str(props.get(PROP_INPUT) or DEFAULT_INPUT),
+        str(props.get(PROP_OUTPUT) or DEFAULT_OUTPUT),
+        str(props.get(PROP_HISTORY) or DEFAULT_HISTORY),
+        "model properties",
+    )
 
 
 def names_from_flow(folder: str | Path | None) -> ChatNames | None:
@@ -60,17 +65,24 @@ def names_from_flow(folder: str | Path | None) -> ChatNames | None:
     info = read_flow(folder)
     if info is None or info.error or not (info.chat_input or info.chat_output):
         return None
-    return ChatNames(info.chat_input or DEFAULT_INPUT, info.chat_output or DEFAULT_OUTPUT,
-                     info.chat_history, "flow.dag.yaml")
+    return ChatNames(
+        info.chat_input or DEFAULT_INPUT,
+        info.chat_output or DEFAULT_OUTPUT,
+        info.chat_history,
+        "flow.dag.yaml",
+    )
 
 
 def names_from_swagger(info: dict[str, Any] | None) -> ChatNames | None:
     info = info or {}
     if not info.get("x-chat-input") and not info.get("x-chat-output"):
         return None
-    return ChatNames(str(info.get("x-chat-input") or DEFAULT_INPUT),
-                     str(info.get("x-chat-output") or DEFAULT_OUTPUT),
-                     str(info.get("x-chat-history") or DEFAULT_HISTORY), "swagger.json")
+    return ChatNames(
+        str(info.get("x-chat-input") or DEFAULT_INPUT),
+        str(info.get("x-chat-output") or DEFAULT_OUTPUT),
+        str(info.get("x-chat-history") or DEFAULT_HISTORY),
+        "swagger.json",
+    )
 
 
 def model_reference(model: Any) -> tuple[str, str | None] | None:
@@ -90,8 +102,9 @@ def model_reference(model: Any) -> tuple[str, str | None] | None:
     return (name, version or None) if name else None
 
 
-def resolve_names(session: Any, backend: Any, endpoint: str,
-                  deployment: str | None = None) -> ChatNames:
+def resolve_names(
+    session: Any, backend: Any, endpoint: str, deployment: str | None = None
+) -> ChatNames:
     """Chat names of ``endpoint`` (sources in the module docstring); never raises."""
     flow_dirs: list[Any] = []
     for model in _models_of(session, backend, endpoint, deployment):
@@ -134,7 +147,8 @@ def fetch_swagger_info(backend: Any, endpoint: str, timeout: float = 5.0) -> dic
 
     ep = backend.get_endpoint(endpoint)
     url = getattr(ep, "openapi_uri", None) or re.sub(
-        r"/score/?$", "/swagger.json", ep.scoring_uri or "")
+        r"/score/?$", "/swagger.json", ep.scoring_uri or ""
+    )
     headers = {}
     secret = key_of(_safe(lambda: backend.get_keys(endpoint)))
     if secret:
@@ -165,6 +179,7 @@ def _safe(fn: Any) -> Any:
 
 # -- history -----------------------------------------------------------------------------
 
+
 def history_payload(turns: list[dict[str, Any]], max_history: int) -> list[dict[str, Any]]:
     """The last ``max_history`` turns as promptflow expects them (display ``meta`` removed)."""
     if max_history <= 0:
@@ -172,8 +187,13 @@ def history_payload(turns: list[dict[str, Any]], max_history: int) -> list[dict[
     return [{"inputs": t["inputs"], "outputs": t["outputs"]} for t in turns[-max_history:]]
 
 
-def build_inputs(names: ChatNames, question: str, turns: list[dict[str, Any]],
-                 max_history: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def build_inputs(
+    names: ChatNames,
+    question: str,
+    turns: list[dict[str, Any]],
+    max_history: int,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     body: dict[str, Any] = dict(extra or {})
     body[names.input] = question
     if names.history:

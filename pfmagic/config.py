@@ -39,9 +39,9 @@ class PfMagics(Configurable):
         20,
         help="How many past chat turns %pf_invoke sends with each question (0 = none).",
     ).tag(config=True)
-    invoke_timeout = Float(
-        120.0, help="Seconds %pf_invoke waits for an endpoint's reply."
-    ).tag(config=True)
+    invoke_timeout = Float(120.0, help="Seconds %pf_invoke waits for an endpoint's reply.").tag(
+        config=True
+    )
     deploy_timeout = Float(
         900.0, help="Seconds a blocking create waits before it returns and keeps reporting."
     ).tag(config=True)
@@ -97,7 +97,9 @@ def load_file_settings(settings: PfMagics, start: Path | None = None) -> tuple[P
             from pfmagic.errors import PfError
 
             close = difflib.get_close_matches(key, names, n=1)
-            raise PfError(f"{path}: [tool.pfmagic] has no setting '{key}'",
-                          hint=f"did you mean '{close[0]}'?" if close else None)
+            raise PfError(
+                f"{path}: [tool.pfmagic] has no setting '{key}'",
+                hint=f"did you mean '{close[0]}'?" if close else None,
+            )
         setattr(settings, key, value)
     return path, len(table)

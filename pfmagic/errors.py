@@ -30,8 +30,14 @@ class PfError(Exception):
 class SpecError(PfError):
     """A cell's YAML is wrong: names the field path and the line in the cell."""
 
-    def __init__(self, message: str, *, field: str | None = None, line: int | None = None,
-                 hint: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        line: int | None = None,
+        hint: str | None = None,
+    ):
         where = []
         if field:
             where.append(f"field '{field}'")
@@ -50,8 +56,14 @@ class NotFound(PfError):
 class BackendError(PfError):
     """A backend refused or failed an operation (HTTP status, provisioning failure, ...)."""
 
-    def __init__(self, message: str, *, status: int | None = None, code: str | None = None,
-                 hint: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        hint: str | None = None,
+    ):
         super().__init__(message, hint=hint, code=code)
         self.status = status
 

@@ -36,10 +36,18 @@ _STATUS_HINTS: dict[int, str] = {
 _MAX_MESSAGE = 300
 
 
-def score(url: str, body: Any, *, key: str | None = None,
-          deployment: str | None = None, stream: bool = False, timeout: float = 120.0,
-          on_chunk: ChunkCallback | None = None, headers: dict[str, str] | None = None,
-          client: httpx.Client | None = None) -> ScoreReply:
+def score(
+    url: str,
+    body: Any,
+    *,
+    key: str | None = None,
+    deployment: str | None = None,
+    stream: bool = False,
+    timeout: float = 120.0,
+    on_chunk: ChunkCallback | None = None,
+    headers: dict[str, str] | None = None,
+    client: httpx.Client | None = None,
+) -> ScoreReply:
     """POST ``body`` to ``url`` and return the decoded reply.
 
     ``body`` is JSON-able (sent as JSON) or raw JSON text/bytes (a request file, sent as is).
@@ -67,8 +75,9 @@ def score(url: str, body: Any, *, key: str | None = None,
     http = client or shared_client(url)
     start = time.perf_counter()
     try:
-        with http.stream("POST", url, content=content, headers=send_headers,
-                         timeout=_timeout(timeout)) as response:
+        with http.stream(
+            "POST", url, content=content, headers=send_headers, timeout=_timeout(timeout)
+        ) as response:
             if response.status_code >= 400:
                 response.read()
                 raise _status_error(response, url, key)
@@ -79,7 +88,9 @@ def score(url: str, body: Any, *, key: str | None = None,
                     raise BackendError(
                         f"{response.status_code}: the event stream from {url} closed before any "
                         "data (the flow probably failed; see the deployment logs)",
-                        status=response.status_code, code="StreamClosed")
+                        status=response.status_code,
+                        code="StreamClosed",
+                    )
                 outputs: Any = merge_events(chunks)
                 streamed = True
             else:
@@ -89,23 +100,32 @@ def score(url: str, body: Any, *, key: str | None = None,
             latency = (time.perf_counter() - start) * 1000
             resp_headers = {k.lower(): v for k, v in response.headers.items()}
             return ScoreReply(
-                status=response.status_code, outputs=outputs,
+                status=response.status_code,
+                outputs=outputs,
                 deployment=resp_headers.get("azureml-model-deployment"),
                 latency_ms=latency,
                 request_id=resp_headers.get("x-request-id") or request_id,
-                streamed=streamed, chunks=chunks, headers=resp_headers)
+                streamed=streamed,
+                chunks=chunks,
+                headers=resp_headers,
+            )
     except httpx.TimeoutException:
-        raise BackendError(f"timeout: no reply from {url} within {timeout:g} s",
-                           code="Timeout") from None
+        raise BackendError(
+            f"timeout: no reply from {url} within {timeout:g} s", code="Timeout"
+        ) from None
     except httpx.ConnectError:
-        raise BackendError(f"connection refused: nothing is listening at {url} "
-                           "(endpoint stopped or deleted?)", code="ConnectionRefused") from None
+        raise BackendError(
+            f"connection refused: nothing is listening at {url} (endpoint stopped or deleted?)",
+            code="ConnectionRefused",
+        ) from None
     except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
-        raise BackendError(f"the connection to {url} closed early: "
-                           f"{_clean(str(exc), key)}", code="StreamClosed") from None
+        raise BackendError(
+            f"the connection to {url} closed early: {_clean(str(exc), key)}", code="StreamClosed"
+        ) from None
     except httpx.HTTPError as exc:  # anything else httpx raises (invalid URL, ...)
-        raise BackendError(f"request to {url} failed: {_clean(str(exc), key)}",
-                           code=type(exc).__name__) from None
+        raise BackendError(
+            f"request to {url} failed: {_clean(str(exc), key)}", code=type(exc).__name__
+        ) from None
 
 
 _clients: dict[bool, httpx.Client] = {}
@@ -130,8 +150,9 @@ def _timeout(seconds: float) -> httpx.Timeout:
     return httpx.Timeout(seconds, connect=min(10.0, seconds))
 
 
-def _read_events(lines: Iterable[str], on_chunk: ChunkCallback | None,
-                 key: str | None) -> list[dict[str, Any]]:
+def _read_events(
+    lines: Iterable[str], on_chunk: ChunkCallback | None, key: str | None
+) -> list[dict[str, Any]]:
     """Parse SSE: ``data:`` lines up to a blank line form one event (JSON object)."""
     events: list[dict[str, Any]] = []
     data: list[str] = []
@@ -189,7 +210,8 @@ def _status_error(response: httpx.Response, url: str, key: str | None) -> Backen
     message, code = _endpoint_message(response)
     if status >= 500:
         what = {502: "bad gateway", 503: "service unavailable", 504: "gateway timeout"}.get(
-            status, "server error")
+            status, "server error"
+        )
     else:
         what = _STATUS_HINTS.get(status, response.reason_phrase.lower() or "error")
     text = f"{status} {what}"

@@ -92,5 +92,7 @@ class Session:
             return self.last_endpoint
         if len(self.endpoints) == 1:
             return next(iter(self.endpoints))
-        raise PfError("no endpoint given and none used yet",
-                      hint="name one, e.g. %pf_status basic-chat-endpoint")
+        raise PfError(
+            "no endpoint given and none used yet",
+            hint="name one, e.g. %pf_status basic-chat-endpoint",
+        )

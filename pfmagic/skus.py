@@ -18,12 +18,17 @@ from fractions import Fraction
 from typing import Any
 
 QUOTA_PAGE = "https://ml.azure.com/quota"
-QUOTA_DOC = ("https://learn.microsoft.com/azure/machine-learning/how-to-manage-quotas"
-             "#request-quota-and-limit-increases")
-SKU_LIST_DOC = ("https://learn.microsoft.com/azure/machine-learning/"
-                "reference-managed-online-endpoints-vm-sku-list")
-INSTANCE_TYPES_DOC = ("https://learn.microsoft.com/azure/machine-learning/"
-                      "how-to-manage-kubernetes-instance-types")
+QUOTA_DOC = (
+    "https://learn.microsoft.com/azure/machine-learning/how-to-manage-quotas"
+    "#request-quota-and-limit-increases"
+)
+SKU_LIST_DOC = (
+    "https://learn.microsoft.com/azure/machine-learning/"
+    "reference-managed-online-endpoints-vm-sku-list"
+)
+INSTANCE_TYPES_DOC = (
+    "https://learn.microsoft.com/azure/machine-learning/how-to-manage-kubernetes-instance-types"
+)
 RESERVE = Fraction(6, 5)  # the 20 % reservation as an exact factor (no float ceil surprises)
 PRODUCTION_MIN_INSTANCES = 3
 SMALL_SKUS = frozenset({"Standard_DS1_v2", "Standard_DS2_v2", "Standard_F2s_v2"})
@@ -57,8 +62,7 @@ class Sku:
     def label(self) -> str:
         """One line for a picker: name, vCPUs, GPUs, memory, family."""
         gpu = f", {self.gpus_text} GPU" if self.gpus else ""
-        return (f"{self.name} · {self.vcpus} vCPU{gpu}, {_num(self.memory_gib)} GiB"
-                f" · {self.family}")
+        return f"{self.name} · {self.vcpus} vCPU{gpu}, {_num(self.memory_gib)} GiB · {self.family}"
 
 
 def _num(value: float) -> str:
@@ -67,68 +71,180 @@ def _num(value: float) -> str:
 
 # (family, SKU names without "Standard_", vCPUs, GPUs, memory GiB, skip 20 %, note):
 # azure-ai-ml.md §8, copied row by row in the same order.
-_ROWS: tuple[tuple[str, tuple[str, ...], tuple[int, ...], tuple[str, ...], tuple[float, ...],
-                   bool, str], ...] = (
-    ("standardDASv4Family",
-     ("D2as_v4", "D4as_v4", "D8as_v4", "D16as_v4", "D32as_v4", "D48as_v4", "D64as_v4",
-      "D96as_v4"),
-     (2, 4, 8, 16, 32, 48, 64, 96), ("0",) * 8, (8, 16, 32, 64, 128, 192, 256, 384), False, ""),
-    ("standardDAv4Family",
-     ("D2a_v4", "D4a_v4", "D8a_v4", "D16a_v4", "D32a_v4", "D48a_v4", "D64a_v4", "D96a_v4"),
-     (2, 4, 8, 16, 32, 48, 64, 96), ("0",) * 8, (8, 16, 32, 64, 128, 192, 256, 384), False, ""),
-    ("standardDSv2Family",
-     ("DS1_v2", "DS2_v2", "DS3_v2", "DS4_v2", "DS5_v2"),
-     (1, 2, 4, 8, 16), ("0",) * 5, (3.5, 7, 14, 28, 56), False, ""),
-    ("standardESv3Family",
-     ("E2s_v3", "E4s_v3", "E8s_v3", "E16s_v3", "E32s_v3", "E48s_v3", "E64s_v3"),
-     (2, 4, 8, 16, 32, 48, 64), ("0",) * 7, (16, 32, 64, 128, 256, 384, 432), False, ""),
-    ("standardFSv2Family",
-     ("F2s_v2", "F4s_v2", "F8s_v2", "F16s_v2", "F32s_v2", "F48s_v2", "F64s_v2", "F72s_v2"),
-     (2, 4, 8, 16, 32, 48, 64, 72), ("0",) * 8, (4, 8, 16, 32, 64, 96, 128, 144), False, ""),
-    ("standardFXMDVSFamily",
-     ("FX4mds", "FX12mds", "FX24mds", "FX36mds", "FX48mds"),
-     (4, 12, 24, 36, 48), ("0",) * 5, (84, 252, 504, 756, 1008), False, ""),
-    ("standardLASv3Family",
-     ("L8as_v3", "L16as_v3", "L32as_v3", "L48as_v3", "L64as_v3", "L80as_v3"),
-     (8, 16, 32, 48, 64, 80), ("0",) * 6, (64, 128, 256, 384, 512, 640), False, ""),
-    ("standardLSv2Family",
-     ("L8s_v2", "L16s_v2", "L32s_v2", "L48s_v2", "L64s_v2", "L80s_v2"),
-     (8, 16, 32, 48, 64, 80), ("0",) * 6, (64, 128, 256, 384, 512, 640), False, ""),
-    ("standardLSv3Family",
-     ("L8s_v3", "L16s_v3", "L32s_v3", "L48s_v3", "L64s_v3", "L80s_v3"),
-     (8, 16, 32, 48, 64, 80), ("0",) * 6, (64, 128, 256, 384, 512, 640), False, ""),
-    ("standardNCADSA100v4Family",
-     ("NC24ads_A100_v4", "NC48ads_A100_v4", "NC96ads_A100_v4"),
-     (24, 48, 96), ("1", "2", "4"), (220, 440, 880), True, ""),
-    ("standard NCASv3_T4 Family",
-     ("NC4as_T4_v3", "NC8as_T4_v3", "NC16as_T4_v3", "NC64as_T4_v3"),
-     (4, 8, 16, 64), ("1", "1", "1", "4"), (28, 56, 110, 440), False, ""),
-    ("standardNCSv2Family",
-     ("NC6s_v2", "NC12s_v2", "NC24s_v2"),
-     (6, 12, 24), ("1", "2", "4"), (112, 224, 448), False, ""),
-    ("standardNCSv3Family",
-     ("NC6s_v3", "NC12s_v3", "NC24s_v3"),
-     (6, 12, 24), ("1", "2", "4"), (112, 224, 448), False, "V100; retired 2025-09-30"),
-    ("standardNCADSH100v5Family",
-     ("NC40ads_H100_v5", "NC80adis_H100_v5"),
-     (40, 80), ("1", "2"), (320, 640), True, ""),
-    ("standard NDAMSv4_A100Family",
-     ("ND96amsr_A100_v4",),
-     (96,), ("8",), (1900,), True, "InfiniBand"),
-    ("standard NDASv4_A100 Family",
-     ("ND96asr_v4",),
-     (96,), ("8",), (900,), True, "InfiniBand"),
-    ("standardNDSv2Family",
-     ("ND40rs_v2",),
-     (40,), ("8",), (672,), True, "InfiniBand"),
-    ("standardNDv5H100Family",
-     ("ND96is_H100_v5", "ND96isr_H100_v5"),
-     (96, 96), ("8", "8"), (1900, 1900), True, ""),
-    ("standardNVADSA10v5Family",
-     ("NV6ads_A10_v5", "NV12ads_A10_v5", "NV18ads_A10_v5", "NV36ads_A10_v5", "NV36adms_A10_v5",
-      "NV72ads_A10_v5"),
-     (6, 12, 18, 36, 36, 72), ("1/6", "1/3", "1/2", "1", "1", "2"),
-     (55, 110, 220, 440, 880, 880), False, ""),
+_ROWS: tuple[
+    tuple[str, tuple[str, ...], tuple[int, ...], tuple[str, ...], tuple[float, ...], bool, str], ...
+] = (
+    (
+        "standardDASv4Family",
+        (
+            "D2as_v4",
+            "D4as_v4",
+            "D8as_v4",
+            "D16as_v4",
+            "D32as_v4",
+            "D48as_v4",
+            "D64as_v4",
+            "D96as_v4",
+        ),
+        (2, 4, 8, 16, 32, 48, 64, 96),
+        ("0",) * 8,
+        (8, 16, 32, 64, 128, 192, 256, 384),
+        False,
+        "",
+    ),
+    (
+        "standardDAv4Family",
+        ("D2a_v4", "D4a_v4", "D8a_v4", "D16a_v4", "D32a_v4", "D48a_v4", "D64a_v4", "D96a_v4"),
+        (2, 4, 8, 16, 32, 48, 64, 96),
+        ("0",) * 8,
+        (8, 16, 32, 64, 128, 192, 256, 384),
+        False,
+        "",
+    ),
+    (
+        "standardDSv2Family",
+        ("DS1_v2", "DS2_v2", "DS3_v2", "DS4_v2", "DS5_v2"),
+        (1, 2, 4, 8, 16),
+        ("0",) * 5,
+        (3.5, 7, 14, 28, 56),
+        False,
+        "",
+    ),
+    (
+        "standardESv3Family",
+        ("E2s_v3", "E4s_v3", "E8s_v3", "E16s_v3", "E32s_v3", "E48s_v3", "E64s_v3"),
+        (2, 4, 8, 16, 32, 48, 64),
+        ("0",) * 7,
+        (16, 32, 64, 128, 256, 384, 432),
+        False,
+        "",
+    ),
+    (
+        "standardFSv2Family",
+        ("F2s_v2", "F4s_v2", "F8s_v2", "F16s_v2", "F32s_v2", "F48s_v2", "F64s_v2", "F72s_v2"),
+        (2, 4, 8, 16, 32, 48, 64, 72),
+        ("0",) * 8,
+        (4, 8, 16, 32, 64, 96, 128, 144),
+        False,
+        "",
+    ),
+    (
+        "standardFXMDVSFamily",
+        ("FX4mds", "FX12mds", "FX24mds", "FX36mds", "FX48mds"),
+        (4, 12, 24, 36, 48),
+        ("0",) * 5,
+        (84, 252, 504, 756, 1008),
+        False,
+        "",
+    ),
+    (
+        "standardLASv3Family",
+        ("L8as_v3", "L16as_v3", "L32as_v3", "L48as_v3", "L64as_v3", "L80as_v3"),
+        (8, 16, 32, 48, 64, 80),
+        ("0",) * 6,
+        (64, 128, 256, 384, 512, 640),
+        False,
+        "",
+    ),
+    (
+        "standardLSv2Family",
+        ("L8s_v2", "L16s_v2", "L32s_v2", "L48s_v2", "L64s_v2", "L80s_v2"),
+        (8, 16, 32, 48, 64, 80),
+        ("0",) * 6,
+        (64, 128, 256, 384, 512, 640),
+        False,
+        "",
+    ),
+    (
+        "standardLSv3Family",
+        ("L8s_v3", "L16s_v3", "L32s_v3", "L48s_v3", "L64s_v3", "L80s_v3"),
+        (8, 16, 32, 48, 64, 80),
+        ("0",) * 6,
+        (64, 128, 256, 384, 512, 640),
+        False,
+        "",
+    ),
+    (
+        "standardNCADSA100v4Family",
+        ("NC24ads_A100_v4", "NC48ads_A100_v4", "NC96ads_A100_v4"),
+        (24, 48, 96),
+        ("1", "2", "4"),
+        (220, 440, 880),
+        True,
+        "",
+    ),
+    (
+        "standard NCASv3_T4 Family",
+        ("NC4as_T4_v3", "NC8as_T4_v3", "NC16as_T4_v3", "NC64as_T4_v3"),
+        (4, 8, 16, 64),
+        ("1", "1", "1", "4"),
+        (28, 56, 110, 440),
+        False,
+        "",
+    ),
+    (
+        "standardNCSv2Family",
+        ("NC6s_v2", "NC12s_v2", "NC24s_v2"),
+        (6, 12, 24),
+        ("1", "2", "4"),
+        (112, 224, 448),
+        False,
+        "",
+    ),
+    (
+        "standardNCSv3Family",
+        ("NC6s_v3", "NC12s_v3", "NC24s_v3"),
+        (6, 12, 24),
+        ("1", "2", "4"),
+        (112, 224, 448),
+        False,
+        "V100; retired 2025-09-30",
+    ),
+    (
+        "standardNCADSH100v5Family",
+        ("NC40ads_H100_v5", "NC80adis_H100_v5"),
+        (40, 80),
+        ("1", "2"),
+        (320, 640),
+        True,
+        "",
+    ),
+    (
+        "standard NDAMSv4_A100Family",
+        ("ND96amsr_A100_v4",),
+        (96,),
+        ("8",),
+        (1900,),
+        True,
+        "InfiniBand",
+    ),
+    ("standard NDASv4_A100 Family", ("ND96asr_v4",), (96,), ("8",), (900,), True, "InfiniBand"),
+    ("standardNDSv2Family", ("ND40rs_v2",), (40,), ("8",), (672,), True, "InfiniBand"),
+    (
+        "standardNDv5H100Family",
+        ("ND96is_H100_v5", "ND96isr_H100_v5"),
+        (96, 96),
+        ("8", "8"),
+        (1900, 1900),
+        True,
+        "",
+    ),
+    (
+        "standardNVADSA10v5Family",
+        (
+            "NV6ads_A10_v5",
+            "NV12ads_A10_v5",
+            "NV18ads_A10_v5",
+            "NV36ads_A10_v5",
+            "NV36adms_A10_v5",
+            "NV72ads_A10_v5",
+        ),
+        (6, 12, 18, 36, 36, 72),
+        ("1/6", "1/3", "1/2", "1", "1", "2"),
+        (55, 110, 220, 440, 880, 880),
+        False,
+        "",
+    ),
 )
 
 
@@ -138,8 +254,9 @@ def _build() -> tuple[Sku, ...]:
         for name, cpu, gpu, mem in zip(names, vcpus, gpus, mems, strict=True):  # ragged → error
             # InfiniBand applies to the 'r' variants only in the ND H100 row.
             this_note = "InfiniBand" if name == "ND96isr_H100_v5" else note
-            skus.append(Sku(f"Standard_{name}", family, cpu, Fraction(gpu), float(mem), skip,
-                            this_note))
+            skus.append(
+                Sku(f"Standard_{name}", family, cpu, Fraction(gpu), float(mem), skip, this_note)
+            )
     return tuple(skus)
 
 
@@ -191,8 +308,9 @@ def formula(sku: Sku | str, instances: int) -> str:
     reserved = reserved_instances(info, instances)
     total = reserved * info.vcpus
     if info.skip_reservation:
-        return (f"{instances} × {info.vcpus} = {total} vCPUs "
-                f"({info.short} skips the 20 % reservation)")
+        return (
+            f"{instances} × {info.vcpus} = {total} vCPUs ({info.short} skips the 20 % reservation)"
+        )
     return f"ceil(1.2 × {instances}) × {info.vcpus} = {reserved} × {info.vcpus} = {total} vCPUs"
 
 
@@ -289,57 +407,98 @@ def warnings_for(sku: Sku | None, instances: int) -> list[str]:
     """The seed's and the docs' cautions for a choice of SKU and instance count."""
     out: list[str] = []
     if instances < PRODUCTION_MIN_INSTANCES:
-        out.append(f"{instances} instance{'s' if instances != 1 else ''}: fine for testing; "
-                   f"use at least {PRODUCTION_MIN_INSTANCES} for production (high availability)")
+        out.append(
+            f"{instances} instance{'s' if instances != 1 else ''}: fine for testing; "
+            f"use at least {PRODUCTION_MIN_INSTANCES} for production (high availability)"
+        )
     if sku is not None and sku.name in SMALL_SKUS:
-        out.append(f"{sku.name} may be too small for a flow (out of memory, slow start, probe "
-                   f"failures); {DEFAULT_SKU} is the practical minimum")
+        out.append(
+            f"{sku.name} may be too small for a flow (out of memory, slow start, probe "
+            f"failures); {DEFAULT_SKU} is the practical minimum"
+        )
     if sku is not None and "retired" in sku.note:
         out.append(f"{sku.name}: {sku.note}")
     return out
 
 
-def check_quota(sku_name: str, instances: int,
-                usage: dict[str, tuple[int, int]] | None = None, *,
-                backend_name: str = "local", kubernetes: bool = False) -> QuotaCheck:
+def check_quota(
+    sku_name: str,
+    instances: int,
+    usage: dict[str, tuple[int, int]] | None = None,
+    *,
+    backend_name: str = "local",
+    kubernetes: bool = False,
+) -> QuotaCheck:
     """Needed cores for ``instances`` × ``sku_name`` against ``usage`` (None: not checked)."""
     instances = max(1, int(instances))
     if kubernetes:
         return QuotaCheck(
-            sku_name, instances, None, None, "no managed reservation", "kubernetes",
+            sku_name,
+            instances,
+            None,
+            None,
+            "no managed reservation",
+            "kubernetes",
             f"Kubernetes deployment: '{sku_name or 'default'}' is an instance type defined on "
             "the attached cluster (CPU/memory/GPU requests and limits), not a VM SKU; Azure ML "
             f"reserves no extra 20 %. Capacity is the cluster's nodes ({INSTANCE_TYPES_DOC}).",
-            warnings=warnings_for(None, instances), kubernetes=True)
+            warnings=warnings_for(None, instances),
+            kubernetes=True,
+        )
     sku = sku_info(sku_name) if sku_name else None
     if sku is None:
         near = close_skus(sku_name or "")
         hint = f" (did you mean {', '.join(near)}?)" if near else ""
-        return QuotaCheck(sku_name, instances, None, None, "?", "unknown",
-                          f"'{sku_name}' is not in the managed online endpoint SKU list{hint}; "
-                          f"see {SKU_LIST_DOC}", warnings=warnings_for(None, instances))
+        return QuotaCheck(
+            sku_name,
+            instances,
+            None,
+            None,
+            "?",
+            "unknown",
+            f"'{sku_name}' is not in the managed online endpoint SKU list{hint}; "
+            f"see {SKU_LIST_DOC}",
+            warnings=warnings_for(None, instances),
+        )
     needed = cores_needed(sku, instances)
-    check = QuotaCheck(sku.name, instances, sku, needed, formula(sku, instances), "unchecked",
-                       "", family=sku.family, warnings=warnings_for(sku, instances))
+    check = QuotaCheck(
+        sku.name,
+        instances,
+        sku,
+        needed,
+        formula(sku, instances),
+        "unchecked",
+        "",
+        family=sku.family,
+        warnings=warnings_for(sku, instances),
+    )
     normalised = {normalise_family(k): v for k, v in (usage or {}).items()}
     if usage is None:
-        check.message = (f"{backend_name} backend: quota is not checked here; Azure would need "
-                         f"{needed} free vCPUs in {sku.family}")
+        check.message = (
+            f"{backend_name} backend: quota is not checked here; Azure would need "
+            f"{needed} free vCPUs in {sku.family}"
+        )
     elif sku.family_key not in normalised:
-        check.message = (f"the workspace reports no {sku.family} quota (limit 0?); "
-                         f"{needed} vCPUs needed: request them at {QUOTA_PAGE}")
+        check.message = (
+            f"the workspace reports no {sku.family} quota (limit 0?); "
+            f"{needed} vCPUs needed: request them at {QUOTA_PAGE}"
+        )
     else:
         check.current, check.limit = normalised[sku.family_key]
         avail = check.available or 0
         if needed <= avail:
             check.verdict = "fits"
-            check.message = (f"fits: {needed} of {avail} free vCPUs in {sku.family} "
-                             f"(usage {check.current}/{check.limit})")
+            check.message = (
+                f"fits: {needed} of {avail} free vCPUs in {sku.family} "
+                f"(usage {check.current}/{check.limit})"
+            )
         else:
             check.verdict = "short"
-            check.message = (f"short by {needed - avail} cores: {sku.family} usage "
-                             f"{check.current}/{check.limit}, {avail} free, {needed} needed; "
-                             f"request more at {QUOTA_PAGE} ({QUOTA_DOC})")
+            check.message = (
+                f"short by {needed - avail} cores: {sku.family} usage "
+                f"{check.current}/{check.limit}, {avail} free, {needed} needed; "
+                f"request more at {QUOTA_PAGE} ({QUOTA_DOC})"
+            )
     return check
 
 

@@ -29,10 +29,15 @@ ARM = "https://management.azure.com"
 PROVIDER = "/providers/Microsoft.MachineLearningServices"
 WS_RE = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)"
-    + PROVIDER + r"/workspaces/(?P<ws>[^/]+)(?P<rest>/.*)?$", re.I)
-LOC_RE = re.compile(r"^/subscriptions/(?P<sub>[^/]+)" + PROVIDER + r"/locations/(?P<loc>[^/]+)"
-                    r"/(?P<kind>usages|mfeOperationsStatus|mfeOperationResults)(?:/(?P<id>[^/]+))?$",
-                    re.I)
+    + PROVIDER
+    + r"/workspaces/(?P<ws>[^/]+)(?P<rest>/.*)?$",
+    re.I,
+)
+LOC_RE = re.compile(
+    r"^/subscriptions/(?P<sub>[^/]+)" + PROVIDER + r"/locations/(?P<loc>[^/]+)"
+    r"/(?P<kind>usages|mfeOperationsStatus|mfeOperationResults)(?:/(?P<id>[^/]+))?$",
+    re.I,
+)
 
 
 @dataclass
@@ -78,8 +83,11 @@ class ArmState:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def requests(self, method: str | None = None, contains: str = "") -> list[Logged]:
-        return [r for r in self.log
-                if (method is None or r.method == method) and contains.lower() in r.path.lower()]
+        return [
+            r
+            for r in self.log
+            if (method is None or r.method == method) and contains.lower() in r.path.lower()
+        ]
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -160,10 +168,16 @@ class _Handler(BaseHTTPRequestHandler):
         rest = m["rest"] or ""
         ws_path = path[: len(path) - len(rest)]
         if not rest:
-            return self._reply(200, {
-                "id": ws_path, "name": m["ws"], "location": st.location,
-                "type": "Microsoft.MachineLearningServices/workspaces",
-                "properties": {"discoveryUrl": f"{ARM}/discovery"}})
+            return self._reply(
+                200,
+                {
+                    "id": ws_path,
+                    "name": m["ws"],
+                    "location": st.location,
+                    "type": "Microsoft.MachineLearningServices/workspaces",
+                    "properties": {"discoveryUrl": f"{ARM}/discovery"},
+                },
+            )
         key = path.lower()
         verb = self.command
         if verb == "POST":
@@ -171,12 +185,16 @@ class _Handler(BaseHTTPRequestHandler):
         if verb == "GET":
             if key in st.resources:
                 return self._reply(200, st.resources[key])
-            children = [v for k, v in st.resources.items()
-                        if k.startswith(key + "/") and "/" not in k[len(key) + 1:]]
+            children = [
+                v
+                for k, v in st.resources.items()
+                if k.startswith(key + "/") and "/" not in k[len(key) + 1 :]
+            ]
             if children or re.search(r"/(onlineendpoints|deployments|versions)$", key):
                 return self._reply(200, {"value": children})
-            return self._error(404, "ResourceNotFound",
-                               f"Resource {rest.rsplit('/', 1)[-1]} not found.")
+            return self._error(
+                404, "ResourceNotFound", f"Resource {rest.rsplit('/', 1)[-1]} not found."
+            )
         if verb == "PUT":
             return self._put(key, path, rest, body)
         if verb == "DELETE":
@@ -203,7 +221,9 @@ class _Handler(BaseHTTPRequestHandler):
             old = st.resources.get(key, {}).get("properties", {})
             props.setdefault("authMode", old.get("authMode", "Key"))
             props["scoringUri"] = f"https://{name}.{st.location}.inference.ml.azure.com/score"
-            props["swaggerUri"] = f"https://{name}.{st.location}.inference.ml.azure.com/swagger.json"
+            props["swaggerUri"] = (
+                f"https://{name}.{st.location}.inference.ml.azure.com/swagger.json"
+            )
         else:
             endpoint_key = key.rsplit("/deployments/", 1)[0]
             if endpoint_key not in st.resources:
@@ -225,13 +245,24 @@ class _Handler(BaseHTTPRequestHandler):
         if resource is None:
             return self._error(404, "ResourceNotFound", "not found")
         if action == "listkeys":
-            keys = resource.setdefault("_keys", {"primaryKey": "pk-" + uuid.uuid4().hex[:8],
-                                                 "secondaryKey": "sk-" + uuid.uuid4().hex[:8]})
+            keys = resource.setdefault(
+                "_keys",
+                {
+                    "primaryKey": "pk-" + uuid.uuid4().hex[:8],
+                    "secondaryKey": "sk-" + uuid.uuid4().hex[:8],
+                },
+            )
             return self._reply(200, keys)
         if action == "token":
-            return self._reply(200, {"accessToken": "aml-token-xyz", "tokenType": "Bearer",
-                                     "expiryTimeUtc": int(time.time()) + 3600,
-                                     "refreshAfterTimeUtc": int(time.time()) + 1800})
+            return self._reply(
+                200,
+                {
+                    "accessToken": "aml-token-xyz",
+                    "tokenType": "Bearer",
+                    "expiryTimeUtc": int(time.time()) + 3600,
+                    "refreshAfterTimeUtc": int(time.time()) + 1800,
+                },
+            )
         if action == "regeneratekeys":
             slot = "primaryKey" if (body or {}).get("keyType") == "Primary" else "secondaryKey"
             resource.setdefault("_keys", {})[slot] = "new-" + uuid.uuid4().hex[:8]
@@ -245,8 +276,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _score(self, host: str, body: Any) -> None:
         st = self.server.state
         if st.scoring_status != 200:
-            return self._error(st.scoring_status, "UserError", "Execution failure in 'answer': "
-                               "(ValueError) user asked for an explosion")
+            return self._error(
+                st.scoring_status,
+                "UserError",
+                "Execution failure in 'answer': (ValueError) user asked for an explosion",
+            )
         reply = dict(st.scoring_reply)
         reply["echo"] = body
         deployment = self.headers.get("azureml-model-deployment") or "blue"
@@ -263,10 +297,14 @@ class _Handler(BaseHTTPRequestHandler):
         sub = self.path.split("/")[2]
         base = f"{ARM}/subscriptions/{sub}{PROVIDER}/locations/{st.location}"
         if location:
-            return {"Location": f"{base}/mfeOperationResults/{op_id}?api-version=x",
-                    "retry-after-ms": "20"}
-        return {"Azure-AsyncOperation": f"{base}/mfeOperationsStatus/{op_id}?api-version=x",
-                "retry-after-ms": "20"}
+            return {
+                "Location": f"{base}/mfeOperationResults/{op_id}?api-version=x",
+                "retry-after-ms": "20",
+            }
+        return {
+            "Azure-AsyncOperation": f"{base}/mfeOperationsStatus/{op_id}?api-version=x",
+            "retry-after-ms": "20",
+        }
 
 
 class _Server(ThreadingHTTPServer):
@@ -276,8 +314,9 @@ class _Server(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.state = state
 
-    def new_op(self, resource: str | None, *, error: dict[str, str] | None = None,
-               delete: bool = False) -> str:
+    def new_op(
+        self, resource: str | None, *, error: dict[str, str] | None = None, delete: bool = False
+    ) -> str:
         op_id = uuid.uuid4().hex
         self.state.ops[op_id] = _Op(time.time() + self.state.op_seconds, resource, error, delete)
         return op_id
@@ -291,8 +330,11 @@ class _Server(ThreadingHTTPServer):
         if res is None:
             return
         if op.delete:
-            for key in [k for k in self.state.resources if k == op.resource
-                        or k.startswith(op.resource + "/")]:
+            for key in [
+                k
+                for k in self.state.resources
+                if k == op.resource or k.startswith(op.resource + "/")
+            ]:
                 del self.state.resources[key]
         else:
             res["properties"]["provisioningState"] = op.status
@@ -336,7 +378,8 @@ class RedirectTransport(RequestsTransport):
         original = request.url
         parts = urlsplit(original)
         request.url = f"http://127.0.0.1:{self.port}{parts.path}" + (
-            f"?{parts.query}" if parts.query else "")
+            f"?{parts.query}" if parts.query else ""
+        )
         request.headers["x-original-host"] = parts.netloc
         try:
             return super().send(request, **kwargs)

@@ -99,11 +99,21 @@ def arm():
     """An ARM-like server on 127.0.0.1 holding the seed's registered model (tests/arm_server.py)."""
     from arm_server import ArmServer
 
-    ws = ("/subscriptions/sub/resourceGroups/rg/providers/Microsoft.MachineLearningServices"
-          "/workspaces/ws")
+    ws = (
+        "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.MachineLearningServices"
+        "/workspaces/ws"
+    )
     with ArmServer() as server:
-        server.seed(f"{ws}/models/basic-chat-model/versions/1", {"properties": {
-            "modelUri": "azureml://datastores/workspaceblobstore/paths/basic-chat",
-            "modelType": "custom_model", "flavors": {}, "tags": {},
-            "properties": {"azureml.promptflow.source_flow_id": "basic-chat"}}})
+        server.seed(
+            f"{ws}/models/basic-chat-model/versions/1",
+            {
+                "properties": {
+                    "modelUri": "azureml://datastores/workspaceblobstore/paths/basic-chat",
+                    "modelType": "custom_model",
+                    "flavors": {},
+                    "tags": {},
+                    "properties": {"azureml.promptflow.source_flow_id": "basic-chat"},
+                }
+            },
+        )
         yield server

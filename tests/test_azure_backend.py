@@ -23,13 +23,14 @@ from pfmagic.backends.azure.backend import AzureBackend  # noqa: E402
 from pfmagic.backends.azure.prt import fill_prt_value  # noqa: E402
 from pfmagic.errors import BackendError, NotFound, PfError  # noqa: E402
 
-W = ("/subscriptions/sub/resourceGroups/rg/providers/Microsoft.MachineLearningServices"
-     "/workspaces/ws")
+W = "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/ws"
 EP = "basic-chat-endpoint"
 EP_PATH = f"{W}/onlineEndpoints/{EP}"
-PRT_SEED = ("deployment.subscription_id=<subscription_id>,deployment.resource_group="
-            "<resource_group>,deployment.workspace_name=<workspace_name>,"
-            "deployment.endpoint_name=<endpoint_name>,deployment.deployment_name=<deployment_name>")
+PRT_SEED = (
+    "deployment.subscription_id=<subscription_id>,deployment.resource_group="
+    "<resource_group>,deployment.workspace_name=<workspace_name>,"
+    "deployment.endpoint_name=<endpoint_name>,deployment.deployment_name=<deployment_name>"
+)
 
 ENDPOINT_YAML = f"""
 $schema: https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schema.json
@@ -71,17 +72,25 @@ compute: azureml:k8s-compute
 auth_mode: key
 """
 
-K8S_DEPLOYMENT_YAML = DEPLOYMENT_YAML.replace(
-    "name: blue\n", "name: blue\ntype: kubernetes\n").replace(
-    "instance_type: Standard_E16s_v3", "instance_type: gpu-small").replace(
-    "managedOnlineDeployment", "kubernetesOnlineDeployment")
+K8S_DEPLOYMENT_YAML = (
+    DEPLOYMENT_YAML.replace("name: blue\n", "name: blue\ntype: kubernetes\n")
+    .replace("instance_type: Standard_E16s_v3", "instance_type: gpu-small")
+    .replace("managedOnlineDeployment", "kubernetesOnlineDeployment")
+)
 
 
 # -- fixtures ----------------------------------------------------------------------------
 def make_backend(arm: ArmServer, **kw: Any) -> AzureBackend:
     kw.setdefault("credential", FakeCredential())
-    return AzureBackend(subscription_id="sub", resource_group="rg", workspace="ws",
-                        transport=arm.transport(), polling_interval=0, poll_seconds=0.02, **kw)
+    return AzureBackend(
+        subscription_id="sub",
+        resource_group="rg",
+        workspace="ws",
+        transport=arm.transport(),
+        polling_interval=0,
+        poll_seconds=0.02,
+        **kw,
+    )
 
 
 @pytest.fixture
@@ -97,21 +106,42 @@ def deployment(text: str = DEPLOYMENT_YAML, name: str = "blue") -> Any:
     return load_online_deployment(io.StringIO(text.replace("name: blue\n", f"name: {name}\n")))
 
 
-def seed_endpoint(arm: ArmServer, state: str = "Succeeded", auth: str = "Key",
-                  traffic: dict[str, int] | None = None) -> None:
-    arm.seed(EP_PATH, {"location": "eastus", "kind": "Managed", "identity": {"type": "None"},
-                       "properties": {"authMode": auth, "provisioningState": state,
-                                      "traffic": traffic or {},
-                                      "scoringUri": f"https://{EP}.eastus.inference.ml.azure.com"
-                                                    "/score"}})
+def seed_endpoint(
+    arm: ArmServer,
+    state: str = "Succeeded",
+    auth: str = "Key",
+    traffic: dict[str, int] | None = None,
+) -> None:
+    arm.seed(
+        EP_PATH,
+        {
+            "location": "eastus",
+            "kind": "Managed",
+            "identity": {"type": "None"},
+            "properties": {
+                "authMode": auth,
+                "provisioningState": state,
+                "traffic": traffic or {},
+                "scoringUri": f"https://{EP}.eastus.inference.ml.azure.com/score",
+            },
+        },
+    )
 
 
 def seed_deployment(arm: ArmServer, name: str) -> None:
-    arm.seed(f"{EP_PATH}/deployments/{name}", {
-        "location": "eastus", "sku": {"name": "Default", "capacity": 1},
-        "properties": {"endpointComputeType": "Managed", "instanceType": "Standard_E16s_v3",
-                       "provisioningState": "Succeeded",
-                       "scaleSettings": {"scaleType": "Default"}}})
+    arm.seed(
+        f"{EP_PATH}/deployments/{name}",
+        {
+            "location": "eastus",
+            "sku": {"name": "Default", "capacity": 1},
+            "properties": {
+                "endpointComputeType": "Managed",
+                "instanceType": "Standard_E16s_v3",
+                "provisioningState": "Succeeded",
+                "scaleSettings": {"scaleType": "Default"},
+            },
+        },
+    )
 
 
 def states(op: Any) -> list[tuple[str, str]]:
@@ -119,20 +149,21 @@ def states(op: Any) -> list[tuple[str, str]]:
 
 
 # -- the seed, end to end ------------------------------------------------------------------
-def test_seed_endpoint_then_deployment_all_traffic(arm: ArmServer, backend: AzureBackend,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_seed_endpoint_then_deployment_all_traffic(
+    arm: ArmServer, backend: AzureBackend, capsys: pytest.CaptureFixture[str]
+) -> None:
     op = backend.create_endpoint(endpoint())
     created = op.result(timeout=30)
     assert state_of(created) == "Succeeded"
     assert created.scoring_uri == f"https://{EP}.eastus.inference.ml.azure.com/score"
-    assert states(op)[0] == ("endpoint", "Running") and states(op)[-1] == ("endpoint",
-                                                                           "Succeeded")
+    assert states(op)[0] == ("endpoint", "Running") and states(op)[-1] == ("endpoint", "Succeeded")
     put = arm.state.requests("PUT", f"/onlineEndpoints/{EP}")[0]
     assert put.path == EP_PATH and put.api_version == "2022-02-01-preview"
     assert put.body["location"] == "eastus"
     assert put.body["properties"]["authMode"] == "Key"
     assert put.body["properties"]["properties"] == {
-        "enforce_access_to_default_secret_stores": "enabled"}
+        "enforce_access_to_default_secret_stores": "enabled"
+    }
     assert put.headers["authorization"] == "Bearer fake-token"
 
     arm.state.op_seconds = 0.3  # the deployment stays Creating for a few slices
@@ -146,8 +177,7 @@ def test_seed_endpoint_then_deployment_all_traffic(arm: ArmServer, backend: Azur
     assert [s for s, _ in states(op) if _ == "Succeeded"] == list(op.stages)
     running = [e for e in op.events if e.stage == "deployment" and e.state == "Running"]
     creating = [e for e in running if e.provisioning_state == "Creating"]
-    assert creating and creating[-1].log_tail[-1] == "log 29" and len(
-        creating[-1].log_tail) == 20
+    assert creating and creating[-1].log_tail[-1] == "log 29" and len(creating[-1].log_tail) == 20
 
     # model checked by GET of the registered version
     model_get = arm.state.requests("GET", "/models/basic-chat-model/versions/1")
@@ -160,13 +190,17 @@ def test_seed_endpoint_then_deployment_all_traffic(arm: ArmServer, backend: Azur
     assert props["instanceType"] == "Standard_E16s_v3"
     assert dput.body["sku"]["capacity"] == 1
     assert props["appInsightsEnabled"] is True
-    assert props["environmentVariables"] == {"PROMPTFLOW_RUN_MODE": "serving",
-                                             "PRT_CONFIG_OVERRIDE": PRT_SEED}
+    assert props["environmentVariables"] == {
+        "PROMPTFLOW_RUN_MODE": "serving",
+        "PRT_CONFIG_OVERRIDE": PRT_SEED,
+    }
     assert props["model"].endswith("/models/basic-chat-model/versions/1")
     env_put = arm.state.requests("PUT", "/environments/")[0]
     assert env_put.body["properties"]["image"].endswith("promptflow-runtime:latest")
     assert env_put.body["properties"]["inferenceConfig"]["scoringRoute"] == {
-        "path": "/score", "port": 8080}
+        "path": "/score",
+        "port": 8080,
+    }
     # logs read while Creating: POST getLogs {"tail": 20}
     logs = arm.state.requests("POST", "/deployments/blue/getLogs")
     assert logs and logs[0].body == {"tail": 20}
@@ -197,15 +231,23 @@ def test_prt_config_override_filled_on_request(arm: ArmServer) -> None:
     assert env["PRT_CONFIG_OVERRIDE"] == (
         "deployment.subscription_id=sub,deployment.resource_group=rg,"
         "deployment.workspace_name=ws,deployment.endpoint_name=basic-chat-endpoint,"
-        "deployment.deployment_name=blue")
+        "deployment.deployment_name=blue"
+    )
     assert env["PROMPTFLOW_RUN_MODE"] == "serving"
 
 
 def test_prt_fill_leaves_user_values() -> None:
-    values = {"subscription_id": "s", "resource_group": "g", "workspace_name": "w",
-              "endpoint_name": "e", "deployment_name": "d"}
-    assert fill_prt_value("deployment.subscription_id=mine,deployment.workspace_name=<ws>",
-                          values) == "deployment.subscription_id=mine,deployment.workspace_name=w"
+    values = {
+        "subscription_id": "s",
+        "resource_group": "g",
+        "workspace_name": "w",
+        "endpoint_name": "e",
+        "deployment_name": "d",
+    }
+    assert (
+        fill_prt_value("deployment.subscription_id=mine,deployment.workspace_name=<ws>", values)
+        == "deployment.subscription_id=mine,deployment.workspace_name=w"
+    )
 
 
 def test_kubernetes_endpoint_and_deployment(arm: ArmServer, backend: AzureBackend) -> None:
@@ -331,8 +373,9 @@ def test_logs_and_deletes(arm: ArmServer, backend: AzureBackend) -> None:
         backend.get_endpoint(EP)
 
 
-def test_no_wait_reports_and_cancel(arm: ArmServer, backend: AzureBackend,
-                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_wait_reports_and_cancel(
+    arm: ArmServer, backend: AzureBackend, capsys: pytest.CaptureFixture[str]
+) -> None:
     seed_endpoint(arm)
     arm.state.op_seconds = 2  # Azure still provisioning when we stop waiting
     op = backend.create_deployment(deployment())
@@ -340,8 +383,7 @@ def test_no_wait_reports_and_cancel(arm: ArmServer, backend: AzureBackend,
     import time
 
     deadline = time.time() + 20
-    while time.time() < deadline and not any(
-            e.provisioning_state == "Creating" for e in op.events):
+    while time.time() < deadline and not any(e.provisioning_state == "Creating" for e in op.events):
         time.sleep(0.02)
     assert any(e.provisioning_state == "Creating" and e.log_tail for e in op.events)
     op.cancel()
@@ -356,15 +398,27 @@ def test_no_wait_reports_and_cancel(arm: ArmServer, backend: AzureBackend,
 
 def test_quota_usage_reads_camel_case(arm: ArmServer, backend: AzureBackend) -> None:
     arm.state.usages = [
-        {"id": "u1", "type": "Microsoft.MachineLearningServices/workspaces/quotas", "unit":
-         "Count", "currentValue": 8, "limit": 24, "name": {
-             "value": "standardESv3Family", "localizedValue": "Standard ESv3 Family vCPUs"}},
-        {"id": "u2", "unit": "Count", "currentValue": 8, "limit": 100,
-         "name": {"value": "TotalDedicatedCores", "localizedValue": "Total"}}]
+        {
+            "id": "u1",
+            "type": "Microsoft.MachineLearningServices/workspaces/quotas",
+            "unit": "Count",
+            "currentValue": 8,
+            "limit": 24,
+            "name": {"value": "standardESv3Family", "localizedValue": "Standard ESv3 Family vCPUs"},
+        },
+        {
+            "id": "u2",
+            "unit": "Count",
+            "currentValue": 8,
+            "limit": 100,
+            "name": {"value": "TotalDedicatedCores", "localizedValue": "Total"},
+        },
+    ]
     assert backend.quota_usage() == {"standardesv3family": (8, 24)}
     get = arm.state.requests("GET", "/usages")[0]
-    assert get.path == ("/subscriptions/sub/providers/Microsoft.MachineLearningServices"
-                        "/locations/eastus/usages")
+    assert get.path == (
+        "/subscriptions/sub/providers/Microsoft.MachineLearningServices/locations/eastus/usages"
+    )
     assert get.api_version == "2023-08-01-preview"
 
 
@@ -377,27 +431,34 @@ def failed(op: Any) -> BackendError:
 
 def test_out_of_quota_with_calculator_numbers(arm: ArmServer, backend: AzureBackend) -> None:
     seed_endpoint(arm)
-    arm.state.usages = [{"currentValue": 0, "limit": 6, "unit": "Count",
-                         "name": {"value": "standardESv3Family"}}]
+    arm.state.usages = [
+        {"currentValue": 0, "limit": 6, "unit": "Count", "name": {"value": "standardESv3Family"}}
+    ]
     arm.state.fail_deployment = {
         "code": "OutOfQuota",
         "message": "Not enough quota available for Standard_E16s_v3 in SubscriptionId sub. "
-                   "Current usage/limit: 0/6. Additional needed: 32 Please see "
-                   "troubleshooting guide, available here: https://aka.ms/oe-tsg#error-outofquota"}
+        "Current usage/limit: 0/6. Additional needed: 32 Please see "
+        "troubleshooting guide, available here: https://aka.ms/oe-tsg#error-outofquota",
+    }
     err = failed(backend.create_deployment(deployment(), all_traffic=True))
     assert isinstance(err, BackendError) and err.code == "OutOfQuota"
     assert "\n" not in str(err)
     assert "usage/limit 0/6, additional needed 32" in err.message
     assert "32" in err.message and "short by" in err.message  # from pfmagic.skus.check_quota
     assert "quota" in (err.hint or "")
-    assert not [r for r in arm.state.requests("PUT", f"/onlineEndpoints/{EP}")
-                if "/deployments/" not in r.path]  # no traffic update after the failure
+    assert not [
+        r
+        for r in arm.state.requests("PUT", f"/onlineEndpoints/{EP}")
+        if "/deployments/" not in r.path
+    ]  # no traffic update after the failure
 
 
 def test_image_build_failure(arm: ArmServer, backend: AzureBackend) -> None:
     seed_endpoint(arm)
-    arm.state.fail_deployment = {"code": "ImageBuildFailure",
-                                 "message": "Image build failed: pip install exited with 1"}
+    arm.state.fail_deployment = {
+        "code": "ImageBuildFailure",
+        "message": "Image build failed: pip install exited with 1",
+    }
     op = backend.create_deployment(deployment())
     err = failed(op)
     assert err.code == "ImageBuildFailure" and "image failed to build" in err.message
@@ -406,11 +467,14 @@ def test_image_build_failure(arm: ArmServer, backend: AzureBackend) -> None:
 
 def test_probe_failure_carries_log_tail(arm: ArmServer, backend: AzureBackend) -> None:
     seed_endpoint(arm)
-    arm.state.logs = ("starting promptflow serving\nConnectionNotFoundError: Connection "
-                      "'open_ai_connection' is not found.")
+    arm.state.logs = (
+        "starting promptflow serving\nConnectionNotFoundError: Connection "
+        "'open_ai_connection' is not found."
+    )
     arm.state.fail_deployment = {
         "code": "ResourceNotReady",
-        "message": "User container has crashed or terminated: Liveness probe failed."}
+        "message": "User container has crashed or terminated: Liveness probe failed.",
+    }
     op = backend.create_deployment(deployment())
     err = failed(op)
     assert err.code == "ResourceNotReady" and "probe" in err.message
@@ -430,8 +494,9 @@ def test_endpoint_still_updating(arm: ArmServer, backend: AzureBackend) -> None:
 
 def test_missing_model(arm: ArmServer, backend: AzureBackend) -> None:
     seed_endpoint(arm)
-    op = backend.create_deployment(deployment(DEPLOYMENT_YAML.replace("chat-model:1",
-                                                                      "chat-model:7")))
+    op = backend.create_deployment(
+        deployment(DEPLOYMENT_YAML.replace("chat-model:1", "chat-model:7"))
+    )
     err = failed(op)
     assert err.code == "ResourceNotFound" and "not registered" in err.message
     assert states(op)[-1] == ("model", "Failed")
@@ -439,8 +504,11 @@ def test_missing_model(arm: ArmServer, backend: AzureBackend) -> None:
 
 def test_endpoint_name_taken(arm: ArmServer, backend: AzureBackend) -> None:
     arm.state.reject[("PUT", f"/onlineEndpoints/{EP}")] = (
-        400, "BadRequest", "There is already an endpoint with this name, Endpoint name needs "
-        "to be unique within a region. Try some other name.")
+        400,
+        "BadRequest",
+        "There is already an endpoint with this name, Endpoint name needs "
+        "to be unique within a region. Try some other name.",
+    )
     err = failed(backend.create_endpoint(endpoint()))
     assert f"'{EP}' is already taken in eastus" in err.message
     assert "another name" in (err.hint or "")
@@ -448,14 +516,22 @@ def test_endpoint_name_taken(arm: ArmServer, backend: AzureBackend) -> None:
 
 def test_auth_401_and_403(arm: ArmServer, backend: AzureBackend) -> None:
     arm.state.reject[("GET", f"/onlineEndpoints/{EP}")] = (
-        401, "InvalidAuthenticationToken", "The access token is invalid.")
+        401,
+        "InvalidAuthenticationToken",
+        "The access token is invalid.",
+    )
     with pytest.raises(BackendError, match="rejected the credential") as info:
         backend.get_endpoint(EP)
     assert info.value.status == 401 and "az login" in (info.value.hint or "")
 
-    arm.state.reject = {("GET", "/onlineEndpoints"): (
-        403, "AuthorizationFailed", "The client 'me' does not have authorization to perform "
-        "action 'Microsoft.MachineLearningServices/workspaces/onlineEndpoints/read'.")}
+    arm.state.reject = {
+        ("GET", "/onlineEndpoints"): (
+            403,
+            "AuthorizationFailed",
+            "The client 'me' does not have authorization to perform "
+            "action 'Microsoft.MachineLearningServices/workspaces/onlineEndpoints/read'.",
+        )
+    }
     with pytest.raises(BackendError) as info:
         backend.list_endpoints()
     assert info.value.status == 403 and info.value.code == "AuthorizationFailed"
@@ -477,13 +553,16 @@ def test_no_credential(arm: ArmServer) -> None:
 
 
 # -- client construction ---------------------------------------------------------------------
-def test_client_from_config_and_telemetry_off(tmp_path: Any, arm: ArmServer,
-                                              tmp_path_factory: Any) -> None:
+def test_client_from_config_and_telemetry_off(
+    tmp_path: Any, arm: ArmServer, tmp_path_factory: Any
+) -> None:
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({"subscription_id": "sub2", "resource_group": "rg2",
-                                  "workspace_name": "ws2"}))
-    backend = AzureBackend(config_path=str(config), credential=FakeCredential(),
-                           transport=arm.transport())
+    config.write_text(
+        json.dumps({"subscription_id": "sub2", "resource_group": "rg2", "workspace_name": "ws2"})
+    )
+    backend = AzureBackend(
+        config_path=str(config), credential=FakeCredential(), transport=arm.transport()
+    )
     assert backend.describe() == "azure: sub2/rg2/ws2"
     assert backend.ml_client._operation_config.enable_telemetry is False
     with pytest.raises(PfError, match="config.json"):
@@ -494,33 +573,39 @@ def test_client_from_config_and_telemetry_off(tmp_path: Any, arm: ArmServer,
 
 
 def test_identity_and_properties_pass_through(arm: ArmServer, backend: AzureBackend) -> None:
-    uai = "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.ManagedIdentity/" \
-          "userAssignedIdentities/flow-id"
-    text = ENDPOINT_YAML + f"""identity:
+    uai = (
+        "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.ManagedIdentity/"
+        "userAssignedIdentities/flow-id"
+    )
+    text = (
+        ENDPOINT_YAML
+        + f"""identity:
   type: user_assigned
   user_assigned_identities:
     - resource_id: {uai}
 tags:
   team: chat
 """
+    )
     backend.create_endpoint(endpoint(text)).result(timeout=30)
     body = arm.state.requests("PUT", f"/onlineEndpoints/{EP}")[0].body
     assert body["identity"]["type"].lower() == "userassigned"
     assert list(body["identity"]["userAssignedIdentities"]) == [uai]
     assert body["tags"] == {"team": "chat"}
-    assert body["properties"]["properties"]["enforce_access_to_default_secret_stores"] == \
-        "enabled"
+    assert body["properties"]["properties"]["enforce_access_to_default_secret_stores"] == "enabled"
 
 
 def test_factory_and_light_import() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, pfmagic.backends.azure.backend as b; "
-            "from pfmagic.backends import make_backend; "
-            "x = make_backend('azure', subscription_id='s', resource_group='g', workspace='w'); "
-            "assert type(x).__name__ == 'AzureBackend'; "
-            "assert not [m for m in sys.modules if m.startswith('azure.ai.ml')]")
+    code = (
+        "import sys, pfmagic.backends.azure.backend as b; "
+        "from pfmagic.backends import make_backend; "
+        "x = make_backend('azure', subscription_id='s', resource_group='g', workspace='w'); "
+        "assert type(x).__name__ == 'AzureBackend'; "
+        "assert not [m for m in sys.modules if m.startswith('azure.ai.ml')]"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
@@ -549,7 +634,8 @@ def test_sdk_log_lines_stay_out_of_the_notebook(arm: ArmServer, backend: AzureBa
         assert "Check: endpoint" not in seen.getvalue()
         # outside our operations the SDK's logging is untouched
         logging.getLogger("azure.ai.ml.operations._online_deployment_operations").info(
-            "Check: endpoint %s exists", "x")
+            "Check: endpoint %s exists", "x"
+        )
         assert "Check: endpoint x exists" in seen.getvalue()
     finally:
         sdk_logger.removeHandler(handler)

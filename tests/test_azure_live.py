@@ -19,16 +19,21 @@ import uuid
 
 import pytest
 
-WORKSPACE = {k: os.environ.get(k) for k in
-             ("AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZUREML_WORKSPACE_NAME")}
+WORKSPACE = {
+    k: os.environ.get(k)
+    for k in ("AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZUREML_WORKSPACE_NAME")
+}
 CONFIG = os.environ.get("PFMAGIC_AZURE_CONFIG")
 HAS_WORKSPACE = all(WORKSPACE.values()) or bool(CONFIG and os.path.exists(CONFIG))
 HAS_CREDENTIAL = os.environ.get("PFMAGIC_AZURE_LIVE") == "1" or (
-    bool(os.environ.get("AZURE_CLIENT_ID")) and bool(os.environ.get("AZURE_TENANT_ID")))
+    bool(os.environ.get("AZURE_CLIENT_ID")) and bool(os.environ.get("AZURE_TENANT_ID"))
+)
 
 pytestmark = [
-    pytest.mark.skipif(not (HAS_WORKSPACE and HAS_CREDENTIAL),
-                       reason="no Azure ML workspace/credential configured (see module doc)"),
+    pytest.mark.skipif(
+        not (HAS_WORKSPACE and HAS_CREDENTIAL),
+        reason="no Azure ML workspace/credential configured (see module doc)",
+    ),
     pytest.mark.timeout(3600),
 ]
 
@@ -38,9 +43,12 @@ def backend():
     from pfmagic.backends.azure.backend import AzureBackend
 
     if all(WORKSPACE.values()):
-        b = AzureBackend(subscription_id=WORKSPACE["AZURE_SUBSCRIPTION_ID"],
-                         resource_group=WORKSPACE["AZURE_RESOURCE_GROUP"],
-                         workspace=WORKSPACE["AZUREML_WORKSPACE_NAME"], poll_seconds=10)
+        b = AzureBackend(
+            subscription_id=WORKSPACE["AZURE_SUBSCRIPTION_ID"],
+            resource_group=WORKSPACE["AZURE_RESOURCE_GROUP"],
+            workspace=WORKSPACE["AZUREML_WORKSPACE_NAME"],
+            poll_seconds=10,
+        )
     else:
         b = AzureBackend(config_path=CONFIG, poll_seconds=10)
     yield b
@@ -54,17 +62,22 @@ def test_live_read_only(backend) -> None:
     assert isinstance(usage, dict)
 
 
-@pytest.mark.skipif(os.environ.get("PFMAGIC_AZURE_DEPLOY") != "1"
-                    or not os.environ.get("PFMAGIC_AZURE_MODEL"),
-                    reason="set PFMAGIC_AZURE_DEPLOY=1 and PFMAGIC_AZURE_MODEL=name:version")
+@pytest.mark.skipif(
+    os.environ.get("PFMAGIC_AZURE_DEPLOY") != "1" or not os.environ.get("PFMAGIC_AZURE_MODEL"),
+    reason="set PFMAGIC_AZURE_DEPLOY=1 and PFMAGIC_AZURE_MODEL=name:version",
+)
 def test_live_seed_deploy_invoke_delete(backend) -> None:
     from azure.ai.ml import load_online_deployment, load_online_endpoint
 
     name = f"pfmagic-smoke-{uuid.uuid4().hex[:8]}"
-    endpoint = load_online_endpoint(io.StringIO(
-        f"name: {name}\nauth_mode: key\n"
-        "properties:\n  enforce_access_to_default_secret_stores: enabled\n"))
-    deployment = load_online_deployment(io.StringIO(f"""
+    endpoint = load_online_endpoint(
+        io.StringIO(
+            f"name: {name}\nauth_mode: key\n"
+            "properties:\n  enforce_access_to_default_secret_stores: enabled\n"
+        )
+    )
+    deployment = load_online_deployment(
+        io.StringIO(f"""
 name: blue
 endpoint_name: {name}
 model: azureml:{os.environ["PFMAGIC_AZURE_MODEL"]}
@@ -79,15 +92,17 @@ instance_count: 1
 environment_variables:
   PROMPTFLOW_RUN_MODE: serving
   PRT_CONFIG_OVERRIDE: deployment.subscription_id=<subscription_id>,deployment.resource_group=<resource_group>,deployment.workspace_name=<workspace_name>,deployment.endpoint_name=<endpoint_name>,deployment.deployment_name=<deployment_name>
-"""))  # noqa: E501
+""")  # noqa: E501 - the seed's line, verbatim
+    )
     try:
         backend.create_endpoint(endpoint).result(timeout=1800)
         op = backend.create_deployment(deployment, all_traffic=True, fill_prt_config=True)
         op.result(timeout=3000)
         assert backend.get_endpoint(name).traffic == {"blue": 100}
         assert backend.get_logs(name, "blue", lines=5) is not None
-        reply = backend.invoke(name, {"question": "What is Azure Machine Learning?",
-                                      "chat_history": []})
+        reply = backend.invoke(
+            name, {"question": "What is Azure Machine Learning?", "chat_history": []}
+        )
         assert reply.status == 200
     finally:
         backend.delete_endpoint(name).result(timeout=1800)

@@ -95,13 +95,13 @@ def test_unload_removes_the_magics(ip: InteractiveShell) -> None:
     assert ip.find_cell_magic("pf_endpoint") is not None
 
 
-def test_settings_from_pyproject(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_settings_from_pyproject(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from IPython.core.interactiveshell import InteractiveShell
     from traitlets.config import Config
 
-    (tmp_path / "pyproject.toml").write_text(
-        "[tool.pfmagic]\nwidgets = false\nmax_history = 3\n")
+    (tmp_path / "pyproject.toml").write_text("[tool.pfmagic]\nwidgets = false\nmax_history = 3\n")
     (tmp_path / "sub").mkdir()
     monkeypatch.chdir(tmp_path / "sub")  # found in a parent folder, like jupysql
     InteractiveShell.clear_instance()

@@ -54,8 +54,13 @@ class _Scripted(BaseHTTPRequestHandler):
     def log_message(self, *args: object) -> None:  # keep pytest output clean
         pass
 
-    def _send(self, status: int, body: bytes, kind: str = "application/json",
-              extra: dict[str, str] | None = None) -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        kind: str = "application/json",
+        extra: dict[str, str] | None = None,
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
@@ -75,10 +80,14 @@ class _Scripted(BaseHTTPRequestHandler):
             self._send(status, json.dumps(body).encode())
         elif self.path == "/headers":
             got = {k.lower(): v for k, v in self.headers.items()}
-            self._send(200, json.dumps({"headers": got, "body": sent.decode()}).encode(),
-                       extra={"azureml-model-deployment": got.get("azureml-model-deployment",
-                                                                  "blue"),
-                              "x-request-id": "req-123"})
+            self._send(
+                200,
+                json.dumps({"headers": got, "body": sent.decode()}).encode(),
+                extra={
+                    "azureml-model-deployment": got.get("azureml-model-deployment", "blue"),
+                    "x-request-id": "req-123",
+                },
+            )
         elif self.path == "/slow":
             time.sleep(2)
             self._send(200, b"{}")
@@ -99,6 +108,7 @@ def scripted() -> Iterator[str]:
 
 
 # -- promptflow's serving app ---------------------------------------------------------------
+
 
 def test_json_reply(pf_url: str) -> None:
     history = [{"inputs": {"question": "hi"}, "outputs": {"answer": "hello"}}]
@@ -153,7 +163,8 @@ def test_unknown_route_404(pf_url: str) -> None:
         score(url, {"question": "x"})
     assert err.value.status == 404
     assert str(err.value) == (
-        f"404 not found: no such endpoint, or no deployment with traffic ({url})")
+        f"404 not found: no such endpoint, or no deployment with traffic ({url})"
+    )
 
 
 def test_connection_refused() -> None:
@@ -166,13 +177,17 @@ def test_connection_refused() -> None:
 
 # -- gateway statuses (scripted server) -----------------------------------------------------
 
-@pytest.mark.parametrize(("status", "start"), [
-    (401, "401 unauthorized: the key or token was rejected: scripted failure"),
-    (403, "403 forbidden:"),
-    (424, "424 flow error: scripted failure"),
-    (429, "429 too many requests"),
-    (503, "503 service unavailable: scripted failure"),
-])
+
+@pytest.mark.parametrize(
+    ("status", "start"),
+    [
+        (401, "401 unauthorized: the key or token was rejected: scripted failure"),
+        (403, "403 forbidden:"),
+        (424, "424 flow error: scripted failure"),
+        (429, "429 too many requests"),
+        (503, "503 service unavailable: scripted failure"),
+    ],
+)
 def test_gateway_statuses_one_line_no_key(scripted: str, status: int, start: str) -> None:
     with pytest.raises(BackendError) as err:
         score(f"{scripted}/status/{status}", {"q": 1}, key=KEY)
@@ -189,8 +204,9 @@ def test_plain_text_error_body(scripted: str) -> None:
 
 
 def test_headers_key_and_deployment(scripted: str) -> None:
-    reply = score(f"{scripted}/headers", {"question": "q"}, key=KEY, deployment="green",
-                  stream=True)
+    reply = score(
+        f"{scripted}/headers", {"question": "q"}, key=KEY, deployment="green", stream=True
+    )
     sent = reply.outputs["headers"]
     assert sent["authorization"] == f"Bearer {KEY}"
     assert sent["azureml-model-deployment"] == "green"
@@ -215,6 +231,7 @@ def test_empty_event_stream_is_an_error(scripted: str) -> None:
 
 
 def test_merge_events_keeps_first_non_stream_values() -> None:
-    merged = merge_events([{"turns": 2, "context": "c"}, {"answer": "a"}, {"answer": "b"},
-                           {"turns": 9}])
+    merged = merge_events(
+        [{"turns": 2, "context": "c"}, {"answer": "a"}, {"answer": "b"}, {"turns": 9}]
+    )
     assert merged == {"turns": 2, "context": "c", "answer": "ab"}

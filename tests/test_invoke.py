@@ -63,13 +63,26 @@ def shared_endpoint(factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Any
         model = b.create_model(Model(name="chat-echo", path=str(FLOW)))
         b.create_endpoint(ManagedOnlineEndpoint(name=EP, auth_mode="key")).result(120)
         # green: slow (ECHO_DELAY) and one request at a time (a 2nd one queues 0.5 s, then 429)
-        green = {"environment_variables": {"ECHO_DELAY": GREEN_DELAY},
-                 "request_settings": OnlineRequestSettings(
-                     max_concurrent_requests_per_instance=1, max_queue_wait_ms=500)}
-        ops = [b.create_deployment(ManagedOnlineDeployment(
-            name=name, endpoint_name=EP, model=model, instance_type="Standard_DS3_v2",
-            instance_count=1, **extra), all_traffic=name == "blue")
-            for name, extra in (("blue", {}), ("green", green))]
+        green = {
+            "environment_variables": {"ECHO_DELAY": GREEN_DELAY},
+            "request_settings": OnlineRequestSettings(
+                max_concurrent_requests_per_instance=1, max_queue_wait_ms=500
+            ),
+        }
+        ops = [
+            b.create_deployment(
+                ManagedOnlineDeployment(
+                    name=name,
+                    endpoint_name=EP,
+                    model=model,
+                    instance_type="Standard_DS3_v2",
+                    instance_count=1,
+                    **extra,
+                ),
+                all_traffic=name == "blue",
+            )
+            for name, extra in (("blue", {}), ("green", green))
+        ]
         for op in ops:  # both start at once: promptflow's import cost is paid in parallel
             op.result(180)
         _SHARED.update(home=home, backend=b)
@@ -118,6 +131,7 @@ def secret_of(backend: Any) -> str:
 
 # -- conversation -------------------------------------------------------------------------
 
+
 def test_three_turn_conversation(shell: Any, backend: Any) -> None:
     r1 = invoke(shell, f"{EP} first question")
     r2 = invoke(shell, "what's second?")  # default endpoint: the last one used
@@ -131,8 +145,10 @@ def test_three_turn_conversation(shell: Any, backend: Any) -> None:
 
     history = session_of(shell).histories[EP]
     assert [t["inputs"] for t in history] == [
-        {"question": "first question"}, {"question": "what's second?"},
-        {"question": "third\nmulti-line"}]
+        {"question": "first question"},
+        {"question": "what's second?"},
+        {"question": "third\nmulti-line"},
+    ]
     assert history[0]["outputs"] == {"answer": "Echo: first question "}
 
     transcript = invoke(shell, "--history")
@@ -201,8 +217,14 @@ def test_reply_object_raw_and_output_var(shell: Any) -> None:
 
 def test_request_file(shell: Any, tmp_path: Path) -> None:
     request = tmp_path / "sample-request.json"
-    request.write_text(json.dumps({"question": "from file", "chat_history": [
-        {"inputs": {"question": "earlier"}, "outputs": {"answer": "x"}}]}))
+    request.write_text(
+        json.dumps(
+            {
+                "question": "from file",
+                "chat_history": [{"inputs": {"question": "earlier"}, "outputs": {"answer": "x"}}],
+            }
+        )
+    )
     before = len(session_of(shell).histories.get(EP, []))
     r = invoke(shell, f"{EP} --request-file {request}")
     assert r.outputs == {"answer": "Echo: from file (earlier: earlier) ", "turns": 1}
@@ -222,6 +244,7 @@ def test_html_escapes_markup(shell: Any) -> None:
 
 
 # -- errors -------------------------------------------------------------------------------
+
 
 def test_flow_error_is_one_line_and_not_kept(shell: Any) -> None:
     invoke(shell, f"{EP} --reset before")
@@ -258,8 +281,9 @@ def test_too_many_requests(shell: Any, backend: Any) -> None:
 
     wait(False)  # an earlier test's abandoned (timed-out) request may still run there
     results: list[Any] = []
-    slow = threading.Thread(target=lambda: results.append(
-        invoke(shell, f"{EP} -d green " + "w " * 6)))
+    slow = threading.Thread(
+        target=lambda: results.append(invoke(shell, f"{EP} -d green " + "w " * 6))
+    )
     slow.start()  # green serves one request at a time: this one holds it for ~2 s
     try:
         wait(True)
@@ -307,12 +331,13 @@ def test_keys_never_shown(shell: Any, backend: Any) -> None:
 
 # -- chat names ---------------------------------------------------------------------------
 
+
 def test_chat_names_sources(backend: Any) -> None:
-    assert names_from_flow(FLOW) == ChatNames("question", "answer", "chat_history",
-                                              "flow.dag.yaml")
+    assert names_from_flow(FLOW) == ChatNames("question", "answer", "chat_history", "flow.dag.yaml")
     props = {"azureml.promptflow.chat_input": "query", "azureml.promptflow.chat_output": "reply"}
-    assert names_from_properties(props) == ChatNames("query", "reply", "chat_history",
-                                                     "model properties")
+    assert names_from_properties(props) == ChatNames(
+        "query", "reply", "chat_history", "model properties"
+    )
     assert names_from_properties({"azureml.promptflow.mode": "chat"}) is None
     from pfmagic.chat import resolve_names
     from pfmagic.session import Session
@@ -320,23 +345,37 @@ def test_chat_names_sources(backend: Any) -> None:
     # end to end: the deployments' model is a local flow copy, so its flow.dag.yaml answers
     assert resolve_names(Session(), backend, EP).source == "flow.dag.yaml"
     info = fetch_swagger_info(backend, EP)  # the endpoint's own swagger, through the router
-    assert names_from_swagger(info) == ChatNames("question", "answer", "chat_history",
-                                                 "swagger.json")
+    assert names_from_swagger(info) == ChatNames(
+        "question", "answer", "chat_history", "swagger.json"
+    )
     assert model_reference("azureml:basic-chat-model:1") == ("basic-chat-model", "1")
     assert model_reference("azureml:m@latest") == ("m", None)
-    assert model_reference("/subscriptions/s/resourceGroups/g/providers/x/workspaces/w/"
-                           "models/m/versions/3") == ("m", "3")
+    assert model_reference(
+        "/subscriptions/s/resourceGroups/g/providers/x/workspaces/w/models/m/versions/3"
+    ) == ("m", "3")
     turns = [{"inputs": {"question": "a"}, "outputs": {"answer": "b"}, "meta": {"x": 1}}]
     body = build_inputs(ChatNames(), "q", turns, 20, {"temperature": 0})
-    assert body == {"temperature": 0, "question": "q",
-                    "chat_history": [{"inputs": {"question": "a"}, "outputs": {"answer": "b"}}]}
+    assert body == {
+        "temperature": 0,
+        "question": "q",
+        "chat_history": [{"inputs": {"question": "a"}, "outputs": {"answer": "b"}}],
+    }
     assert build_inputs(ChatNames(), "q", turns, 0)["chat_history"] == []
 
 
 def test_help_and_usage(shell: Any) -> None:
     doc = shell.find_line_magic("pf_invoke").__doc__
-    for flag in ("--deployment", "--reset", "--history", "--request-file", "--raw", "--stream",
-                 "--input", "-o", "Examples"):
+    for flag in (
+        "--deployment",
+        "--reset",
+        "--history",
+        "--request-file",
+        "--raw",
+        "--stream",
+        "--input",
+        "-o",
+        "Examples",
+    ):
         assert flag in doc
     with pytest.raises(UsageError, match="no question given"):
         invoke(shell, EP)

@@ -47,17 +47,28 @@ SEEN_PIDS: set[int] = set()
 pytestmark = pytest.mark.timeout(300)
 
 
-def _deployment(name: str, endpoint: str, model: Any, count: int = 1, **kw: Any
-                ) -> ManagedOnlineDeployment:
-    return ManagedOnlineDeployment(name=name, endpoint_name=endpoint, model=model,
-                                   instance_type="Standard_DS3_v2", instance_count=count, **kw)
+def _deployment(
+    name: str, endpoint: str, model: Any, count: int = 1, **kw: Any
+) -> ManagedOnlineDeployment:
+    return ManagedOnlineDeployment(
+        name=name,
+        endpoint_name=endpoint,
+        model=model,
+        instance_type="Standard_DS3_v2",
+        instance_count=count,
+        **kw,
+    )
 
 
 def _routes(liveness: str = "/health", readiness: str = "/health") -> Environment:
-    return Environment(image="mcr.microsoft.com/azureml/promptflow/promptflow-runtime:latest",
-                       inference_config={"liveness_route": {"path": liveness, "port": 8080},
-                                         "readiness_route": {"path": readiness, "port": 8080},
-                                         "scoring_route": {"path": "/score", "port": 8080}})
+    return Environment(
+        image="mcr.microsoft.com/azureml/promptflow/promptflow-runtime:latest",
+        inference_config={
+            "liveness_route": {"path": liveness, "port": 8080},
+            "readiness_route": {"path": readiness, "port": 8080},
+            "scoring_route": {"path": "/score", "port": 8080},
+        },
+    )
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +98,9 @@ def backend(home: Path, llm: FakeOpenAI) -> Iterator[LocalBackend]:
 @pytest.fixture(scope="module")
 def ops(backend: LocalBackend, llm: FakeOpenAI) -> dict[str, Any]:
     """Both endpoints and all deployments, started together (they start in parallel)."""
-    backend.create_connection({"name": "my_openai", "type": "open_ai",
-                               "api_key": LLM_KEY_REF, "base_url": llm.base_url})
+    backend.create_connection(
+        {"name": "my_openai", "type": "open_ai", "api_key": LLM_KEY_REF, "base_url": llm.base_url}
+    )
     started = time.monotonic()
     main = backend.create_endpoint(ManagedOnlineEndpoint(name=MAIN, auth_mode="key"))
     side = backend.create_endpoint(ManagedOnlineEndpoint(name=SIDE, auth_mode="aml_token"))
@@ -97,37 +109,72 @@ def ops(backend: LocalBackend, llm: FakeOpenAI) -> dict[str, Any]:
     os.environ[LLM_KEY_VAR] = llm.api_key
     echo = backend.create_model(Model(name="chat-echo", path=str(FLOWS / "chat-echo")))
     result: dict[str, Any] = {"started": started}
-    result["blue"] = backend.create_deployment(_deployment("blue", MAIN, echo, 2),
-                                               all_traffic=True)
+    result["blue"] = backend.create_deployment(_deployment("blue", MAIN, echo, 2), all_traffic=True)
     result["green"] = backend.create_deployment(_deployment("green", MAIN, echo, 1))
-    result["bad"] = backend.create_deployment(_deployment(
-        "bad", SIDE, Model(path=str(FLOWS / "broken")),
-        readiness_probe=ProbeSettings(initial_delay=0, period=1, timeout=2,
-                                      failure_threshold=240)))
-    result["unready"] = backend.create_deployment(_deployment(
-        "unready", SIDE, echo, environment=_routes(readiness="/nope"),
-        readiness_probe=ProbeSettings(initial_delay=0, period=1, timeout=1,
-                                      failure_threshold=3)))
-    result["slow"] = backend.create_deployment(_deployment(
-        "slow", SIDE, echo, environment_variables={"ECHO_DELAY": "0.2"},
-        request_settings=OnlineRequestSettings(max_concurrent_requests_per_instance=1,
-                                               max_queue_wait_ms=100,
-                                               request_timeout_ms=2000)))
+    result["bad"] = backend.create_deployment(
+        _deployment(
+            "bad",
+            SIDE,
+            Model(path=str(FLOWS / "broken")),
+            readiness_probe=ProbeSettings(
+                initial_delay=0, period=1, timeout=2, failure_threshold=240
+            ),
+        )
+    )
+    result["unready"] = backend.create_deployment(
+        _deployment(
+            "unready",
+            SIDE,
+            echo,
+            environment=_routes(readiness="/nope"),
+            readiness_probe=ProbeSettings(
+                initial_delay=0, period=1, timeout=1, failure_threshold=3
+            ),
+        )
+    )
+    result["slow"] = backend.create_deployment(
+        _deployment(
+            "slow",
+            SIDE,
+            echo,
+            environment_variables={"ECHO_DELAY": "0.2"},
+            request_settings=OnlineRequestSettings(
+                max_concurrent_requests_per_instance=1,
+                max_queue_wait_ms=100,
+                request_timeout_ms=2000,
+            ),
+        )
+    )
     # Kubernetes entities run locally like managed ones (instance_type is informational)
-    result["probe"] = backend.create_deployment(KubernetesOnlineDeployment(
-        name="probe", endpoint_name=SIDE, model=echo, instance_type="small", instance_count=1,
-        environment=_routes(liveness="/nope"),
-        liveness_probe=ProbeSettings(initial_delay=0, period=1, timeout=1,
-                                     failure_threshold=2)))
-    result["inc"] = backend.create_deployment(_deployment(
-        "inc", SIDE, Model(path=str(FLOWS / "with-includes"))))
-    result["chat"] = backend.create_deployment(_deployment(
-        "chat", SIDE, Model(path=str(FLOWS / "basic-chat")),
-        environment_variables={"open_ai_connection": "my_openai"}))
+    result["probe"] = backend.create_deployment(
+        KubernetesOnlineDeployment(
+            name="probe",
+            endpoint_name=SIDE,
+            model=echo,
+            instance_type="small",
+            instance_count=1,
+            environment=_routes(liveness="/nope"),
+            liveness_probe=ProbeSettings(initial_delay=0, period=1, timeout=1, failure_threshold=2),
+        )
+    )
+    result["inc"] = backend.create_deployment(
+        _deployment("inc", SIDE, Model(path=str(FLOWS / "with-includes")))
+    )
+    result["chat"] = backend.create_deployment(
+        _deployment(
+            "chat",
+            SIDE,
+            Model(path=str(FLOWS / "basic-chat")),
+            environment_variables={"open_ai_connection": "my_openai"},
+        )
+    )
     # no instance_type: azure-ai-ml's managed schema requires one when the entity is rebuilt
     # (its YAML loader refuses such a file; a Python entity gets through)
-    result["nosku"] = backend.create_deployment(ManagedOnlineDeployment(
-        name="nosku", endpoint_name=SIDE, model="azureml:chat-echo:1", instance_count=1))
+    result["nosku"] = backend.create_deployment(
+        ManagedOnlineDeployment(
+            name="nosku", endpoint_name=SIDE, model="azureml:chat-echo:1", instance_count=1
+        )
+    )
     return result
 
 
@@ -148,20 +195,31 @@ def _remember_pids(backend: LocalBackend, endpoint: str) -> dict[str, Any]:
     return status
 
 
-def _score(backend: LocalBackend, endpoint: str, body: dict[str, Any], *,
-           key: str | None = None, deployment: str | None = None, stream: bool = False,
-           timeout: float = 60.0) -> httpx.Response:
+def _score(
+    backend: LocalBackend,
+    endpoint: str,
+    body: dict[str, Any],
+    *,
+    key: str | None = None,
+    deployment: str | None = None,
+    stream: bool = False,
+    timeout: float = 60.0,
+) -> httpx.Response:
     cfg = read_json(backend.home.endpoint_file(endpoint))
-    headers = {"Accept": "text/event-stream, application/json" if stream
-               else "application/json"}
+    headers = {"Accept": "text/event-stream, application/json" if stream else "application/json"}
     if key is None:
         key = cfg["keys"]["primary"]
     if key:
         headers["Authorization"] = f"Bearer {key}"
     if deployment:
         headers["azureml-model-deployment"] = deployment
-    return httpx.post(f"http://127.0.0.1:{cfg['port']}/score", json=body, headers=headers,
-                      timeout=timeout, trust_env=False)
+    return httpx.post(
+        f"http://127.0.0.1:{cfg['port']}/score",
+        json=body,
+        headers=headers,
+        timeout=timeout,
+        trust_env=False,
+    )
 
 
 # -- models ----------------------------------------------------------------------------
@@ -189,21 +247,42 @@ def test_model_registration_copies(backend: LocalBackend, tmp_path: Path) -> Non
 
 
 def test_model_keeps_properties_description_and_tags(backend: LocalBackend) -> None:
-    chat = {"azureml.promptflow.chat_input": "question",
-            "azureml.promptflow.chat_output": "answer", "azureml.promptflow.mode": "chat"}
-    made = backend.create_model(Model(name="chat-props", path=str(FLOWS / "chat-echo"),
-                                      description="echo", tags={"team": "t"}, properties=chat))
+    chat = {
+        "azureml.promptflow.chat_input": "question",
+        "azureml.promptflow.chat_output": "answer",
+        "azureml.promptflow.mode": "chat",
+    }
+    made = backend.create_model(
+        Model(
+            name="chat-props",
+            path=str(FLOWS / "chat-echo"),
+            description="echo",
+            tags={"team": "t"},
+            properties=chat,
+        )
+    )
     listed = [m for m in backend.list_models() if m.name == "chat-props"]
-    for got in (made, backend.get_model("chat-props"), backend.get_model("chat-props", "1"),
-                *listed):
+    for got in (
+        made,
+        backend.get_model("chat-props"),
+        backend.get_model("chat-props", "1"),
+        *listed,
+    ):
         assert chat.items() <= got.properties.items(), got.properties
         assert got.description == "echo" and got.tags == {"team": "t"}
     # the same flow with other properties is a new version, not the old one returned
-    again = backend.create_model(Model(name="chat-props", path=str(FLOWS / "chat-echo"),
-                                       properties={"azureml.promptflow.mode": "chat"}))
+    again = backend.create_model(
+        Model(
+            name="chat-props",
+            path=str(FLOWS / "chat-echo"),
+            properties={"azureml.promptflow.mode": "chat"},
+        )
+    )
     assert again.version == "2" and "azureml.promptflow.chat_input" not in again.properties
-    assert backend.get_model("chat-props", "1").properties["azureml.promptflow.chat_input"] \
+    assert (
+        backend.get_model("chat-props", "1").properties["azureml.promptflow.chat_input"]
         == "question"
+    )
 
 
 def test_additional_includes_are_staged(backend: LocalBackend, ops: dict[str, Any]) -> None:
@@ -220,8 +299,9 @@ def test_additional_includes_are_staged(backend: LocalBackend, ops: dict[str, An
 
 
 # -- endpoints and auth -------------------------------------------------------------------
-def test_endpoint_router_on_loopback_with_random_keys(backend: LocalBackend,
-                                                      main: dict[str, Any]) -> None:
+def test_endpoint_router_on_loopback_with_random_keys(
+    backend: LocalBackend, main: dict[str, Any]
+) -> None:
     import psutil
 
     ep = backend.get_endpoint(MAIN)
@@ -229,8 +309,11 @@ def test_endpoint_router_on_loopback_with_random_keys(backend: LocalBackend,
     assert ep.provisioning_state == "Succeeded"
     assert ep.traffic == {"blue": 100, "green": 0}
     status = backend.router_status(MAIN)
-    listening = [c.laddr for c in psutil.Process(status["pid"]).net_connections()
-                 if c.status == psutil.CONN_LISTEN]
+    listening = [
+        c.laddr
+        for c in psutil.Process(status["pid"]).net_connections()
+        if c.status == psutil.CONN_LISTEN
+    ]
     assert listening and all(a.ip == "127.0.0.1" for a in listening)
     for dep in status["deployments"].values():
         for inst in dep["instances"]:
@@ -252,15 +335,20 @@ def test_unauthorized_is_401_json(backend: LocalBackend, main: dict[str, Any]) -
     regenerated = backend.regenerate_keys(MAIN, "secondary")
     assert regenerated.secondary_key != secondary
     assert _score(backend, MAIN, {"question": "hi"}, key=secondary).status_code == 401
-    assert _score(backend, MAIN, {"question": "hi"}, key=regenerated.secondary_key
-                  ).status_code == 200
+    assert (
+        _score(backend, MAIN, {"question": "hi"}, key=regenerated.secondary_key).status_code == 200
+    )
     # updating the endpoint keeps its keys, port and traffic
     before = read_json(backend.home.endpoint_file(MAIN))
-    backend.create_endpoint(ManagedOnlineEndpoint(name=MAIN, auth_mode="key",
-                                                  description="updated")).result(60)
+    backend.create_endpoint(
+        ManagedOnlineEndpoint(name=MAIN, auth_mode="key", description="updated")
+    ).result(60)
     after = read_json(backend.home.endpoint_file(MAIN))
-    assert (after["keys"], after["port"], after["traffic"]) == \
-        (before["keys"], before["port"], before["traffic"])
+    assert (after["keys"], after["port"], after["traffic"]) == (
+        before["keys"],
+        before["port"],
+        before["traffic"],
+    )
     assert backend.get_endpoint(MAIN).description == "updated"
 
 
@@ -270,8 +358,9 @@ def test_aml_token_expires(backend: LocalBackend, ops: dict[str, Any]) -> None:
     assert creds.expiry_time_utc > time.time()
     ok = _score(backend, SIDE, {"question": "hi"}, key=creds.access_token)
     assert ok.status_code != 401  # authenticated (no traffic on this endpoint: 404)
-    assert _score(backend, SIDE, {"question": "hi"}, key=creds.access_token + "x"
-                  ).status_code == 401
+    assert (
+        _score(backend, SIDE, {"question": "hi"}, key=creds.access_token + "x").status_code == 401
+    )
     time.sleep(max(0.0, creds.expiry_time_utc - time.time()) + 0.3)
     expired = _score(backend, SIDE, {"question": "hi"}, key=creds.access_token)
     assert expired.status_code == 401 and "expired" in expired.json()["error"]["message"]
@@ -279,20 +368,26 @@ def test_aml_token_expires(backend: LocalBackend, ops: dict[str, Any]) -> None:
         backend.regenerate_keys(SIDE)
 
 
-def test_state_files_private_and_secrets_not_in_argv(backend: LocalBackend,
-                                                     main: dict[str, Any]) -> None:
+def test_state_files_private_and_secrets_not_in_argv(
+    backend: LocalBackend, main: dict[str, Any]
+) -> None:
     root = backend.home.root
     assert stat.S_IMODE(root.stat().st_mode) == 0o700
-    files = [p for p in root.rglob("*.json") if "promptflow" not in p.parts
-             and "flow" not in p.parts and not any(part.startswith("g") and part[1:].isdigit()
-                                                   for part in p.parts)]
+    files = [
+        p
+        for p in root.rglob("*.json")
+        if "promptflow" not in p.parts
+        and "flow" not in p.parts
+        and not any(part.startswith("g") and part[1:].isdigit() for part in p.parts)
+    ]
     assert files and backend.home.connections_file in files
     for path in files:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     keys = backend.get_keys(MAIN)
     status = backend.router_status(MAIN)
-    pids = [status["pid"]] + [i["pid"] for d in status["deployments"].values()
-                              for i in d["instances"]]
+    pids = [status["pid"]] + [
+        i["pid"] for d in status["deployments"].values() for i in d["instances"]
+    ]
     for pid in pids:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode()
         assert keys.primary_key not in argv and keys.secondary_key not in argv
@@ -310,25 +405,24 @@ def test_atomic_write_keeps_old_file(tmp_path: Path) -> None:
 
 
 # -- scoring ---------------------------------------------------------------------------
-def test_score_json_and_sse_on_two_instances(backend: LocalBackend,
-                                             main: dict[str, Any]) -> None:
+def test_score_json_and_sse_on_two_instances(backend: LocalBackend, main: dict[str, Any]) -> None:
     reply = _score(backend, MAIN, {"question": "hello there"})
     assert reply.status_code == 200
     assert reply.json() == {"answer": "Echo: hello there ", "turns": 0}
     assert reply.headers["azureml-model-deployment"] == "blue"
     stream = _score(backend, MAIN, {"question": "hello there"}, stream=True)
     assert stream.headers["content-type"].startswith("text/event-stream")
-    events = [json.loads(line[5:]) for line in stream.text.splitlines()
-              if line.startswith("data:")]
-    assert events[0] == {"turns": 0} and "".join(e.get("answer", "") for e in events) == \
-        "Echo: hello there "
+    events = [json.loads(line[5:]) for line in stream.text.splitlines() if line.startswith("data:")]
+    assert (
+        events[0] == {"turns": 0}
+        and "".join(e.get("answer", "") for e in events) == "Echo: hello there "
+    )
     chunks: list[dict[str, Any]] = []
     via_backend = backend.invoke(MAIN, {"question": "a b"}, stream=True, on_chunk=chunks.append)
     assert via_backend.deployment == "blue" and via_backend.streamed and chunks
     for _ in range(6):
         _score(backend, MAIN, {"question": "x"})
-    served = [i["served"] for i in backend.router_status(MAIN)["deployments"]["blue"]
-              ["instances"]]
+    served = [i["served"] for i in backend.router_status(MAIN)["deployments"]["blue"]["instances"]]
     assert len(served) == 2 and all(n > 0 for n in served)
 
 
@@ -351,7 +445,8 @@ def test_targeted_deployment_header(backend: LocalBackend, main: dict[str, Any])
 
 
 def test_invoke_is_one_post_and_follows_keys_changed_elsewhere(
-        backend: LocalBackend, main: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    backend: LocalBackend, main: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert backend.invoke(MAIN, {"question": "warm"}).status == 200
     calls: list[str] = []
     admin, config = RouterControl.admin, RouterControl.config
@@ -379,8 +474,9 @@ def test_invoke_is_one_post_and_follows_keys_changed_elsewhere(
     assert backend.invoke(MAIN, {"question": "again"}).status == 200 and calls == []
 
 
-def test_rerunning_an_unchanged_deployment_is_a_no_op(backend: LocalBackend,
-                                                      main: dict[str, Any]) -> None:
+def test_rerunning_an_unchanged_deployment_is_a_no_op(
+    backend: LocalBackend, main: dict[str, Any]
+) -> None:
     before = backend.router_status(MAIN)["deployments"]["blue"]
     op = backend.create_deployment(_deployment("blue", MAIN, backend.get_model("chat-echo"), 2))
     assert op.result(60).provisioning_state == "Succeeded"
@@ -431,8 +527,9 @@ def test_mirror_traffic(backend: LocalBackend, main: dict[str, Any]) -> None:
     assert backend.get_endpoint(MAIN).mirror_traffic == {}
 
 
-def test_rolling_update_without_failed_requests(backend: LocalBackend,
-                                                main: dict[str, Any]) -> None:
+def test_rolling_update_without_failed_requests(
+    backend: LocalBackend, main: dict[str, Any]
+) -> None:
     failures: list[str] = []
     replies: list[dict[str, Any]] = []
     stop = threading.Event()
@@ -440,8 +537,7 @@ def test_rolling_update_without_failed_requests(backend: LocalBackend,
     def hammer() -> None:
         while not stop.is_set():
             try:
-                reply = _score(backend, MAIN, {"question": "during update"},
-                               deployment="green")
+                reply = _score(backend, MAIN, {"question": "during update"}, deployment="green")
                 if reply.status_code != 200:
                     failures.append(f"{reply.status_code} {reply.text[:200]}")
                 else:
@@ -454,9 +550,15 @@ def test_rolling_update_without_failed_requests(backend: LocalBackend,
         t.start()
     try:
         echo = backend.get_model("chat-echo")
-        op = backend.create_deployment(_deployment(
-            "green", MAIN, echo, 1,
-            environment_variables={"PROMPTFLOW_RESPONSE_INCLUDED_FIELDS": '["answer"]'}))
+        op = backend.create_deployment(
+            _deployment(
+                "green",
+                MAIN,
+                echo,
+                1,
+                environment_variables={"PROMPTFLOW_RESPONSE_INCLUDED_FIELDS": '["answer"]'},
+            )
+        )
         updated = op.result(240)
         time.sleep(1.0)
     finally:
@@ -470,8 +572,9 @@ def test_rolling_update_without_failed_requests(backend: LocalBackend,
     _remember_pids(backend, MAIN)
 
 
-def test_killed_instance_is_restarted_and_logged(backend: LocalBackend,
-                                                 main: dict[str, Any]) -> None:
+def test_killed_instance_is_restarted_and_logged(
+    backend: LocalBackend, main: dict[str, Any]
+) -> None:
     """SIGKILL one of blue's two instances during a burst of concurrent requests: the
     requests it held are failed over to the other instance, so not one fails."""
     victim = backend.router_status(MAIN)["deployments"]["blue"]["instances"][0]
@@ -528,7 +631,7 @@ def test_request_body_limit(backend: LocalBackend, main: dict[str, Any]) -> None
 
     def chunks() -> Iterator[bytes]:  # no Content-Length: caught while reading
         for i in range(0, len(big), 65536):
-            yield big[i:i + 65536]
+            yield big[i : i + 65536]
 
     with httpx.Client(trust_env=False, timeout=60) as http:
         for content in (big, chunks()):
@@ -563,15 +666,17 @@ def test_logs_tail(backend: LocalBackend, main: dict[str, Any]) -> None:
         backend.get_logs(MAIN, "nope")
 
 
-def test_readiness_probe_settings_fail_the_deployment(backend: LocalBackend,
-                                                      ops: dict[str, Any]) -> None:
+def test_readiness_probe_settings_fail_the_deployment(
+    backend: LocalBackend, ops: dict[str, Any]
+) -> None:
     with pytest.raises(BackendError, match=r"readiness probe GET /nope failed 3 times"):
         ops["unready"].result(240)
     assert backend.get_deployment(SIDE, "unready").provisioning_state == "Failed"
 
 
-def test_failing_liveness_probe_restarts_instance(backend: LocalBackend,
-                                                  ops: dict[str, Any]) -> None:
+def test_failing_liveness_probe_restarts_instance(
+    backend: LocalBackend, ops: dict[str, Any]
+) -> None:
     dep = ops["probe"].result(240)
     assert type(dep).__name__ == "KubernetesOnlineDeployment"
     assert dep.provisioning_state == "Succeeded"
@@ -593,8 +698,9 @@ def test_request_settings_give_429_and_408(backend: LocalBackend, ops: dict[str,
 
     def call(question: str) -> int:
         token = backend.get_keys(SIDE).access_token
-        return _score(backend, SIDE, {"question": question}, key=token,
-                      deployment="slow").status_code
+        return _score(
+            backend, SIDE, {"question": question}, key=token, deployment="slow"
+        ).status_code
 
     with ThreadPoolExecutor(3) as pool:  # 1 concurrent request per instance, 100 ms queue
         statuses = sorted(pool.map(call, ["a b c d e"] * 3))
@@ -602,8 +708,7 @@ def test_request_settings_give_429_and_408(backend: LocalBackend, ops: dict[str,
     assert call(" ".join(["w"] * 15)) == 408  # ~3 s flow, request_timeout_ms 2000
 
 
-def test_kernel_side_never_imports_promptflow(backend: LocalBackend,
-                                              main: dict[str, Any]) -> None:
+def test_kernel_side_never_imports_promptflow(backend: LocalBackend, main: dict[str, Any]) -> None:
     import subprocess
     import sys
 
@@ -616,14 +721,14 @@ def test_kernel_side_never_imports_promptflow(backend: LocalBackend,
         "loaded = [m for m in sys.modules if m.split('.')[0] == 'promptflow']\n"
         "assert not loaded, loaded\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
 
 
 # -- failure, connections, LLM flow ---------------------------------------------------------
-def test_bad_flow_fails_with_reason_and_log_tail(backend: LocalBackend,
-                                                 ops: dict[str, Any]) -> None:
+def test_bad_flow_fails_with_reason_and_log_tail(
+    backend: LocalBackend, ops: dict[str, Any]
+) -> None:
     op = ops["bad"]
     with pytest.raises(BackendError) as info:
         op.result(240)
@@ -634,8 +739,9 @@ def test_bad_flow_fails_with_reason_and_log_tail(backend: LocalBackend,
     assert backend.get_deployment(SIDE, "bad").provisioning_state == "Failed"
 
 
-def test_llm_flow_uses_stored_connection(backend: LocalBackend, ops: dict[str, Any],
-                                         llm: FakeOpenAI) -> None:
+def test_llm_flow_uses_stored_connection(
+    backend: LocalBackend, ops: dict[str, Any], llm: FakeOpenAI
+) -> None:
     ops["chat"].result(240)
     _remember_pids(backend, SIDE)
     assert backend.list_connections() == ["my_openai"]
@@ -643,17 +749,25 @@ def test_llm_flow_uses_stored_connection(backend: LocalBackend, ops: dict[str, A
     assert stored["my_openai"]["api_key"] == LLM_KEY_REF  # resolved in instance
     reply = backend.invoke(SIDE, {"question": "What is 2+2?"}, deployment="chat")
     assert reply.outputs["answer"].startswith("You said: What is 2+2?")
-    streamed = backend.invoke(SIDE, {"question": "hi", "chat_history": [
-        {"inputs": {"question": "q0"}, "outputs": {"answer": "a0"}}]},
-        deployment="chat", stream=True)
+    streamed = backend.invoke(
+        SIDE,
+        {
+            "question": "hi",
+            "chat_history": [{"inputs": {"question": "q0"}, "outputs": {"answer": "a0"}}],
+        },
+        deployment="chat",
+        stream=True,
+    )
     assert streamed.streamed and "(history msgs=4)" in streamed.outputs["answer"]
     assert llm.requests
-    logs = "".join(p.read_text(errors="replace")
-                   for p in (backend.home.root / "logs").rglob("*.log*"))
+    logs = "".join(
+        p.read_text(errors="replace") for p in (backend.home.root / "logs").rglob("*.log*")
+    )
     assert llm.api_key not in logs  # the secret reached the flow, never the logs
     with pytest.raises(PfError, match="base_url"):
-        backend.create_connection({"name": "x", "type": "open_ai", "api_key": "k",
-                                   "api_base": "http://x"})
+        backend.create_connection(
+            {"name": "x", "type": "open_ai", "api_key": "k", "api_base": "http://x"}
+        )
 
 
 def test_deployment_without_instance_type(backend: LocalBackend, ops: dict[str, Any]) -> None:
@@ -667,15 +781,15 @@ def test_deployment_without_instance_type(backend: LocalBackend, ops: dict[str, 
 
 
 # -- restarts of the router, deletes --------------------------------------------------------
-def test_killed_router_comes_back_on_next_use(backend: LocalBackend,
-                                              main: dict[str, Any]) -> None:
+def test_killed_router_comes_back_on_next_use(backend: LocalBackend, main: dict[str, Any]) -> None:
     before = backend.router_status(MAIN)
     keys = backend.get_keys(MAIN)
     old_instances = [i["pid"] for d in before["deployments"].values() for i in d["instances"]]
     os.kill(before["pid"], signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and (pid_alive(before["pid"])
-                                           or any(pid_alive(p) for p in old_instances)):
+    while time.monotonic() < deadline and (
+        pid_alive(before["pid"]) or any(pid_alive(p) for p in old_instances)
+    ):
         time.sleep(0.1)
     assert not any(pid_alive(p) for p in old_instances), "instances outlived their router"
     reply = backend.invoke(MAIN, {"question": "back?"})  # starts the router, waits for blue
@@ -719,8 +833,9 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
-def test_delete_endpoint_is_quick_and_drains_requests(backend: LocalBackend, home: Path,
-                                                      ops: dict[str, Any]) -> None:
+def test_delete_endpoint_is_quick_and_drains_requests(
+    backend: LocalBackend, home: Path, ops: dict[str, Any]
+) -> None:
     # prewarm (the notebook default): its zygote is still importing promptflow when deleted
     warm = LocalBackend(home=str(home), prewarm=True)
     warm.create_endpoint(ManagedOnlineEndpoint(name="ep-quick")).result(60)
@@ -737,18 +852,20 @@ def test_delete_endpoint_is_quick_and_drains_requests(backend: LocalBackend, hom
     SEEN_PIDS.update(_descendants(status["pid"]))
     token = backend.get_keys(SIDE).access_token
     with ThreadPoolExecutor(1) as pool:
-        pending = pool.submit(_score, backend, SIDE, {"question": "a b c d e"}, key=token,
-                              deployment="slow")
+        pending = pool.submit(
+            _score, backend, SIDE, {"question": "a b c d e"}, key=token, deployment="slow"
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not any(
-                i["inflight"] for i in backend.router_status(SIDE)["deployments"]["slow"]
-                ["instances"]):
+            i["inflight"] for i in backend.router_status(SIDE)["deployments"]["slow"]["instances"]
+        ):
             time.sleep(0.02)
         start = time.monotonic()
         backend.delete_endpoint(SIDE).result(60)
         took = time.monotonic() - start
         reply = pending.result(30)
-    assert reply.status_code == 200 and reply.json()["answer"].strip() == "Echo: a b c d e", \
+    assert reply.status_code == 200 and reply.json()["answer"].strip() == "Echo: a b c d e", (
         reply.text
+    )
     assert took < 5.0
     assert not pid_alive(status["pid"])

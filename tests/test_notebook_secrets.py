@@ -22,21 +22,32 @@ GENERIC = {
     "JWT": re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
     "key assignment": re.compile(
         r"(?i)(primary_key|secondary_key|access_token|api_key)['\"]?\s*[:=]\s*['\"]"
-        r"(?!\{\{|<|\*|•)[A-Za-z0-9+/=_-]{16,}['\"]"),
+        r"(?!\{\{|<|\*|•)[A-Za-z0-9+/=_-]{16,}['\"]"
+    ),
 }
 
 
 def scan_generic(text: str) -> list[str]:
-    return [f"{name}: {m.group(0)[:40]}…" for name, rx in GENERIC.items()
-            for m in rx.finditer(text)]
+    return [
+        f"{name}: {m.group(0)[:40]}…" for name, rx in GENERIC.items() for m in rx.finditer(text)
+    ]
 
 
 def test_scanner_catches_a_planted_key() -> None:
     """The checks below can fail: a key pasted into an output is found by both scans."""
     key = "Q2hlY2tNZVBsZWFzZV9UaGlzSXNBRmFrZUtleQ=="
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("keys", outputs=[
-        nbformat.v4.new_output("execute_result", {"text/plain": f"primary_key='{key}'"},
-                               execution_count=1)])])
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell(
+                "keys",
+                outputs=[
+                    nbformat.v4.new_output(
+                        "execute_result", {"text/plain": f"primary_key='{key}'"}, execution_count=1
+                    )
+                ],
+            )
+        ]
+    )
     text = nbformat.writes(nb)
     assert key in text
     assert scan_generic(text)

@@ -35,17 +35,21 @@ TAG_AZURE = "needs-azure"
 
 def azure_configured() -> bool:
     env = os.environ
-    return bool(env.get("PFMAGIC_AZURE_CONFIG") or (
-        env.get("AZURE_SUBSCRIPTION_ID") and env.get("AZURE_RESOURCE_GROUP")
-        and env.get("AZUREML_WORKSPACE_NAME")))
+    return bool(
+        env.get("PFMAGIC_AZURE_CONFIG")
+        or (
+            env.get("AZURE_SUBSCRIPTION_ID")
+            and env.get("AZURE_RESOURCE_GROUP")
+            and env.get("AZUREML_WORKSPACE_NAME")
+        )
+    )
 
 
 def private_env(home: Path, pythonpath: Path | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env["PFMAGIC_HOME"] = str(home)
     if pythonpath:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(pythonpath),
-                                                          env.get("PYTHONPATH")]))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(pythonpath), env.get("PYTHONPATH")]))
     env.pop("PFMAGIC_FORCE_WIDGETS", None)
     return env
 
@@ -68,9 +72,23 @@ def main_run() -> MainRun:
     home = work / "pfhome"
     executed, secrets = work / "executed.ipynb", work / "secrets.json"
     proc = subprocess.run(
-        [sys.executable, str(NOTEBOOKS / "run.py"), "--save", str(executed),
-         "--secrets-out", str(secrets), "--timeout", "600", "--cell-timeout", "300"],
-        cwd=ROOT, env=private_env(home), capture_output=True, text=True, timeout=720,
+        [
+            sys.executable,
+            str(NOTEBOOKS / "run.py"),
+            "--save",
+            str(executed),
+            "--secrets-out",
+            str(secrets),
+            "--timeout",
+            "600",
+            "--cell-timeout",
+            "300",
+        ],
+        cwd=ROOT,
+        env=private_env(home),
+        capture_output=True,
+        text=True,
+        timeout=720,
     )
     found = json.loads(secrets.read_text()) if secrets.exists() else []
     return MainRun(proc.returncode, proc.stdout, proc.stderr, executed, found, home)
@@ -89,8 +107,11 @@ def test_main_command_runs_notebook_and_prints_transcript() -> None:
     assert re.search(r"^\(\d+ turns\)$", out, re.M), out[-2000:]
     turns = re.findall(r"^\[(\d+)\] You: (.*)$", out, re.M)
     questions = [q for _, q in turns]
-    assert questions[:3] == ["How do I create the blue deployment?", "And how long does it take?",
-                             "How much quota do I need for 10 instances?"], questions
+    assert questions[:3] == [
+        "How do I create the blue deployment?",
+        "And how long does it take?",
+        "How much quota do I need for 10 instances?",
+    ], questions
     # the offline flow's answers, from the article: the follow-up was read with turn 1
     assert "az ml online-deployment create" in out
     assert "15 minutes" in out
@@ -116,8 +137,13 @@ def test_executed_notebook_has_outputs_and_no_errors() -> None:
 
 def _nbval_copy(dest: Path) -> list[Path]:
     """A copy of notebooks/ (flows included) with 03-azure's cloud cells marked for nbval."""
-    shutil.copytree(NOTEBOOKS, dest, ignore=shutil.ignore_patterns(
-        ".ipynb_checkpoints", "__pycache__", ".promptflow", "sample-request.json"))
+    shutil.copytree(
+        NOTEBOOKS,
+        dest,
+        ignore=shutil.ignore_patterns(
+            ".ipynb_checkpoints", "__pycache__", ".promptflow", "sample-request.json"
+        ),
+    )
     with_azure = azure_configured()
     for name in ALL:
         path = dest / name
@@ -139,13 +165,32 @@ def _nbval_copy(dest: Path) -> list[Path]:
 def test_nbval(tmp_path: Path) -> None:
     paths = _nbval_copy(tmp_path / "notebooks")
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env",
-         "-p", "test_notebooks_nbval_updates",  # progress views update their display
-         "--nbval-sanitize-with", str(SANITIZE), "--nbval-cell-timeout", "300",
-         "-p", "no:cacheprovider", "--rootdir", str(tmp_path), "-o", "addopts=",
-         "-q", "-rA", *map(str, paths)],
-        cwd=tmp_path, env=private_env(tmp_path / "pfhome", pythonpath=ROOT / "tests"),
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--nbval",
+            "--nbval-current-env",
+            "-p",
+            "test_notebooks_nbval_updates",  # progress views update their display
+            "--nbval-sanitize-with",
+            str(SANITIZE),
+            "--nbval-cell-timeout",
+            "300",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(tmp_path),
+            "-o",
+            "addopts=",
+            "-q",
+            "-rA",
+            *map(str, paths),
+        ],
+        cwd=tmp_path,
+        env=private_env(tmp_path / "pfhome", pythonpath=ROOT / "tests"),
+        capture_output=True,
+        text=True,
         timeout=1400,
     )
     report = proc.stdout[-12000:] + proc.stderr[-3000:]
@@ -156,8 +201,11 @@ def test_nbval(tmp_path: Path) -> None:
     expected = 0
     for path in paths:
         nb = nbformat.read(path, as_version=4)
-        expected += sum(1 for c in nb.cells if c.cell_type == "code"
-                        and "nbval-skip" not in c.metadata.get("tags", []))
+        expected += sum(
+            1
+            for c in nb.cells
+            if c.cell_type == "code" and "nbval-skip" not in c.metadata.get("tags", [])
+        )
     assert int(passed.group(1)) == expected, report
 
 
@@ -176,16 +224,21 @@ def test_committed_notebooks_are_executed() -> None:
 @pytest.mark.timeout(180)
 def test_main_command_fails_on_a_cell_error(tmp_path: Path) -> None:
     """run.py stops at the first failing cell, says which, and exits non-zero."""
-    nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell("%load_ext pfmagic"),
-        nbformat.v4.new_code_cell("%pf_status no-such-endpoint"),
-        nbformat.v4.new_code_cell("print('not reached')"),
-    ])
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("%load_ext pfmagic"),
+            nbformat.v4.new_code_cell("%pf_status no-such-endpoint"),
+            nbformat.v4.new_code_cell("print('not reached')"),
+        ]
+    )
     path = tmp_path / "broken.ipynb"
     nbformat.write(nb, path)
     proc = subprocess.run(
         [sys.executable, str(NOTEBOOKS / "run.py"), str(path), "--save", str(path)],
-        cwd=tmp_path, env=private_env(tmp_path / "pfhome"), capture_output=True, text=True,
+        cwd=tmp_path,
+        env=private_env(tmp_path / "pfhome"),
+        capture_output=True,
+        text=True,
         timeout=170,
     )
     assert proc.returncode == 1, proc.stdout + proc.stderr

@@ -58,16 +58,34 @@ def pytest_configure(config: Any) -> None:  # active only when loaded with -p
 
 
 def test_update_is_applied() -> None:
-    messages = iter([
-        {"msg_type": "display_data", "content": {
-            "data": {"text/plain": "deploy: InProgress"}, "metadata": {},
-            "transient": {"display_id": "d1"}}},
-        {"msg_type": "display_data", "content": {
-            "data": {"text/plain": "other"}, "metadata": {}, "transient": {"display_id": "d2"}}},
-        {"msg_type": "update_display_data", "content": {
-            "data": {"text/plain": "deploy: Succeeded"}, "metadata": {},
-            "transient": {"display_id": "d1"}}},
-    ])
+    messages = iter(
+        [
+            {
+                "msg_type": "display_data",
+                "content": {
+                    "data": {"text/plain": "deploy: InProgress"},
+                    "metadata": {},
+                    "transient": {"display_id": "d1"},
+                },
+            },
+            {
+                "msg_type": "display_data",
+                "content": {
+                    "data": {"text/plain": "other"},
+                    "metadata": {},
+                    "transient": {"display_id": "d2"},
+                },
+            },
+            {
+                "msg_type": "update_display_data",
+                "content": {
+                    "data": {"text/plain": "deploy: Succeeded"},
+                    "metadata": {},
+                    "transient": {"display_id": "d1"},
+                },
+            },
+        ]
+    )
 
     class File:  # stands in for nbval's IPyNbFile
         pass
@@ -80,8 +98,10 @@ def test_update_is_applied() -> None:
         out["data"] = read(nb_file)["content"]["data"]
         outputs.append(out)
     read(nb_file)
-    assert [o["data"] for o in outputs] == [{"text/plain": "deploy: Succeeded"},
-                                            {"text/plain": "other"}]
+    assert [o["data"] for o in outputs] == [
+        {"text/plain": "deploy: Succeeded"},
+        {"text/plain": "other"},
+    ]
 
 
 def test_install_patches_nbval_once() -> None:

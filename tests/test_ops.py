@@ -27,17 +27,21 @@ SECRET2 = "sk-zyxwvutsrqponmlk9876"
 
 # -- traffic rules ------------------------------------------------------------------------
 
+
 def test_parse_weights() -> None:
     assert parse_weights(["blue=90", "green=10"]) == {"blue": 90, "green": 10}
 
 
-@pytest.mark.parametrize(("pairs", "message"), [
-    (["blue"], "expected DEPLOYMENT=PERCENT, got 'blue'"),
-    (["blue=ninety"], "'ninety' for blue is not a whole percentage"),
-    (["blue=90.5"], "'90.5' for blue is not a whole percentage"),
-    (["blue=101"], "blue=101 is outside 0..100"),
-    (["blue=50", "blue=50"], "blue given twice"),
-])
+@pytest.mark.parametrize(
+    ("pairs", "message"),
+    [
+        (["blue"], "expected DEPLOYMENT=PERCENT, got 'blue'"),
+        (["blue=ninety"], "'ninety' for blue is not a whole percentage"),
+        (["blue=90.5"], "'90.5' for blue is not a whole percentage"),
+        (["blue=101"], "blue=101 is outside 0..100"),
+        (["blue=50", "blue=50"], "blue given twice"),
+    ],
+)
 def test_parse_weights_errors(pairs: list[str], message: str) -> None:
     with pytest.raises(PfError, match=message.replace(".", r"\.")):
         parse_weights(pairs)
@@ -67,6 +71,7 @@ def test_new_lines_of_a_growing_tail() -> None:
 
 # -- masked displays of azure-ai-ml's own entities ---------------------------------------------
 
+
 def test_masked_keys_keep_values_hide_them_everywhere() -> None:
     from azure.ai.ml.entities import EndpointAuthKeys
 
@@ -77,8 +82,7 @@ def test_masked_keys_keep_values_hide_them_everywhere() -> None:
     assert keys.primary_key == SECRET and keys.secondary_key == SECRET2
     from IPython.lib.pretty import pretty
 
-    for shown in (repr(keys), str(keys), keys._repr_html_(), pretty(keys), f"{keys}",
-                  repr([keys])):
+    for shown in (repr(keys), str(keys), keys._repr_html_(), pretty(keys), f"{keys}", repr([keys])):
         assert SECRET not in shown and SECRET2 not in shown
         assert "****" in shown
     assert repr(keys) == "EndpointAuthKeys(primary_key='****', secondary_key='****')"
@@ -90,8 +94,7 @@ def test_masked_token() -> None:
 
     from pfmagic.render.keys import MaskedAuthToken
 
-    token = MaskedAuthToken(access_token=SECRET, expiry_time_utc=1_900_000_000,
-                            token_type="Bearer")
+    token = MaskedAuthToken(access_token=SECRET, expiry_time_utc=1_900_000_000, token_type="Bearer")
     assert isinstance(token, EndpointAuthToken) and token.access_token == SECRET
     assert SECRET not in repr(token) + str(token) + token._repr_html_()
     assert "2030-03-17" in str(token)  # expiry readable
@@ -102,9 +105,14 @@ def test_status_display_masks_environment_and_keeps_entity() -> None:
 
     from pfmagic.render.status import deployment_status, endpoint_status
 
-    dep = ManagedOnlineDeployment(name="blue", endpoint_name="ep", model="azureml:m:1",
-                                  instance_type="Standard_DS3_v2", instance_count=1,
-                                  environment_variables={"OPENAI_API_KEY": SECRET, "MODE": "x"})
+    dep = ManagedOnlineDeployment(
+        name="blue",
+        endpoint_name="ep",
+        model="azureml:m:1",
+        instance_type="Standard_DS3_v2",
+        instance_count=1,
+        environment_variables={"OPENAI_API_KEY": SECRET, "MODE": "x"},
+    )
     shown = deployment_status(dep, {"blue": 100})
     assert shown is dep and isinstance(dep, ManagedOnlineDeployment)
     for text in (repr(dep), str(dep), dep._repr_html_()):
@@ -130,8 +138,15 @@ def test_usage_errors_are_one_line(ip) -> None:  # noqa: ANN001 - fixture
 
 
 def test_help_has_examples(ip) -> None:  # noqa: ANN001
-    for name in ("pf_backend", "pf_status", "pf_logs", "pf_traffic", "pf_keys", "pf_delete",
-                 "pf_endpoints"):
+    for name in (
+        "pf_backend",
+        "pf_status",
+        "pf_logs",
+        "pf_traffic",
+        "pf_keys",
+        "pf_delete",
+        "pf_endpoints",
+    ):
         doc = ip.find_line_magic(name).__doc__
         assert "Examples" in doc and "%" + name in doc
     assert "--regenerate" in ip.find_line_magic("pf_keys").__doc__
@@ -198,8 +213,11 @@ def test_backend_shows_and_switches(shell: Any, live: tuple[Path, Any]) -> None:
     assert session_of(shell).backend_name == "local"
     sub = "00000000-0000-0000-0000-000000000000"
     with capture_output() as out:  # building the client contacts nothing yet
-        line(shell, "pf_backend", f"azure --subscription {sub} --resource-group rg "
-                                  "--workspace ws --credential default")
+        line(
+            shell,
+            "pf_backend",
+            f"azure --subscription {sub} --resource-group rg --workspace ws --credential default",
+        )
     assert out.stdout.strip() == f"azure: {sub}/rg/ws"
     assert session_of(shell).backend_name == "azure"
     with pytest.raises(UsageError, match="either --config or"):

@@ -17,8 +17,11 @@ ROOT = Path(__file__).resolve().parents[1]
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
     out = tmp_path_factory.mktemp("dist")
     uv = shutil.which("uv")
-    cmd = ([uv, "build", "--wheel", "--out-dir", str(out)] if uv
-           else [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(out), "."])
+    cmd = (
+        [uv, "build", "--wheel", "--out-dir", str(out)]
+        if uv
+        else [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(out), "."]
+    )
     subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, timeout=300)
     (whl,) = out.glob("pfmagic-*.whl")
     return zipfile.ZipFile(whl)
@@ -33,10 +36,14 @@ def test_widgets_ship_inside_pfmagic(wheel: zipfile.ZipFile) -> None:
 def test_every_source_module_is_in_the_wheel(wheel: zipfile.ZipFile) -> None:
     # A subpackage missing from [tool.setuptools] packages would silently vanish from installs.
     names = set(wheel.namelist())
-    expected = {f"pfmagic/{p.relative_to(ROOT / 'pfmagic').as_posix()}"
-                for p in (ROOT / "pfmagic").rglob("*.py")}
-    expected |= {f"pfmagic/widgets/{p.relative_to(ROOT / 'widgets').as_posix()}"
-                 for p in (ROOT / "widgets").rglob("*.py")}
+    expected = {
+        f"pfmagic/{p.relative_to(ROOT / 'pfmagic').as_posix()}"
+        for p in (ROOT / "pfmagic").rglob("*.py")
+    }
+    expected |= {
+        f"pfmagic/widgets/{p.relative_to(ROOT / 'widgets').as_posix()}"
+        for p in (ROOT / "widgets").rglob("*.py")
+    }
     assert expected - names == set()
 
 

@@ -106,71 +106,146 @@ def _answer_has(text: str) -> Callable[[httpx.Response], bool]:
 
 
 UNICODE_Q = "héllo ✓ 漢字 🙂 שלום مرحبا e\u0301 \u200b"
-HISTORY_5K = [{"inputs": {"question": f"turn {i}"}, "outputs": {"answer": f"a{i}", "turns": i}}
-              for i in range(5_000)]
+HISTORY_5K = [
+    {"inputs": {"question": f"turn {i}"}, "outputs": {"answer": f"a{i}", "turns": i}}
+    for i in range(5_000)
+]
 NESTED = "[" * 100_000 + "]" * 100_000
 
 REQUESTS: list[Bad] = [
     Bad("oversized-body-20MB", json_body={"question": "x" * (20 * 2**20)}, expect=(413,)),
     # JSON sent as text/plain: served leniently (Azure's scoring does the same), never a 5xx
-    Bad("content-type-text", body=b'{"question": "hi"}', headers={"Content-Type": "text/plain"},
-        expect=(200, 400, 415, 424), check=lambda r: r.status_code != 200 or
-        "Echo: hi" in r.json()["answer"]),
-    Bad("content-type-xml", body=b"<question>hi</question>",
-        headers={"Content-Type": "application/xml"}),
-    Bad("content-type-form", body=b"question=hi",
-        headers={"Content-Type": "application/x-www-form-urlencoded"}),
+    Bad(
+        "content-type-text",
+        body=b'{"question": "hi"}',
+        headers={"Content-Type": "text/plain"},
+        expect=(200, 400, 415, 424),
+        check=lambda r: r.status_code != 200 or "Echo: hi" in r.json()["answer"],
+    ),
+    Bad(
+        "content-type-xml",
+        body=b"<question>hi</question>",
+        headers={"Content-Type": "application/xml"},
+    ),
+    Bad(
+        "content-type-form",
+        body=b"question=hi",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    ),
     Bad("invalid-json", body=b'{"question": ', headers={"Content-Type": "application/json"}),
     Bad("empty-body", body=b"", headers={"Content-Type": "application/json"}),
     Bad("json-array", json_body=[{"question": "hi"}]),
     Bad("json-string", json_body="hi"),
     Bad("json-null", json_body=None, body=b"null", headers={"Content-Type": "application/json"}),
-    Bad("invalid-utf8", body=b'{"question": "\xff\xfe\xfa"}',
-        headers={"Content-Type": "application/json"}),
-    Bad("deeply-nested-json", body=('{"question": ' + NESTED + "}").encode(),
-        headers={"Content-Type": "application/json"}),
+    Bad(
+        "invalid-utf8",
+        body=b'{"question": "\xff\xfe\xfa"}',
+        headers={"Content-Type": "application/json"},
+    ),
+    Bad(
+        "deeply-nested-json",
+        body=('{"question": ' + NESTED + "}").encode(),
+        headers={"Content-Type": "application/json"},
+    ),
     Bad("wrong-key", json_body={"question": "hi"}, auth="not-the-key", expect=(401,)),
     Bad("no-auth-header", json_body={"question": "hi"}, auth=None, expect=(401,)),
-    Bad("basic-auth-scheme", json_body={"question": "hi"}, auth=None,
-        headers={"Authorization": "Basic dXNlcjpwYXNz"}, expect=(401,)),
-    Bad("bearer-without-key", json_body={"question": "hi"}, auth=None,
-        headers={"Authorization": "Bearer"}, expect=(401,)),
-    Bad("non-ascii-key", json_body={"question": "hi"}, auth=None,
-        headers={"Authorization": "Bearer cl\u00e9-\u00fc".encode("latin-1")}, expect=(401,)),
+    Bad(
+        "basic-auth-scheme",
+        json_body={"question": "hi"},
+        auth=None,
+        headers={"Authorization": "Basic dXNlcjpwYXNz"},
+        expect=(401,),
+    ),
+    Bad(
+        "bearer-without-key",
+        json_body={"question": "hi"},
+        auth=None,
+        headers={"Authorization": "Bearer"},
+        expect=(401,),
+    ),
+    Bad(
+        "non-ascii-key",
+        json_body={"question": "hi"},
+        auth=None,
+        headers={"Authorization": "Bearer cl\u00e9-\u00fc".encode("latin-1")},
+        expect=(401,),
+    ),
     Bad("forged-token", json_body={"question": "hi"}, auth="pfm1.e30.AAAA", expect=(401,)),
     Bad("missing-question", json_body={"chat_history": []}),
     Bad("history-not-list", json_body={"question": "hi", "chat_history": "not a list"}),
-    Bad("question-not-string", json_body={"question": {"nested": [1, 2]}, "chat_history": []},
-        expect=(200, 400, 424), check=lambda r: r.status_code != 200 or "nested" in r.text),
-    Bad("nan-literal", body=b'{"question": "hi", "chat_history": [], "x": NaN}',
-        headers={"Content-Type": "application/json"}, expect=(200, 400, 424)),
+    Bad(
+        "question-not-string",
+        json_body={"question": {"nested": [1, 2]}, "chat_history": []},
+        expect=(200, 400, 424),
+        check=lambda r: r.status_code != 200 or "nested" in r.text,
+    ),
+    Bad(
+        "nan-literal",
+        body=b'{"question": "hi", "chat_history": [], "x": NaN}',
+        headers={"Content-Type": "application/json"},
+        expect=(200, 400, 424),
+    ),
     # promptflow 1.18.5 loses a generator tool's own message in JSON mode ("can only join an
     # iterable"); the endpoint still answers 424 with a JSON error, as Azure does
     Bad("flow-raises", json_body={"question": "explode", "chat_history": []}, expect=(424,)),
-    Bad("accept-html", json_body={"question": "hi"}, headers={"Accept": "text/html"},
-        expect=(406, 424)),
-    Bad("unknown-deployment-header", json_body={"question": "hi"},
-        headers={"azureml-model-deployment": "ghost"}, expect=(404,)),
+    Bad(
+        "accept-html",
+        json_body={"question": "hi"},
+        headers={"Accept": "text/html"},
+        expect=(406, 424),
+    ),
+    Bad(
+        "unknown-deployment-header",
+        json_body={"question": "hi"},
+        headers={"azureml-model-deployment": "ghost"},
+        expect=(404,),
+    ),
     Bad("get-score", method="GET", expect=(404, 405)),
     Bad("put-score", method="PUT", json_body={"question": "hi"}, expect=(404, 405)),
     Bad("unknown-path", path="/nope", json_body={"question": "hi"}, expect=(404,)),
     Bad("path-traversal", path="/../../etc/passwd", method="GET", expect=(400, 404)),
     # sent over a raw socket: the server answers 400 (h11's limit) and closes mid-upload
-    Bad("huge-header-200KB", json_body={"question": "hi"}, headers={"X-Big": "y" * 200_000},
-        expect=(400, 413, 431), json_error=False),
-    Bad("unicode-question", json_body={"question": UNICODE_Q, "chat_history": []},
-        expect=(200,), check=_answer_has(UNICODE_Q.split()[0])),
-    Bad("nul-and-controls", json_body={"question": "a\u0000b\u0007c\u001b[31m",
-                                       "chat_history": []}, expect=(200,)),
-    Bad("lone-surrogate", body=b'{"question": "bad \\ud800 half", "chat_history": []}',
-        headers={"Content-Type": "application/json"}, expect=(200, 400, 424)),
-    Bad("huge-history-5k-turns", json_body={"question": "after 5k", "chat_history": HISTORY_5K},
-        expect=(200,), check=lambda r: r.json()["turns"] == 5_000),
-    Bad("huge-history-50k-turns", json_body={"question": "after 50k",
-                                             "chat_history": HISTORY_5K * 10},
-        expect=(200, 413), check=lambda r: r.status_code == 413 or r.json()["turns"] == 50_000),
-    Bad("history-garbage-items", json_body={"question": "hi", "chat_history": [1, "two", None]},
-        expect=(200, 400, 424)),
+    Bad(
+        "huge-header-200KB",
+        json_body={"question": "hi"},
+        headers={"X-Big": "y" * 200_000},
+        expect=(400, 413, 431),
+        json_error=False,
+    ),
+    Bad(
+        "unicode-question",
+        json_body={"question": UNICODE_Q, "chat_history": []},
+        expect=(200,),
+        check=_answer_has(UNICODE_Q.split()[0]),
+    ),
+    Bad(
+        "nul-and-controls",
+        json_body={"question": "a\u0000b\u0007c\u001b[31m", "chat_history": []},
+        expect=(200,),
+    ),
+    Bad(
+        "lone-surrogate",
+        body=b'{"question": "bad \\ud800 half", "chat_history": []}',
+        headers={"Content-Type": "application/json"},
+        expect=(200, 400, 424),
+    ),
+    Bad(
+        "huge-history-5k-turns",
+        json_body={"question": "after 5k", "chat_history": HISTORY_5K},
+        expect=(200,),
+        check=lambda r: r.json()["turns"] == 5_000,
+    ),
+    Bad(
+        "huge-history-50k-turns",
+        json_body={"question": "after 50k", "chat_history": HISTORY_5K * 10},
+        expect=(200, 413),
+        check=lambda r: r.status_code == 413 or r.json()["turns"] == 50_000,
+    ),
+    Bad(
+        "history-garbage-items",
+        json_body={"question": "hi", "chat_history": [1, "two", None]},
+        expect=(200, 400, 424),
+    ),
 ]
 
 
@@ -181,9 +256,14 @@ def _raw(base: str, key: str, bad: Bad) -> httpx.Response:
 
     url = urlsplit(base)
     body = json.dumps(bad.json_body).encode()
-    head = [f"{bad.method} {bad.path} HTTP/1.1", f"Host: {url.netloc}",
-            f"Authorization: Bearer {key}", "Content-Type: application/json",
-            f"Content-Length: {len(body)}", "Connection: close"]
+    head = [
+        f"{bad.method} {bad.path} HTTP/1.1",
+        f"Host: {url.netloc}",
+        f"Authorization: Bearer {key}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+        "Connection: close",
+    ]
     head += [f"{k}: {v}" for k, v in bad.headers.items()]
     data = ("\r\n".join(head) + "\r\n\r\n").encode() + body
     reply = b""
@@ -221,8 +301,9 @@ def _send(client: httpx.Client, base: str, key: str, bad: Bad) -> httpx.Response
 
 
 def _processes(status: dict[str, Any]) -> tuple[int, list[int]]:
-    return status["pid"], sorted(i["pid"] for d in status["deployments"].values()
-                                 for i in d["instances"])
+    return status["pid"], sorted(
+        i["pid"] for d in status["deployments"].values() for i in d["instances"]
+    )
 
 
 # -- a live shell + endpoint shared by every case of this module ------------------------------
@@ -250,15 +331,19 @@ class Live:
             "session_models": {n: id(v) for n, v in s.models.items()},
             "last_endpoint": s.last_endpoint,
             "backend": s.backend_name,
-            "traffic": dict(ep.traffic or {}), "mirror": dict(ep.mirror_traffic or {}),
+            "traffic": dict(ep.traffic or {}),
+            "mirror": dict(ep.mirror_traffic or {}),
             "keys": (k.primary_key, k.secondary_key),
             "deployments": sorted(d.name for d in self.backend.list_deployments(EP)),
             "endpoints": sorted(e.name for e in self.backend.list_endpoints()),
         }
 
     def healthy(self) -> bool:
-        r = self.client.post(self.uri, json={"question": "still there?", "chat_history": []},
-                             headers={"Authorization": f"Bearer {self.key}"})
+        r = self.client.post(
+            self.uri,
+            json={"question": "still there?", "chat_history": []},
+            headers={"Authorization": f"Bearer {self.key}"},
+        )
         return r.status_code == 200 and "still there?" in r.json()["answer"]
 
 
@@ -288,11 +373,22 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         uri = backend.get_endpoint(EP).scoring_uri
         a_file = tmp / "not-a-flow.txt"
         a_file.write_text("not json, not a flow\n")
-        live = Live(shell=shell, session=session, backend=backend, uri=uri,
-                    base=uri.rsplit("/score", 1)[0], key=backend.get_keys(EP).primary_key,
-                    client=client, processes=_processes(backend.router_status(EP)),
-                    subst={"EP": EP, "FLOW": str(FLOW), "MISSING": str(tmp / "missing"),
-                           "FILE": str(a_file)})
+        live = Live(
+            shell=shell,
+            session=session,
+            backend=backend,
+            uri=uri,
+            base=uri.rsplit("/score", 1)[0],
+            key=backend.get_keys(EP).primary_key,
+            client=client,
+            processes=_processes(backend.router_status(EP)),
+            subst={
+                "EP": EP,
+                "FLOW": str(FLOW),
+                "MISSING": str(tmp / "missing"),
+                "FILE": str(a_file),
+            },
+        )
         assert live.healthy()
         live.before = live.snapshot()
         yield live
@@ -319,8 +415,9 @@ def test_bad_cell(live: Live, ident: str) -> None:
     output = cap.stdout + cap.stderr
     problems: list[str] = []
     if not isinstance(err, UsageError):
-        problems.append(f"expected a UsageError, got {err!r}"
-                        f"{' (the cell succeeded)' if err is None else ''}")
+        problems.append(
+            f"expected a UsageError, got {err!r}{' (the cell succeeded)' if err is None else ''}"
+        )
     else:
         message = str(err).strip()
         print(f"\n{ident}: {message}")
@@ -341,8 +438,9 @@ def test_bad_cell(live: Live, ident: str) -> None:
         for name, obj in before[kind].items():
             if now[kind].get(name) != obj:
                 problems.append(f"replaced or dropped the {kind[8:-1]} {name!r} parsed earlier")
-    diff = {k: (before[k], now[k]) for k in now
-            if not k.startswith("session_") and now[k] != before[k]}
+    diff = {
+        k: (before[k], now[k]) for k in now if not k.startswith("session_") and now[k] != before[k]
+    }
     if diff:
         problems.append(f"state changed: {diff}")
     if not live.healthy():
@@ -366,8 +464,12 @@ def test_bad_request(live: Live, bad: Bad) -> None:
         problems.append(f"status {resp.status_code}, expected {bad.expect}: {text[:200]!r}")
     if "Traceback" in text or re.search(r'File ".*", line \d+', text):
         problems.append("traceback in the reply")
-    if bad.json_error and (resp.status_code >= 400 and resp.status_code != 404 or
-                           resp.status_code == 404 and bad.path == "/score"):
+    if bad.json_error and (
+        resp.status_code >= 400
+        and resp.status_code != 404
+        or resp.status_code == 404
+        and bad.path == "/score"
+    ):
         try:
             message = resp.json()["error"]["message"]
             assert isinstance(message, str) and message
@@ -390,8 +492,11 @@ def test_same_processes_and_state_after_the_corpus(live: Live) -> None:
     about a missing endpoint left a process behind (a router for 'no-such-endpoint')."""
     assert _processes(live.backend.router_status(EP)) == live.processes
     home = live.session.settings.home
-    strays = [" ".join(p.cmdline()) for p in processes_under(home)
-              if "no-such-endpoint" in " ".join(p.cmdline())]
+    strays = [
+        " ".join(p.cmdline())
+        for p in processes_under(home)
+        if "no-such-endpoint" in " ".join(p.cmdline())
+    ]
     assert not strays, f"processes started for an endpoint that does not exist: {strays}"
     now = live.snapshot()
     for key in ("traffic", "mirror", "keys", "deployments", "backend"):

@@ -47,10 +47,12 @@ def endpoint(backend: Any) -> dict[str, Any]:
 
 def _report(what: str, res: Any) -> None:
     s = res.summary()
-    print(f"\n[{what}] sent {s['sent']}, ok {s['ok']}, errors {s['errors']}, lost {s['lost']} "
-          f"in {s['elapsed_s']} s ({s['rps']} req/s, p50 {s['p50_ms']} ms, p95 {s['p95_ms']} ms)"
-          f"; statuses {s['statuses']}; by deployment {s['deployments']}"
-          + (f"; first failures {s['samples']}" if s["samples"] else ""))
+    print(
+        f"\n[{what}] sent {s['sent']}, ok {s['ok']}, errors {s['errors']}, lost {s['lost']} "
+        f"in {s['elapsed_s']} s ({s['rps']} req/s, p50 {s['p50_ms']} ms, p95 {s['p95_ms']} ms)"
+        f"; statuses {s['statuses']}; by deployment {s['deployments']}"
+        + (f"; first failures {s['samples']}" if s["samples"] else "")
+    )
 
 
 def _instances(backend: Any, deployment: str) -> list[dict[str, Any]]:
@@ -58,8 +60,14 @@ def _instances(backend: Any, deployment: str) -> list[dict[str, Any]]:
 
 
 def test_10000_requests_16_clients(endpoint: dict[str, Any]) -> None:
-    res = run_load(endpoint["uri"], clients=16, requests=10_000, deadline_s=300,
-                   headers=endpoint["headers"], warmup=16)
+    res = run_load(
+        endpoint["uri"],
+        clients=16,
+        requests=10_000,
+        deadline_s=300,
+        headers=endpoint["headers"],
+        warmup=16,
+    )
     _report("10k x 16 clients", res)
     assert res.sent == 10_000, "the deadline stopped the run before 10,000 requests"
     assert res.lost == 0
@@ -71,8 +79,14 @@ def test_instance_killed_under_load(backend: Any, endpoint: dict[str, Any]) -> N
     before = _instances(backend, "blue")
     assert len(before) == 2 and all(i["ready"] for i in before)
     victim = before[0]
-    load = Background(endpoint["uri"], clients=8, requests=1_500, deadline_s=120,
-                      headers=endpoint["headers"], warmup=8)
+    load = Background(
+        endpoint["uri"],
+        clients=8,
+        requests=1_500,
+        deadline_s=120,
+        headers=endpoint["headers"],
+        warmup=8,
+    )
     load.start()
     time.sleep(1.5)  # requests are flowing through both instances
     kill(victim["pid"])
@@ -80,8 +94,12 @@ def test_instance_killed_under_load(backend: Any, endpoint: dict[str, Any]) -> N
 
     def replaced() -> list[dict[str, Any]] | None:
         now = _instances(backend, "blue")
-        ok = len(now) == 2 and all(i["ready"] and i["alive"] for i in now) and \
-            victim["pid"] not in [i["pid"] for i in now] and any(i["restarts"] >= 1 for i in now)
+        ok = (
+            len(now) == 2
+            and all(i["ready"] and i["alive"] for i in now)
+            and victim["pid"] not in [i["pid"] for i in now]
+            and any(i["restarts"] >= 1 for i in now)
+        )
         return now if ok else None
 
     # watched while the load still runs: the restart happens under load
@@ -90,30 +108,40 @@ def test_instance_killed_under_load(backend: Any, endpoint: dict[str, Any]) -> N
     res = load.finish(timeout=180)
     _report("one of two instances SIGKILLed under 8 clients", res)
     new = [i for i in after if i["pid"] not in [b["pid"] for b in before]]
-    during = "while the load ran" if load.ended_after(killed_at + restart_s) else \
-        "after the load ended"
-    print(f"[restart] instance pid {victim['pid']} SIGKILLed; replacement pid "
-          f"{[i['pid'] for i in new]} (restarts {[i['restarts'] for i in after]}) ready "
-          f"{restart_s:.1f} s after the kill, {during}")
+    during = (
+        "while the load ran" if load.ended_after(killed_at + restart_s) else "after the load ended"
+    )
+    print(
+        f"[restart] instance pid {victim['pid']} SIGKILLed; replacement pid "
+        f"{[i['pid'] for i in new]} (restarts {[i['restarts'] for i in after]}) ready "
+        f"{restart_s:.1f} s after the kill, {during}"
+    )
     assert len(new) == 1
     assert res.lost == 0
     assert res.errors == 0
     assert res.ok == res.sent
     # and the restarted instance serves again
-    again = run_load(endpoint["uri"], clients=4, requests=200, deadline_s=60,
-                     headers=endpoint["headers"])
+    again = run_load(
+        endpoint["uri"], clients=4, requests=200, deadline_s=60, headers=endpoint["headers"]
+    )
     assert again.ok == 200
 
 
-def test_traffic_moved_blue_to_green_under_load(backend: Any,
-                                                endpoint: dict[str, Any]) -> None:
+def test_traffic_moved_blue_to_green_under_load(backend: Any, endpoint: dict[str, Any]) -> None:
     t0 = time.monotonic()
     deploy(backend, EP, "green", instances=1, all_traffic=False, create_endpoint=False)
     print(f"\n[setup] green ready in {time.monotonic() - t0:.1f} s")
     steps = [(90, 10), (70, 30), (50, 50), (30, 70), (10, 90), (0, 100)]
     stop = threading.Event()
-    load = Background(endpoint["uri"], clients=8, requests=100_000, deadline_s=180,
-                      headers=endpoint["headers"], warmup=8, stop=stop)
+    load = Background(
+        endpoint["uri"],
+        clients=8,
+        requests=100_000,
+        deadline_s=180,
+        headers=endpoint["headers"],
+        warmup=8,
+        stop=stop,
+    )
     load.start()
     time.sleep(1.0)
     for blue, green in steps:
@@ -122,8 +150,9 @@ def test_traffic_moved_blue_to_green_under_load(backend: Any,
     stop.set()
     res = load.finish(timeout=300)
     _report("blue→green in 6 steps, 8 clients", res)
-    res_tail = run_load(endpoint["uri"], clients=4, requests=200, deadline_s=60,
-                        headers=endpoint["headers"])
+    res_tail = run_load(
+        endpoint["uri"], clients=4, requests=200, deadline_s=60, headers=endpoint["headers"]
+    )
     _report("after the move (100 % green)", res_tail)
     assert res.lost == 0
     assert res.errors == 0
@@ -148,8 +177,11 @@ def test_router_killed_comes_back_on_next_use(backend: Any, endpoint: dict[str, 
     kill(router_pid)
     # the router is gone: its port refuses connections, everything under it follows it
     wait_for(lambda: _refused(endpoint["uri"]), 10, "the router's port to close")
-    wait_for(lambda: not any(_alive(p) for p in children), 20,
-             "the router's children to exit with it (no orphans)")
+    wait_for(
+        lambda: not any(_alive(p) for p in children),
+        20,
+        "the router's children to exit with it (no orphans)",
+    )
     t0 = time.monotonic()
     reply = backend.invoke(EP, {"question": "are you back?", "chat_history": []})
     back_s = time.monotonic() - t0
@@ -157,9 +189,11 @@ def test_router_killed_comes_back_on_next_use(backend: Any, endpoint: dict[str, 
     ep_after = backend.get_endpoint(EP)
     keys_after = backend.get_keys(EP)
     new_status = backend.router_status(EP)
-    print(f"\n[router] pid {router_pid} SIGKILLed; next invoke answered in {back_s:.1f} s by "
-          f"router pid {new_status['pid']}; scoring_uri {ep_after.scoring_uri} "
-          f"(unchanged: {ep_after.scoring_uri == ep_before.scoring_uri})")
+    print(
+        f"\n[router] pid {router_pid} SIGKILLed; next invoke answered in {back_s:.1f} s by "
+        f"router pid {new_status['pid']}; scoring_uri {ep_after.scoring_uri} "
+        f"(unchanged: {ep_after.scoring_uri == ep_before.scoring_uri})"
+    )
     assert new_status["pid"] != router_pid
     assert ep_after.scoring_uri == ep_before.scoring_uri
     assert keys_after.primary_key == keys_before.primary_key
@@ -169,14 +203,15 @@ def test_router_killed_comes_back_on_next_use(backend: Any, endpoint: dict[str, 
 
     def all_running() -> bool:
         deps = backend.router_status(EP)["deployments"]
-        return {n: d["provisioning_state"] for n, d in deps.items()} == \
-            {"blue": "Succeeded", "green": "Succeeded"}
+        return {n: d["provisioning_state"] for n, d in deps.items()} == {
+            "blue": "Succeeded",
+            "green": "Succeeded",
+        }
 
     wait_for(all_running, 120, "both deployments to be running again")
     # the old key works on the same URL with a plain HTTP client
     with httpx.Client(trust_env=False, timeout=30) as client:
-        resp = client.post(endpoint["uri"], json={"question": "plain"},
-                           headers=endpoint["headers"])
+        resp = client.post(endpoint["uri"], json={"question": "plain"}, headers=endpoint["headers"])
     assert resp.status_code == 200, resp.text
 
 

@@ -48,8 +48,9 @@ def test_no_partial_state_file_after_kill_mid_write(tmp_path: Path) -> None:
     kills = complete = absent = 0
     last = 0
     for _ in range(25):
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)],
-                                stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True
+        )
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "ready"
         time.sleep(rng.uniform(0.005, 0.25))
@@ -71,9 +72,11 @@ def test_no_partial_state_file_after_kill_mid_write(tmp_path: Path) -> None:
         if leftover != path:
             assert leftover.name.startswith(".") and leftover.name.endswith(".tmp")
             assert stat.S_IMODE(leftover.stat().st_mode) == 0o600
-    print(f"\n{kills} kills mid-write: {complete} complete files (last i={last}), "
-          f"{absent} never written, 0 partial; "
-          f"{sum(1 for p in path.parent.iterdir() if p != path)} temp leftovers")
+    print(
+        f"\n{kills} kills mid-write: {complete} complete files (last i={last}), "
+        f"{absent} never written, 0 partial; "
+        f"{sum(1 for p in path.parent.iterdir() if p != path)} temp leftovers"
+    )
 
 
 def test_state_file_private_under_open_umask(tmp_path: Path) -> None:
@@ -113,8 +116,14 @@ def local_endpoint(tmp_path: Path):  # noqa: ANN201 - (backend, name, home)
     from reliability.helpers import endpoint_entity
 
     be.create_endpoint(endpoint_entity("rel-state")).result(timeout=120)
-    be.create_connection({"name": "llm", "type": "open_ai", "api_key": "sk-rel-secret-123",
-                          "base_url": "http://127.0.0.1:9/v1"})
+    be.create_connection(
+        {
+            "name": "llm",
+            "type": "open_ai",
+            "api_key": "sk-rel-secret-123",
+            "base_url": "http://127.0.0.1:9/v1",
+        }
+    )
     try:
         yield be, "rel-state", home
     finally:
@@ -127,8 +136,13 @@ def local_endpoint(tmp_path: Path):  # noqa: ANN201 - (backend, name, home)
 
 def _secrets(be, name: str, home: Path) -> list[str]:  # noqa: ANN001
     cfg = json.loads((home / "endpoints" / name / "endpoint.json").read_text())
-    return [cfg["keys"]["primary"], cfg["keys"]["secondary"], cfg["token_key"],
-            cfg["admin_token"], "sk-rel-secret-123"]
+    return [
+        cfg["keys"]["primary"],
+        cfg["keys"]["secondary"],
+        cfg["token_key"],
+        cfg["admin_token"],
+        "sk-rel-secret-123",
+    ]
 
 
 def test_secrets_readable_only_by_the_user(local_endpoint) -> None:  # noqa: ANN001
@@ -146,12 +160,15 @@ def test_secrets_readable_only_by_the_user(local_endpoint) -> None:  # noqa: ANN
                 holders.append(path.relative_to(home))
                 assert mode & 0o077 == 0, f"{path} holds a secret and has mode {oct(mode)}"
                 assert path.stat().st_uid == os.getuid()
-            assert not (path.suffix == ".log" and any(s.encode() in path.read_bytes()
-                                                      for s in secrets)), f"secret in {path}"
+            assert not (
+                path.suffix == ".log" and any(s.encode() in path.read_bytes() for s in secrets)
+            ), f"secret in {path}"
     # the home itself is closed: nobody else can even list what is in it
     assert stat.S_IMODE(home.stat().st_mode) & 0o077 == 0, oct(home.stat().st_mode)
-    print(f"\nsecrets found only in {sorted(map(str, holders))}: all 0600, home "
-          f"{oct(stat.S_IMODE(home.stat().st_mode))}")
+    print(
+        f"\nsecrets found only in {sorted(map(str, holders))}: all 0600, home "
+        f"{oct(stat.S_IMODE(home.stat().st_mode))}"
+    )
     assert {str(p) for p in holders} >= {f"endpoints/{name}/endpoint.json", "connections.json"}
 
 
@@ -166,8 +183,9 @@ def test_killed_mid_key_rotation_leaves_valid_state(local_endpoint) -> None:  # 
     be, name, home = local_endpoint
     rng = random.Random(5)
     for _ in range(3):
-        proc = subprocess.Popen([sys.executable, "-c", REGENERATOR, str(home), name],
-                                stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", REGENERATOR, str(home), name], stdout=subprocess.PIPE, text=True
+        )
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "ready"
         time.sleep(rng.uniform(0.05, 0.6))
@@ -179,14 +197,26 @@ def test_killed_mid_key_rotation_leaves_valid_state(local_endpoint) -> None:  # 
     fresh = LocalBackend(home=str(home))
     keys = fresh.get_keys(name)
     assert keys.primary_key == cfg["keys"]["primary"]
-    health = httpx.get(fresh.get_endpoint(name).scoring_uri.replace("/score", "/health"),
-                       trust_env=False, timeout=10)
+    health = httpx.get(
+        fresh.get_endpoint(name).scoring_uri.replace("/score", "/health"),
+        trust_env=False,
+        timeout=10,
+    )
     assert health.status_code == 200
     # the router authenticates with the keys now in the file (no deployment yet: 404, not 401)
-    resp = httpx.post(fresh.get_endpoint(name).scoring_uri, json={"question": "hi"},
-                      headers={"Authorization": f"Bearer {keys.primary_key}"},
-                      trust_env=False, timeout=10)
+    resp = httpx.post(
+        fresh.get_endpoint(name).scoring_uri,
+        json={"question": "hi"},
+        headers={"Authorization": f"Bearer {keys.primary_key}"},
+        trust_env=False,
+        timeout=10,
+    )
     assert resp.status_code == 404, resp.text
-    bad = httpx.post(fresh.get_endpoint(name).scoring_uri, json={"question": "hi"},
-                     headers={"Authorization": "Bearer stale"}, trust_env=False, timeout=10)
+    bad = httpx.post(
+        fresh.get_endpoint(name).scoring_uri,
+        json={"question": "hi"},
+        headers={"Authorization": "Bearer stale"},
+        trust_env=False,
+        timeout=10,
+    )
     assert bad.status_code == 401

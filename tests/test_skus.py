@@ -25,9 +25,18 @@ from pfmagic.skus import (
 
 NOTES = Path("/work/shared/notes/azure-ai-ml.md")
 # Skip-20 % SKUs as listed in the reference doc (azure-ai-ml.md §8), typed out here on purpose.
-SKIP = {"NC24ads_A100_v4", "NC48ads_A100_v4", "NC96ads_A100_v4", "NC40ads_H100_v5",
-        "NC80adis_H100_v5", "ND96amsr_A100_v4", "ND96asr_v4", "ND40rs_v2", "ND96is_H100_v5",
-        "ND96isr_H100_v5"}
+SKIP = {
+    "NC24ads_A100_v4",
+    "NC48ads_A100_v4",
+    "NC96ads_A100_v4",
+    "NC40ads_H100_v5",
+    "NC80adis_H100_v5",
+    "ND96amsr_A100_v4",
+    "ND96asr_v4",
+    "ND40rs_v2",
+    "ND96is_H100_v5",
+    "ND96isr_H100_v5",
+}
 
 
 def rule(vcpus: int, instances: int, skip: bool) -> int:
@@ -45,11 +54,15 @@ def parse_notes_table(text: str) -> list[tuple[str, str, int, Fraction, float, b
         family, names, vcpus, gpus, mems, skip = [c.strip() for c in line.strip("|").split("|")]
         suffix = re.search(r"`(_[^`]+)`", names)
         names = re.sub(r"\([^)]*\)", "", re.sub(r"`[^`]*`", "", names))
-        name_list = [n.strip() + (suffix.group(1) if suffix else "")
-                     for n in names.split(",") if n.strip()]
+        name_list = [
+            n.strip() + (suffix.group(1) if suffix else "") for n in names.split(",") if n.strip()
+        ]
         cpus = [int(x) for x in vcpus.split("/")]
-        gpu_list = ([Fraction(x.strip()) for x in gpus.split(",")] if "," in gpus
-                    else [Fraction(int(x)) for x in gpus.split("/")])
+        gpu_list = (
+            [Fraction(x.strip()) for x in gpus.split(",")]
+            if "," in gpus
+            else [Fraction(int(x)) for x in gpus.split("/")]
+        )
         mem_list = [float(x) for x in mems.split("/")]
         if len(gpu_list) == 1:
             gpu_list *= len(name_list)
@@ -76,15 +89,18 @@ def test_cores_needed_follows_the_rule_for_every_row(sku: skus.Sku) -> None:
         assert check_quota(sku.name, n).needed == rule(sku.vcpus, n, sku.short in SKIP)
 
 
-@pytest.mark.parametrize(("sku", "n", "cores"), [
-    ("Standard_DS3_v2", 10, 48),  # the docs' example
-    ("Standard_F4s_v2", 1, 8),  # mslearn-azure-ml #30 "Additional needed: 8"
-    ("Standard_F16s_v2", 1, 32),  # azure-realtime-fraud-detection #2
-    ("Standard_DS3_v2", 1, 8),  # azure-docs #114478: 8 although the VM has 4
-    ("Standard_NC24ads_A100_v4", 2, 48),  # skips the reservation
-    ("Standard_ND96isr_H100_v5", 1, 96),
-    ("Standard_NV6ads_A10_v5", 5, 36),  # ceil(6.0) must stay 6
-])
+@pytest.mark.parametrize(
+    ("sku", "n", "cores"),
+    [
+        ("Standard_DS3_v2", 10, 48),  # the docs' example
+        ("Standard_F4s_v2", 1, 8),  # mslearn-azure-ml #30 "Additional needed: 8"
+        ("Standard_F16s_v2", 1, 32),  # azure-realtime-fraud-detection #2
+        ("Standard_DS3_v2", 1, 8),  # azure-docs #114478: 8 although the VM has 4
+        ("Standard_NC24ads_A100_v4", 2, 48),  # skips the reservation
+        ("Standard_ND96isr_H100_v5", 1, 96),
+        ("Standard_NV6ads_A10_v5", 5, 36),  # ceil(6.0) must stay 6
+    ],
+)
 def test_known_examples(sku: str, n: int, cores: int) -> None:
     assert cores_needed(sku, n) == cores
 
@@ -97,8 +113,12 @@ def test_float_pitfalls_avoided() -> None:
 
 def test_sku_info_accepts_prefix_and_case() -> None:
     a = sku_info("Standard_F4s_v2")
-    assert a is not None and a.vcpus == 4 and a.memory_gib == 8 and a.family_key == \
-        "standardfsv2family"
+    assert (
+        a is not None
+        and a.vcpus == 4
+        and a.memory_gib == 8
+        and a.family_key == "standardfsv2family"
+    )
     assert sku_info("f4s_v2") is a and sku_info("STANDARD_F4S_V2") is a
     assert sku_info(" F4s_v2 ") is a
     assert sku_info("Standard_F4s_v3") is None
@@ -111,12 +131,15 @@ def test_sku_info_accepts_prefix_and_case() -> None:
         cores_needed("DS3_v9", 1)
 
 
-@pytest.mark.parametrize(("a", "b"), [
-    ("standard NCASv3_T4 Family", "standardNCASv3_T4Family"),
-    ("Standard NCASv3_T4 Family", "standardNCASv3T4Family"),
-    ("standard NDASv4_A100 Family", "standardNDASv4_A100Family"),
-    ("standardDSv2Family", "Standard DSv2 Family Cluster Dedicated vCPUs"),
-])
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("standard NCASv3_T4 Family", "standardNCASv3_T4Family"),
+        ("Standard NCASv3_T4 Family", "standardNCASv3T4Family"),
+        ("standard NDASv4_A100 Family", "standardNDASv4_A100Family"),
+        ("standardDSv2Family", "Standard DSv2 Family Cluster Dedicated vCPUs"),
+    ],
+)
 def test_normalise_family(a: str, b: str) -> None:
     assert normalise_family(a) == normalise_family(b)
 
@@ -133,23 +156,31 @@ class CamelUsage:
         self.current_value = None
         self.limit = None
         self.name = None
-        self.__dict__.update({"currentValue": current, "limit": limit,
-                              "name": {"value": value, "localizedValue": value + " vCPUs"}})
+        self.__dict__.update(
+            {
+                "currentValue": current,
+                "limit": limit,
+                "name": {"value": value, "localizedValue": value + " vCPUs"},
+            }
+        )
 
 
 def test_usage_table_reads_camel_and_snake() -> None:
     usages = [
         CamelUsage("standardFSv2Family", 2, 10),
-        SimpleNamespace(name=SimpleNamespace(value="standardDSv2Family"), current_value=4,
-                        limit=6),
+        SimpleNamespace(name=SimpleNamespace(value="standardDSv2Family"), current_value=4, limit=6),
         {"name": {"value": "Standard NCASv3_T4 Family"}, "currentValue": 0, "limit": 8},
-        SimpleNamespace(name=SimpleNamespace(value="TotalDedicatedCores"), current_value=6,
-                        limit=100),
+        SimpleNamespace(
+            name=SimpleNamespace(value="TotalDedicatedCores"), current_value=6, limit=100
+        ),
         SimpleNamespace(name=None, current_value=None, limit=None),
     ]
     table = usage_table(usages)
-    assert table == {"standardfsv2family": (2, 10), "standarddsv2family": (4, 6),
-                     "standardncasv3t4family": (0, 8)}
+    assert table == {
+        "standardfsv2family": (2, 10),
+        "standarddsv2family": (4, 6),
+        "standardncasv3t4family": (0, 8),
+    }
 
 
 def test_verdicts() -> None:

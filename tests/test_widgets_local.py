@@ -27,8 +27,13 @@ STAGES = ["model", "endpoint", "deployment", "traffic"]
 
 
 def deployment(name: str, flow: Path) -> ManagedOnlineDeployment:
-    return ManagedOnlineDeployment(name=name, endpoint_name=EP, model=Model(path=str(flow)),
-                                   instance_type="Standard_DS3_v2", instance_count=1)
+    return ManagedOnlineDeployment(
+        name=name,
+        endpoint_name=EP,
+        model=Model(path=str(flow)),
+        instance_type="Standard_DS3_v2",
+        instance_count=1,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +66,9 @@ def broken(local: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, A
     return view, printer, lines
 
 
-def test_deploy_button_real_local_deployment(broken: Any, local: Any, ip: Any,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_deploy_button_real_local_deployment(
+    broken: Any, local: Any, ip: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PFMAGIC_FORCE_WIDGETS", "1")
     ip.run_line_magic("config", "PfMagics.widgets = True")
     monkeypatch.setattr("pfmagic.widgets.run._display", lambda obj: None)

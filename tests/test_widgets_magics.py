@@ -19,10 +19,12 @@ pytest.importorskip("ipywidgets")
 STAGES = ("model", "endpoint", "deployment", "traffic")
 
 
-def remember(ip: Any, name: str = "blue", endpoint: str = "chat-ep", sku: str = "Standard_F4s_v2",
-             n: int = 1) -> ManagedOnlineDeployment:
-    dep = ManagedOnlineDeployment(name=name, endpoint_name=endpoint, instance_type=sku,
-                                  instance_count=n)
+def remember(
+    ip: Any, name: str = "blue", endpoint: str = "chat-ep", sku: str = "Standard_F4s_v2", n: int = 1
+) -> ManagedOnlineDeployment:
+    dep = ManagedOnlineDeployment(
+        name=name, endpoint_name=endpoint, instance_type=sku, instance_count=n
+    )
     session_of(ip).remember(dep)
     return dep
 
@@ -130,8 +132,9 @@ class DeployBackend:
                 op.emit(stage, "Succeeded")
             return deployment
 
-        op = Operation(f"deploy {deployment.endpoint_name}/{deployment.name}", STAGES, work,
-                       start=False)
+        op = Operation(
+            f"deploy {deployment.endpoint_name}/{deployment.name}", STAGES, work, start=False
+        )
         op.target = (deployment.endpoint_name, deployment.name)  # type: ignore[attr-defined]
         return op.start()
 
@@ -177,8 +180,9 @@ def test_panel_widget_deploy_button(ip: Any, monkeypatch: pytest.MonkeyPatch) ->
     assert "not readable" in view.result_box.value  # endpoint read failed: said, not raised
 
 
-def test_deploy_button_failure_and_second_deployment(ip: Any,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_deploy_button_failure_and_second_deployment(
+    ip: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     widgets_on(ip, monkeypatch)
     session_of(ip).use_backend(DeployBackend(fail=True))  # type: ignore[arg-type]
     remember(ip, name="blue")
@@ -208,8 +212,9 @@ def test_deploy_button_sync_error_shown(ip: Any, monkeypatch: pytest.MonkeyPatch
 
 
 # -- fallbacks and import hygiene ---------------------------------------------------------------
-def test_missing_ipywidgets_means_text(ip: Any, monkeypatch: pytest.MonkeyPatch,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_ipywidgets_means_text(
+    ip: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("PFMAGIC_FORCE_WIDGETS", "1")
     ip.run_line_magic("config", "PfMagics.widgets = True")
     magics = ip.magics_manager.registry["QuotaMagics"]
@@ -232,9 +237,11 @@ def test_text_path_imports_no_ipywidgets() -> None:
     import subprocess
     import sys
 
-    code = ("import sys\n"
-            "import pfmagic, pfmagic.magics.quota, pfmagic.skus\n"
-            "import pfmagic.widgets.run, pfmagic.widgets.track, pfmagic.widgets.text\n"
-            "heavy = [m for m in ('ipywidgets', 'azure.ai.ml', 'promptflow') if m in sys.modules]\n"
-            "assert not heavy, heavy\n")
+    code = (
+        "import sys\n"
+        "import pfmagic, pfmagic.magics.quota, pfmagic.skus\n"
+        "import pfmagic.widgets.run, pfmagic.widgets.track, pfmagic.widgets.text\n"
+        "heavy = [m for m in ('ipywidgets', 'azure.ai.ml', 'promptflow') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

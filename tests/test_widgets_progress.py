@@ -45,15 +45,17 @@ class RecordingBackend:
         self.calls.append(("get_keys", name))
         return EndpointAuthKeys(primary_key=KEY, secondary_key=KEY[::-1])
 
-    def get_logs(self, endpoint: str, deployment: str, lines: int = 100,
-                 container_type: str | None = None) -> str:
+    def get_logs(
+        self, endpoint: str, deployment: str, lines: int = 100, container_type: str | None = None
+    ) -> str:
         self.calls.append(("get_logs", endpoint, deployment))
         return self.logs
 
 
 def deployment_result() -> ManagedOnlineDeployment:
-    dep = ManagedOnlineDeployment(name="blue", endpoint_name="chat-ep",
-                                  instance_type="Standard_DS3_v2", instance_count=1)
+    dep = ManagedOnlineDeployment(
+        name="blue", endpoint_name="chat-ep", instance_type="Standard_DS3_v2", instance_count=1
+    )
     dep._provisioning_state = "Succeeded"  # read-only property; backends set the field
     return dep
 
@@ -65,8 +67,14 @@ def stepped(gate: threading.Event, reached: threading.Event) -> Callable[[Operat
         op.emit("model", "Running", "registering flow")
         op.emit("model", "Succeeded", "chat-flow:1")
         op.emit("endpoint", "Succeeded", "exists", provisioning_state="Succeeded")
-        op.emit("deployment", "Running", "starting 1 instance", provisioning_state="Creating",
-                progress=0.5, log_tail=("booting", "loading flow"))
+        op.emit(
+            "deployment",
+            "Running",
+            "starting 1 instance",
+            provisioning_state="Creating",
+            progress=0.5,
+            log_tail=("booting", "loading flow"),
+        )
         reached.set()
         gate.wait(10)
         op.check_canceled()
@@ -84,8 +92,7 @@ def test_success_states_bar_and_outcome() -> None:
     view = ProgressView(op, backend=backend, tick=0.05, log_every=60)
     assert reached.wait(5)
     time.sleep(0.1)  # at least one tick: elapsed times drawn
-    assert [view.stage_state(s) for s in STAGES] == ["Succeeded", "Succeeded", "Running",
-                                                     "Pending"]
+    assert [view.stage_state(s) for s in STAGES] == ["Succeeded", "Succeeded", "Running", "Pending"]
     assert view.bar.value == pytest.approx(2.5 / 4) and view.bar.bar_style == "info"
     assert "[Creating]" in view.stages_box.value and "starting 1 instance" in view.stages_box.value
     assert "loading flow" in view.logs_box.value
@@ -113,10 +120,15 @@ def test_failure_shows_reason_and_log_tail() -> None:
     def work(op: Operation) -> None:
         op.emit("model", "Succeeded", "broken-flow:1")
         op.emit("endpoint", "Succeeded", "created")
-        op.emit("deployment", "Running", "starting", log_tail=("Traceback (most recent call)",
-                                                               "SyntaxError: bad flow"))
-        raise BackendError("deployment blue failed: instance exited (code 1)",
-                           code="ResourceNotReady")
+        op.emit(
+            "deployment",
+            "Running",
+            "starting",
+            log_tail=("Traceback (most recent call)", "SyntaxError: bad flow"),
+        )
+        raise BackendError(
+            "deployment blue failed: instance exited (code 1)", code="ResourceNotReady"
+        )
 
     op = Operation("deploy chat-ep/blue", STAGES, work)
     view = ProgressView(op, backend=RecordingBackend(), tick=0.05)
@@ -273,8 +285,9 @@ def test_run_operation_timeout_returns_op(ip: Any, capsys: pytest.CaptureFixture
     assert "deploy chat-ep/blue: Succeeded after" in out
 
 
-def test_run_operation_widget(ip: Any, monkeypatch: pytest.MonkeyPatch,
-                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_operation_widget(
+    ip: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("PFMAGIC_FORCE_WIDGETS", "1")
     ip.run_line_magic("config", "PfMagics.widgets = True")
     shown: list[Any] = []
@@ -290,9 +303,9 @@ def test_run_operation_widget(ip: Any, monkeypatch: pytest.MonkeyPatch,
 
 
 @pytest.mark.parametrize("widgets", [False, True])
-def test_ctrl_c_stops_waiting_not_the_operation(ip: Any, monkeypatch: pytest.MonkeyPatch,
-                                                capsys: pytest.CaptureFixture[str],
-                                                widgets: bool) -> None:
+def test_ctrl_c_stops_waiting_not_the_operation(
+    ip: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], widgets: bool
+) -> None:
     import _thread
 
     def ctrl_c_soon(_obj: Any = None) -> None:  # what Ctrl-C does to a kernel, 0.3 s from now
@@ -316,8 +329,9 @@ def test_ctrl_c_stops_waiting_not_the_operation(ip: Any, monkeypatch: pytest.Mon
     assert op.wait(5) and op.status() == "Succeeded"
 
 
-def test_no_wait_text_in_a_kernel_updates_one_display(ip: Any,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_wait_text_in_a_kernel_updates_one_display(
+    ip: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """In a kernel, late thread prints are dropped: the block is a display re-sent per line."""
 
     class Handle:

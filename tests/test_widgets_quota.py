@@ -13,8 +13,9 @@ QuotaCalculator = pytest.importorskip("pfmagic.widgets.quota").QuotaCalculator
 
 
 def managed(sku: str = "Standard_F4s_v2", n: int = 1) -> ManagedOnlineDeployment:
-    return ManagedOnlineDeployment(name="blue", endpoint_name="basic-chat-endpoint",
-                                   instance_type=sku, instance_count=n)
+    return ManagedOnlineDeployment(
+        name="blue", endpoint_name="basic-chat-endpoint", instance_type=sku, instance_count=n
+    )
 
 
 def test_starts_from_the_deployment_and_updates_at_once() -> None:
@@ -48,10 +49,13 @@ def test_picker_lists_every_sku_with_details() -> None:
     assert "ND40rs_v2" in calc.skip_box.value
 
 
-@pytest.mark.parametrize(("usage", "verdict", "shown"), [
-    ({"standardFSv2Family": (0, 6)}, "short", "short by 2 cores"),
-    ({"standardfsv2family": (2, 20)}, "fits", "fits: 8 of 18 free"),
-])
+@pytest.mark.parametrize(
+    ("usage", "verdict", "shown"),
+    [
+        ({"standardFSv2Family": (0, 6)}, "short", "short by 2 cores"),
+        ({"standardfsv2family": (2, 20)}, "fits", "fits: 8 of 18 free"),
+    ],
+)
 def test_usage_verdict(usage: dict, verdict: str, shown: str) -> None:
     calc = QuotaCalculator(managed(), usage=usage, backend_name="azure")
     assert calc.check.verdict == verdict and shown in calc.result_box.value
@@ -97,8 +101,9 @@ def test_apply_writes_into_the_deployment() -> None:
 
 
 def test_kubernetes_is_explained() -> None:
-    dep = KubernetesOnlineDeployment(name="k8s", endpoint_name="ep", instance_type="gpu-small",
-                                     instance_count=2)
+    dep = KubernetesOnlineDeployment(
+        name="k8s", endpoint_name="ep", instance_type="gpu-small", instance_count=2
+    )
     calc = QuotaCalculator(dep)
     assert calc.kubernetes and calc.picker.layout.display == "none"
     assert calc.check.verdict == "kubernetes" and "instance type" in calc.result_box.value

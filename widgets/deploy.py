@@ -29,16 +29,24 @@ class DeployPanel(TextTwinBox):
         endpoint = getattr(deployment, "endpoint_name", None)
         others = [d for (ep, d) in session.deployments if ep == endpoint and d != deployment.name]
         self.all_traffic = w.Checkbox(
-            value=not others, indent=False,
+            value=not others,
+            indent=False,
             description=f"send all traffic of {endpoint} to {deployment.name} (--all-traffic)",
-            layout=w.Layout(width="auto"))  # the default width cuts the label
-        self.button = w.Button(description="Deploy", icon="rocket", button_style="primary",
-                               tooltip="Same as %%pf_deployment --create")
+            layout=w.Layout(width="auto"),
+        )  # the default width cuts the label
+        self.button = w.Button(
+            description="Deploy",
+            icon="rocket",
+            button_style="primary",
+            tooltip="Same as %%pf_deployment --create",
+        )
         self.status = w.HTML()
         self.progress_box = w.VBox()
         self.button.on_click(lambda _b: self.deploy())
-        super().__init__(children=[w.HBox([self.button, self.all_traffic]), self.status,
-                                   self.progress_box], **kwargs)
+        super().__init__(
+            children=[w.HBox([self.button, self.all_traffic]), self.status, self.progress_box],
+            **kwargs,
+        )
 
     def deploy(self) -> ProgressView | None:
         """Start the deployment (on the session's backend) and show its progress view."""
@@ -55,8 +63,9 @@ class DeployPanel(TextTwinBox):
             self.button.disabled = False
             return None
         self.session.operations.append(op)
-        self.session.last_endpoint = getattr(self.deployment, "endpoint_name", None) \
-            or self.session.last_endpoint
+        self.session.last_endpoint = (
+            getattr(self.deployment, "endpoint_name", None) or self.session.last_endpoint
+        )
         self.view = ProgressView(op, backend=backend)
         self.progress_box.children = [self.view]
         op_done = self.view.finished
@@ -78,12 +87,18 @@ class DeployPanel(TextTwinBox):
 class DeploymentPanel(TextTwinBox):
     """Quota calculator above the Deploy panel; ``text/plain`` is the quota text block."""
 
-    def __init__(self, deployment: Any, session: Any, *, usage: Any = None,
-                 backend_name: str = "local", **kwargs: Any):
+    def __init__(
+        self,
+        deployment: Any,
+        session: Any,
+        *,
+        usage: Any = None,
+        backend_name: str = "local",
+        **kwargs: Any,
+    ):
         self.quota = QuotaCalculator(deployment, usage=usage, backend_name=backend_name)
         self.deploy_panel = DeployPanel(deployment, session)
         super().__init__(children=[self.quota, self.deploy_panel], **kwargs)
 
     def text(self) -> str:
         return self.quota.text()
-

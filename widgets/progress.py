@@ -21,10 +21,15 @@ from .text import elapsed, summary_text
 from .track import LOG_LINES, Tracker, failure_details, outcome_details, target_of
 from .twin import TextTwinBox
 
-ICONS = {"Pending": "○", "Running": "◐", "Succeeded": "✓", "Failed": "✗", "Canceled": "⊘",
-         "Skipped": "–"}
-COLORS = {"Succeeded": "#1a7f37", "Failed": "#cf222e", "Canceled": "#9a6700",
-          "Running": "#0969da"}
+ICONS = {
+    "Pending": "○",
+    "Running": "◐",
+    "Succeeded": "✓",
+    "Failed": "✗",
+    "Canceled": "⊘",
+    "Skipped": "–",
+}
+COLORS = {"Succeeded": "#1a7f37", "Failed": "#cf222e", "Canceled": "#9a6700", "Running": "#0969da"}
 BAR = {"Succeeded": "success", "Failed": "danger", "Canceled": "warning"}
 
 
@@ -34,8 +39,15 @@ class ProgressView(TextTwinBox):
     ``finished`` is set once the outcome is drawn; ``text()`` is the plain-text twin.
     """
 
-    def __init__(self, op: Operation, *, backend: Any = None, tick: float = 1.0,
-                 log_every: float = 5.0, **kwargs: Any):
+    def __init__(
+        self,
+        op: Operation,
+        *,
+        backend: Any = None,
+        tick: float = 1.0,
+        log_every: float = 5.0,
+        **kwargs: Any,
+    ):
         self.op = op
         self.backend = backend
         self.tracker = Tracker(op)
@@ -45,22 +57,36 @@ class ProgressView(TextTwinBox):
         self._log_every = log_every
         self._draw_lock = threading.RLock()
         self.title = w.HTML()
-        self.bar = w.FloatProgress(value=0.0, min=0.0, max=1.0, bar_style="info",
-                                   layout=w.Layout(width="420px"))
+        self.bar = w.FloatProgress(
+            value=0.0, min=0.0, max=1.0, bar_style="info", layout=w.Layout(width="420px")
+        )
         self.bar_label = w.HTML()
         self.stages_box = w.HTML()
         self.logs_box = w.HTML()
         self.result_box = w.HTML()
-        self.cancel_button = w.Button(description="Cancel", icon="stop", button_style="warning",
-                                      tooltip="Ask the backend to stop this operation")
+        self.cancel_button = w.Button(
+            description="Cancel",
+            icon="stop",
+            button_style="warning",
+            tooltip="Ask the backend to stop this operation",
+        )
         self.cancel_button.on_click(lambda _b: self.cancel())
-        super().__init__(children=[self.title, w.HBox([self.bar, self.bar_label]),
-                                   self.stages_box, self.logs_box, self.result_box,
-                                   self.cancel_button], **kwargs)
+        super().__init__(
+            children=[
+                self.title,
+                w.HBox([self.bar, self.bar_label]),
+                self.stages_box,
+                self.logs_box,
+                self.result_box,
+                self.cancel_button,
+            ],
+            **kwargs,
+        )
         self._redraw()
         op.subscribe(self._on_event)
-        self._ticker = threading.Thread(target=self._run, daemon=True,
-                                        name=f"pfmagic-progress:{op.title}")
+        self._ticker = threading.Thread(
+            target=self._run, daemon=True, name=f"pfmagic-progress:{op.title}"
+        )
         self._ticker.start()
 
     # -- public state ------------------------------------------------------------------
@@ -113,19 +139,31 @@ class ProgressView(TextTwinBox):
         try:
             if status == "Succeeded":
                 rows = outcome_details(self.op, self.backend)
-                self.result_box.value = (_table(rows) if rows else
-                                         f"<b style='color:{COLORS[status]}'>{status}</b>")
-                self.outcome = summary_text(self.op.title, status, duration=duration,
-                                            stages=self.tracker.stage_lines(), details=rows)
+                self.result_box.value = (
+                    _table(rows) if rows else f"<b style='color:{COLORS[status]}'>{status}</b>"
+                )
+                self.outcome = summary_text(
+                    self.op.title,
+                    status,
+                    duration=duration,
+                    stages=self.tracker.stage_lines(),
+                    details=rows,
+                )
             else:
                 reason, tail = failure_details(self.op, self.tracker, self.backend)
                 self.tracker.log_tail = tail
                 color = COLORS.get(status, "inherit")
-                self.result_box.value = (f"<div style='color:{color}'><b>{status}:</b> "
-                                         f"{html.escape(reason)}</div>")
-                self.outcome = summary_text(self.op.title, status, duration=duration,
-                                            stages=self.tracker.stage_lines(),
-                                            details=[("reason", reason)], log_tail=tail)
+                self.result_box.value = (
+                    f"<div style='color:{color}'><b>{status}:</b> {html.escape(reason)}</div>"
+                )
+                self.outcome = summary_text(
+                    self.op.title,
+                    status,
+                    duration=duration,
+                    stages=self.tracker.stage_lines(),
+                    details=[("reason", reason)],
+                    log_tail=tail,
+                )
         except Exception as exc:  # the view must end even if a detail call fails
             self.result_box.value = f"<div>{status} ({html.escape(str(exc))})</div>"
             self.outcome = f"{self.op.title}: {status} ({exc})"
@@ -138,8 +176,7 @@ class ProgressView(TextTwinBox):
         with self._draw_lock:
             status = self.op.status() if self.op.done() else "InProgress"
             spent = (self.op.finished or time.time()) - self.op.started
-            self.title.value = (f"<b>{html.escape(self.op.title)}</b> · {status} · "
-                                f"{elapsed(spent)}")
+            self.title.value = f"<b>{html.escape(self.op.title)}</b> · {status} · {elapsed(spent)}"
             fraction = 1.0 if status == "Succeeded" else self.tracker.fraction()
             self.bar.value = fraction
             self.bar.bar_style = BAR.get(status, "info")
@@ -149,7 +186,9 @@ class ProgressView(TextTwinBox):
             self.logs_box.value = (
                 "<details open><summary>last log lines</summary><pre style='max-height:14em;"
                 "overflow:auto;font-size:85%'>" + html.escape("\n".join(tail)) + "</pre></details>"
-                if tail else "")
+                if tail
+                else ""
+            )
 
     def _stages_html(self) -> str:
         rows = []
@@ -157,28 +196,35 @@ class ProgressView(TextTwinBox):
         for row in self.tracker.rows.values():
             spent = row.elapsed(now)
             color = COLORS.get(row.state, "#6e7781")
-            prov = (f" [{html.escape(row.provisioning_state)}]"
-                    if row.provisioning_state and row.provisioning_state != row.state else "")
+            prov = (
+                f" [{html.escape(row.provisioning_state)}]"
+                if row.provisioning_state and row.provisioning_state != row.state
+                else ""
+            )
             rows.append(
                 f"<tr><td style='color:{color}'>{ICONS.get(row.state, '·')}</td>"
                 f"<td><b>{html.escape(row.stage)}</b></td>"
                 f"<td style='color:{color}'>{html.escape(row.state)}{prov}</td>"
                 f"<td style='text-align:right'>{f'{spent:.1f}s' if spent is not None else ''}"
-                f"</td><td>{html.escape(row.message)}</td></tr>")
+                f"</td><td>{html.escape(row.message)}</td></tr>"
+            )
         return "<table style='border-spacing:8px 0'>" + "".join(rows) + "</table>"
 
     # -- text twin ---------------------------------------------------------------------
     def text(self) -> str:
         if self.outcome is not None:
             return self.outcome
-        lines = [f"{self.op.title}: {self.op.status()} "
-                 f"{elapsed(time.time() - self.op.started)}"]
-        lines += [f"  {stage:<10} {state:<9} {msg}".rstrip()
-                  for stage, state, msg in self.tracker.stage_lines()]
+        lines = [f"{self.op.title}: {self.op.status()} {elapsed(time.time() - self.op.started)}"]
+        lines += [
+            f"  {stage:<10} {state:<9} {msg}".rstrip()
+            for stage, state, msg in self.tracker.stage_lines()
+        ]
         return "\n".join(lines)
 
 
 def _table(rows: list[tuple[str, str]]) -> str:
-    cells = "".join(f"<tr><td><b>{html.escape(k)}</b></td><td><code>{html.escape(v)}</code>"
-                    f"</td></tr>" for k, v in rows)
+    cells = "".join(
+        f"<tr><td><b>{html.escape(k)}</b></td><td><code>{html.escape(v)}</code></td></tr>"
+        for k, v in rows
+    )
     return f"<table style='border-spacing:8px 2px'>{cells}</table>"

@@ -37,30 +37,45 @@ class QuotaCalculator(TextTwinBox):
     background thread so a slow workspace call doesn't hold the cell).
     """
 
-    def __init__(self, deployment: Any = None, *, usage: UsageSource | dict | None = None,
-                 backend_name: str = "local", sku: str | None = None,
-                 instances: int | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        deployment: Any = None,
+        *,
+        usage: UsageSource | dict | None = None,
+        backend_name: str = "local",
+        sku: str | None = None,
+        instances: int | None = None,
+        **kwargs: Any,
+    ):
         self.deployment = deployment
         self.backend_name = backend_name
         self.usage: dict[str, tuple[int, int]] | None = None
         self.usage_error: str | None = None
         self.usage_loaded = threading.Event()
         dep_sku, dep_count, self.kubernetes = (
-            deployment_choice(deployment) if deployment is not None
-            else (DEFAULT_SKU, 1, False))
+            deployment_choice(deployment) if deployment is not None else (DEFAULT_SKU, 1, False)
+        )
         start_sku = sku or dep_sku
         info = sku_info(start_sku)
         options = [(s.label(), s.name) for s in SKUS]
         if info is None and not self.kubernetes:
             options.insert(0, (f"{start_sku} (not in the SKU list)", start_sku))
-        self.picker = w.Dropdown(options=options, value=info.name if info else
-                                 (start_sku if not self.kubernetes else DEFAULT_SKU),
-                                 description="VM SKU", layout=w.Layout(width="640px"),
-                                 style={"description_width": "90px"})
+        self.picker = w.Dropdown(
+            options=options,
+            value=info.name if info else (start_sku if not self.kubernetes else DEFAULT_SKU),
+            description="VM SKU",
+            layout=w.Layout(width="640px"),
+            style={"description_width": "90px"},
+        )
         count = max(1, int(instances or dep_count))
-        self.slider = w.IntSlider(value=count, min=1, max=max(MAX_INSTANCES, count),
-                                  description="Instances", continuous_update=True,
-                                  style={"description_width": "90px"})
+        self.slider = w.IntSlider(
+            value=count,
+            min=1,
+            max=max(MAX_INSTANCES, count),
+            description="Instances",
+            continuous_update=True,
+            style={"description_width": "90px"},
+        )
         self.header = w.HTML()
         self.sku_box = w.HTML()
         self.formula_box = w.HTML()
@@ -68,29 +83,45 @@ class QuotaCalculator(TextTwinBox):
         self.warn_box = w.HTML()
         self.skip_box = w.HTML(
             "<details><summary>SKUs without the 20 % reservation</summary>"
-            f"<small>{html.escape(skip_list())}: these need instances × vCPUs.</small></details>")
-        self.apply_button = w.Button(description="Apply to deployment", icon="check",
-                                     disabled=deployment is None,
-                                     layout=w.Layout(width="auto"),
-                                     tooltip="Write the SKU and instance count into the parsed "
-                                             "deployment of this session (the cell is unchanged)")
+            f"<small>{html.escape(skip_list())}: these need instances × vCPUs.</small></details>"
+        )
+        self.apply_button = w.Button(
+            description="Apply to deployment",
+            icon="check",
+            disabled=deployment is None,
+            layout=w.Layout(width="auto"),
+            tooltip="Write the SKU and instance count into the parsed "
+            "deployment of this session (the cell is unchanged)",
+        )
         self.apply_status = w.HTML()
         self.apply_button.on_click(lambda _b: self.apply())
-        self.check: QuotaCheck = check_quota(start_sku, count, backend_name=backend_name,
-                                             kubernetes=self.kubernetes)
+        self.check: QuotaCheck = check_quota(
+            start_sku, count, backend_name=backend_name, kubernetes=self.kubernetes
+        )
         self.picker.observe(self._changed, names="value")
         self.slider.observe(self._changed, names="value")
         if self.kubernetes:
             self.picker.layout.display = "none"  # instance types live on the cluster
             self.skip_box.layout.display = "none"
-        super().__init__(children=[self.header, self.picker, self.slider, self.sku_box,
-                                   self.formula_box, self.result_box, self.warn_box,
-                                   self.skip_box, w.HBox([self.apply_button, self.apply_status])],
-                         **kwargs)
+        super().__init__(
+            children=[
+                self.header,
+                self.picker,
+                self.slider,
+                self.sku_box,
+                self.formula_box,
+                self.result_box,
+                self.warn_box,
+                self.skip_box,
+                w.HBox([self.apply_button, self.apply_status]),
+            ],
+            **kwargs,
+        )
         self._k8s_type = dep_sku if self.kubernetes else ""
         if callable(usage):
-            threading.Thread(target=self._load_usage, args=(usage,), daemon=True,
-                             name="pfmagic-quota-usage").start()
+            threading.Thread(
+                target=self._load_usage, args=(usage,), daemon=True, name="pfmagic-quota-usage"
+            ).start()
         else:
             self.usage = usage
             self.usage_loaded.set()
@@ -119,8 +150,13 @@ class QuotaCalculator(TextTwinBox):
 
     def update(self) -> QuotaCheck:
         """Recompute the check from the picker, the slider and the usage; redraw."""
-        check = check_quota(self.sku, self.instances, self.usage,
-                            backend_name=self.backend_name, kubernetes=self.kubernetes)
+        check = check_quota(
+            self.sku,
+            self.instances,
+            self.usage,
+            backend_name=self.backend_name,
+            kubernetes=self.kubernetes,
+        )
         if self.usage is None and self.backend_name != "local":
             if not self.usage_loaded.is_set():
                 check.message = "reading workspace quota… " + check.message
@@ -133,24 +169,30 @@ class QuotaCalculator(TextTwinBox):
     def _draw(self, check: QuotaCheck) -> None:
         name = getattr(self.deployment, "name", None)
         where = f" for deployment <b>{html.escape(name)}</b>" if name else ""
-        self.header.value = f"<b>Quota</b>{where} <small>({html.escape(self.backend_name)} " \
-                            "backend)</small>"
+        self.header.value = (
+            f"<b>Quota</b>{where} <small>({html.escape(self.backend_name)} backend)</small>"
+        )
         sku = check.sku
         if sku is not None:
             gpu = f", {sku.gpus_text} GPU" if sku.gpus else ""
             note = f" · {html.escape(sku.note)}" if sku.note else ""
-            self.sku_box.value = (f"{sku.vcpus} vCPU{gpu}, {sku.memory_gib:g} GiB memory · "
-                                  f"family <code>{html.escape(sku.family)}</code>{note}")
+            self.sku_box.value = (
+                f"{sku.vcpus} vCPU{gpu}, {sku.memory_gib:g} GiB memory · "
+                f"family <code>{html.escape(sku.family)}</code>{note}"
+            )
             self.formula_box.value = f"<code>{html.escape(check.formula)}</code>"
         else:
             self.sku_box.value = ""
             self.formula_box.value = ""
         color = COLORS.get(check.verdict, "inherit")
-        needed = (f"<b>{check.needed} vCPUs needed</b><br>" if check.needed is not None else "")
-        self.result_box.value = (f"{needed}<span style='color:{color}'>"
-                                 f"{MARKS.get(check.verdict, '')} {_link(check.message)}</span>")
-        self.warn_box.value = "".join(f"<div style='color:#9a6700'>⚠ {html.escape(x)}</div>"
-                                      for x in check.warnings)
+        needed = f"<b>{check.needed} vCPUs needed</b><br>" if check.needed is not None else ""
+        self.result_box.value = (
+            f"{needed}<span style='color:{color}'>"
+            f"{MARKS.get(check.verdict, '')} {_link(check.message)}</span>"
+        )
+        self.warn_box.value = "".join(
+            f"<div style='color:#9a6700'>⚠ {html.escape(x)}</div>" for x in check.warnings
+        )
 
     def apply(self) -> str:
         """Write the chosen SKU and instance count into the session's deployment entity."""
@@ -159,9 +201,11 @@ class QuotaCalculator(TextTwinBox):
         if not self.kubernetes:
             self.deployment.instance_type = self.sku
         self.deployment.instance_count = self.instances
-        msg = (f"applied: instance_type={self.deployment.instance_type}, "
-               f"instance_count={self.instances} on the parsed deployment (edit the cell to "
-               "keep it)")
+        msg = (
+            f"applied: instance_type={self.deployment.instance_type}, "
+            f"instance_count={self.instances} on the parsed deployment (edit the cell to "
+            "keep it)"
+        )
         self.apply_status.value = f"<small>{html.escape(msg)}</small>"
         return msg
 

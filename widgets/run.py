@@ -25,8 +25,9 @@ def _display(obj: Any) -> Any:
     return display(obj, display_id=True)
 
 
-def run_operation(op: Operation, *, wait: bool, widgets: bool, backend: Any = None,
-                  timeout: float | None = None) -> Any:
+def run_operation(
+    op: Operation, *, wait: bool, widgets: bool, backend: Any = None, timeout: float | None = None
+) -> Any:
     """Show progress (widget or printed lines); if ``wait``, block in short slices.
 
     Returns the result when waited for and finished; the ``Operation`` itself with
@@ -64,8 +65,11 @@ def run_operation(op: Operation, *, wait: bool, widgets: bool, backend: Any = No
         if not finished:
             _keep_reporting(printer, shown=len(printer.lines))
     if not finished:
-        print(f"{op.title}: still running after {timeout:.0f} s; it keeps reporting here "
-              "(op.cancel() stops it)", file=sys.stderr)
+        print(
+            f"{op.title}: still running after {timeout:.0f} s; it keeps reporting here "
+            "(op.cancel() stops it)",
+            file=sys.stderr,
+        )
         return op
     return result_of(op)
 
@@ -102,8 +106,11 @@ def _wait_slices(op: Operation, timeout: float | None) -> bool:
 
 
 def _stopped_waiting(op: Operation) -> None:
-    print(f"stopped waiting: {op.title} keeps running in the background "
-          "(see %pf_status; the Cancel button or op.cancel() stops it)", file=sys.stderr)
+    print(
+        f"stopped waiting: {op.title} keeps running in the background "
+        "(see %pf_status; the Cancel button or op.cancel() stops it)",
+        file=sys.stderr,
+    )
 
 
 def result_of(op: Operation) -> Any:
@@ -127,7 +134,7 @@ def show_deployment_panel(deployment: Any, session: Any, *, widgets: bool) -> An
     if widgets:
         from .deploy import DeploymentPanel
 
-        usage = (None if backend_name == "local" else (lambda: read_usage(session)))
+        usage = None if backend_name == "local" else (lambda: read_usage(session))
         panel = DeploymentPanel(deployment, session, usage=usage, backend_name=backend_name)
         _display(panel)
         return panel
@@ -143,7 +150,9 @@ def show_deployment_panel(deployment: Any, session: Any, *, widgets: bool) -> An
     name = getattr(deployment, "name", None)
     # Under every deployment cell: keep it short (the skip-20 % list is in %pf_quota).
     text = quota_text(check, title=f"Quota for {name}" if name else None, skips=False)
-    print(text + "\n  (deploy with --create; %pf_quota "
-          f"{getattr(deployment, 'endpoint_name', '')}/{name} --sku S --instances N to try "
-          "others)")
+    print(
+        text + "\n  (deploy with --create; %pf_quota "
+        f"{getattr(deployment, 'endpoint_name', '')}/{name} --sku S --instances N to try "
+        "others)"
+    )
     return check

@@ -32,13 +32,14 @@ def quota_text(check: QuotaCheck, *, title: str | None = None, skips: bool = Tru
     if check.sku is not None:
         sku = check.sku
         gpu = f", {sku.gpus_text} GPU" if sku.gpus else ""
-        lines.append(f"  SKU       {sku.vcpus} vCPU{gpu}, {sku.memory_gib:g} GiB, "
-                     f"family {sku.family}" + (f" ({sku.note})" if sku.note else ""))
+        lines.append(
+            f"  SKU       {sku.vcpus} vCPU{gpu}, {sku.memory_gib:g} GiB, "
+            f"family {sku.family}" + (f" ({sku.note})" if sku.note else "")
+        )
         lines.append(f"  rule      {check.formula}")
         lines.append(f"  needed    {check.needed} vCPUs")
         if check.available is not None:
-            lines.append(f"  workspace {check.current}/{check.limit} used, "
-                         f"{check.available} free")
+            lines.append(f"  workspace {check.current}/{check.limit} used, {check.available} free")
     lines.append(_wrap(f"{MARKS.get(check.verdict, '·')} {check.message}"))
     for warning in check.warnings:
         lines.append(_wrap(f"! {warning}"))
@@ -49,8 +50,14 @@ def quota_text(check: QuotaCheck, *, title: str | None = None, skips: bool = Tru
 
 def _wrap(text: str, width: int = 100) -> str:
     # URLs stay whole (break_long_words=False) so they remain clickable in a terminal.
-    return textwrap.fill(text, width=width, initial_indent="  ", subsequent_indent="    ",
-                         break_long_words=False, break_on_hyphens=False)
+    return textwrap.fill(
+        text,
+        width=width,
+        initial_indent="  ",
+        subsequent_indent="    ",
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
 
 
 def clock(t: float) -> str:
@@ -65,18 +72,25 @@ def elapsed(seconds: float) -> str:
 def event_line(event: ProgressEvent, started: float) -> str:
     """One printed line per event: time, offset, stage, state, message."""
     pct = f" {event.progress:.0%}" if event.progress is not None else ""
-    prov = (f" [{event.provisioning_state}]"
-            if event.provisioning_state and event.provisioning_state != event.state else "")
+    prov = (
+        f" [{event.provisioning_state}]"
+        if event.provisioning_state and event.provisioning_state != event.state
+        else ""
+    )
     msg = f" {event.message}" if event.message else ""
     offset = "+" + elapsed(event.time - started)
-    return (f"{clock(event.time)} {offset:>7} "
-            f"{event.stage:<10} {event.state:<9}{pct}{prov}{msg}")
+    return f"{clock(event.time)} {offset:>7} {event.stage:<10} {event.state:<9}{pct}{prov}{msg}"
 
 
-def summary_text(title: str, status: str, *, duration: float,
-                 stages: Iterable[tuple[str, str, str]] = (),
-                 details: Iterable[tuple[str, str]] = (),
-                 log_tail: Iterable[str] = ()) -> str:
+def summary_text(
+    title: str,
+    status: str,
+    *,
+    duration: float,
+    stages: Iterable[tuple[str, str, str]] = (),
+    details: Iterable[tuple[str, str]] = (),
+    log_tail: Iterable[str] = (),
+) -> str:
     """The final block: overall status, each stage, then details (URI, traffic, key) or logs."""
     lines = [f"{title}: {status} after {elapsed(duration)}"]
     for stage, state, message in stages:

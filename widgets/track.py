@@ -121,8 +121,9 @@ def outcome_details(op: Operation, backend: Any = None) -> list[tuple[str, str]]
     endpoint, deployment = target_of(op, result)
     if deployment:
         state = getattr(result, "provisioning_state", None)
-        details.append(("deployment", f"{endpoint}/{deployment}" + (f" ({state})" if state
-                                                                     else "")))
+        details.append(
+            ("deployment", f"{endpoint}/{deployment}" + (f" ({state})" if state else ""))
+        )
     ep = result if type(result).__name__.endswith("Endpoint") else None
     if endpoint and backend is not None and ep is None:
         try:
@@ -132,8 +133,13 @@ def outcome_details(op: Operation, backend: Any = None) -> list[tuple[str, str]]
     if ep is not None:
         details.append(("scoring URI", str(getattr(ep, "scoring_uri", None) or "-")))
         traffic = getattr(ep, "traffic", None) or {}
-        details.append(("traffic", ", ".join(f"{k} {v}%" for k, v in traffic.items())
-                        or "none (0% to every deployment)"))
+        details.append(
+            (
+                "traffic",
+                ", ".join(f"{k} {v}%" for k, v in traffic.items())
+                or "none (0% to every deployment)",
+            )
+        )
         mirror = getattr(ep, "mirror_traffic", None) or {}
         if mirror:
             details.append(("mirror", ", ".join(f"{k} {v}%" for k, v in mirror.items())))
@@ -148,8 +154,7 @@ def outcome_details(op: Operation, backend: Any = None) -> list[tuple[str, str]]
     return details
 
 
-def failure_details(op: Operation, tracker: Tracker, backend: Any = None
-                    ) -> tuple[str, list[str]]:
+def failure_details(op: Operation, tracker: Tracker, backend: Any = None) -> tuple[str, list[str]]:
     """(reason, log tail) of a failed or canceled operation; logs fetched if events had none.
 
     The reason is the error's first line (+ hint); further lines of a multi-line message
@@ -179,11 +184,22 @@ def summary(op: Operation, tracker: Tracker, backend: Any = None) -> str:
     status = op.status()
     duration = (op.finished or time.time()) - op.started
     if status == "Succeeded":
-        return summary_text(op.title, status, duration=duration, stages=tracker.stage_lines(),
-                            details=outcome_details(op, backend))
+        return summary_text(
+            op.title,
+            status,
+            duration=duration,
+            stages=tracker.stage_lines(),
+            details=outcome_details(op, backend),
+        )
     reason, tail = failure_details(op, tracker, backend)
-    return summary_text(op.title, status, duration=duration, stages=tracker.stage_lines(),
-                        details=[("reason", reason)], log_tail=tail)
+    return summary_text(
+        op.title,
+        status,
+        duration=duration,
+        stages=tracker.stage_lines(),
+        details=[("reason", reason)],
+        log_tail=tail,
+    )
 
 
 # -- text printer ---------------------------------------------------------------------------
@@ -274,7 +290,7 @@ class TextBlock:
         self.start = start
 
     def __repr__(self) -> str:
-        return "\n".join(self.printer.lines[self.start:])
+        return "\n".join(self.printer.lines[self.start :])
 
 
 def _cell_parent() -> Any:

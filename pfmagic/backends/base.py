@@ -86,8 +86,9 @@ class Backend(ABC):
 
     # -- deployments -------------------------------------------------------------------
     @abstractmethod
-    def create_deployment(self, deployment: OnlineDeployment, *, all_traffic: bool = False
-                          ) -> Operation:
+    def create_deployment(
+        self, deployment: OnlineDeployment, *, all_traffic: bool = False
+    ) -> Operation:
         """Create or update a deployment; stages model → endpoint → deployment → traffic.
 
         Result is the ``OnlineDeployment`` with ``provisioning_state`` set. Failure raises
@@ -104,14 +105,16 @@ class Backend(ABC):
     def delete_deployment(self, endpoint: str, name: str) -> Operation: ...
 
     @abstractmethod
-    def get_logs(self, endpoint: str, deployment: str, lines: int = 100,
-                 container_type: str | None = None) -> str:
+    def get_logs(
+        self, endpoint: str, deployment: str, lines: int = 100, container_type: str | None = None
+    ) -> str:
         """Last ``lines`` of the deployment's logs, like ``az ml online-deployment get-logs``."""
 
     # -- traffic and keys --------------------------------------------------------------
     @abstractmethod
-    def set_traffic(self, endpoint: str, traffic: dict[str, int],
-                    mirror: dict[str, int] | None = None) -> OnlineEndpoint:
+    def set_traffic(
+        self, endpoint: str, traffic: dict[str, int], mirror: dict[str, int] | None = None
+    ) -> OnlineEndpoint:
         """Weights must sum to 100 (or all be 0); mirror: one deployment, at most 50 %.
 
         ``mirror=None`` keeps the endpoint's current mirror; ``{}`` (or only 0 shares) removes it.
@@ -121,14 +124,20 @@ class Backend(ABC):
     def get_keys(self, endpoint: str) -> EndpointAuthKeys | EndpointAuthToken: ...
 
     @abstractmethod
-    def regenerate_keys(self, endpoint: str, key_type: KeyType = "primary"
-                        ) -> EndpointAuthKeys: ...
+    def regenerate_keys(self, endpoint: str, key_type: KeyType = "primary") -> EndpointAuthKeys: ...
 
     # -- scoring -----------------------------------------------------------------------
     @abstractmethod
-    def invoke(self, endpoint: str, body: dict[str, Any], *, deployment: str | None = None,
-               stream: bool = False, timeout: float = 120.0,
-               on_chunk: Any = None) -> ScoreReply:
+    def invoke(
+        self,
+        endpoint: str,
+        body: dict[str, Any],
+        *,
+        deployment: str | None = None,
+        stream: bool = False,
+        timeout: float = 120.0,
+        on_chunk: Any = None,
+    ) -> ScoreReply:
         """POST ``body`` to the endpoint's scoring URI with its key or token.
 
         ``on_chunk(dict)`` is called for each streamed event when ``stream`` is true.
@@ -140,8 +149,10 @@ class Backend(ABC):
         """Store a promptflow connection (its YAML as a dict; secrets never echoed)."""
         from pfmagic.errors import PfError
 
-        raise PfError(f"the {self.name} backend does not store connections",
-                      hint="use the workspace's connections")
+        raise PfError(
+            f"the {self.name} backend does not store connections",
+            hint="use the workspace's connections",
+        )
 
     def list_connections(self) -> list[str]:
         return []

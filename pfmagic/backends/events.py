@@ -50,8 +50,14 @@ class Operation:
     ``check_canceled``; its return value is the result.
     """
 
-    def __init__(self, title: str, stages: tuple[Stage, ...],
-                 work: Callable[[Operation], Any], *, start: bool = True):
+    def __init__(
+        self,
+        title: str,
+        stages: tuple[Stage, ...],
+        work: Callable[[Operation], Any],
+        *,
+        start: bool = True,
+    ):
         self.title = title
         self.stages = stages
         self._work = work

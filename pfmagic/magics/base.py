@@ -57,8 +57,13 @@ class SessionMagics(Magics):
         self.session.operations.append(op)
         # The backend that started ``op`` (for logs, URI and keys); never created just for this.
         backend = self.session._backend
-        return run_operation(op, wait=wait, widgets=self.use_widgets(), backend=backend,
-                             timeout=self.settings.deploy_timeout or None)
+        return run_operation(
+            op,
+            wait=wait,
+            widgets=self.use_widgets(),
+            backend=backend,
+            timeout=self.settings.deploy_timeout or None,
+        )
 
     def show_deployment_panel(self, deployment: Any) -> Any:
         """Under a %%pf_deployment cell: quota calculator + Deploy button, or the quota text."""

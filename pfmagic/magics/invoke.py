@@ -33,17 +33,34 @@ class InvokeMagics(SessionMagics):
 
     @no_var_expand
     @magic_arguments()
-    @argument("-d", "--deployment", metavar="NAME",
-              help="Send to this deployment (azureml-model-deployment header), not by traffic.")
+    @argument(
+        "-d",
+        "--deployment",
+        metavar="NAME",
+        help="Send to this deployment (azureml-model-deployment header), not by traffic.",
+    )
     @argument("--reset", action="store_true", help="Start a new conversation first.")
     @argument("--history", action="store_true", help="Show the whole conversation.")
-    @argument("-f", "--request-file", metavar="FILE",
-              help="POST this JSON file as is (like az ml online-endpoint invoke); not a turn.")
+    @argument(
+        "-f",
+        "--request-file",
+        metavar="FILE",
+        help="POST this JSON file as is (like az ml online-endpoint invoke); not a turn.",
+    )
     @argument("--raw", action="store_true", help="Show the reply's JSON.")
-    @argument("--stream", action="store_true",
-              help="Render the answer as it arrives (text/event-stream reply).")
-    @argument("-i", "--input", action="append", metavar="NAME=VALUE", dest="inputs",
-              help="Extra flow input (JSON values decoded); repeatable.")
+    @argument(
+        "--stream",
+        action="store_true",
+        help="Render the answer as it arrives (text/event-stream reply).",
+    )
+    @argument(
+        "-i",
+        "--input",
+        action="append",
+        metavar="NAME=VALUE",
+        dest="inputs",
+        help="Extra flow input (JSON values decoded); repeatable.",
+    )
     @argument("-o", "--output", metavar="VAR", help="Store the reply in VAR.")
     @line_cell_magic
     @usage_errors
@@ -79,8 +96,10 @@ class InvokeMagics(SessionMagics):
         args = parse_argstring(self.pf_invoke, " ".join(options))
         if cell is not None:
             if question:
-                raise PfError(f"unexpected '{question}' on the %%pf_invoke line",
-                              hint="the question is the cell; the line takes [ENDPOINT] options")
+                raise PfError(
+                    f"unexpected '{question}' on the %%pf_invoke line",
+                    hint="the question is the cell; the line takes [ENDPOINT] options",
+                )
             question = cell.strip()
         if args.output and not args.output.isidentifier():  # before sending, not after
             raise PfError(f"'{args.output}' is not a valid Python variable name")
@@ -98,8 +117,9 @@ class InvokeMagics(SessionMagics):
         elif args.history:
             reply = None
         else:
-            raise PfError("no question given",
-                          hint="%pf_invoke [ENDPOINT] QUESTION, or --history / --reset")
+            raise PfError(
+                "no question given", hint="%pf_invoke [ENDPOINT] QUESTION, or --history / --reset"
+            )
         if args.history:  # the transcript already ends with this turn's reply
             from pfmagic.render.chat import Transcript
 
@@ -176,8 +196,9 @@ class InvokeMagics(SessionMagics):
 
         key = (self.session.backend_name, endpoint)
         if key not in self._names:
-            self._names[key] = resolve_names(self.session, self.session.backend, endpoint,
-                                             deployment)
+            self._names[key] = resolve_names(
+                self.session, self.session.backend, endpoint, deployment
+            )
         return self._names[key]
 
     def _turn(self, endpoint: str, question: str, args: Any) -> Any:
@@ -185,13 +206,17 @@ class InvokeMagics(SessionMagics):
 
         names = self.chat_names(endpoint, args.deployment)
         turns = self.session.histories.setdefault(endpoint, [])
-        body = build_inputs(names, question, turns, self.settings.max_history,
-                            parse_inputs(args.inputs))
+        body = build_inputs(
+            names, question, turns, self.settings.max_history, parse_inputs(args.inputs)
+        )
         reply = self._invoke(endpoint, body, args, question, names.output)
         if reply.streamed and reply.answer is None:
             # promptflow truncates the stream after a 200 when the flow raises mid-answer
-            raise BackendError(f"{endpoint}: the stream ended before any '{names.output}' "
-                               "chunk (the flow failed; see %pf_logs)", status=reply.status)
+            raise BackendError(
+                f"{endpoint}: the stream ended before any '{names.output}' "
+                "chunk (the flow failed; see %pf_logs)",
+                status=reply.status,
+            )
         answer = reply.answer if reply.answer is not None else reply.outputs
         turns.append(make_turn(names, question, answer, **reply.meta))
         return reply
@@ -217,29 +242,43 @@ class InvokeMagics(SessionMagics):
             return Path(notebook).parent / path
         return path
 
-    def _invoke(self, endpoint: str, body: Any, args: Any, question: str | None,
-                chat_output: str) -> Any:
+    def _invoke(
+        self, endpoint: str, body: Any, args: Any, question: str | None, chat_output: str
+    ) -> Any:
         from pfmagic.render.chat import ChatReply
 
         live = _LiveStream(self, question, chat_output) if args.stream else None
         try:
             score = self.session.backend.invoke(
-                endpoint, body, deployment=args.deployment, stream=bool(args.stream),
+                endpoint,
+                body,
+                deployment=args.deployment,
+                stream=bool(args.stream),
                 timeout=self.settings.invoke_timeout,
-                on_chunk=live.on_chunk if live else None)
+                on_chunk=live.on_chunk if live else None,
+            )
         except BackendError as exc:
-            raise BackendError(f"{endpoint}: {exc.message}", status=exc.status, code=exc.code,
-                               hint=exc.hint) from None
+            raise BackendError(
+                f"{endpoint}: {exc.message}", status=exc.status, code=exc.code, hint=exc.hint
+            ) from None
         finally:
             if live:
                 live.finish()
         self.session.last_endpoint = endpoint
         return ChatReply(
-            endpoint=endpoint, question=question, outputs=score.outputs, status=score.status,
-            deployment=score.deployment or args.deployment, latency_ms=score.latency_ms,
-            request_id=score.request_id, streamed=score.streamed,
-            first_chunk_ms=live.first_ms if live else None, chat_output=chat_output,
-            raw=bool(args.raw), chunks=score.chunks)
+            endpoint=endpoint,
+            question=question,
+            outputs=score.outputs,
+            status=score.status,
+            deployment=score.deployment or args.deployment,
+            latency_ms=score.latency_ms,
+            request_id=score.request_id,
+            streamed=score.streamed,
+            first_chunk_ms=live.first_ms if live else None,
+            chat_output=chat_output,
+            raw=bool(args.raw),
+            chunks=score.chunks,
+        )
 
     def _show(self, reply: Any, args: Any) -> Any:
         if args.output:
@@ -301,11 +340,11 @@ def _next_token(text: str) -> tuple[str, str]:
     if text[:1] in "'\"":
         end = text.find(text[0], 1)
         if end > 0:
-            return text[1:end], text[end + 1:].lstrip()
+            return text[1:end], text[end + 1 :].lstrip()
     match = re.match(r"(\S+)\s*", text)
     if not match:
         return "", ""
-    return match.group(1), text[match.end():]
+    return match.group(1), text[match.end() :]
 
 
 def _quote(token: str) -> str:
@@ -318,7 +357,8 @@ def _quote(token: str) -> str:
 # print "Object `take` not found"). Questions end in "?", so rewrite such %pf_invoke lines into
 # a plain call before IPython's help transformer sees them. "%pf_invoke?" (no question) is help.
 _QUESTION_LINE = re.compile(
-    r"^(?P<indent>\s*)(?P<assign>[A-Za-z_]\w*\s*=\s*)?%pf_invoke\s+(?P<args>.*\S)\s*$")
+    r"^(?P<indent>\s*)(?P<assign>[A-Za-z_]\w*\s*=\s*)?%pf_invoke\s+(?P<args>.*\S)\s*$"
+)
 
 
 def keep_question_marks(lines: list[str]) -> list[str]:
@@ -330,8 +370,10 @@ def keep_question_marks(lines: list[str]) -> list[str]:
         match = _QUESTION_LINE.match(line)
         args = match["args"] if match else ""
         if match and args.endswith("?") and args.strip("? "):
-            line = (f"{match['indent']}{match['assign'] or ''}"
-                    f"get_ipython().run_line_magic('pf_invoke', {args!r})\n")
+            line = (
+                f"{match['indent']}{match['assign'] or ''}"
+                f"get_ipython().run_line_magic('pf_invoke', {args!r})\n"
+            )
         out.append(line)
     return out
 

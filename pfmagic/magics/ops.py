@@ -47,16 +47,16 @@ def check_traffic(traffic: dict[str, int], mirror: dict[str, int]) -> None:
     """Azure ML's rules: live weights sum to 100 (or are all 0); one mirror, at most 50 %."""
     total = sum(traffic.values())
     if traffic and total not in (0, 100):
-        raise PfError(f"traffic adds up to {total}%, not 100%",
-                      hint="or set every deployment to 0")
+        raise PfError(f"traffic adds up to {total}%, not 100%", hint="or set every deployment to 0")
     if len(mirror) > 1:
         raise PfError("only one deployment can receive mirrored traffic")
     for name, percent in mirror.items():
         if percent > 50:
             raise PfError(f"mirror {name}={percent}% is above the 50% limit")
         if traffic.get(name):
-            raise PfError(f"{name} cannot receive both live ({traffic[name]}%) "
-                          f"and mirrored traffic")
+            raise PfError(
+                f"{name} cannot receive both live ({traffic[name]}%) and mirrored traffic"
+            )
 
 
 def new_lines(previous: list[str], current: list[str]) -> list[str]:
@@ -66,7 +66,7 @@ def new_lines(previous: list[str], current: list[str]) -> list[str]:
     for shift in range(len(previous) + 1):
         overlap = previous[shift:]
         if current[: len(overlap)] == overlap:
-            return current[len(overlap):]
+            return current[len(overlap) :]
     return current
 
 
@@ -87,12 +87,21 @@ class OpsMagics(SessionMagics):
     @argument("--resource-group", metavar="NAME", help="Azure resource group.")
     @argument("--workspace", metavar="NAME", help="Azure ML workspace.")
     @argument("--config", metavar="PATH", help="Workspace config.json (instead of the three).")
-    @argument("--credential", choices=("default", "browser"),
-              help="default: DefaultAzureCredential; browser: interactive login.")
-    @argument("--fill-prt-config", action="store_true",
-              help="Fill <placeholders> in PRT_CONFIG_OVERRIDE from the workspace at create.")
-    @argument("--telemetry", action="store_true",
-              help="Let azure-ai-ml send its telemetry (off by default).")
+    @argument(
+        "--credential",
+        choices=("default", "browser"),
+        help="default: DefaultAzureCredential; browser: interactive login.",
+    )
+    @argument(
+        "--fill-prt-config",
+        action="store_true",
+        help="Fill <placeholders> in PRT_CONFIG_OVERRIDE from the workspace at create.",
+    )
+    @argument(
+        "--telemetry",
+        action="store_true",
+        help="Let azure-ai-ml send its telemetry (off by default).",
+    )
     @line_magic
     @usage_errors
     def pf_backend(self, line: str) -> None:
@@ -107,15 +116,21 @@ class OpsMagics(SessionMagics):
             %pf_backend azure --fill-prt-config   # config.json found like MLClient.from_config
         """
         args = parse_argstring(self.pf_backend, line)
-        azure_opts = {"subscription_id": args.subscription, "resource_group": args.resource_group,
-                      "workspace": args.workspace, "config_path": args.config,
-                      "credential": args.credential, "fill_prt_config": args.fill_prt_config,
-                      "enable_telemetry": args.telemetry}
+        azure_opts = {
+            "subscription_id": args.subscription,
+            "resource_group": args.resource_group,
+            "workspace": args.workspace,
+            "config_path": args.config,
+            "credential": args.credential,
+            "fill_prt_config": args.fill_prt_config,
+            "enable_telemetry": args.telemetry,
+        }
         given = {k: v for k, v in azure_opts.items() if v}
         if args.name is None:
             if given:
-                raise PfError("name the backend these options are for",
-                              hint="%pf_backend azure --workspace …")
+                raise PfError(
+                    "name the backend these options are for", hint="%pf_backend azure --workspace …"
+                )
             print(self.session.backend.describe())
             return
         if args.name == "local" and given:
@@ -152,8 +167,9 @@ class OpsMagics(SessionMagics):
         backend = self.session.backend
         ep = backend.get_endpoint(name)
         if args.deployment:
-            result = deployment_status(backend.get_deployment(name, args.deployment),
-                                       dict(ep.traffic or {}))
+            result = deployment_status(
+                backend.get_deployment(name, args.deployment), dict(ep.traffic or {})
+            )
         else:
             result = endpoint_status(ep, backend.list_deployments(name))
         return self._result(result, args.output)
@@ -162,12 +178,24 @@ class OpsMagics(SessionMagics):
     @argument("endpoint")
     @argument("deployment")
     @argument("--lines", type=int, default=100, metavar="N", help="Tail length (default 100).")
-    @argument("--follow", action="store_true",
-              help="Keep printing new lines (until Ctrl-C or --for seconds).")
-    @argument("--for", dest="follow_for", type=float, default=60.0, metavar="SECONDS",
-              help="How long --follow polls (default 60).")
-    @argument("--container", choices=CONTAINERS,
-              help="Which container's log (Azure: storage-initializer or inference-server).")
+    @argument(
+        "--follow",
+        action="store_true",
+        help="Keep printing new lines (until Ctrl-C or --for seconds).",
+    )
+    @argument(
+        "--for",
+        dest="follow_for",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="How long --follow polls (default 60).",
+    )
+    @argument(
+        "--container",
+        choices=CONTAINERS,
+        help="Which container's log (Azure: storage-initializer or inference-server).",
+    )
     @line_magic
     @usage_errors
     def pf_logs(self, line: str) -> LogText | None:
@@ -190,8 +218,9 @@ class OpsMagics(SessionMagics):
         self.session.endpoint_name(args.endpoint)
 
         def tail() -> list[str]:
-            text = backend.get_logs(args.endpoint, args.deployment, lines=args.lines,
-                                    container_type=args.container)
+            text = backend.get_logs(
+                args.endpoint, args.deployment, lines=args.lines, container_type=args.container
+            )
             return text.splitlines()
 
         shown = tail()
@@ -213,11 +242,20 @@ class OpsMagics(SessionMagics):
 
     @magic_arguments()
     @argument("endpoint")
-    @argument("weights", nargs="*", metavar="DEPLOYMENT=PERCENT",
-              help="New live traffic, e.g. blue=90 green=10 (none: show the current split).")
-    @argument("--mirror", action="append", default=[], metavar="DEPLOYMENT=PERCENT",
-              help="Copy this share of live traffic to one deployment (at most 50); "
-                   "'none' (or DEPLOYMENT=0) stops mirroring.")
+    @argument(
+        "weights",
+        nargs="*",
+        metavar="DEPLOYMENT=PERCENT",
+        help="New live traffic, e.g. blue=90 green=10 (none: show the current split).",
+    )
+    @argument(
+        "--mirror",
+        action="append",
+        default=[],
+        metavar="DEPLOYMENT=PERCENT",
+        help="Copy this share of live traffic to one deployment (at most 50); "
+        "'none' (or DEPLOYMENT=0) stops mirroring.",
+    )
     @argument("-o", "--output", metavar="VAR", help="Store the endpoint in VAR.")
     @line_magic
     @usage_errors
@@ -258,8 +296,11 @@ class OpsMagics(SessionMagics):
 
     @magic_arguments()
     @argument("endpoint", nargs="?", help="Endpoint (default: the last one used).")
-    @argument("--regenerate", choices=("primary", "secondary"),
-              help="Replace this key first (key auth only).")
+    @argument(
+        "--regenerate",
+        choices=("primary", "secondary"),
+        help="Replace this key first (key auth only).",
+    )
     @argument("-o", "--output", metavar="VAR", help="Store the keys in VAR.")
     @line_magic
     @usage_errors
@@ -286,8 +327,9 @@ class OpsMagics(SessionMagics):
     @magic_arguments()
     @argument("endpoint")
     @argument("deployment", nargs="?", help="Delete only this deployment.")
-    @argument("--no-wait", action="store_true",
-              help="Return the running operation instead of waiting.")
+    @argument(
+        "--no-wait", action="store_true", help="Return the running operation instead of waiting."
+    )
     @line_magic
     @usage_errors
     def pf_delete(self, line: str) -> Any:

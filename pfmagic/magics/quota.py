@@ -15,14 +15,26 @@ from pfmagic.skus import close_skus, deployment_choice, sku_info
 @magics_class
 class QuotaMagics(SessionMagics):
     @magic_arguments()
-    @argument("deployment", nargs="?", default=None,
-              help="a parsed deployment: NAME or ENDPOINT/NAME (default: a free calculator)")
+    @argument(
+        "deployment",
+        nargs="?",
+        default=None,
+        help="a parsed deployment: NAME or ENDPOINT/NAME (default: a free calculator)",
+    )
     @argument("--sku", "-s", default=None, help="VM SKU, e.g. Standard_F4s_v2 or F4s_v2")
     @argument("--instances", "-n", type=int, default=None, help="instance count")
-    @argument("--apply", action="store_true",
-              help="write --sku/--instances into the parsed deployment of this session")
-    @argument("-o", "--output", default=None, metavar="VAR",
-              help="store the result (widget, or QuotaCheck in text mode) in VAR")
+    @argument(
+        "--apply",
+        action="store_true",
+        help="write --sku/--instances into the parsed deployment of this session",
+    )
+    @argument(
+        "-o",
+        "--output",
+        default=None,
+        metavar="VAR",
+        help="store the result (widget, or QuotaCheck in text mode) in VAR",
+    )
     @line_magic
     @usage_errors
     def pf_quota(self, line: str) -> Any:
@@ -40,9 +52,10 @@ class QuotaMagics(SessionMagics):
             raise PfError("--instances must be at least 1")
         if args.sku and sku_info(args.sku) is None:
             near = close_skus(args.sku)
-            raise PfError(f"'{args.sku}' is not a managed online endpoint SKU",
-                          hint=f"did you mean {', '.join(near)}?" if near
-                          else "see %pf_quota for the list")
+            raise PfError(
+                f"'{args.sku}' is not a managed online endpoint SKU",
+                hint=f"did you mean {', '.join(near)}?" if near else "see %pf_quota for the list",
+            )
         deployment = self._find(args.deployment) if args.deployment else None
         if args.apply:
             if deployment is None:
@@ -65,18 +78,25 @@ class QuotaMagics(SessionMagics):
             from pfmagic.widgets.quota import QuotaCalculator
 
             loader = None if backend_name == "local" else (lambda: read_usage(self.session))
-            return QuotaCalculator(deployment, usage=loader, backend_name=backend_name,
-                                   sku=sku, instances=instances)
+            return QuotaCalculator(
+                deployment, usage=loader, backend_name=backend_name, sku=sku, instances=instances
+            )
         from pfmagic.skus import DEFAULT_SKU, check_quota
 
-        dep_sku, dep_count, kubernetes = (deployment_choice(deployment) if deployment is not None
-                                          else (DEFAULT_SKU, 1, False))
+        dep_sku, dep_count, kubernetes = (
+            deployment_choice(deployment) if deployment is not None else (DEFAULT_SKU, 1, False)
+        )
         try:
             usage, error = read_usage(self.session), None
         except Exception as exc:  # show the arithmetic even if the workspace call fails
             usage, error = None, f"could not read workspace quota: {exc}"
-        check = check_quota(sku or dep_sku, instances or dep_count, usage,
-                            backend_name=backend_name, kubernetes=kubernetes)
+        check = check_quota(
+            sku or dep_sku,
+            instances or dep_count,
+            usage,
+            backend_name=backend_name,
+            kubernetes=kubernetes,
+        )
         if error:
             check.message = f"{error}; {check.message}"
         name = getattr(deployment, "name", None)
@@ -95,8 +115,10 @@ class QuotaMagics(SessionMagics):
             return hits[0]
         if not hits:
             raise NotFound(f"no parsed deployment '{ref}'", hint=self._known())
-        raise PfError(f"'{ref}' names deployments of several endpoints",
-                      hint="use ENDPOINT/NAME: " + self._known())
+        raise PfError(
+            f"'{ref}' names deployments of several endpoints",
+            hint="use ENDPOINT/NAME: " + self._known(),
+        )
 
     def _known(self) -> str:
         names = [f"{ep}/{name}" for ep, name in self.session.deployments]

@@ -11,8 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-_BOX = ("font-family:var(--jp-content-font-family,sans-serif);line-height:1.45;"
-        "max-width:60em")
+_BOX = "font-family:var(--jp-content-font-family,sans-serif);line-height:1.45;max-width:60em"
 _USER = "margin:4px 0;padding:6px 10px;border-radius:8px;background:rgba(33,150,243,.10)"
 _BOT = "margin:4px 0;padding:6px 10px;border-radius:8px;background:rgba(128,128,128,.10)"
 _TAG = "color:#777;font-size:85%"
@@ -35,8 +34,11 @@ def format_ms(ms: float | None) -> str:
 
 
 def _text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, indent=2,
-                                                          default=str)
+    return (
+        value
+        if isinstance(value, str)
+        else json.dumps(value, ensure_ascii=False, indent=2, default=str)
+    )
 
 
 def _tag(meta: dict[str, Any]) -> str:
@@ -46,26 +48,37 @@ def _tag(meta: dict[str, Any]) -> str:
     return " · ".join(parts)
 
 
-def _turn_html(question: str | None, answer: Any, meta: dict[str, Any],
-               others: dict[str, Any] | None = None) -> str:
+def _turn_html(
+    question: str | None, answer: Any, meta: dict[str, Any], others: dict[str, Any] | None = None
+) -> str:
     parts = []
     if question is not None:
-        parts.append(f'<div style="{_USER}"><b>You</b><div style="white-space:pre-wrap">'
-                     f"{html.escape(question)}</div></div>")
-    body = markdown_html(answer) if isinstance(answer, str) else (
-        f"<pre>{html.escape(_text(answer))}</pre>")
-    parts.append(f'<div style="{_BOT}"><b>Assistant</b> <span style="{_TAG}">'
-                 f"{html.escape(_tag(meta))}</span>{body}</div>")
+        parts.append(
+            f'<div style="{_USER}"><b>You</b><div style="white-space:pre-wrap">'
+            f"{html.escape(question)}</div></div>"
+        )
+    body = (
+        markdown_html(answer)
+        if isinstance(answer, str)
+        else (f"<pre>{html.escape(_text(answer))}</pre>")
+    )
+    parts.append(
+        f'<div style="{_BOT}"><b>Assistant</b> <span style="{_TAG}">'
+        f"{html.escape(_tag(meta))}</span>{body}</div>"
+    )
     if others:
         names = ", ".join(others)
-        parts.append(f'<details style="margin:0 10px"><summary style="{_TAG}">other outputs '
-                     f"({html.escape(names)})</summary><pre>"
-                     f"{html.escape(_text(others))}</pre></details>")
+        parts.append(
+            f'<details style="margin:0 10px"><summary style="{_TAG}">other outputs '
+            f"({html.escape(names)})</summary><pre>"
+            f"{html.escape(_text(others))}</pre></details>"
+        )
     return "".join(parts)
 
 
-def _turn_text(question: str | None, answer: Any, meta: dict[str, Any],
-               others: dict[str, Any] | None = None) -> str:
+def _turn_text(
+    question: str | None, answer: Any, meta: dict[str, Any], others: dict[str, Any] | None = None
+) -> str:
     lines = []
     if question is not None:
         lines.append("You: " + question)
@@ -107,9 +120,13 @@ class ChatReply:
 
     @property
     def meta(self) -> dict[str, Any]:
-        return {"deployment": self.deployment, "latency_ms": self.latency_ms,
-                "streamed": self.streamed, "status": self.status,
-                "request_id": self.request_id}
+        return {
+            "deployment": self.deployment,
+            "latency_ms": self.latency_ms,
+            "streamed": self.streamed,
+            "status": self.status,
+            "request_id": self.request_id,
+        }
 
     def _shows_raw(self) -> bool:
         return self.raw or self.answer is None
@@ -127,11 +144,16 @@ class ChatReply:
 
     def _repr_html_(self) -> str:
         if self._shows_raw():
-            return (f'<div style="{_BOX}"><span style="{_TAG}">'
-                    f"{html.escape(self._raw_header())}</span>"
-                    f"<pre>{html.escape(_text(self.outputs))}</pre></div>")
-        return f'<div style="{_BOX}">' + _turn_html(
-            self.question, self.answer, self.meta, self.other_outputs) + "</div>"
+            return (
+                f'<div style="{_BOX}"><span style="{_TAG}">'
+                f"{html.escape(self._raw_header())}</span>"
+                f"<pre>{html.escape(_text(self.outputs))}</pre></div>"
+            )
+        return (
+            f'<div style="{_BOX}">'
+            + _turn_html(self.question, self.answer, self.meta, self.other_outputs)
+            + "</div>"
+        )
 
 
 @dataclass
@@ -161,9 +183,13 @@ class StreamingView:
         p.text(repr(self))
 
     def _repr_html_(self) -> str:
-        return f'<div style="{_BOX}">' + _turn_html(
-            self.question, self.text + " …", {"deployment": "streaming", "latency_ms": None}
-        ) + "</div>"
+        return (
+            f'<div style="{_BOX}">'
+            + _turn_html(
+                self.question, self.text + " …", {"deployment": "streaming", "latency_ms": None}
+            )
+            + "</div>"
+        )
 
 
 @dataclass
@@ -188,10 +214,13 @@ class Transcript:
         p.text(repr(self))
 
     def _repr_html_(self) -> str:
-        head = (f'<div style="{_TAG}">{html.escape(self.endpoint)}: '
-                f"{len(self.turns)} turn(s)</div>")
-        return (f'<div style="{_BOX}">' + head
-                + "".join(_turn_html(*self._parts(t)) for t in self.turns) + "</div>")
+        head = f'<div style="{_TAG}">{html.escape(self.endpoint)}: {len(self.turns)} turn(s)</div>'
+        return (
+            f'<div style="{_BOX}">'
+            + head
+            + "".join(_turn_html(*self._parts(t)) for t in self.turns)
+            + "</div>"
+        )
 
     def __len__(self) -> int:
         return len(self.turns)

@@ -29,7 +29,8 @@ def _fields(obj: Any) -> list[tuple[str, str]]:
             shown = mask_secret(value)
         elif name in _TIMES and value:
             shown = datetime.fromtimestamp(float(value), tz=timezone.utc).strftime(
-                "%Y-%m-%d %H:%M:%S UTC")
+                "%Y-%m-%d %H:%M:%S UTC"
+            )
         else:
             shown = str(value)
         rows.append((name, shown))
@@ -54,8 +55,11 @@ class _Masked:
         p.text(str(self))
 
     def _repr_html_(self) -> str:
-        rows = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
-                       f"<td><code>{html.escape(v)}</code></td></tr>" for k, v in _fields(self))
+        rows = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
+            f"<td><code>{html.escape(v)}</code></td></tr>"
+            for k, v in _fields(self)
+        )
         return f"<b>{self._base}</b><table>{rows}</table>"
 
 

@@ -29,23 +29,32 @@ def _model_text(model: Any) -> str:
 
 
 def endpoint_rows(ep: Any, deployments: list[Any] | None = None) -> list[tuple[str, str]]:
-    rows = [("name", ep.name), ("state", str(ep.provisioning_state or "?")),
-            ("auth", str(getattr(ep, "auth_mode", "") or "-")),
-            ("scoring uri", ep.scoring_uri or "-"),
-            ("traffic", _traffic_text(ep.traffic))]
+    rows = [
+        ("name", ep.name),
+        ("state", str(ep.provisioning_state or "?")),
+        ("auth", str(getattr(ep, "auth_mode", "") or "-")),
+        ("scoring uri", ep.scoring_uri or "-"),
+        ("traffic", _traffic_text(ep.traffic)),
+    ]
     if getattr(ep, "mirror_traffic", None):
         rows.append(("mirror", _traffic_text(ep.mirror_traffic)))
     if deployments is not None:
-        rows.append(("deployments", ", ".join(
-            f"{d.name} ({d.provisioning_state or '?'})" for d in deployments) or "-"))
+        rows.append(
+            (
+                "deployments",
+                ", ".join(f"{d.name} ({d.provisioning_state or '?'})" for d in deployments) or "-",
+            )
+        )
     return rows
 
 
 def deployment_rows(dep: Any, traffic: dict[str, Any] | None = None) -> list[tuple[str, str]]:
-    rows = [("name", f"{dep.endpoint_name}/{dep.name}"),
-            ("state", str(dep.provisioning_state or "?")),
-            ("model", _model_text(dep.model)),
-            ("instances", f"{dep.instance_count or '?'} × {dep.instance_type or '?'}")]
+    rows = [
+        ("name", f"{dep.endpoint_name}/{dep.name}"),
+        ("state", str(dep.provisioning_state or "?")),
+        ("model", _model_text(dep.model)),
+        ("instances", f"{dep.instance_count or '?'} × {dep.instance_type or '?'}"),
+    ]
     if traffic is not None:
         rows.append(("traffic", f"{traffic.get(dep.name, 0)}%"))
     env = mask_mapping(getattr(dep, "environment_variables", None))
@@ -60,8 +69,10 @@ def rows_text(title: str, rows: list[tuple[str, str]]) -> str:
 
 
 def rows_html(title: str, rows: list[tuple[str, str]]) -> str:
-    body = "".join(f"<tr><th style='{_TH}'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
-                   for k, v in rows)
+    body = "".join(
+        f"<tr><th style='{_TH}'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+        for k, v in rows
+    )
     return f"<b>{html.escape(title)}</b><table>{body}</table>"
 
 
@@ -95,10 +106,16 @@ def with_status(entity: Any, title: str, rows: list[tuple[str, str]]) -> Any:
         base = base.__mro__[1]
     cls = _classes.get(base)
     if cls is None:
-        methods = {k: v for k, v in vars(_StatusMixin).items()
-                   if k.startswith(("_pf", "__repr__", "__str__", "_repr"))}
-        cls = type(f"{base.__name__}Status", (base,),
-                   {**methods, "_pf_status": True, "__module__": __name__})
+        methods = {
+            k: v
+            for k, v in vars(_StatusMixin).items()
+            if k.startswith(("_pf", "__repr__", "__str__", "_repr"))
+        }
+        cls = type(
+            f"{base.__name__}Status",
+            (base,),
+            {**methods, "_pf_status": True, "__module__": __name__},
+        )
         _classes[base] = cls
     entity.__class__ = cls
     # class-level defaults keep these out of the entity's own fields until set here
@@ -112,8 +129,9 @@ def endpoint_status(ep: Any, deployments: list[Any] | None = None) -> Any:
 
 
 def deployment_status(dep: Any, traffic: dict[str, Any] | None = None) -> Any:
-    return with_status(dep, f"deployment {dep.endpoint_name}/{dep.name}",
-                       deployment_rows(dep, traffic))
+    return with_status(
+        dep, f"deployment {dep.endpoint_name}/{dep.name}", deployment_rows(dep, traffic)
+    )
 
 
 class EndpointTable(list):
@@ -126,10 +144,16 @@ class EndpointTable(list):
         self.deployments = deployments
 
     def rows(self) -> list[tuple[str, ...]]:
-        return [(ep.name, str(ep.provisioning_state or "?"), ep.scoring_uri or "-",
-                 _traffic_text(ep.traffic),
-                 ", ".join(d.name for d in self.deployments.get(ep.name, [])) or "-")
-                for ep in self]
+        return [
+            (
+                ep.name,
+                str(ep.provisioning_state or "?"),
+                ep.scoring_uri or "-",
+                _traffic_text(ep.traffic),
+                ", ".join(d.name for d in self.deployments.get(ep.name, [])) or "-",
+            )
+            for ep in self
+        ]
 
     def __repr__(self) -> str:
         if not self:
@@ -146,6 +170,8 @@ class EndpointTable(list):
         if not self:
             return "<i>no endpoints</i>"
         head = "".join(f"<th style='{_TH}'>{c}</th>" for c in self.COLUMNS)
-        body = "".join("<tr>" + "".join(f"<td style='{_TH}'>{html.escape(c)}</td>" for c in r)
-                       + "</tr>" for r in self.rows())
+        body = "".join(
+            "<tr>" + "".join(f"<td style='{_TH}'>{html.escape(c)}</td>" for c in r) + "</tr>"
+            for r in self.rows()
+        )
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

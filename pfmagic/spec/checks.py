@@ -356,8 +356,11 @@ def _check_prt_config(dep: Any, value: Any, ctx: Context) -> None:
     if PLACEHOLDER_RE.search(text):
         holes = sorted(set(re.findall(r"<([^<>]+)>", text)))
         if ctx.azure and ctx.fill_prt_config:
-            ctx.warn(path, "PRT_CONFIG_OVERRIDE placeholders will be filled from the workspace: "
-                     + ", ".join(f"<{h}>" for h in holes))
+            ctx.warn(
+                path,
+                "PRT_CONFIG_OVERRIDE placeholders will be filled from the workspace: "
+                + ", ".join(f"<{h}>" for h in holes),
+            )
             return
         ctx.azure_error(
             path,

@@ -32,19 +32,30 @@ NOTEBOOKS = ROOT / "notebooks"
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 CHROMIUM = Path("/usr/bin/chromium")
 NOTEBOOK = "01-deploy-local.ipynb"
-QUESTIONS = ["How do I create the blue deployment?", "And how long does it take?",
-             "How much quota do I need for 10 instances?"]
+QUESTIONS = [
+    "How do I create the blue deployment?",
+    "And how long does it take?",
+    "How much quota do I need for 10 instances?",
+]
 # Without the background-networking flags Chromium hangs on this closed network.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 RUN_ALL_TIMEOUT_S = 150
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytestmark = [
-    pytest.mark.skipif(not CHROMIUM.exists(),
-                       reason="/usr/bin/chromium is missing: run .ci/browser-setup.sh "
-                              "(apt-get install chromium)"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="/usr/bin/chromium is missing: run .ci/browser-setup.sh (apt-get install chromium)",
+    ),
     pytest.mark.timeout(300),
 ]
 
@@ -66,15 +77,21 @@ def _delete_local_endpoints(home: Path) -> None:
         "b.close()\n"
     )
     env = dict(os.environ, PFMAGIC_HOME=str(home))
-    subprocess.run([sys.executable, "-c", code], env=env, timeout=180, capture_output=True,
-                   check=False)
+    subprocess.run(
+        [sys.executable, "-c", code], env=env, timeout=180, capture_output=True, check=False
+    )
 
 
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[dict]:
     root = tmp_path / "root"
-    shutil.copytree(NOTEBOOKS, root, ignore=shutil.ignore_patterns(
-        ".ipynb_checkpoints", "__pycache__", ".promptflow", "sample-request.json"))
+    shutil.copytree(
+        NOTEBOOKS,
+        root,
+        ignore=shutil.ignore_patterns(
+            ".ipynb_checkpoints", "__pycache__", ".promptflow", "sample-request.json"
+        ),
+    )
     settings = tmp_path / "lab-settings"
     # no "receive Jupyter news?" toast over the notebook, no update checks (closed network)
     notif = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
@@ -86,23 +103,41 @@ def lab(tmp_path: Path) -> Iterator[dict]:
     tracker.write_text(json.dumps({"windowingMode": "none"}))
     home = tmp_path / "pfhome"
     env = dict(os.environ)
-    env.update({
-        "PFMAGIC_HOME": str(home),
-        "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
-        "JUPYTER_DATA_DIR": str(tmp_path / "jupyter-data"),  # kernels: sys.prefix's python3
-        "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime"),
-        "IPYTHONDIR": str(tmp_path / "ipython"),
-    })
+    env.update(
+        {
+            "PFMAGIC_HOME": str(home),
+            "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
+            "JUPYTER_DATA_DIR": str(tmp_path / "jupyter-data"),  # kernels: sys.prefix's python3
+            "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime"),
+            "IPYTHONDIR": str(tmp_path / "ipython"),
+        }
+    )
     env.pop("PFMAGIC_FORCE_WIDGETS", None)
     port, token = _free_port(), secrets.token_hex(24)
     log = (tmp_path / "jupyter.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1",
-         f"--port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-         f"--ServerApp.root_dir={root}", f"--LabApp.user_settings_dir={settings}",
-         f"--LabApp.workspaces_dir={tmp_path / 'lab-workspaces'}",
-         "--LabApp.news_url=", *(["--allow-root"] if os.geteuid() == 0 else [])],
-        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "jupyter",
+            "lab",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={root}",
+            f"--LabApp.user_settings_dir={settings}",
+            f"--LabApp.workspaces_dir={tmp_path / 'lab-workspaces'}",
+            "--LabApp.news_url=",
+            *(["--allow-root"] if os.geteuid() == 0 else []),
+        ],
+        cwd=root,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -113,8 +148,10 @@ def lab(tmp_path: Path) -> Iterator[dict]:
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     log.flush()
-                    pytest.fail("jupyter lab did not start:\n"
-                                + (tmp_path / "jupyter.log").read_text()[-3000:])
+                    pytest.fail(
+                        "jupyter lab did not start:\n"
+                        + (tmp_path / "jupyter.log").read_text()[-3000:]
+                    )
                 time.sleep(0.5)
         yield {"base": base, "token": token, "tmp": tmp_path, "home": home}
     finally:
@@ -136,9 +173,15 @@ def _shot(page, name: str) -> None:  # noqa: ANN001 - playwright Page
 
 def _cell(page, source_start: str):  # noqa: ANN001, ANN202
     """The notebook cell whose code starts with ``source_start``."""
-    return page.locator(".jp-Notebook .jp-CodeCell").filter(
-        has=page.locator(".jp-InputArea .cm-content",
-                         has_text=re.compile("^" + re.escape(source_start)))).first
+    return (
+        page.locator(".jp-Notebook .jp-CodeCell")
+        .filter(
+            has=page.locator(
+                ".jp-InputArea .cm-content", has_text=re.compile("^" + re.escape(source_start))
+            )
+        )
+        .first
+    )
 
 
 def _vcpus(calc) -> int:  # noqa: ANN001
@@ -152,8 +195,12 @@ def test_notebook_runs_in_jupyterlab(lab: dict) -> None:
     profile = lab["tmp"] / "chromium-profile"
     with sync_api.sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
-            str(profile), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": 1400, "height": 1000})
+            str(profile),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 1000},
+        )
         try:
             page = context.pages[0] if context.pages else context.new_page()
             page.set_default_timeout(30_000)
@@ -165,7 +212,8 @@ def test_notebook_runs_in_jupyterlab(lab: dict) -> None:
                 dialog.wait_for(timeout=5_000)
                 dialog.get_by_role("button", name="Select").click()
             page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(
-                timeout=60_000)
+                timeout=60_000
+            )
             _shot(page, "01-opened")
 
             page.get_by_role("menuitem", name="Run", exact=True).click()
@@ -180,9 +228,9 @@ def test_notebook_runs_in_jupyterlab(lab: dict) -> None:
                 prompts = page.locator(".jp-Notebook .jp-CodeCell .jp-InputPrompt")
                 texts = prompts.all_inner_texts()
                 done = sum(1 for t in texts if re.search(r"\[\d+\]", t))
-                errors = page.locator(".jp-OutputArea-output[data-mime-type="
-                                      "'application/vnd.jupyter.stderr']").filter(
-                    has_text=re.compile(r"^(Traceback|[A-Z]\w*(Error|Exception)\b)", re.M))
+                errors = page.locator(
+                    ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+                ).filter(has_text=re.compile(r"^(Traceback|[A-Z]\w*(Error|Exception)\b)", re.M))
                 if errors.count():
                     _shot(page, "99-error")
                     pytest.fail("a cell failed in JupyterLab:\n" + errors.first.inner_text())
@@ -190,16 +238,21 @@ def test_notebook_runs_in_jupyterlab(lab: dict) -> None:
                     break
                 if time.monotonic() - started > RUN_ALL_TIMEOUT_S:
                     _shot(page, "99-timeout")
-                    pytest.fail(f"Run All did not finish in {RUN_ALL_TIMEOUT_S} s "
-                                f"({done}/{count} cells ran)")
+                    pytest.fail(
+                        f"Run All did not finish in {RUN_ALL_TIMEOUT_S} s "
+                        f"({done}/{count} cells ran)"
+                    )
                 time.sleep(1)
             run_all_s = time.monotonic() - started
 
             # 1. the deployment cell's quota calculator renders and follows its slider
             deploy = _cell(page, "%%pf_deployment blue")
             deploy.scroll_into_view_if_needed()
-            calc = deploy.locator(".jp-OutputArea-output .widget-vbox").filter(
-                has=page.locator(".widget-slider")).first
+            calc = (
+                deploy.locator(".jp-OutputArea-output .widget-vbox")
+                .filter(has=page.locator(".widget-slider"))
+                .first
+            )
             calc.wait_for()
             before = _vcpus(calc)
             assert "ceil(1.2 × 1)" in calc.inner_text()  # the cell's instance_count: 1
@@ -213,7 +266,9 @@ def test_notebook_runs_in_jupyterlab(lab: dict) -> None:
             # the kernel recomputed the rule for 5 instances and redrew the calculator
             page.wait_for_function(
                 "([el, n]) => el.innerText.includes(`ceil(1.2 × ${n})`)",
-                arg=[calc.element_handle(), instances], timeout=15_000)
+                arg=[calc.element_handle(), instances],
+                timeout=15_000,
+            )
             after = _vcpus(calc)
             assert after > before, (before, after)
             calc.screenshot(path=str(ARTIFACTS / "03-quota-after-slider.png"))

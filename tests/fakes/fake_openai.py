@@ -42,8 +42,15 @@ class FakeOpenAI:
                 length = int(self.headers.get("Content-Length") or 0)
                 data = json.loads(self.rfile.read(length) or b"{}")
                 if self.headers.get("Authorization") != f"Bearer {fake.api_key}":
-                    self._json(401, {"error": {"message": "Incorrect API key provided",
-                                               "type": "invalid_request_error"}})
+                    self._json(
+                        401,
+                        {
+                            "error": {
+                                "message": "Incorrect API key provided",
+                                "type": "invalid_request_error",
+                            }
+                        },
+                    )
                     return
                 if not self.path.endswith("/chat/completions"):
                     self._json(404, {"error": {"message": f"no route {self.path}"}})
@@ -51,16 +58,35 @@ class FakeOpenAI:
                 fake.requests.append(data)
                 messages = data.get("messages", [])
                 user = [m for m in messages if m.get("role") == "user"]
-                text = f"You said: {user[-1]['content'] if user else ''} " \
-                       f"(history msgs={len(messages)})"
-                base = {"id": "chatcmpl-fake", "created": int(time.time()),
-                        "model": data.get("model", "gpt-fake")}
+                text = (
+                    f"You said: {user[-1]['content'] if user else ''} "
+                    f"(history msgs={len(messages)})"
+                )
+                base = {
+                    "id": "chatcmpl-fake",
+                    "created": int(time.time()),
+                    "model": data.get("model", "gpt-fake"),
+                }
                 if not data.get("stream"):
-                    self._json(200, base | {"object": "chat.completion", "choices": [
-                        {"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": text}}],
-                        "usage": {"prompt_tokens": 1, "completion_tokens": 1,
-                                  "total_tokens": 2}})
+                    self._json(
+                        200,
+                        base
+                        | {
+                            "object": "chat.completion",
+                            "choices": [
+                                {
+                                    "index": 0,
+                                    "finish_reason": "stop",
+                                    "message": {"role": "assistant", "content": text},
+                                }
+                            ],
+                            "usage": {
+                                "prompt_tokens": 1,
+                                "completion_tokens": 1,
+                                "total_tokens": 2,
+                            },
+                        },
+                    )
                     return
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
@@ -69,11 +95,17 @@ class FakeOpenAI:
                 words = text.split(" ")
                 for i, word in enumerate(words):
                     piece = word + (" " if i < len(words) - 1 else "")
-                    chunk = base | {"object": "chat.completion.chunk", "choices": [
-                        {"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+                    chunk = base | {
+                        "object": "chat.completion.chunk",
+                        "choices": [
+                            {"index": 0, "delta": {"content": piece}, "finish_reason": None}
+                        ],
+                    }
                     self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-                end = base | {"object": "chat.completion.chunk", "choices": [
-                    {"index": 0, "delta": {}, "finish_reason": "stop"}]}
+                end = base | {
+                    "object": "chat.completion.chunk",
+                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                }
                 self.wfile.write(f"data: {json.dumps(end)}\n\ndata: [DONE]\n\n".encode())
                 self.wfile.flush()
                 self.close_connection = True

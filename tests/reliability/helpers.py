@@ -54,18 +54,25 @@ def endpoint_entity(name: str) -> Any:
 def deployment_entity(name: str, deployment: str, instances: int = 1) -> Any:
     from azure.ai.ml import load_online_deployment
 
-    text = DEPLOYMENT_YAML.format(name=name, deployment=deployment, flow=FLOW,
-                                  instances=instances)
+    text = DEPLOYMENT_YAML.format(name=name, deployment=deployment, flow=FLOW, instances=instances)
     return load_online_deployment(io.StringIO(text), relative_origin=str(ROOT / "cell.yml"))
 
 
-def deploy(backend: Any, name: str, deployment: str = "blue", *, instances: int = 1,
-           all_traffic: bool = True, create_endpoint: bool = True) -> tuple[str, str]:
+def deploy(
+    backend: Any,
+    name: str,
+    deployment: str = "blue",
+    *,
+    instances: int = 1,
+    all_traffic: bool = True,
+    create_endpoint: bool = True,
+) -> tuple[str, str]:
     """Create (endpoint and) deployment; return (scoring_uri, primary key)."""
     if create_endpoint:
         backend.create_endpoint(endpoint_entity(name)).result(timeout=120)
-    backend.create_deployment(deployment_entity(name, deployment, instances),
-                              all_traffic=all_traffic).result(timeout=240)
+    backend.create_deployment(
+        deployment_entity(name, deployment, instances), all_traffic=all_traffic
+    ).result(timeout=240)
     return backend.get_endpoint(name).scoring_uri, backend.get_keys(name).primary_key
 
 
@@ -128,7 +135,8 @@ def processes_under(home: Path | str) -> list[Any]:
                 continue
             cmd = " ".join(proc.info["cmdline"] or [])
             if "pfmagic.backends.local" in cmd and (
-                    home in cmd or proc.environ().get("PFMAGIC_HOME") == home):
+                home in cmd or proc.environ().get("PFMAGIC_HOME") == home
+            ):
                 found.append(proc)
         except psutil.Error:
             continue

@@ -41,12 +41,23 @@ class AzureBackend(Backend):
 
     name = "azure"
 
-    def __init__(self, settings: Any = None, *, subscription_id: str | None = None,
-                 resource_group: str | None = None, workspace: str | None = None,
-                 config_path: str | None = None, credential: Any = "default",
-                 ml_client: Any = None, enable_telemetry: bool | None = None,
-                 fill_prt_config: bool = False, poll_seconds: float = 5.0,
-                 log_lines: int = 20, score_client: Any = None, **client_kwargs: Any):
+    def __init__(
+        self,
+        settings: Any = None,
+        *,
+        subscription_id: str | None = None,
+        resource_group: str | None = None,
+        workspace: str | None = None,
+        config_path: str | None = None,
+        credential: Any = "default",
+        ml_client: Any = None,
+        enable_telemetry: bool | None = None,
+        fill_prt_config: bool = False,
+        poll_seconds: float = 5.0,
+        log_lines: int = 20,
+        score_client: Any = None,
+        **client_kwargs: Any,
+    ):
         self.settings = settings
         self.subscription_id = subscription_id
         self.resource_group = resource_group
@@ -54,8 +65,11 @@ class AzureBackend(Backend):
         self.config_path = config_path
         self.credential = credential
         # SDK telemetry is sent from Jupyter unless disabled: off unless the user opts in
-        self.enable_telemetry = bool(getattr(settings, "azure_telemetry", False)
-                                     if enable_telemetry is None else enable_telemetry)
+        self.enable_telemetry = bool(
+            getattr(settings, "azure_telemetry", False)
+            if enable_telemetry is None
+            else enable_telemetry
+        )
         # Replace <placeholders> in PRT_CONFIG_OVERRIDE with this workspace (opt-in).
         self.fill_prt_config = fill_prt_config
         self.poll_seconds = poll_seconds
@@ -76,9 +90,13 @@ class AzureBackend(Backend):
 
                 self._ml = build_ml_client(
                     credential=make_credential(self.credential),
-                    subscription_id=self.subscription_id, resource_group=self.resource_group,
-                    workspace=self.workspace, config_path=self.config_path,
-                    enable_telemetry=self.enable_telemetry, **self.client_kwargs)
+                    subscription_id=self.subscription_id,
+                    resource_group=self.resource_group,
+                    workspace=self.workspace,
+                    config_path=self.config_path,
+                    enable_telemetry=self.enable_telemetry,
+                    **self.client_kwargs,
+                )
             return self._ml
 
     def describe(self) -> str:
@@ -105,8 +123,9 @@ class AzureBackend(Backend):
 
     # -- models ------------------------------------------------------------------------
     def create_model(self, model: Model) -> Model:
-        return self._call(f"register model {model.name}", self.ml_client.models.create_or_update,
-                          model)
+        return self._call(
+            f"register model {model.name}", self.ml_client.models.create_or_update, model
+        )
 
     def get_model(self, name: str, version: str | None = None) -> Model:
         models = self.ml_client.models
@@ -131,34 +150,55 @@ class AzureBackend(Backend):
         op.emit("endpoint", "Running", f"creating {what}")
         try:
             poller = ops.begin_create_or_update(endpoint)
-            result = watch(op, "endpoint", poller, every=self.poll_seconds, what=what,
-                           read_state=lambda: ops.get(endpoint.name).provisioning_state)
+            result = watch(
+                op,
+                "endpoint",
+                poller,
+                every=self.poll_seconds,
+                what=what,
+                read_state=lambda: ops.get(endpoint.name).provisioning_state,
+            )
         except Exception as exc:
-            raise self._fail(op, "endpoint", exc, what=f"create {what}",
-                             endpoint=endpoint.name) from None
-        op.emit("endpoint", "Succeeded", what,
-                provisioning_state=state_name(result.provisioning_state))
+            raise self._fail(
+                op, "endpoint", exc, what=f"create {what}", endpoint=endpoint.name
+            ) from None
+        op.emit(
+            "endpoint", "Succeeded", what, provisioning_state=state_name(result.provisioning_state)
+        )
         return plain(result)
 
     def get_endpoint(self, name: str) -> OnlineEndpoint:
         return plain(self._call(f"endpoint {name}", self.ml_client.online_endpoints.get, name))
 
     def list_endpoints(self) -> list[OnlineEndpoint]:
-        return [plain(e) for e in self._call(
-            "list endpoints", lambda: list(self.ml_client.online_endpoints.list()))]
+        return [
+            plain(e)
+            for e in self._call(
+                "list endpoints", lambda: list(self.ml_client.online_endpoints.list())
+            )
+        ]
 
     def delete_endpoint(self, name: str) -> Operation:
         ops = self.ml_client.online_endpoints
-        return self._delete(f"endpoint {name}", lambda: ops.begin_delete(name=name),
-                            lambda: ops.get(name).provisioning_state)
+        return self._delete(
+            f"endpoint {name}",
+            lambda: ops.begin_delete(name=name),
+            lambda: ops.get(name).provisioning_state,
+        )
 
     def _delete(self, what: str, begin: Any, read_state: Any) -> Operation:
         def work(op: Operation) -> None:
             with quiet_sdk():
                 op.emit("delete", "Running", f"deleting {what}")
                 try:
-                    watch(op, "delete", begin(), every=self.poll_seconds, what=what,
-                          read_state=read_state)
+                    watch(
+                        op,
+                        "delete",
+                        begin(),
+                        every=self.poll_seconds,
+                        what=what,
+                        read_state=read_state,
+                    )
                 except Exception as exc:
                     raise self._fail(op, "delete", exc, what=f"delete {what}") from None
                 op.emit("delete", "Succeeded", f"{what} deleted")
@@ -166,8 +206,13 @@ class AzureBackend(Backend):
         return Operation(f"delete {what}", ("delete",), work)
 
     # -- deployments -------------------------------------------------------------------
-    def create_deployment(self, deployment: OnlineDeployment, *, all_traffic: bool = False,
-                          fill_prt_config: bool | None = None) -> Operation:
+    def create_deployment(
+        self,
+        deployment: OnlineDeployment,
+        *,
+        all_traffic: bool = False,
+        fill_prt_config: bool | None = None,
+    ) -> Operation:
         """Stages model → endpoint → deployment → traffic, like ``az ml online-deployment
         create [--all-traffic]``. ``fill_prt_config`` (default: the backend's setting) fills
         ``<placeholders>`` of PRT_CONFIG_OVERRIDE from this workspace first."""
@@ -183,20 +228,28 @@ class AzureBackend(Backend):
                 if all_traffic:
                     self._traffic_stage(op, deployment.endpoint_name, {deployment.name: 100})
                 else:
-                    op.emit("traffic", "Skipped", "traffic unchanged (use --all-traffic or "
-                            "%pf_traffic)")
+                    op.emit(
+                        "traffic", "Skipped", "traffic unchanged (use --all-traffic or %pf_traffic)"
+                    )
                 return result
 
-        return Operation(f"deploy {deployment.endpoint_name}/{deployment.name}", DEPLOY_STAGES,
-                         work)
+        return Operation(
+            f"deploy {deployment.endpoint_name}/{deployment.name}", DEPLOY_STAGES, work
+        )
 
     def fill_prt_config_override(self, deployment: OnlineDeployment) -> bool:
         """Fill ``<placeholders>`` of PRT_CONFIG_OVERRIDE from the active workspace (in place)."""
         ml = self.ml_client
-        return fill_prt_config_override(deployment, prt_values(
-            subscription_id=ml.subscription_id, resource_group=ml.resource_group_name,
-            workspace=ml.workspace_name, endpoint=deployment.endpoint_name,
-            deployment=deployment.name))
+        return fill_prt_config_override(
+            deployment,
+            prt_values(
+                subscription_id=ml.subscription_id,
+                resource_group=ml.resource_group_name,
+                workspace=ml.workspace_name,
+                endpoint=deployment.endpoint_name,
+                deployment=deployment.name,
+            ),
+        )
 
     def _model_stage(self, op: Operation, deployment: OnlineDeployment) -> None:
         model = deployment.model
@@ -216,17 +269,23 @@ class AzureBackend(Backend):
             except Exception as exc:
                 err = map_error(exc, what=f"model {ref}")
                 if isinstance(err, NotFound):
-                    err = BackendError(f"model {ref} is not registered in the workspace",
-                                       status=404, code="ResourceNotFound",
-                                       hint="run its %%pf_model cell first (or fix the version)")
+                    err = BackendError(
+                        f"model {ref} is not registered in the workspace",
+                        status=404,
+                        code="ResourceNotFound",
+                        hint="run its %%pf_model cell first (or fix the version)",
+                    )
                 op.emit("model", "Failed", err.message)
                 raise err from None
             op.emit("model", "Succeeded", f"model {ref} found")
         elif model is not None and getattr(model, "path", None):
             path = str(model.path)
             if not path.startswith(("azureml:", "http", "wasbs:")) and not Path(path).exists():
-                err = BackendError(f"model path {path} does not exist", code="BadArgument",
-                                   hint="fix model.path in the deployment cell")
+                err = BackendError(
+                    f"model path {path} does not exist",
+                    code="BadArgument",
+                    hint="fix model.path in the deployment cell",
+                )
                 op.emit("model", "Failed", err.message)
                 raise err
             op.emit("model", "Succeeded", f"{path} is uploaded with the deployment")
@@ -240,9 +299,12 @@ class AzureBackend(Backend):
         except Exception as exc:
             err = map_error(exc, what=f"endpoint {name}")
             if isinstance(err, NotFound):
-                err = BackendError(f"endpoint {name} does not exist in the workspace",
-                                   status=404, code="ResourceNotFound",
-                                   hint="run its %%pf_endpoint cell first")
+                err = BackendError(
+                    f"endpoint {name} does not exist in the workspace",
+                    status=404,
+                    code="ResourceNotFound",
+                    hint="run its %%pf_endpoint cell first",
+                )
             op.emit("endpoint", "Failed", err.message)
             raise err from None
         state = state_name(endpoint.provisioning_state)
@@ -251,7 +313,9 @@ class AzureBackend(Backend):
                 f"endpoint {name} is {state}: a deployment cannot be created now",
                 code="EndpointNotReady",
                 hint="wait until %pf_status shows Succeeded, then run the cell again"
-                if state != "Failed" else "recreate the endpoint (%pf_delete, then its cell)")
+                if state != "Failed"
+                else "recreate the endpoint (%pf_delete, then its cell)",
+            )
             op.emit("endpoint", "Failed", err.message, provisioning_state=state)
             raise err
         op.emit("endpoint", "Succeeded", f"endpoint {name} is ready", provisioning_state=state)
@@ -264,54 +328,99 @@ class AzureBackend(Backend):
         op.emit("deployment", "Running", f"creating {what}")
         try:
             poller = ops.begin_create_or_update(deployment)
-            result = watch(op, "deployment", poller, every=self.poll_seconds, what=what,
-                           read_state=lambda: ops.get(name, ep).provisioning_state,
-                           read_logs=lambda: ops.get_logs(name, ep, lines=self.log_lines))
+            result = watch(
+                op,
+                "deployment",
+                poller,
+                every=self.poll_seconds,
+                what=what,
+                read_state=lambda: ops.get(name, ep).provisioning_state,
+                read_logs=lambda: ops.get_logs(name, ep, lines=self.log_lines),
+            )
         except Exception as exc:
             if isinstance(exc, (PfError, Canceled)):
                 raise
             tail = log_lines(quietly(lambda: ops.get_logs(name, ep, lines=self.log_lines), ""))
-            raise self._fail(op, "deployment", exc, what=f"deploy {ep}/{name}", log_tail=tail,
-                             quota=self._quota_sentence(deployment, exc), endpoint=ep) from None
+            raise self._fail(
+                op,
+                "deployment",
+                exc,
+                what=f"deploy {ep}/{name}",
+                log_tail=tail,
+                quota=self._quota_sentence(deployment, exc),
+                endpoint=ep,
+            ) from None
         state = state_name(result.provisioning_state)
         op.emit("deployment", "Succeeded", what, provisioning_state=state)
         return plain(result)
 
-    def _traffic_stage(self, op: Operation, endpoint: str, traffic: dict[str, int],
-                       mirror: dict[str, int] | None = None) -> Any:
+    def _traffic_stage(
+        self,
+        op: Operation,
+        endpoint: str,
+        traffic: dict[str, int],
+        mirror: dict[str, int] | None = None,
+    ) -> Any:
         ops = self.ml_client.online_endpoints
         op.emit("traffic", "Running", _traffic_text(traffic, mirror))
         try:
             ep = ops.get(endpoint)
             if mirror and "kubernetes" in type(ep).__name__.lower():
-                raise PfError(f"{endpoint} is a Kubernetes endpoint: mirrored traffic is only "
-                              "for managed online endpoints")
+                raise PfError(
+                    f"{endpoint} is a Kubernetes endpoint: mirrored traffic is only "
+                    "for managed online endpoints"
+                )
             ep.traffic = dict(traffic)
             if mirror is not None:
                 ep.mirror_traffic = dict(mirror)
             poller = ops.begin_create_or_update(ep)
-            result = watch(op, "traffic", poller, every=self.poll_seconds,
-                           what=f"traffic of {endpoint}",
-                           read_state=lambda: ops.get(endpoint).provisioning_state)
+            result = watch(
+                op,
+                "traffic",
+                poller,
+                every=self.poll_seconds,
+                what=f"traffic of {endpoint}",
+                read_state=lambda: ops.get(endpoint).provisioning_state,
+            )
         except Exception as exc:
-            raise self._fail(op, "traffic", exc, what=f"set traffic of {endpoint}",
-                             endpoint=endpoint) from None
-        op.emit("traffic", "Succeeded", _traffic_text(traffic, mirror),
-                provisioning_state=state_name(result.provisioning_state))
+            raise self._fail(
+                op, "traffic", exc, what=f"set traffic of {endpoint}", endpoint=endpoint
+            ) from None
+        op.emit(
+            "traffic",
+            "Succeeded",
+            _traffic_text(traffic, mirror),
+            provisioning_state=state_name(result.provisioning_state),
+        )
         return result
 
-    def _fail(self, op: Operation, stage: Any, exc: BaseException, *, what: str,
-              log_tail: tuple[str, ...] = (), quota: str | None = None,
-              endpoint: str | None = None) -> BaseException:
+    def _fail(
+        self,
+        op: Operation,
+        stage: Any,
+        exc: BaseException,
+        *,
+        what: str,
+        log_tail: tuple[str, ...] = (),
+        quota: str | None = None,
+        endpoint: str | None = None,
+    ) -> BaseException:
         """Map ``exc``, emit the stage's Failed event (with the log tail) and return the error."""
         if isinstance(exc, Canceled):
             return exc
-        region = (quietly(lambda: self.location)
-                  if endpoint and "already" in str(exc).lower() else None)
-        err = map_error(exc, what=what, log_tail=log_tail, quota=quota, endpoint=endpoint,
-                        region=region)
-        op.emit(stage, "Failed", str(err), provisioning_state="Failed" if log_tail else None,
-                log_tail=log_tail)
+        region = (
+            quietly(lambda: self.location) if endpoint and "already" in str(exc).lower() else None
+        )
+        err = map_error(
+            exc, what=what, log_tail=log_tail, quota=quota, endpoint=endpoint, region=region
+        )
+        op.emit(
+            stage,
+            "Failed",
+            str(err),
+            provisioning_state="Failed" if log_tail else None,
+            log_tail=log_tail,
+        )
         return err
 
     def _quota_sentence(self, deployment: Any, exc: BaseException) -> str | None:
@@ -327,43 +436,71 @@ class AzureBackend(Backend):
         except ImportError:  # the SKU table lands with the widgets issue
             return None
         usage = quietly(self.quota_usage)
-        check = quietly(lambda: check_quota(deployment.instance_type or "",
-                                            int(deployment.instance_count or 1), usage,
-                                            backend_name="azure"))
+        check = quietly(
+            lambda: check_quota(
+                deployment.instance_type or "",
+                int(deployment.instance_count or 1),
+                usage,
+                backend_name="azure",
+            )
+        )
         return check.message if check is not None else None
 
     def get_deployment(self, endpoint: str, name: str) -> OnlineDeployment:
-        return plain(self._call(f"deployment {endpoint}/{name}",
-                                self.ml_client.online_deployments.get, name, endpoint))
+        return plain(
+            self._call(
+                f"deployment {endpoint}/{name}",
+                self.ml_client.online_deployments.get,
+                name,
+                endpoint,
+            )
+        )
 
     def list_deployments(self, endpoint: str) -> list[OnlineDeployment]:
         ops = self.ml_client.online_deployments
-        return [plain(d) for d in self._call(f"deployments of {endpoint}",
-                                             lambda: list(ops.list(endpoint)))]
+        return [
+            plain(d)
+            for d in self._call(f"deployments of {endpoint}", lambda: list(ops.list(endpoint)))
+        ]
 
     def delete_deployment(self, endpoint: str, name: str) -> Operation:
         ops = self.ml_client.online_deployments
-        return self._delete(f"deployment {endpoint}/{name}",
-                            lambda: ops.begin_delete(name=name, endpoint_name=endpoint),
-                            lambda: ops.get(name, endpoint).provisioning_state)
+        return self._delete(
+            f"deployment {endpoint}/{name}",
+            lambda: ops.begin_delete(name=name, endpoint_name=endpoint),
+            lambda: ops.get(name, endpoint).provisioning_state,
+        )
 
-    def get_logs(self, endpoint: str, deployment: str, lines: int = 100,
-                 container_type: str | None = None) -> str:
-        kind = {"storage": "storage-initializer", "init": "storage-initializer",
-                "server": "inference-server"}.get(container_type or "", container_type)
-        return self._call(f"logs of {endpoint}/{deployment}",
-                          self.ml_client.online_deployments.get_logs, deployment, endpoint,
-                          lines, container_type=kind)
+    def get_logs(
+        self, endpoint: str, deployment: str, lines: int = 100, container_type: str | None = None
+    ) -> str:
+        kind = {
+            "storage": "storage-initializer",
+            "init": "storage-initializer",
+            "server": "inference-server",
+        }.get(container_type or "", container_type)
+        return self._call(
+            f"logs of {endpoint}/{deployment}",
+            self.ml_client.online_deployments.get_logs,
+            deployment,
+            endpoint,
+            lines,
+            container_type=kind,
+        )
 
     # -- traffic and keys --------------------------------------------------------------
-    def set_traffic(self, endpoint: str, traffic: dict[str, int],
-                    mirror: dict[str, int] | None = None) -> OnlineEndpoint:
+    def set_traffic(
+        self, endpoint: str, traffic: dict[str, int], mirror: dict[str, int] | None = None
+    ) -> OnlineEndpoint:
         # as the local backend: None keeps the mirror, {} (or only 0 shares) clears it
         if mirror is not None:
             mirror = {k: int(v) for k, v in mirror.items() if int(v) > 0}
         check_traffic(traffic, mirror)
-        op = Operation(f"traffic {endpoint}", ("traffic",),
-                       lambda op: self._quiet(self._traffic_stage, op, endpoint, traffic, mirror))
+        op = Operation(
+            f"traffic {endpoint}",
+            ("traffic",),
+            lambda op: self._quiet(self._traffic_stage, op, endpoint, traffic, mirror),
+        )
         op.result()
         return self.get_endpoint(endpoint)
 
@@ -373,8 +510,7 @@ class AzureBackend(Backend):
 
     def get_keys(self, endpoint: str) -> EndpointAuthKeys | EndpointAuthToken:
         # key auth → listKeys; aml_token → the endpoint's get-credentials token. Never logged.
-        return self._call(f"keys of {endpoint}", self.ml_client.online_endpoints.get_keys,
-                          endpoint)
+        return self._call(f"keys of {endpoint}", self.ml_client.online_endpoints.get_keys, endpoint)
 
     def regenerate_keys(self, endpoint: str, key_type: KeyType = "primary") -> EndpointAuthKeys:
         ops = self.ml_client.online_endpoints
@@ -386,11 +522,20 @@ class AzureBackend(Backend):
         return self._call(f"regenerate {key_type} key of {endpoint}", regen)
 
     # -- scoring -----------------------------------------------------------------------
-    def invoke(self, endpoint: str, body: dict[str, Any], *, deployment: str | None = None,
-               stream: bool = False, timeout: float = 120.0, on_chunk: Any = None) -> ScoreReply:
+    def invoke(
+        self,
+        endpoint: str,
+        body: dict[str, Any],
+        *,
+        deployment: str | None = None,
+        stream: bool = False,
+        timeout: float = 120.0,
+        on_chunk: Any = None,
+    ) -> ScoreReply:
         if stream:
-            return self._invoke_stream(endpoint, body, deployment=deployment, timeout=timeout,
-                                       on_chunk=on_chunk)
+            return self._invoke_stream(
+                endpoint, body, deployment=deployment, timeout=timeout, on_chunk=on_chunk
+            )
         ops = self.ml_client.online_endpoints
         fd, path = tempfile.mkstemp(prefix="pfmagic-", suffix=".json")  # the SDK wants a file
         started = time.perf_counter()
@@ -400,8 +545,9 @@ class AzureBackend(Backend):
             with _invoke_lock, quiet_sdk():
                 _reset_invoke_headers()
                 try:
-                    text = ops.invoke(endpoint_name=endpoint, request_file=path,
-                                      deployment_name=deployment)
+                    text = ops.invoke(
+                        endpoint_name=endpoint, request_file=path, deployment_name=deployment
+                    )
                 except Exception as exc:
                     raise score_error(exc, endpoint=endpoint) from None
                 finally:
@@ -412,27 +558,46 @@ class AzureBackend(Backend):
             outputs: Any = json.loads(text)
         except ValueError:
             outputs = text
-        return ScoreReply(status=200, outputs=outputs, deployment=deployment,
-                          latency_ms=(time.perf_counter() - started) * 1000)
+        return ScoreReply(
+            status=200,
+            outputs=outputs,
+            deployment=deployment,
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
 
-    def _invoke_stream(self, endpoint: str, body: dict[str, Any], *, deployment: str | None,
-                       timeout: float, on_chunk: Any) -> ScoreReply:
+    def _invoke_stream(
+        self,
+        endpoint: str,
+        body: dict[str, Any],
+        *,
+        deployment: str | None,
+        timeout: float,
+        on_chunk: Any,
+    ) -> ScoreReply:
         from pfmagic.http import score
 
         ep = self.get_endpoint(endpoint)
         keys = self.get_keys(endpoint)
         key = getattr(keys, "primary_key", None) or getattr(keys, "access_token", None)
-        return score(ep.scoring_uri, body, key=key, deployment=deployment, stream=True,
-                     timeout=timeout, on_chunk=on_chunk, **self._score_options())
+        return score(
+            ep.scoring_uri,
+            body,
+            key=key,
+            deployment=deployment,
+            stream=True,
+            timeout=timeout,
+            on_chunk=on_chunk,
+            **self._score_options(),
+        )
 
     def _score_options(self) -> dict[str, Any]:
         return {"client": self.score_client} if self.score_client is not None else {}
 
     # -- quota -------------------------------------------------------------------------
     def quota_usage(self) -> dict[str, tuple[int, int]] | None:
-        usages = self._call("quota usage",
-                            lambda: list(self.ml_client.compute.list_usage(
-                                location=self.location)))
+        usages = self._call(
+            "quota usage", lambda: list(self.ml_client.compute.list_usage(location=self.location))
+        )
         try:
             from pfmagic.skus import usage_table
         except ImportError:
@@ -467,12 +632,14 @@ def check_traffic(traffic: dict[str, int], mirror: dict[str, int] | None = None)
     """The service's rules, checked before any call (one readable line instead of a 400)."""
     values = [int(v) for v in traffic.values()]
     if any(v < 0 or v > 100 for v in values) or (values and sum(values) not in (0, 100)):
-        raise PfError(f"traffic weights must be 0..100 and sum to 100 (got {sum(values)})",
-                      hint="e.g. %pf_traffic my-endpoint blue=90 green=10")
+        raise PfError(
+            f"traffic weights must be 0..100 and sum to 100 (got {sum(values)})",
+            hint="e.g. %pf_traffic my-endpoint blue=90 green=10",
+        )
     if mirror:
         if len(mirror) > 1:
             raise PfError("only one deployment can receive mirrored traffic")
-        (dep, pct), = mirror.items()
+        ((dep, pct),) = mirror.items()
         if not 0 <= int(pct) <= 50:
             raise PfError(f"mirror traffic to {dep} is {pct} %: at most 50 % is allowed")
 

@@ -30,16 +30,25 @@ def make_credential(spec: CredentialSpec = "default") -> Any:
     raise PfError(f"unknown credential '{spec}'", hint="use 'default' or 'browser'")
 
 
-def build_ml_client(*, credential: Any, subscription_id: str | None, resource_group: str | None,
-                    workspace: str | None, config_path: str | None,
-                    enable_telemetry: bool = False, **client_kwargs: Any) -> Any:
+def build_ml_client(
+    *,
+    credential: Any,
+    subscription_id: str | None,
+    resource_group: str | None,
+    workspace: str | None,
+    config_path: str | None,
+    enable_telemetry: bool = False,
+    **client_kwargs: Any,
+) -> Any:
     """An MLClient for one workspace; telemetry off unless asked (it is sent from Jupyter)."""
     from azure.ai.ml import MLClient
 
     given = [subscription_id, resource_group, workspace]
     if any(given) and not all(given):
-        raise PfError("give all of --subscription, --resource-group and --workspace",
-                      hint="or none of them to use config.json")
+        raise PfError(
+            "give all of --subscription, --resource-group and --workspace",
+            hint="or none of them to use config.json",
+        )
     kwargs = dict(client_kwargs, enable_telemetry=enable_telemetry)
     if all(given):
         return MLClient(credential, subscription_id, resource_group, workspace, **kwargs)
@@ -47,7 +56,9 @@ def build_ml_client(*, credential: Any, subscription_id: str | None, resource_gr
         return MLClient.from_config(credential, path=config_path, **kwargs)
     except Exception as exc:  # ValidationException: not found / unreadable
         where = config_path or "this folder or its parents"
-        raise PfError(f"no usable Azure ML workspace config.json in {where}",
-                      hint="download config.json from the workspace's overview page, or run "
-                      "%pf_backend azure --subscription S --resource-group G --workspace W",
-                      code=type(exc).__name__) from None
+        raise PfError(
+            f"no usable Azure ML workspace config.json in {where}",
+            hint="download config.json from the workspace's overview page, or run "
+            "%pf_backend azure --subscription S --resource-group G --workspace W",
+            code=type(exc).__name__,
+        ) from None

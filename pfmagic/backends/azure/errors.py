@@ -67,9 +67,15 @@ def _tail_hint(log_tail: Sequence[str]) -> str:
     return f"; last log lines: {' | '.join(s.strip() for s in last)}" if last else ""
 
 
-def map_error(exc: BaseException, *, what: str, log_tail: Sequence[str] = (),
-              quota: str | None = None, endpoint: str | None = None,
-              region: str | None = None) -> PfError:
+def map_error(
+    exc: BaseException,
+    *,
+    what: str,
+    log_tail: Sequence[str] = (),
+    quota: str | None = None,
+    endpoint: str | None = None,
+    region: str | None = None,
+) -> PfError:
     """Translate ``exc`` (raised while doing ``what``) into a ``PfError`` the user can act on.
 
     ``quota``: the quota calculator's sentence for this deployment (used for OutOfQuota);
@@ -91,50 +97,75 @@ def map_error(exc: BaseException, *, what: str, log_tail: Sequence[str] = (),
         return err
 
     if isinstance(exc, ClientAuthenticationError) and status is None:
-        return fail(f"{what}: no usable Azure credential ({first_line(str(exc), 160)})",
-                    LOGIN_HINT, code_="ClientAuthenticationError")
+        return fail(
+            f"{what}: no usable Azure credential ({first_line(str(exc), 160)})",
+            LOGIN_HINT,
+            code_="ClientAuthenticationError",
+        )
     if status == 401 or code in ("InvalidAuthenticationToken", "AuthenticationFailed"):
         return fail(f"{what}: Azure rejected the credential (401)", LOGIN_HINT)
     if status == 403 or code in ("AuthorizationFailed", "Forbidden", "LinkedAuthorizationFailed"):
         return fail(f"{what}: not allowed (403, {code or 'AuthorizationFailed'})", ROLES_HINT)
     if code == "OutOfQuota" or "not enough quota" in lowered:
         numbers = re.search(r"usage/limit:\s*([\d/]+).*?needed:\s*(\d+)", message, re.I | re.S)
-        azure_says = (f" (Azure: usage/limit {numbers.group(1)}, additional needed "
-                      f"{numbers.group(2)})" if numbers else "")
+        azure_says = (
+            f" (Azure: usage/limit {numbers.group(1)}, additional needed {numbers.group(2)})"
+            if numbers
+            else ""
+        )
         calc = quota.split("; request more", 1)[0] if quota else ""
-        return fail(f"{what}: out of quota{azure_says}" + (f"; {calc}" if calc else ""),
-                    f"request more vCPUs at {QUOTA_PAGE} or pick a smaller instance_type / "
-                    "instance_count (%pf_quota shows the numbers)", code_=code or "OutOfQuota")
+        return fail(
+            f"{what}: out of quota{azure_says}" + (f"; {calc}" if calc else ""),
+            f"request more vCPUs at {QUOTA_PAGE} or pick a smaller instance_type / "
+            "instance_count (%pf_quota shows the numbers)",
+            code_=code or "OutOfQuota",
+        )
     if "already an endpoint with this name" in lowered or (
-            status == 409 and "exist" in lowered and "updating" not in lowered):
+        status == 409 and "exist" in lowered and "updating" not in lowered
+    ):
         where = f" in {region}" if region else ""
-        return fail(f"{what}: endpoint name '{endpoint or ''}' is already taken{where}",
-                    "endpoint names are unique per Azure region: choose another name",
-                    code_=code or "Conflict")
-    if "updating" in lowered and (status == 409 or code in ("Conflict", "ResourceNotReady")
-                                  or "state" in lowered):
-        return fail(f"{what}: endpoint '{endpoint or ''}' is still Updating",
-                    "wait until %pf_status shows Succeeded, then run the cell again",
-                    code_=code or "Conflict")
+        return fail(
+            f"{what}: endpoint name '{endpoint or ''}' is already taken{where}",
+            "endpoint names are unique per Azure region: choose another name",
+            code_=code or "Conflict",
+        )
+    if "updating" in lowered and (
+        status == 409 or code in ("Conflict", "ResourceNotReady") or "state" in lowered
+    ):
+        return fail(
+            f"{what}: endpoint '{endpoint or ''}' is still Updating",
+            "wait until %pf_status shows Succeeded, then run the cell again",
+            code_=code or "Conflict",
+        )
     if code == "ImageBuildFailure" or "image build" in lowered:
-        return fail(f"{what}: the environment image failed to build ({line})",
-                    "check the image / conda file / Dockerfile of the environment; the build "
-                    f"log is linked from the deployment in studio ({TROUBLESHOOT})"
-                    + _tail_hint(log_tail))
+        return fail(
+            f"{what}: the environment image failed to build ({line})",
+            "check the image / conda file / Dockerfile of the environment; the build "
+            f"log is linked from the deployment in studio ({TROUBLESHOOT})" + _tail_hint(log_tail),
+        )
     if code == "ResourceNotReady" or "probe" in lowered or "crashloop" in lowered:
-        return fail(f"{what}: the container did not pass its liveness/readiness probe ({line})",
-                    "the flow failed to start: read %pf_logs; check connections, "
-                    "PROMPTFLOW_RUN_MODE / PRT_CONFIG_OVERRIDE and the endpoint identity's "
-                    "roles, or raise readiness_probe.initial_delay" + _tail_hint(log_tail))
-    if isinstance(exc, ResourceNotFoundError) or status == 404 or code in (
-            "ResourceNotFound", "NotFound"):
-        return NotFound(f"{what}: not found ({line})", code=code or "ResourceNotFound",
-                        hint="check the name with %pf_endpoints")
+        return fail(
+            f"{what}: the container did not pass its liveness/readiness probe ({line})",
+            "the flow failed to start: read %pf_logs; check connections, "
+            "PROMPTFLOW_RUN_MODE / PRT_CONFIG_OVERRIDE and the endpoint identity's "
+            "roles, or raise readiness_probe.initial_delay" + _tail_hint(log_tail),
+        )
+    if (
+        isinstance(exc, ResourceNotFoundError)
+        or status == 404
+        or code in ("ResourceNotFound", "NotFound")
+    ):
+        return NotFound(
+            f"{what}: not found ({line})",
+            code=code or "ResourceNotFound",
+            hint="check the name with %pf_endpoints",
+        )
     if type(exc).__name__ in ("ValidationException", "ValidationError"):
         return fail(f"{what}: {line}", None, code_=code or "ValidationError")
     hint = (_tail_hint(log_tail).lstrip("; ") or None) if log_tail else None
-    return fail(f"{what} failed: " + (f"({code}) " if code else "") + line,
-                hint or f"see {TROUBLESHOOT}")
+    return fail(
+        f"{what} failed: " + (f"({code}) " if code else "") + line, hint or f"see {TROUBLESHOOT}"
+    )
 
 
 _SCORE_HINTS = {
@@ -157,6 +188,9 @@ def score_error(exc: BaseException, *, endpoint: str) -> PfError:
     if status is None:  # never reached the endpoint: credential, DNS, ...
         return map_error(exc, what=f"invoke {endpoint}")
     line = first_line(error_message(exc))
-    return BackendError(f"{endpoint} answered {status}: {line}", status=status,
-                        code=error_code(exc) or str(status),
-                        hint=_SCORE_HINTS.get(status, f"see {TROUBLESHOOT}"))
+    return BackendError(
+        f"{endpoint} answered {status}: {line}",
+        status=status,
+        code=error_code(exc) or str(status),
+        hint=_SCORE_HINTS.get(status, f"see {TROUBLESHOOT}"),
+    )

@@ -40,9 +40,16 @@ def quietly(fn: Callable[[], Any] | None, default: Any = None) -> Any:
         return default
 
 
-def watch(op: Operation, stage: Stage, poller: Any, *, every: float, what: str,
-          read_state: Callable[[], Any] | None = None,
-          read_logs: Callable[[], str] | None = None) -> Any:
+def watch(
+    op: Operation,
+    stage: Stage,
+    poller: Any,
+    *,
+    every: float,
+    what: str,
+    read_state: Callable[[], Any] | None = None,
+    read_logs: Callable[[], str] | None = None,
+) -> Any:
     """Wait for ``poller`` in slices of ``every`` seconds, emitting Running events.
 
     Returns ``poller.result()`` (which raises the SDK's error on failure).
@@ -55,15 +62,22 @@ def watch(op: Operation, stage: Stage, poller: Any, *, every: float, what: str,
         if op.cancel_requested:
             # the SDK's poller thread keeps polling (and printing dots) until Azure is done
             quiet_until_done(getattr(poller, "_thread", None))
-            raise Canceled(f"stopped waiting for {what}; Azure keeps going "
-                           "(%pf_status shows it, %pf_delete removes it)")
+            raise Canceled(
+                f"stopped waiting for {what}; Azure keeps going "
+                "(%pf_status shows it, %pf_delete removes it)"
+            )
         state = state_name(quietly(read_state))
         tail = log_lines(quietly(read_logs, "")) if read_logs and state in BUSY else ()
         if poller.done() or str(poller.status()).lower() in _FINAL:
             break  # finished while we looked: the caller reports the end
         now = (poller.status(), state, tail)
         if now != last:
-            op.emit(stage, "Running", f"{what}: {poller.status()}", provisioning_state=state,
-                    log_tail=tail)
+            op.emit(
+                stage,
+                "Running",
+                f"{what}: {poller.status()}",
+                provisioning_state=state,
+                log_tail=tail,
+            )
             last = now
     return poller.result()

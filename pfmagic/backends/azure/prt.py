@@ -13,13 +13,19 @@ from typing import Any
 PRT = "PRT_CONFIG_OVERRIDE"
 _PLACEHOLDER = re.compile(r"<\s*([A-Za-z_ ]+?)\s*>")
 # deployment.<key> in PRT_CONFIG_OVERRIDE → which value fills a placeholder there
-_KEYS = ("subscription_id", "resource_group", "workspace_name", "endpoint_name",
-         "deployment_name")
-_ALIASES = {"subscription": "subscription_id", "subscription_id": "subscription_id",
-            "resource_group": "resource_group", "resource_group_name": "resource_group",
-            "workspace": "workspace_name", "workspace_name": "workspace_name",
-            "endpoint": "endpoint_name", "endpoint_name": "endpoint_name",
-            "deployment": "deployment_name", "deployment_name": "deployment_name"}
+_KEYS = ("subscription_id", "resource_group", "workspace_name", "endpoint_name", "deployment_name")
+_ALIASES = {
+    "subscription": "subscription_id",
+    "subscription_id": "subscription_id",
+    "resource_group": "resource_group",
+    "resource_group_name": "resource_group",
+    "workspace": "workspace_name",
+    "workspace_name": "workspace_name",
+    "endpoint": "endpoint_name",
+    "endpoint_name": "endpoint_name",
+    "deployment": "deployment_name",
+    "deployment_name": "deployment_name",
+}
 
 
 def has_placeholders(value: str | None) -> bool:
@@ -45,10 +51,12 @@ def fill_prt_value(value: str, values: dict[str, str]) -> str:
     return ",".join(parts)
 
 
-def prt_values(*, subscription_id: str, resource_group: str, workspace: str,
-               endpoint: str, deployment: str) -> dict[str, str]:
-    return dict(zip(_KEYS, (subscription_id, resource_group, workspace, endpoint, deployment),
-                    strict=True))
+def prt_values(
+    *, subscription_id: str, resource_group: str, workspace: str, endpoint: str, deployment: str
+) -> dict[str, str]:
+    return dict(
+        zip(_KEYS, (subscription_id, resource_group, workspace, endpoint, deployment), strict=True)
+    )
 
 
 def fill_prt_config_override(deployment: Any, values: dict[str, str]) -> bool:

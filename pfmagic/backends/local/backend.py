@@ -40,8 +40,10 @@ LOG_TAIL = 20
 
 def check_name(kind: str, name: str | None) -> str:
     if not name or not (3 <= len(name) <= 32) or not NAME_RE.match(name):
-        raise PfError(f"{kind} name '{name}' is not valid",
-                      hint="3-32 characters: letters, digits and '-', starting with a letter")
+        raise PfError(
+            f"{kind} name '{name}' is not valid",
+            hint="3-32 characters: letters, digits and '-', starting with a letter",
+        )
     return name
 
 
@@ -62,8 +64,11 @@ def _request_settings(settings: Any) -> dict[str, Any]:
 def _routes(environment: Any) -> dict[str, str]:
     config = getattr(environment, "inference_config", None) or {}
     routes = dict(DEFAULT_ROUTES)
-    for key, camel in (("liveness", "livenessRoute"), ("readiness", "readinessRoute"),
-                       ("scoring", "scoringRoute")):
+    for key, camel in (
+        ("liveness", "livenessRoute"),
+        ("readiness", "readinessRoute"),
+        ("scoring", "scoringRoute"),
+    ):
         route = config.get(camel) or config.get(f"{key}_route") or {}
         if route.get("path"):
             routes[key] = route["path"]
@@ -89,9 +94,16 @@ class LocalBackend(Backend):
 
     name = "local"
 
-    def __init__(self, settings: Any = None, *, home: str | None = None,
-                 token_lifetime: float = 3600.0, poll_interval: float = 0.2,
-                 prewarm: bool = True, **options: Any):
+    def __init__(
+        self,
+        settings: Any = None,
+        *,
+        home: str | None = None,
+        token_lifetime: float = 3600.0,
+        poll_interval: float = 0.2,
+        prewarm: bool = True,
+        **options: Any,
+    ):
         root = home or (getattr(settings, "home", None) if settings is not None else None)
         self.home = Home(root or None).create()
         self.settings = settings
@@ -121,9 +133,15 @@ class LocalBackend(Backend):
         check_name("model", model.name)
         if not model.path:
             raise PfError(f"model '{model.name}' has no path", hint="path: <flow folder>")
-        meta = models.register(self.home, model.name, model.version, self._model_path(model),
-                               description=model.description, tags=model.tags,
-                               properties=model.properties)
+        meta = models.register(
+            self.home,
+            model.name,
+            model.version,
+            self._model_path(model),
+            description=model.description,
+            tags=model.tags,
+            properties=model.properties,
+        )
         return entities.model(meta)
 
     def get_model(self, name: str, version: str | None = None) -> Model:
@@ -150,8 +168,11 @@ class LocalBackend(Backend):
         if isinstance(ref, str):
             text = ref.removeprefix("azureml:")
             if text.startswith("//"):
-                raise PfError(f"model '{ref}': registry and workspace URIs are not available on "
-                              "the local backend", hint="use azureml:NAME:VERSION")
+                raise PfError(
+                    f"model '{ref}': registry and workspace URIs are not available on "
+                    "the local backend",
+                    hint="use azureml:NAME:VERSION",
+                )
             if "@" in text:
                 name, _, label = text.partition("@")
                 if label != "latest":
@@ -163,16 +184,23 @@ class LocalBackend(Backend):
         if name and version and (self.home.model_dir(name, str(version)) / "model.json").is_file():
             return models.get(self.home, name, str(version))  # e.g. what create_model returned
         if getattr(ref, "path", None):
-            anonymous = bool(getattr(ref, "_is_anonymous", False)
-                             or getattr(ref, "is_anonymous", False))
+            anonymous = bool(
+                getattr(ref, "_is_anonymous", False) or getattr(ref, "is_anonymous", False)
+            )
             name = ref.name
             if anonymous or not name:
                 name = models.content_hash(models.flow_folder(self._model_path(ref)))[:32]
                 anonymous = True
-            return models.register(self.home, name, ref.version if not anonymous else "1",
-                                   self._model_path(ref), description=ref.description,
-                                   tags=ref.tags, properties=ref.properties,
-                                   anonymous=anonymous)
+            return models.register(
+                self.home,
+                name,
+                ref.version if not anonymous else "1",
+                self._model_path(ref),
+                description=ref.description,
+                tags=ref.tags,
+                properties=ref.properties,
+                anonymous=anonymous,
+            )
         return models.get(self.home, ref.name, ref.version)
 
     # -- endpoints ---------------------------------------------------------------------
@@ -180,27 +208,44 @@ class LocalBackend(Backend):
         name = check_name("endpoint", endpoint.name)
         auth_mode = (endpoint.auth_mode or "key").lower()
         if auth_mode not in AUTH_MODES:
-            raise PfError(f"auth_mode '{endpoint.auth_mode}' is not available on the local "
-                          "backend", hint="use key or aml_token")
+            raise PfError(
+                f"auth_mode '{endpoint.auth_mode}' is not available on the local backend",
+                hint="use key or aml_token",
+            )
 
         def work(op: Operation) -> OnlineEndpoint:
             path = self.home.endpoint_file(name)
             with locked(self.home.state_lock(name)):
                 cfg = read_json(path)
                 creating = cfg is None
-                op.emit("endpoint", "Running", f"{'creating' if creating else 'updating'} "
-                        f"endpoint {name}", provisioning_state="Creating" if creating
-                        else "Updating")
+                op.emit(
+                    "endpoint",
+                    "Running",
+                    f"{'creating' if creating else 'updating'} endpoint {name}",
+                    provisioning_state="Creating" if creating else "Updating",
+                )
                 if cfg is None:
-                    cfg = {"name": name, "port": free_port(), "created": time.time(),
-                           "keys": {"primary": auth.new_key(), "secondary": auth.new_key()},
-                           "token_key": auth.new_key(), "admin_token": auth.new_key(),
-                           "traffic": {}, "mirror_traffic": {}}
-                cfg.update({"auth_mode": auth_mode, "description": endpoint.description,
-                            "prewarm": self.prewarm,
-                            "tags": dict(endpoint.tags or {}), "updated": time.time(),
-                            "kind": "kubernetes" if getattr(endpoint, "compute", None)
-                            else "managed", "compute": getattr(endpoint, "compute", None)})
+                    cfg = {
+                        "name": name,
+                        "port": free_port(),
+                        "created": time.time(),
+                        "keys": {"primary": auth.new_key(), "secondary": auth.new_key()},
+                        "token_key": auth.new_key(),
+                        "admin_token": auth.new_key(),
+                        "traffic": {},
+                        "mirror_traffic": {},
+                    }
+                cfg.update(
+                    {
+                        "auth_mode": auth_mode,
+                        "description": endpoint.description,
+                        "prewarm": self.prewarm,
+                        "tags": dict(endpoint.tags or {}),
+                        "updated": time.time(),
+                        "kind": "kubernetes" if getattr(endpoint, "compute", None) else "managed",
+                        "compute": getattr(endpoint, "compute", None),
+                    }
+                )
                 if endpoint.traffic:
                     self._check_traffic(name, dict(endpoint.traffic))
                     cfg["traffic"] = {k: int(v) for k, v in endpoint.traffic.items()}
@@ -213,8 +258,12 @@ class LocalBackend(Backend):
             self._targets.pop(name, None)  # auth_mode may have changed
             self._router(name).reconcile()
             result = self.get_endpoint(name)
-            op.emit("endpoint", "Succeeded", f"listening on {result.scoring_uri}",
-                    provisioning_state="Succeeded")
+            op.emit(
+                "endpoint",
+                "Succeeded",
+                f"listening on {result.scoring_uri}",
+                provisioning_state="Succeeded",
+            )
             return result
 
         return Operation(f"create endpoint {name}", ("endpoint",), work)
@@ -224,24 +273,31 @@ class LocalBackend(Backend):
         cfg = ctl.config()
         ctl.ensure()  # an endpoint whose router was killed comes back on next use
         cfg = ctl.config()
-        return entities.endpoint(cfg, self.home.deployment_names(name),
-                                 provisioning_state=cfg.get("provisioning_state", "Succeeded"))
+        return entities.endpoint(
+            cfg,
+            self.home.deployment_names(name),
+            provisioning_state=cfg.get("provisioning_state", "Succeeded"),
+        )
 
     def list_endpoints(self) -> list[OnlineEndpoint]:
         out = []
         for name in self.home.endpoint_names():
             cfg = read_json(self.home.endpoint_file(name))
             if cfg:
-                out.append(entities.endpoint(cfg, self.home.deployment_names(name),
-                                             provisioning_state=cfg.get("provisioning_state")))
+                out.append(
+                    entities.endpoint(
+                        cfg,
+                        self.home.deployment_names(name),
+                        provisioning_state=cfg.get("provisioning_state"),
+                    )
+                )
         return out
 
     def delete_endpoint(self, name: str) -> Operation:
         self._config(name)  # NotFound early, not inside the operation
 
         def work(op: Operation) -> None:
-            op.emit("delete", "Running", f"deleting endpoint {name}",
-                    provisioning_state="Deleting")
+            op.emit("delete", "Running", f"deleting endpoint {name}", provisioning_state="Deleting")
             with locked(self.home.state_lock(name)):
                 cfg = self._config(name)
                 cfg["provisioning_state"] = "Deleting"
@@ -255,8 +311,9 @@ class LocalBackend(Backend):
         return Operation(f"delete endpoint {name}", ("delete",), work)
 
     # -- deployments -------------------------------------------------------------------
-    def create_deployment(self, deployment: OnlineDeployment, *, all_traffic: bool = False
-                          ) -> Operation:
+    def create_deployment(
+        self, deployment: OnlineDeployment, *, all_traffic: bool = False
+    ) -> Operation:
         endpoint = check_name("endpoint", deployment.endpoint_name)
         name = check_name("deployment", deployment.name)
         stages = ("model", "endpoint", "deployment", "traffic")
@@ -271,15 +328,22 @@ class LocalBackend(Backend):
             op.emit("endpoint", "Running", f"checking endpoint {endpoint}")
             ctl = self._router(endpoint)
             ctl.ensure()
-            op.emit("endpoint", "Succeeded", f"endpoint {endpoint} is up",
-                    provisioning_state="Succeeded")
+            op.emit(
+                "endpoint",
+                "Succeeded",
+                f"endpoint {endpoint} is up",
+                provisioning_state="Succeeded",
+            )
 
             runtime = self._runtime(deployment, meta)
             current = (ctl.status() or ctl.ensure())["deployments"].get(name) or {}
-            gen, unchanged = self._write_deployment(endpoint, name, deployment, meta, runtime,
-                                                    current)
-            log_event(self.home.deployment_log(endpoint, name, "storage-initializer"),
-                      f"model {ref} from {meta['source']} ({meta['flow_dir']})")
+            gen, unchanged = self._write_deployment(
+                endpoint, name, deployment, meta, runtime, current
+            )
+            log_event(
+                self.home.deployment_log(endpoint, name, "storage-initializer"),
+                f"model {ref} from {meta['source']} ({meta['flow_dir']})",
+            )
             if unchanged:
                 op.emit("deployment", "Succeeded", "unchanged", provisioning_state="Succeeded")
             else:
@@ -301,14 +365,19 @@ class LocalBackend(Backend):
 
     def _runtime(self, dep: Any, meta: dict[str, Any]) -> dict[str, Any]:
         """What the router needs to run the deployment (no azure-ai-ml over there)."""
-        flow_name = meta["name"] if not meta.get("anonymous") else \
-            re.sub(r"[^A-Za-z0-9_.-]", "-", meta["source"].rstrip("/").rsplit("/", 1)[-1])
+        flow_name = (
+            meta["name"]
+            if not meta.get("anonymous")
+            else re.sub(r"[^A-Za-z0-9_.-]", "-", meta["source"].rstrip("/").rsplit("/", 1)[-1])
+        )
         return {
-            "model": f"{meta['name']}:{meta['version']}", "flow_dir": meta["flow_dir"],
+            "model": f"{meta['name']}:{meta['version']}",
+            "flow_dir": meta["flow_dir"],
             "flow_name": flow_name or "flow",
             "instance_count": int(dep.instance_count or 1),
-            "environment_variables": {str(k): str(v) for k, v in
-                                      (dep.environment_variables or {}).items()},
+            "environment_variables": {
+                str(k): str(v) for k, v in (dep.environment_variables or {}).items()
+            },
             "routes": _routes(dep.environment),
             "readiness_probe": _probe(dep.readiness_probe),
             "liveness_probe": _probe(dep.liveness_probe),
@@ -317,13 +386,18 @@ class LocalBackend(Backend):
             # instances read connections at start: a changed connection is a new generation
             "connections": connections.fingerprint(self.home.connections_file),
             # ${env:VAR} of the connections as this kernel has them (0600 state, never logged)
-            "connection_env": connections.referenced_env(self.home.connections_file,
-                                                         os.environ),
+            "connection_env": connections.referenced_env(self.home.connections_file, os.environ),
         }
 
-    def _write_deployment(self, endpoint: str, name: str, dep: Any, meta: dict[str, Any],
-                          runtime: dict[str, Any], current: dict[str, Any]
-                          ) -> tuple[int, bool]:
+    def _write_deployment(
+        self,
+        endpoint: str,
+        name: str,
+        dep: Any,
+        meta: dict[str, Any],
+        runtime: dict[str, Any],
+        current: dict[str, Any],
+    ) -> tuple[int, bool]:
         """Store the deployment with a new generation, unless the same spec already serves
         (re-running a cell is then a no-op; a Failed one is retried)."""
         spec = dep._to_dict()
@@ -332,20 +406,40 @@ class LocalBackend(Backend):
         path = self.home.deployment_file(endpoint, name)
         with locked(self.home.state_lock(endpoint)):
             old = read_json(path) or {}
-            unchanged = (bool(old) and old.get("runtime") == runtime and not old.get("deleting")
-                         and current.get("generation") == old.get("generation")
-                         and current.get("provisioning_state") == "Succeeded")
+            unchanged = (
+                bool(old)
+                and old.get("runtime") == runtime
+                and not old.get("deleting")
+                and current.get("generation") == old.get("generation")
+                and current.get("provisioning_state") == "Succeeded"
+            )
             if unchanged:
                 return int(old["generation"]), True
             gen = int(old.get("generation", 0)) + 1
-            write_json(path, {"name": name, "endpoint": endpoint, "spec": spec,
-                              "runtime": runtime, "generation": gen, "deleting": False,
-                              "created": old.get("created", time.time()),
-                              "updated": time.time()})
+            write_json(
+                path,
+                {
+                    "name": name,
+                    "endpoint": endpoint,
+                    "spec": spec,
+                    "runtime": runtime,
+                    "generation": gen,
+                    "deleting": False,
+                    "created": old.get("created", time.time()),
+                    "updated": time.time(),
+                },
+            )
         return gen, unchanged
 
-    def _wait_deployment(self, op: Operation, ctl: RouterControl, endpoint: str, name: str,
-                         gen: int, runtime: dict[str, Any]) -> dict[str, Any]:
+    def _wait_deployment(
+        self,
+        op: Operation,
+        ctl: RouterControl,
+        endpoint: str,
+        name: str,
+        gen: int,
+        runtime: dict[str, Any],
+    ) -> dict[str, Any]:
         count = runtime["instance_count"]
         log = self.home.deployment_log(endpoint, name)
         end = time.monotonic() + max(self._deploy_timeout(), 60.0)
@@ -357,28 +451,43 @@ class LocalBackend(Backend):
             if st and st["generation"] == gen:
                 state = st["provisioning_state"]
                 if state == "Succeeded":
-                    op.emit("deployment", "Succeeded", f"{st['ready']}/{count} instances ready",
-                            provisioning_state=state, progress=1.0)
+                    op.emit(
+                        "deployment",
+                        "Succeeded",
+                        f"{st['ready']}/{count} instances ready",
+                        provisioning_state=state,
+                        progress=1.0,
+                    )
                     return st
                 if state == "Failed":
                     lines = tuple(st.get("log_tail") or tail(log, LOG_TAIL))
                     reason = st.get("reason") or "unknown reason"
-                    op.emit("deployment", "Failed", reason, provisioning_state=state,
-                            log_tail=lines)
-                    exc = BackendError(f"deployment '{name}' failed: {reason}\n"
-                                       + "\n".join(lines[-10:]), code="DeploymentFailed")
+                    op.emit(
+                        "deployment", "Failed", reason, provisioning_state=state, log_tail=lines
+                    )
+                    exc = BackendError(
+                        f"deployment '{name}' failed: {reason}\n" + "\n".join(lines[-10:]),
+                        code="DeploymentFailed",
+                    )
                     exc.log_tail = lines  # type: ignore[attr-defined]
                     raise exc
                 ready = sum(1 for i in st.get("starting", []) if i.get("start_seconds"))
                 key = (state, ready)
                 if key != last:
                     last = key
-                    op.emit("deployment", "Running", f"{state}: {ready}/{count} instances ready",
-                            provisioning_state=state, progress=ready / count,
-                            log_tail=tuple(tail(log, 5)))
+                    op.emit(
+                        "deployment",
+                        "Running",
+                        f"{state}: {ready}/{count} instances ready",
+                        provisioning_state=state,
+                        progress=ready / count,
+                        log_tail=tuple(tail(log, 5)),
+                    )
             time.sleep(self.poll_interval)
-        raise BackendError(f"deployment '{name}' still not ready after "
-                           f"{self._deploy_timeout():.0f} s", hint=f"%pf_logs {endpoint} {name}")
+        raise BackendError(
+            f"deployment '{name}' still not ready after {self._deploy_timeout():.0f} s",
+            hint=f"%pf_logs {endpoint} {name}",
+        )
 
     def _deployment_data(self, endpoint: str, name: str) -> dict[str, Any]:
         self._config(endpoint)
@@ -412,23 +521,25 @@ class LocalBackend(Backend):
         self._deployment_data(endpoint, name)
         cfg = self._config(endpoint)
         if int((cfg.get("traffic") or {}).get(name, 0)) > 0:
-            raise BackendError(f"deployment '{name}' still receives "
-                               f"{cfg['traffic'][name]} % of the traffic",
-                               hint=f"%pf_traffic {endpoint} {name}=0 first")
+            raise BackendError(
+                f"deployment '{name}' still receives {cfg['traffic'][name]} % of the traffic",
+                hint=f"%pf_traffic {endpoint} {name}=0 first",
+            )
 
         def work(op: Operation) -> None:
-            op.emit("delete", "Running", f"deleting deployment {name}",
-                    provisioning_state="Deleting")
+            op.emit(
+                "delete", "Running", f"deleting deployment {name}", provisioning_state="Deleting"
+            )
             path = self.home.deployment_file(endpoint, name)
             with locked(self.home.state_lock(endpoint)):
                 data = read_json(path) or {}
                 data["deleting"] = True
                 write_json(path, data)
                 cfg = self._config(endpoint)
-                cfg["traffic"] = {k: v for k, v in (cfg.get("traffic") or {}).items()
-                                  if k != name}
-                cfg["mirror_traffic"] = {k: v for k, v in (cfg.get("mirror_traffic") or {})
-                                         .items() if k != name}
+                cfg["traffic"] = {k: v for k, v in (cfg.get("traffic") or {}).items() if k != name}
+                cfg["mirror_traffic"] = {
+                    k: v for k, v in (cfg.get("mirror_traffic") or {}).items() if k != name
+                }
                 write_json(self.home.endpoint_file(endpoint), cfg)
             ctl = self._router(endpoint)
             status = ctl.reconcile()
@@ -445,47 +556,60 @@ class LocalBackend(Backend):
 
         return Operation(f"delete {endpoint}/{name}", ("delete",), work)
 
-    def get_logs(self, endpoint: str, deployment: str, lines: int = 100,
-                 container_type: str | None = None) -> str:
+    def get_logs(
+        self, endpoint: str, deployment: str, lines: int = 100, container_type: str | None = None
+    ) -> str:
         self._deployment_data(endpoint, deployment)
         container = (container_type or "inference-server").replace("_", "-").lower()
         if container not in CONTAINERS:
-            raise PfError(f"container type '{container_type}' is not valid",
-                          hint="inference-server or storage-initializer")
-        return "\n".join(tail_rotated(self.home.deployment_log(endpoint, deployment, container),
-                                      int(lines)))
+            raise PfError(
+                f"container type '{container_type}' is not valid",
+                hint="inference-server or storage-initializer",
+            )
+        return "\n".join(
+            tail_rotated(self.home.deployment_log(endpoint, deployment, container), int(lines))
+        )
 
     # -- traffic and keys --------------------------------------------------------------
     def _check_traffic(self, endpoint: str, traffic: dict[str, int]) -> None:
         known = set(self.home.deployment_names(endpoint))
         for dep, weight in traffic.items():
             if dep not in known:
-                raise BackendError(f"traffic: deployment '{dep}' does not exist in endpoint "
-                                   f"'{endpoint}'", code="BadArgument")
+                raise BackendError(
+                    f"traffic: deployment '{dep}' does not exist in endpoint '{endpoint}'",
+                    code="BadArgument",
+                )
             if not isinstance(weight, int) or isinstance(weight, bool) or not 0 <= weight <= 100:
-                raise BackendError(f"traffic: weight of '{dep}' must be an integer 0-100",
-                                   code="BadArgument")
+                raise BackendError(
+                    f"traffic: weight of '{dep}' must be an integer 0-100", code="BadArgument"
+                )
         total = sum(traffic.values())
         if total not in (0, 100):
-            raise BackendError(f"traffic weights sum to {total}; they must sum to 100 "
-                               "(or all be 0)", code="BadArgument")
+            raise BackendError(
+                f"traffic weights sum to {total}; they must sum to 100 (or all be 0)",
+                code="BadArgument",
+            )
 
     def _check_mirror(self, endpoint: str, mirror: dict[str, int]) -> None:
         live = {k for k, v in mirror.items() if int(v) > 0}
         if len(live) > 1:
-            raise BackendError("mirror_traffic: only one deployment can be mirrored",
-                               code="BadArgument")
+            raise BackendError(
+                "mirror_traffic: only one deployment can be mirrored", code="BadArgument"
+            )
         known = set(self.home.deployment_names(endpoint))
         for dep, pct in mirror.items():
             if dep not in known:
-                raise BackendError(f"mirror_traffic: deployment '{dep}' does not exist",
-                                   code="BadArgument")
+                raise BackendError(
+                    f"mirror_traffic: deployment '{dep}' does not exist", code="BadArgument"
+                )
             if not isinstance(pct, int) or not 0 <= pct <= 50:
-                raise BackendError(f"mirror_traffic: '{dep}' may get at most 50 %",
-                                   code="BadArgument")
+                raise BackendError(
+                    f"mirror_traffic: '{dep}' may get at most 50 %", code="BadArgument"
+                )
 
-    def set_traffic(self, endpoint: str, traffic: dict[str, int],
-                    mirror: dict[str, int] | None = None) -> OnlineEndpoint:
+    def set_traffic(
+        self, endpoint: str, traffic: dict[str, int], mirror: dict[str, int] | None = None
+    ) -> OnlineEndpoint:
         traffic = {k: int(v) for k, v in traffic.items()}
         with locked(self.home.state_lock(endpoint)):
             cfg = self._config(endpoint)
@@ -508,15 +632,17 @@ class LocalBackend(Backend):
             return entities.auth_token(token, expiry, expiry - self.token_lifetime / 2)
         return entities.auth_keys(cfg["keys"]["primary"], cfg["keys"]["secondary"])
 
-    def regenerate_keys(self, endpoint: str, key_type: KeyType = "primary"
-                        ) -> EndpointAuthKeys:
+    def regenerate_keys(self, endpoint: str, key_type: KeyType = "primary") -> EndpointAuthKeys:
         if key_type not in ("primary", "secondary"):
             raise PfError(f"key type '{key_type}' is not valid", hint="primary or secondary")
         with locked(self.home.state_lock(endpoint)):
             cfg = self._config(endpoint)
             if cfg.get("auth_mode") != "key":
-                raise BackendError(f"endpoint '{endpoint}' uses {cfg.get('auth_mode')} auth; "
-                                   "only key auth has keys to regenerate", code="BadArgument")
+                raise BackendError(
+                    f"endpoint '{endpoint}' uses {cfg.get('auth_mode')} auth; "
+                    "only key auth has keys to regenerate",
+                    code="BadArgument",
+                )
             cfg["keys"][key_type] = auth.new_key()
             write_json(self.home.endpoint_file(endpoint), cfg)
         self._targets.pop(endpoint, None)
@@ -528,22 +654,38 @@ class LocalBackend(Backend):
         target = self._targets.get(endpoint)
         if target is None or reload:
             cfg = self._config(endpoint)
-            target = _Target(f"http://127.0.0.1:{cfg['port']}/score",
-                             cfg.get("auth_mode", "key"), str(cfg["keys"]["primary"]),
-                             str(cfg.get("token_key", "")))
+            target = _Target(
+                f"http://127.0.0.1:{cfg['port']}/score",
+                cfg.get("auth_mode", "key"),
+                str(cfg["keys"]["primary"]),
+                str(cfg.get("token_key", "")),
+            )
             self._targets[endpoint] = target
         return target
 
     # -- scoring -----------------------------------------------------------------------
-    def invoke(self, endpoint: str, body: dict[str, Any], *, deployment: str | None = None,
-               stream: bool = False, timeout: float = 120.0,
-               on_chunk: Any = None) -> ScoreReply:
+    def invoke(
+        self,
+        endpoint: str,
+        body: dict[str, Any],
+        *,
+        deployment: str | None = None,
+        stream: bool = False,
+        timeout: float = 120.0,
+        on_chunk: Any = None,
+    ) -> ScoreReply:
         from pfmagic.http import score
 
         def post(target: _Target) -> ScoreReply:
-            return score(target.url, body, key=target.credential(endpoint, self.token_lifetime),
-                         deployment=deployment, stream=stream, timeout=timeout,
-                         on_chunk=on_chunk)
+            return score(
+                target.url,
+                body,
+                key=target.credential(endpoint, self.token_lifetime),
+                deployment=deployment,
+                stream=stream,
+                timeout=timeout,
+                on_chunk=on_chunk,
+            )
 
         # Normal path: one POST, no admin round trip and no state read. Both retries below
         # are safe: a refused connection or a 401 means the flow never saw the request.
@@ -587,4 +729,3 @@ class LocalBackend(Backend):
 
     def close(self) -> None:
         """Endpoints keep running after the kernel goes (that is the point)."""
-

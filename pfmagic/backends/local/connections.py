@@ -56,12 +56,15 @@ def validate(connection: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         raise ValueError("a connection needs a 'name'")
     kind = str(connection.get("type", "")).lower()
     if kind not in TYPES:
-        raise ValueError(f"connection '{name}': unknown type '{connection.get('type')}' "
-                         f"(one of {', '.join(TYPES)})")
+        raise ValueError(
+            f"connection '{name}': unknown type '{connection.get('type')}' "
+            f"(one of {', '.join(TYPES)})"
+        )
     if kind == "open_ai" and "api_base" in connection and "base_url" not in connection:
         # promptflow silently drops api_base for OpenAI connections (promptflow.md bug f)
-        raise ValueError(f"connection '{name}': open_ai connections take 'base_url', "
-                         "not 'api_base'")
+        raise ValueError(
+            f"connection '{name}': open_ai connections take 'base_url', not 'api_base'"
+        )
     if kind == "custom" and not isinstance(connection.get("secrets", {}), dict):
         raise ValueError(f"connection '{name}': 'secrets' must be a mapping")
     return name, {k: v for k, v in connection.items() if k != "$schema"} | {"type": kind}
@@ -123,8 +126,9 @@ def _resolve_env(value: Any, environ: dict[str, str] | os._Environ[str]) -> Any:
     return value
 
 
-def execution_connections(path: Path, environ: dict[str, str] | os._Environ[str]
-                          ) -> dict[str, dict[str, Any]]:
+def execution_connections(
+    path: Path, environ: dict[str, str] | os._Environ[str]
+) -> dict[str, dict[str, Any]]:
     """All stored connections in promptflow's execution format (instance side only)."""
     from promptflow.core._connection import _Connection
 
@@ -133,10 +137,12 @@ def execution_connections(path: Path, environ: dict[str, str] | os._Environ[str]
         fields = {k: _resolve_env(v, environ) for k, v in spec.items() if k not in _META}
         cls = _Connection.SUPPORTED_TYPES[TYPES[spec["type"]]]
         if spec["type"] == "custom":
-            configs = {k: _resolve_env(v, environ)
-                       for k, v in (fields.get("configs") or {}).items()}
-            secrets = {k: _resolve_env(v, environ)
-                       for k, v in (fields.get("secrets") or {}).items()}
+            configs = {
+                k: _resolve_env(v, environ) for k, v in (fields.get("configs") or {}).items()
+            }
+            secrets = {
+                k: _resolve_env(v, environ) for k, v in (fields.get("secrets") or {}).items()
+            }
             conn = cls(name=name, configs=configs, secrets=secrets)
         else:
             conn = cls(name=name, **fields)

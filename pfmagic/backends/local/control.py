@@ -55,8 +55,11 @@ class RouterControl:
         cfg = self.config()
         try:
             with httpx.Client(trust_env=False, timeout=timeout) as client:
-                resp = client.request(method, f"http://127.0.0.1:{cfg['port']}/_pfmagic/{action}",
-                                      headers={ADMIN_HEADER: cfg["admin_token"]})
+                resp = client.request(
+                    method,
+                    f"http://127.0.0.1:{cfg['port']}/_pfmagic/{action}",
+                    headers={ADMIN_HEADER: cfg["admin_token"]},
+                )
         except httpx.HTTPError:
             return None
         if resp.status_code != 200:
@@ -90,11 +93,23 @@ class RouterControl:
             log_fd = open_append(log)
             try:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "pfmagic.backends.local.server",
-                     "--home", str(self.home.root), "--endpoint", self.endpoint],
-                    env=child_env(self.home), stdin=subprocess.DEVNULL, stdout=log_fd,
-                    stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
-                    cwd=self.home.root)  # not the notebook's folder: it may go away
+                    [
+                        sys.executable,
+                        "-m",
+                        "pfmagic.backends.local.server",
+                        "--home",
+                        str(self.home.root),
+                        "--endpoint",
+                        self.endpoint,
+                    ],
+                    env=child_env(self.home),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_fd,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    close_fds=True,
+                    cwd=self.home.root,
+                )  # not the notebook's folder: it may go away
             finally:
                 os.close(log_fd)
             _children[proc.pid] = proc
@@ -111,8 +126,10 @@ class RouterControl:
                 time.sleep(0.05)
             else:
                 proc.kill()
-                raise BackendError(f"endpoint '{self.endpoint}': router did not start in "
-                                   f"{START_TIMEOUT:.0f} s", hint="; ".join(tail(log, 3)))
+                raise BackendError(
+                    f"endpoint '{self.endpoint}': router did not start in {START_TIMEOUT:.0f} s",
+                    hint="; ".join(tail(log, 3)),
+                )
             if proc.returncode == EXIT_PORT_BUSY:
                 # the stored port was taken by someone else: move (scoring_uri changes)
                 with locked(self.home.state_lock(self.endpoint)):
@@ -120,8 +137,10 @@ class RouterControl:
                     cfg["port"] = free_port()
                     write_json(self.home.endpoint_file(self.endpoint), cfg)
                 continue
-            raise BackendError(f"endpoint '{self.endpoint}': router exited with code "
-                               f"{proc.returncode}", hint="; ".join(tail(log, 3)))
+            raise BackendError(
+                f"endpoint '{self.endpoint}': router exited with code {proc.returncode}",
+                hint="; ".join(tail(log, 3)),
+            )
         raise BackendError(f"endpoint '{self.endpoint}': no free port for the router")
 
     def reconcile(self) -> dict[str, Any]:

@@ -9,23 +9,25 @@ from __future__ import annotations
 from typing import Any
 
 
-def endpoint(cfg: dict[str, Any], deployments: list[str], *, provisioning_state: str | None
-             ) -> Any:
+def endpoint(cfg: dict[str, Any], deployments: list[str], *, provisioning_state: str | None) -> Any:
     from azure.ai.ml.entities import KubernetesOnlineEndpoint, ManagedOnlineEndpoint
 
     traffic = {name: 0 for name in deployments}
     traffic.update({k: int(v) for k, v in (cfg.get("traffic") or {}).items()})
     base = f"http://127.0.0.1:{cfg['port']}"
     kwargs: dict[str, Any] = {
-        "name": cfg["name"], "auth_mode": cfg.get("auth_mode", "key"),
-        "description": cfg.get("description"), "tags": dict(cfg.get("tags") or {}),
-        "traffic": traffic, "scoring_uri": f"{base}/score",
-        "openapi_uri": f"{base}/swagger.json", "provisioning_state": provisioning_state,
+        "name": cfg["name"],
+        "auth_mode": cfg.get("auth_mode", "key"),
+        "description": cfg.get("description"),
+        "tags": dict(cfg.get("tags") or {}),
+        "traffic": traffic,
+        "scoring_uri": f"{base}/score",
+        "openapi_uri": f"{base}/swagger.json",
+        "provisioning_state": provisioning_state,
     }
     if cfg.get("kind") == "kubernetes":
         return KubernetesOnlineEndpoint(compute=cfg.get("compute"), **kwargs)
-    return ManagedOnlineEndpoint(mirror_traffic=dict(cfg.get("mirror_traffic") or {}),
-                                 **kwargs)
+    return ManagedOnlineEndpoint(mirror_traffic=dict(cfg.get("mirror_traffic") or {}), **kwargs)
 
 
 def deployment(data: dict[str, Any], provisioning_state: str | None) -> Any:
@@ -48,11 +50,20 @@ def model(meta: dict[str, Any]) -> Any:
     from azure.ai.ml.entities import Model
 
     # the user's properties (e.g. azureml.promptflow.chat_input) win over our bookkeeping
-    properties = {"source": meta.get("source", ""), "hash": meta.get("hash", ""),
-                  **(meta.get("properties") or {})}
-    entity = Model(name=meta["name"], version=str(meta["version"]), path=meta["flow_dir"],
-                   description=meta.get("description"), tags=dict(meta.get("tags") or {}),
-                   type="custom_model", properties=properties)
+    properties = {
+        "source": meta.get("source", ""),
+        "hash": meta.get("hash", ""),
+        **(meta.get("properties") or {}),
+    }
+    entity = Model(
+        name=meta["name"],
+        version=str(meta["version"]),
+        path=meta["flow_dir"],
+        description=meta.get("description"),
+        tags=dict(meta.get("tags") or {}),
+        type="custom_model",
+        properties=properties,
+    )
     return entity
 
 
@@ -65,5 +76,9 @@ def auth_keys(primary: str, secondary: str) -> Any:
 def auth_token(token: str, expiry: float, refresh_after: float) -> Any:
     from azure.ai.ml.entities import EndpointAuthToken
 
-    return EndpointAuthToken(access_token=token, expiry_time_utc=expiry,
-                             refresh_after_time_utc=refresh_after, token_type="Bearer")
+    return EndpointAuthToken(
+        access_token=token,
+        expiry_time_utc=expiry,
+        refresh_after_time_utc=refresh_after,
+        token_type="Bearer",
+    )

@@ -78,18 +78,19 @@ def main(argv: list[str] | None = None) -> int:
         app = create_app(engine="fastapi", extension_type="azureml")
     except Exception as exc:  # reported to the router through the log and the exit code
         traceback.print_exc()
-        print(f"[pfmagic] instance {args.id} failed to start: "
-              f"{type(exc).__name__}: {exc}", flush=True)
+        print(
+            f"[pfmagic] instance {args.id} failed to start: {type(exc).__name__}: {exc}", flush=True
+        )
         return 1
-    print(f"[pfmagic] instance {args.id} app created in {time.time() - started:.1f} s",
-          flush=True)
+    print(f"[pfmagic] instance {args.id} app created in {time.time() - started:.1f} s", flush=True)
     # Not uvicorn's fd=: it wraps the fd as AF_UNIX, so asyncio never sets TCP_NODELAY on the
     # accepted connections and every keep-alive reply waits ~40 ms for a delayed ACK. A socket
     # object made from the fd (family and protocol auto-detected) keeps TCP_NODELAY.
     import socket
 
-    config = uvicorn.Config(app, log_level="info", access_log=True,
-                            timeout_graceful_shutdown=30, lifespan="off")
+    config = uvicorn.Config(
+        app, log_level="info", access_log=True, timeout_graceful_shutdown=30, lifespan="off"
+    )
     uvicorn.Server(config).run(sockets=[socket.socket(fileno=args.fd)])
     return 0
 

@@ -46,8 +46,10 @@ def flow_folder(path: str | os.PathLike[str]) -> Path:
     if not p.is_dir():
         raise NotFound(f"model path '{path}' does not exist")
     if not any((p / f).is_file() for f in FLOW_FILES) and not list(p.glob("*.prompty")):
-        raise BackendError(f"'{p}' is not a prompt flow folder",
-                           hint="it needs a flow.dag.yaml, flow.flex.yaml or a .prompty file")
+        raise BackendError(
+            f"'{p}' is not a prompt flow folder",
+            hint="it needs a flow.dag.yaml, flow.flex.yaml or a .prompty file",
+        )
     return p
 
 
@@ -55,8 +57,14 @@ def content_hash(folder: Path) -> str:
     digest = hashlib.sha256()
     for path in sorted(folder.rglob("*")):
         rel = path.relative_to(folder)
-        if any(part in ("__pycache__", ".git", ".runs", ".promptflow", ".ipynb_checkpoints")
-               for part in rel.parts) or path.suffix == ".pyc" or not path.is_file():
+        if (
+            any(
+                part in ("__pycache__", ".git", ".runs", ".promptflow", ".ipynb_checkpoints")
+                for part in rel.parts
+            )
+            or path.suffix == ".pyc"
+            or not path.is_file()
+        ):
             continue
         digest.update(str(rel).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
@@ -85,8 +93,9 @@ def get(home: Home, name: str, version: str | None = None) -> dict[str, Any]:
     version = str(version) if version is not None else versions[-1]
     meta = read_json(home.model_dir(name, version) / "model.json")
     if meta is None:
-        raise NotFound(f"model '{name}' version '{version}' not found",
-                       hint=f"versions: {', '.join(versions)}")
+        raise NotFound(
+            f"model '{name}' version '{version}' not found", hint=f"versions: {', '.join(versions)}"
+        )
     return meta
 
 
@@ -101,15 +110,25 @@ def list_all(home: Home, *, anonymous: bool = False) -> list[dict[str, Any]]:
     return out
 
 
-def register(home: Home, name: str, version: str | None, path: str | os.PathLike[str], *,
-             description: str | None = None, tags: dict[str, str] | None = None,
-             properties: dict[str, Any] | None = None,
-             anonymous: bool = False) -> dict[str, Any]:
+def register(
+    home: Home,
+    name: str,
+    version: str | None,
+    path: str | os.PathLike[str],
+    *,
+    description: str | None = None,
+    tags: dict[str, str] | None = None,
+    properties: dict[str, Any] | None = None,
+    anonymous: bool = False,
+) -> dict[str, Any]:
     src = flow_folder(path)
     digest = content_hash(src)
     # what the user said about the model (chat_input/chat_output properties drive %pf_invoke)
-    info = {"description": description, "tags": {str(k): str(v) for k, v in (tags or {}).items()},
-            "properties": {str(k): str(v) for k, v in (properties or {}).items()}}
+    info = {
+        "description": description,
+        "tags": {str(k): str(v) for k, v in (tags or {}).items()},
+        "properties": {str(k): str(v) for k, v in (properties or {}).items()},
+    }
     ensure_dir(home.models / name)
     with locked(home.models / name / ".lock"):
         versions = _versions(home, name)
@@ -129,8 +148,10 @@ def register(home: Home, name: str, version: str | None, path: str | os.PathLike
                     existing.update(info)
                     write_json(home.model_dir(name, version) / "model.json", existing)
                 return existing
-            raise BackendError(f"model '{name}' version {version} already exists with other "
-                               "content", hint="register a new version (or omit version)")
+            raise BackendError(
+                f"model '{name}' version {version} already exists with other content",
+                hint="register a new version (or omit version)",
+            )
         final = home.model_dir(name, version)
         tmp = Path(tempfile.mkdtemp(dir=home.models / name, prefix=f".{version}."))
         try:
@@ -139,9 +160,17 @@ def register(home: Home, name: str, version: str | None, path: str | os.PathLike
                 _stage(home, src, tmp / "flow", name)
             else:
                 shutil.copytree(src, tmp / "flow", ignore=shutil.ignore_patterns(*IGNORED))
-            meta = {"name": name, "version": version, **info, "source": str(src), "hash": digest,
-                    "flow_dir": str(final / "flow"), "additional_includes": includes,
-                    "anonymous": anonymous, "created": time.time()}
+            meta = {
+                "name": name,
+                "version": version,
+                **info,
+                "source": str(src),
+                "hash": digest,
+                "flow_dir": str(final / "flow"),
+                "additional_includes": includes,
+                "anonymous": anonymous,
+                "created": time.time(),
+            }
             write_json(tmp / "model.json", meta)
             os.replace(tmp, final)
         except BaseException:
@@ -151,8 +180,11 @@ def register(home: Home, name: str, version: str | None, path: str | os.PathLike
 
 
 def _info(meta: dict[str, Any]) -> dict[str, Any]:
-    return {"description": meta.get("description"), "tags": dict(meta.get("tags") or {}),
-            "properties": dict(meta.get("properties") or {})}
+    return {
+        "description": meta.get("description"),
+        "tags": dict(meta.get("tags") or {}),
+        "properties": dict(meta.get("properties") or {}),
+    }
 
 
 def _stage(home: Home, src: Path, out: Path, name: str) -> None:
@@ -162,11 +194,18 @@ def _stage(home: Home, src: Path, out: Path, name: str) -> None:
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "pfmagic.backends.local.stage", str(src), str(out)],
-            env=child_env(home), stdin=subprocess.DEVNULL, stdout=log_fd,
-            stderr=subprocess.STDOUT, timeout=STAGE_TIMEOUT, check=False)
+            env=child_env(home),
+            stdin=subprocess.DEVNULL,
+            stdout=log_fd,
+            stderr=subprocess.STDOUT,
+            timeout=STAGE_TIMEOUT,
+            check=False,
+        )
     finally:
         os.close(log_fd)
     if proc.returncode != 0 or not out.is_dir():
         lines = tail(log, 15)
-        raise BackendError(f"staging model '{name}' (additional_includes) failed",
-                           hint="; ".join(lines[-3:]) or f"see {log}")
+        raise BackendError(
+            f"staging model '{name}' (additional_includes) failed",
+            hint="; ".join(lines[-3:]) or f"see {log}",
+        )

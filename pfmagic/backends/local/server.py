@@ -51,8 +51,14 @@ from pfmagic.backends.local.supervisor import Deployment, Instance, Supervisor
 
 ADMIN_HEADER = "x-pfmagic-admin"
 DEPLOYMENT_HEADER = "azureml-model-deployment"
-FORWARD = ("content-type", "accept", "x-request-id", "x-ms-client-request-id", "traceparent",
-           "baggage")
+FORWARD = (
+    "content-type",
+    "accept",
+    "x-request-id",
+    "x-ms-client-request-id",
+    "traceparent",
+    "baggage",
+)
 EXIT_PORT_BUSY = 3
 STARTUP_WAIT = 120.0  # how long a request waits for a starting deployment
 # Request body limit. Azure's managed online endpoints answer 413 "Payload too large" to a
@@ -71,10 +77,12 @@ READ_AHEAD_BYTES = 4 << 20
 RETRYABLE = (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ConnectTimeout)
 
 
-def error(status: int, code: str, message: str, headers: dict[str, str] | None = None
-          ) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status,
-                        headers=headers)
+def error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
+    )
 
 
 class InstanceFailed(Exception):
@@ -124,8 +132,9 @@ class Router:
         self.config_mtime = 0.0
         self.started = time.time()
         self.server: uvicorn.Server | None = None
-        self.client = httpx.AsyncClient(trust_env=False, limits=httpx.Limits(
-            max_connections=512, max_keepalive_connections=64))
+        self.client = httpx.AsyncClient(
+            trust_env=False, limits=httpx.Limits(max_connections=512, max_keepalive_connections=64)
+        )
         self._background: set[asyncio.Task[Any]] = set()
 
     # -- state -----------------------------------------------------------------------------
@@ -150,8 +159,10 @@ class Router:
             if not self.home.endpoint_file(self.name).exists():
                 missing += 1
                 if missing >= 3 and self.server is not None:
-                    print(f"[pfmagic] router {self.name}: endpoint state is gone; stopping",
-                          flush=True)
+                    print(
+                        f"[pfmagic] router {self.name}: endpoint state is gone; stopping",
+                        flush=True,
+                    )
                     self.server.should_exit = True
                 continue
             missing = 0
@@ -163,18 +174,20 @@ class Router:
         presented = auth.bearer(request.headers.get("authorization"))
         headers = {"WWW-Authenticate": "Bearer"}
         if presented is None:
-            return error(401, "Unauthorized", "Authorization header with a Bearer key or token "
-                                              "is required.", headers)
+            return error(
+                401,
+                "Unauthorized",
+                "Authorization header with a Bearer key or token is required.",
+                headers,
+            )
         if self.config.get("auth_mode") == "aml_token":
             problem = auth.check_token(self.config.get("token_key", ""), self.name, presented)
             if problem:
-                return error(401, "Unauthorized", f"Invalid authentication: {problem}.",
-                             headers)
+                return error(401, "Unauthorized", f"Invalid authentication: {problem}.", headers)
             return None
         keys = self.config.get("keys") or {}
         if not auth.check_key([keys.get("primary", ""), keys.get("secondary", "")], presented):
-            return error(401, "Unauthorized", "Invalid authentication: key not accepted.",
-                         headers)
+            return error(401, "Unauthorized", "Invalid authentication: key not accepted.", headers)
         return None
 
     def admin_ok(self, request: Request) -> bool:
@@ -189,17 +202,33 @@ class Router:
         if target:
             dep = deps.get(target)
             if dep is None or dep.state == "Deleting":
-                return None, error(404, "DeploymentNotFound",
-                                   f"Deployment '{target}' not found in endpoint "
-                                   f"'{self.name}'."), True
+                return (
+                    None,
+                    error(
+                        404,
+                        "DeploymentNotFound",
+                        f"Deployment '{target}' not found in endpoint '{self.name}'.",
+                    ),
+                    True,
+                )
             return dep, None, True
-        traffic = {k: int(v) for k, v in (self.config.get("traffic") or {}).items()
-                   if int(v) > 0 and k in deps}
+        traffic = {
+            k: int(v)
+            for k, v in (self.config.get("traffic") or {}).items()
+            if int(v) > 0 and k in deps
+        }
         if not traffic:
-            return None, error(404, "NoValidDeployments",
-                               "No valid deployments to route to. Please check that the "
-                               "endpoint has at least one deployment with positive weight "
-                               "values or use a deployment specific header to route."), False
+            return (
+                None,
+                error(
+                    404,
+                    "NoValidDeployments",
+                    "No valid deployments to route to. Please check that the "
+                    "endpoint has at least one deployment with positive weight "
+                    "values or use a deployment specific header to route.",
+                ),
+                False,
+            )
         name = random.choices(list(traffic), weights=list(traffic.values()))[0]
         return deps[name], None, False
 
@@ -213,8 +242,11 @@ class Router:
     def too_large(self, limit: int) -> JSONResponse:
         # no Connection: close -- uvicorn reads and drops the rest of the body, so the
         # client reads this reply and can reuse the connection
-        return error(413, "PayloadTooLarge", f"The request body is larger than this "
-                     f"endpoint accepts ({limit} bytes).")
+        return error(
+            413,
+            "PayloadTooLarge",
+            f"The request body is larger than this endpoint accepts ({limit} bytes).",
+        )
 
     async def read_body(self, request: Request, limit: int) -> bytes | None:
         """The body, or None once it grows past ``limit`` (never buffers more than that)."""
@@ -225,8 +257,9 @@ class Router:
                 return None
         return bytes(body)
 
-    async def acquire(self, dep: Deployment, exclude: Collection[Instance] = (),
-                      until: float | None = None) -> Instance | None:
+    async def acquire(
+        self, dep: Deployment, exclude: Collection[Instance] = (), until: float | None = None
+    ) -> Instance | None:
         """A ready instance not in ``exclude``, honouring
         ``max_concurrent_requests_per_instance`` when set; None when there is none (after
         waiting for starting instances until ``until``, at most ``STARTUP_WAIT``)."""
@@ -253,8 +286,9 @@ class Router:
                 raise OverflowError
             await asyncio.sleep(0.01)
 
-    async def forward(self, dep: Deployment, method: str, path: str, body: bytes,
-                      headers: dict[str, str]) -> Upstream:
+    async def forward(
+        self, dep: Deployment, method: str, path: str, body: bytes, headers: dict[str, str]
+    ) -> Upstream:
         """Send to a ready instance and read its reply ahead (``read_ahead``).
 
         Fail-over: when the instance fails at the transport level (refused, reset, closed,
@@ -285,11 +319,16 @@ class Router:
                 if remaining <= 0:
                     raise asyncio.TimeoutError
                 req = self.client.build_request(
-                    method, inst.url(path), content=body, headers=headers,
-                    timeout=httpx.Timeout(remaining, connect=min(5.0, remaining)))
+                    method,
+                    inst.url(path),
+                    content=body,
+                    headers=headers,
+                    timeout=httpx.Timeout(remaining, connect=min(5.0, remaining)),
+                )
                 resp = await asyncio.wait_for(self.client.send(req, stream=True), remaining)
-                head, rest = await asyncio.wait_for(self.read_ahead(resp),
-                                                    max(0.0, deadline - time.monotonic()))
+                head, rest = await asyncio.wait_for(
+                    self.read_ahead(resp), max(0.0, deadline - time.monotonic())
+                )
             except RETRYABLE as exc:
                 inst.inflight -= 1
                 if resp is not None:
@@ -315,8 +354,9 @@ class Router:
         """Read before committing to the client: an error reply or a JSON reply whole (up to
         ``READ_AHEAD_BYTES``), an event stream up to its first chunk -- so an instance that
         dies after its status line but before its reply is complete can be failed over."""
-        stream = resp.status_code < 400 and \
-            resp.headers.get("content-type", "").startswith("text/event-stream")
+        stream = resp.status_code < 400 and resp.headers.get("content-type", "").startswith(
+            "text/event-stream"
+        )
         chunks = resp.aiter_raw()
         head = bytearray()
         async for chunk in chunks:
@@ -340,8 +380,11 @@ class Router:
         try:
             body = await self.read_body(request, limit)
         except ClientDisconnect:
-            return error(400, "ClientDisconnected", "The client closed the connection before "
-                         "sending the whole request body.")
+            return error(
+                400,
+                "ClientDisconnected",
+                "The client closed the connection before sending the whole request body.",
+            )
         if body is None:  # chunked, or a Content-Length that understated the body
             return self.too_large(limit)
         headers = {k: v for k, v in request.headers.items() if k.lower() in FORWARD}
@@ -356,27 +399,54 @@ class Router:
         path = dep.routes().get("scoring", "/score")
         return await self.proxy(dep, "POST", path, body, headers, request_id)
 
-    async def proxy(self, dep: Deployment, method: str, path: str, body: bytes,
-                    headers: dict[str, str], request_id: str) -> Response:
+    async def proxy(
+        self,
+        dep: Deployment,
+        method: str,
+        path: str,
+        body: bytes,
+        headers: dict[str, str],
+        request_id: str,
+    ) -> Response:
         reply_headers = {DEPLOYMENT_HEADER: dep.name, "x-request-id": request_id}
         try:
             up = await self.forward(dep, method, path, body, headers)
         except OverflowError:
-            return error(429, "TooManyRequests", "Too many requests for deployment "
-                         f"'{dep.name}' (max_concurrent_requests_per_instance).", reply_headers)
+            return error(
+                429,
+                "TooManyRequests",
+                "Too many requests for deployment "
+                f"'{dep.name}' (max_concurrent_requests_per_instance).",
+                reply_headers,
+            )
         except (asyncio.TimeoutError, httpx.TimeoutException):
-            return error(408, "RequestTimeout", "Request timed out (request_timeout_ms).",
-                         reply_headers)
+            return error(
+                408, "RequestTimeout", "Request timed out (request_timeout_ms).", reply_headers
+            )
         except InstanceFailed as exc:
-            return error(502, "BadGateway", f"Deployment '{dep.name}': no instance could "
-                         f"answer; the last one tried failed ({exc}).", reply_headers)
+            return error(
+                502,
+                "BadGateway",
+                f"Deployment '{dep.name}': no instance could "
+                f"answer; the last one tried failed ({exc}).",
+                reply_headers,
+            )
         except ConnectionError:
-            return error(503, "ServiceUnavailable", f"Deployment '{dep.name}' has no ready "
-                         f"instance (state {dep.state}).", reply_headers)
+            return error(
+                503,
+                "ServiceUnavailable",
+                f"Deployment '{dep.name}' has no ready instance (state {dep.state}).",
+                reply_headers,
+            )
         except Exception as exc:  # a router bug must still be an Azure-like reply
             self.log_unexpected(f"{method} {path} on deployment {dep.name}", exc)
-            return error(502, "BadGateway", f"Deployment '{dep.name}': the request could not "
-                         f"be forwarded ({type(exc).__name__}).", reply_headers)
+            return error(
+                502,
+                "BadGateway",
+                f"Deployment '{dep.name}': the request could not "
+                f"be forwarded ({type(exc).__name__}).",
+                reply_headers,
+            )
         dep.requests += 1
         resp = up.resp
         content_type = resp.headers.get("content-type", "application/json")
@@ -387,8 +457,9 @@ class Router:
                 # Azure wraps a model's error reply as 424 and keeps its body
                 reply_headers["ms-azureml-model-error-statuscode"] = str(status)
                 status = 424
-            return Response(up.head, status_code=status, media_type=content_type,
-                            headers=reply_headers)
+            return Response(
+                up.head, status_code=status, media_type=content_type, headers=reply_headers
+            )
         rest = up.rest
 
         async def passthrough() -> AsyncIterator[bytes]:
@@ -397,27 +468,39 @@ class Router:
                 async for chunk in rest:
                     yield chunk
             except httpx.HTTPError as exc:  # too late to fail over: the client has bytes
-                print(f"[pfmagic] router {self.name}: reply from {up.inst.name} broke off "
-                      f"mid-stream ({type(exc).__name__})", flush=True)
+                print(
+                    f"[pfmagic] router {self.name}: reply from {up.inst.name} broke off "
+                    f"mid-stream ({type(exc).__name__})",
+                    flush=True,
+                )
                 raise
             finally:
                 await up.release()
 
-        return _Passthrough(passthrough(), up.release, status_code=resp.status_code,
-                            media_type=content_type, headers=reply_headers)
+        return _Passthrough(
+            passthrough(),
+            up.release,
+            status_code=resp.status_code,
+            media_type=content_type,
+            headers=reply_headers,
+        )
 
     def log_unexpected(self, what: str, exc: BaseException) -> None:
-        print(f"[pfmagic] router {self.name}: unexpected {type(exc).__name__} in {what}",
-              flush=True)
+        print(
+            f"[pfmagic] router {self.name}: unexpected {type(exc).__name__} in {what}", flush=True
+        )
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stdout)
         sys.stdout.flush()
 
     async def crashed(self, request: Request, exc: Exception) -> Response:
         """Last resort (starlette's ServerErrorMiddleware): JSON, never a bare 500 page."""
         self.log_unexpected(f"{request.method} {request.url.path}", exc)
-        return error(500, "InternalServerError",
-                     f"The endpoint's router failed to handle the request "
-                     f"({type(exc).__name__}); see the endpoint's router log.")
+        return error(
+            500,
+            "InternalServerError",
+            f"The endpoint's router failed to handle the request "
+            f"({type(exc).__name__}); see the endpoint's router log.",
+        )
 
     async def mirror(self, dep: Deployment, body: bytes, headers: dict[str, str]) -> None:
         with contextlib.suppress(Exception):
@@ -455,9 +538,14 @@ class Router:
 
     # -- admin -----------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
-        return {"endpoint": self.name, "pid": os.getpid(), "port": self.config.get("port"),
-                "started": self.started, "max_request_bytes": self.max_request_bytes(),
-                "deployments": self.supervisor.status()}
+        return {
+            "endpoint": self.name,
+            "pid": os.getpid(),
+            "port": self.config.get("port"),
+            "started": self.started,
+            "max_request_bytes": self.max_request_bytes(),
+            "deployments": self.supervisor.status(),
+        }
 
     async def admin(self, request: Request) -> Response:
         self.load_config()
@@ -476,8 +564,12 @@ class Router:
         return error(404, "NotFound", f"no admin action '{action}'")
 
     async def not_found(self, request: Request) -> Response:
-        return error(404, "NotFound", f"The requested api '{request.url.path}' with "
-                     f"{request.method} is not supported by this endpoint.")
+        return error(
+            404,
+            "NotFound",
+            f"The requested api '{request.url.path}' with "
+            f"{request.method} is not supported by this endpoint.",
+        )
 
     def app(self) -> Starlette:
         @contextlib.asynccontextmanager
@@ -493,13 +585,17 @@ class Router:
                 await self.supervisor.close()
                 await self.client.aclose()
 
-        return Starlette(routes=[
-            Route("/score", self.score, methods=["POST"]),
-            Route("/swagger.json", self.swagger, methods=["GET"]),
-            Route("/health", self.health, methods=["GET"]),
-            Route("/_pfmagic/{action}", self.admin, methods=["GET", "POST"]),
-            Route("/{path:path}", self.not_found, methods=["GET", "POST", "PUT", "DELETE"]),
-        ], lifespan=lifespan, exception_handlers={Exception: self.crashed})
+        return Starlette(
+            routes=[
+                Route("/score", self.score, methods=["POST"]),
+                Route("/swagger.json", self.swagger, methods=["GET"]),
+                Route("/health", self.health, methods=["GET"]),
+                Route("/_pfmagic/{action}", self.admin, methods=["GET", "POST"]),
+                Route("/{path:path}", self.not_found, methods=["GET", "POST", "PUT", "DELETE"]),
+            ],
+            lifespan=lifespan,
+            exception_handlers={Exception: self.crashed},
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -519,20 +615,28 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sock.bind(("127.0.0.1", port))
     except OSError as exc:
-        print(f"[pfmagic] router {args.endpoint}: cannot listen on 127.0.0.1:{port}: {exc}",
-              flush=True)
+        print(
+            f"[pfmagic] router {args.endpoint}: cannot listen on 127.0.0.1:{port}: {exc}",
+            flush=True,
+        )
         return EXIT_PORT_BUSY
     sock.listen(512)
     ensure_pf_home(home)
-    write_json(home.run_file(args.endpoint), {"pid": os.getpid(), "port": sock.getsockname()[1],
-                                              "started": time.time()})
-    print(f"[pfmagic] router {args.endpoint} listening on 127.0.0.1:{sock.getsockname()[1]} "
-          f"(pid {os.getpid()})", flush=True)
+    write_json(
+        home.run_file(args.endpoint),
+        {"pid": os.getpid(), "port": sock.getsockname()[1], "started": time.time()},
+    )
+    print(
+        f"[pfmagic] router {args.endpoint} listening on 127.0.0.1:{sock.getsockname()[1]} "
+        f"(pid {os.getpid()})",
+        flush=True,
+    )
     # Not uvicorn's fd= (it wraps the socket as AF_UNIX): asyncio sets TCP_NODELAY only on
     # connections accepted from an AF_INET/IPPROTO_TCP socket; without it every keep-alive
     # reply waits ~40 ms for a delayed ACK. socket(fileno=...) auto-detects family and proto.
-    config = uvicorn.Config(router.app(), log_level="warning",
-                            access_log=False, timeout_graceful_shutdown=15)
+    config = uvicorn.Config(
+        router.app(), log_level="warning", access_log=False, timeout_graceful_shutdown=15
+    )
     router.server = uvicorn.Server(config)
     router.server.run(sockets=[socket.socket(fileno=sock.detach())])
     print(f"[pfmagic] router {args.endpoint} stopped", flush=True)

@@ -150,8 +150,9 @@ class Home:
     def router_log(self, endpoint: str) -> Path:
         return self.log_dir(endpoint) / "router.log"
 
-    def deployment_log(self, endpoint: str, deployment: str,
-                       container: str = "inference-server") -> Path:
+    def deployment_log(
+        self, endpoint: str, deployment: str, container: str = "inference-server"
+    ) -> Path:
         return self.log_dir(endpoint, deployment) / f"{container}.log"
 
     @property

@@ -61,12 +61,25 @@ class Probe:
     @classmethod
     def of(cls, spec: dict[str, Any] | None, path: str, local: dict[str, Any]) -> Probe:
         if spec:
-            merged = {k: (spec.get(k) if spec.get(k) is not None else v)
-                      for k, v in AZURE_PROBE.items()}
-            return cls(path, float(merged["initial_delay"]), float(merged["period"]),
-                       float(merged["timeout"]), int(merged["failure_threshold"]), True)
-        return cls(path, local["initial_delay"], local["period"], local["timeout"],
-                   local["failure_threshold"], False)
+            merged = {
+                k: (spec.get(k) if spec.get(k) is not None else v) for k, v in AZURE_PROBE.items()
+            }
+            return cls(
+                path,
+                float(merged["initial_delay"]),
+                float(merged["period"]),
+                float(merged["timeout"]),
+                int(merged["failure_threshold"]),
+                True,
+            )
+        return cls(
+            path,
+            local["initial_delay"],
+            local["period"],
+            local["timeout"],
+            local["failure_threshold"],
+            False,
+        )
 
     def startup_deadline(self) -> float:
         if self.explicit:
@@ -97,11 +110,18 @@ class Instance:
         return self.proc.poll() is None
 
     def status(self) -> dict[str, Any]:
-        return {"name": self.name, "pid": self.proc.pid, "port": self.port, "ready": self.ready,
-                "alive": self.alive(), "restarts": self.restarts, "inflight": self.inflight,
-                "served": self.served,
-                "generation": self.generation,
-                "start_seconds": round(self.ready_at - self.started, 2) if self.ready_at else None}
+        return {
+            "name": self.name,
+            "pid": self.proc.pid,
+            "port": self.port,
+            "ready": self.ready,
+            "alive": self.alive(),
+            "restarts": self.restarts,
+            "inflight": self.inflight,
+            "served": self.served,
+            "generation": self.generation,
+            "start_seconds": round(self.ready_at - self.started, 2) if self.ready_at else None,
+        }
 
 
 @dataclass(eq=False)
@@ -199,16 +219,21 @@ class Supervisor:
         dep.state = "Updating" if dep.instances else "Creating"
         dep.reason, dep.log_tail = None, []
         count = int(runtime.get("instance_count") or 1)
-        log_event(log, f"{dep.state.lower()} deployment {dep.name} (generation {gen}, "
-                       f"model {runtime.get('model')}, {count} instance(s))")
+        log_event(
+            log,
+            f"{dep.state.lower()} deployment {dep.name} (generation {gen}, "
+            f"model {runtime.get('model')}, {count} instance(s))",
+        )
         new: list[Instance] = []
         try:
             flow_dir = await asyncio.to_thread(self._working_copy, dep.name, gen, runtime)
-            readiness = Probe.of(runtime.get("readiness_probe"),
-                                 runtime["routes"]["readiness"], LOCAL_READINESS)
+            readiness = Probe.of(
+                runtime.get("readiness_probe"), runtime["routes"]["readiness"], LOCAL_READINESS
+            )
             spawned = await asyncio.gather(
                 *(self._spawn(dep.name, slot, gen, runtime, flow_dir) for slot in range(count)),
-                return_exceptions=True)
+                return_exceptions=True,
+            )
             new = [i for i in spawned if isinstance(i, Instance)]  # stopped below on failure
             for problem in spawned:
                 if isinstance(problem, BaseException):
@@ -228,8 +253,9 @@ class Supervisor:
             old, dep.instances, dep.spec, dep.applied = dep.instances, new, runtime, gen
             for watcher in dep.watchers:
                 watcher.cancel()
-            dep.watchers = {asyncio.get_running_loop().create_task(self._watch(dep, i))
-                            for i in new}
+            dep.watchers = {
+                asyncio.get_running_loop().create_task(self._watch(dep, i)) for i in new
+            }
             dep.state = "Succeeded"
             times = ", ".join(f"{i.ready_at - i.started:.1f}" for i in new if i.ready_at)
             log_event(log, f"deployment {dep.name} generation {gen} ready ({times} s)")
@@ -237,13 +263,15 @@ class Supervisor:
             await asyncio.to_thread(self._drop_old_copies, dep.name, gen)
         except asyncio.CancelledError:
             dep.pending = []
-            await asyncio.gather(*(self._stop(i, drain=False) for i in new
-                                   if i not in dep.instances))
+            await asyncio.gather(
+                *(self._stop(i, drain=False) for i in new if i not in dep.instances)
+            )
             raise
         except Exception as exc:  # a bug or an OS error must still end in a state
             dep.pending = []
-            await asyncio.gather(*(self._stop(i, drain=False) for i in new
-                                   if i not in dep.instances))
+            await asyncio.gather(
+                *(self._stop(i, drain=False) for i in new if i not in dep.instances)
+            )
             dep.state, dep.reason = "Failed", f"{type(exc).__name__}: {exc}"
             dep.log_tail = tail(log, LOG_TAIL)
             log_event(log, f"deployment {dep.name} failed: {dep.reason}")
@@ -282,13 +310,25 @@ class Supervisor:
 
     def _base_env(self) -> dict[str, str]:
         env = dict(os.environ)
-        env.update({"PF_HOME_DIRECTORY": str(self.home.promptflow_home),
-                    "PFMAGIC_CONNECTIONS_FILE": str(self.home.connections_file),
-                    "PFMAGIC_PARENT_PID": str(os.getpid()), "PYTHONUNBUFFERED": "1"})
+        env.update(
+            {
+                "PF_HOME_DIRECTORY": str(self.home.promptflow_home),
+                "PFMAGIC_CONNECTIONS_FILE": str(self.home.connections_file),
+                "PFMAGIC_PARENT_PID": str(os.getpid()),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         return env
 
-    async def _spawn(self, dep: str, slot: int, gen: int, runtime: dict[str, Any],
-                     flow_dir: Path, restarts: int = 0) -> Instance:
+    async def _spawn(
+        self,
+        dep: str,
+        slot: int,
+        gen: int,
+        runtime: dict[str, Any],
+        flow_dir: Path,
+        restarts: int = 0,
+    ) -> Instance:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
@@ -310,15 +350,34 @@ class Supervisor:
                     proc = await zygote.spawn(name, env, str(flow_dir), sock.fileno(), log_fd)
             if proc is None:  # no zygote (disabled or broken): a plain interpreter
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "pfmagic.backends.local.instance",
-                     "--fd", str(sock.fileno()), "--id", name],
-                    env=env, cwd=flow_dir, stdin=subprocess.DEVNULL, stdout=log_fd,
-                    stderr=subprocess.STDOUT, pass_fds=(sock.fileno(),))
+                    [
+                        sys.executable,
+                        "-m",
+                        "pfmagic.backends.local.instance",
+                        "--fd",
+                        str(sock.fileno()),
+                        "--id",
+                        name,
+                    ],
+                    env=env,
+                    cwd=flow_dir,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_fd,
+                    stderr=subprocess.STDOUT,
+                    pass_fds=(sock.fileno(),),
+                )
         finally:
             os.close(log_fd)
             sock.close()  # the instance holds its own copy
-        return Instance(name=name, deployment=dep, slot=slot, generation=gen, proc=proc,
-                        port=port, restarts=restarts)
+        return Instance(
+            name=name,
+            deployment=dep,
+            slot=slot,
+            generation=gen,
+            proc=proc,
+            port=port,
+            restarts=restarts,
+        )
 
     async def _probe(self, inst: Instance, path: str, timeout: float) -> str | None:
         """None when ``GET path`` answers 2xx in time, else what went wrong."""
@@ -337,17 +396,24 @@ class Supervisor:
         while True:
             code = inst.proc.poll()
             if code is not None:
-                return (f"instance {inst.name} exited with code {code} during startup"
-                        + self._error_hint(inst))
+                return (
+                    f"instance {inst.name} exited with code {code} during startup"
+                    + self._error_hint(inst)
+                )
             problem = await self._probe(inst, probe.path, probe.timeout)
             if problem is None:
                 inst.ready_at = time.time()
                 return None
             failures, last = failures + 1, problem
-            if probe.explicit and failures >= probe.failure_threshold or \
-                    time.monotonic() > deadline:
-                return (f"instance {inst.name} not ready: readiness probe GET {probe.path} "
-                        f"failed {failures} times (last: {last})")
+            if (
+                probe.explicit
+                and failures >= probe.failure_threshold
+                or time.monotonic() > deadline
+            ):
+                return (
+                    f"instance {inst.name} not ready: readiness probe GET {probe.path} "
+                    f"failed {failures} times (last: {last})"
+                )
             await self._sleep_unless_exit(inst, poll)
 
     def _error_hint(self, inst: Instance) -> str:
@@ -374,17 +440,27 @@ class Supervisor:
             reason = await self._watch_one(inst, live, ready)
             if inst.stopping or reason is None:
                 return
-            log_event(log, f"instance {inst.name} {reason}; restarting "
-                           f"(restart {inst.restarts + 1})")
+            log_event(
+                log, f"instance {inst.name} {reason}; restarting (restart {inst.restarts + 1})"
+            )
             dep.restarting += 1  # requests wait for the replacement rather than fail (503)
             try:
                 await self._stop(inst, drain=False)
-                backoff = min(30.0, 0.5 * 2 ** inst.restarts)
+                backoff = min(30.0, 0.5 * 2**inst.restarts)
                 await asyncio.sleep(backoff if inst.restarts else 0)
-                flow_dir = self.home.deployment_dir(self.endpoint, dep.name) / \
-                    f"g{inst.generation}" / runtime["flow_name"]
-                new = await self._spawn(dep.name, inst.slot, inst.generation, runtime,
-                                        flow_dir, restarts=inst.restarts + 1)
+                flow_dir = (
+                    self.home.deployment_dir(self.endpoint, dep.name)
+                    / f"g{inst.generation}"
+                    / runtime["flow_name"]
+                )
+                new = await self._spawn(
+                    dep.name,
+                    inst.slot,
+                    inst.generation,
+                    runtime,
+                    flow_dir,
+                    restarts=inst.restarts + 1,
+                )
                 if inst in dep.instances:
                     dep.instances[dep.instances.index(inst)] = new
                 else:
@@ -397,8 +473,10 @@ class Supervisor:
                 log_event(log, problem)
             else:
                 new.ready = True
-                log_event(log, f"instance {new.name} restarted and ready "
-                               f"({new.ready_at - new.started:.1f} s)")
+                log_event(
+                    log,
+                    f"instance {new.name} restarted and ready ({new.ready_at - new.started:.1f} s)",
+                )
             inst = new
 
     async def _watch_one(self, inst: Instance, live: Probe, ready: Probe) -> str | None:
@@ -416,8 +494,10 @@ class Supervisor:
                 problem = await self._probe(inst, live.path, live.timeout)
                 live_fail = 0 if problem is None else live_fail + 1
                 if live_fail >= live.failure_threshold:
-                    return (f"failed its liveness probe GET {live.path} {live_fail} times "
-                            f"(last: {problem})")
+                    return (
+                        f"failed its liveness probe GET {live.path} {live_fail} times "
+                        f"(last: {problem})"
+                    )
             if now >= next_ready:
                 next_ready = now + ready.period
                 problem = await self._probe(inst, ready.path, ready.timeout)
@@ -437,25 +517,34 @@ class Supervisor:
         if not inst.ready or inst.stopping:
             return  # already out of routing: one log line and one re-check per incident
         inst.ready = False
-        log_event(self.home.deployment_log(self.endpoint, dep.name),
-                  f"instance {inst.name} dropped a request ({problem}); out of routing until "
-                  f"its readiness probe passes")
+        log_event(
+            self.home.deployment_log(self.endpoint, dep.name),
+            f"instance {inst.name} dropped a request ({problem}); out of routing until "
+            f"its readiness probe passes",
+        )
         task = asyncio.get_running_loop().create_task(self._recheck(dep, inst))
         self._rechecks.add(task)
         task.add_done_callback(self._rechecks.discard)
 
     async def _recheck(self, dep: Deployment, inst: Instance) -> None:
         routes = dep.routes()
-        probe = Probe.of(dep.spec.get("readiness_probe"), routes.get("readiness", "/health"),
-                         LOCAL_READINESS)
+        probe = Probe.of(
+            dep.spec.get("readiness_probe"), routes.get("readiness", "/health"), LOCAL_READINESS
+        )
         await asyncio.sleep(0.05)  # a killed process needs a moment to be reported as exited
         if not inst.alive() or inst.stopping:
             return
-        if await self._probe(inst, probe.path, probe.timeout) is None and inst.alive() \
-                and not inst.stopping and not inst.ready:
+        if (
+            await self._probe(inst, probe.path, probe.timeout) is None
+            and inst.alive()
+            and not inst.stopping
+            and not inst.ready
+        ):
             inst.ready = True
-            log_event(self.home.deployment_log(self.endpoint, dep.name),
-                      f"instance {inst.name} passed its readiness probe; back in routing")
+            log_event(
+                self.home.deployment_log(self.endpoint, dep.name),
+                f"instance {inst.name} passed its readiness probe; back in routing",
+            )
 
     # -- stopping -------------------------------------------------------------------------
     async def _stop(self, inst: Instance, *, drain: bool) -> None:
@@ -482,8 +571,9 @@ class Supervisor:
             watcher.cancel()
         await asyncio.gather(*(self._stop(i, drain=True) for i in dep.instances))
         dep.instances = []
-        log_event(self.home.deployment_log(self.endpoint, dep.name),
-                  f"deployment {dep.name} deleted")
+        log_event(
+            self.home.deployment_log(self.endpoint, dep.name), f"deployment {dep.name} deleted"
+        )
         self.deployments.pop(dep.name, None)
 
     async def close(self) -> None:
@@ -507,13 +597,16 @@ class Supervisor:
         out: dict[str, Any] = {}
         for name, dep in self.deployments.items():
             out[name] = {
-                "provisioning_state": dep.state, "generation": dep.target,
-                "applied_generation": dep.applied, "reason": dep.reason,
-                "log_tail": dep.log_tail, "requests": dep.requests, "mirrored": dep.mirrored,
+                "provisioning_state": dep.state,
+                "generation": dep.target,
+                "applied_generation": dep.applied,
+                "reason": dep.reason,
+                "log_tail": dep.log_tail,
+                "requests": dep.requests,
+                "mirrored": dep.mirrored,
                 "instances": [i.status() for i in dep.instances],
                 "starting": [i.status() for i in dep.pending],
                 "ready": len(dep.ready_instances()),
                 "instance_count": int(dep.spec.get("instance_count") or 0),
             }
         return out
-

@@ -64,8 +64,11 @@ def _child(req: dict[str, Any], fds: list[int], sock: socket.socket) -> None:
         code = instance.main(["--fd", str(listen_fd), "--id", req["name"]])
     except BaseException as exc:  # report, then leave without running the zygote's code
         with contextlib.suppress(Exception):
-            print(f"[pfmagic] instance {req.get('name')} failed to start: "
-                  f"{type(exc).__name__}: {exc}", flush=True)
+            print(
+                f"[pfmagic] instance {req.get('name')} failed to start: "
+                f"{type(exc).__name__}: {exc}",
+                flush=True,
+            )
     finally:
         with contextlib.suppress(Exception):
             sys.stdout.flush()
@@ -106,8 +109,7 @@ def serve(sock: socket.socket) -> int:
                 if pid == 0:
                     break
                 children.discard(pid)
-                _send(sock, {"op": "exited", "pid": pid,
-                             "code": os.waitstatus_to_exitcode(status)})
+                _send(sock, {"op": "exited", "pid": pid, "code": os.waitstatus_to_exitcode(status)})
             if os.getppid() != parent:
                 return 0
             if not readable:

@@ -65,10 +65,19 @@ class Zygote:
         self._sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "pfmagic.backends.local.zygote",
-                 "--sock", str(theirs.fileno())],
-                env=env, stdin=subprocess.DEVNULL, stdout=log_fd, stderr=subprocess.STDOUT,
-                pass_fds=(theirs.fileno(),))
+                [
+                    sys.executable,
+                    "-m",
+                    "pfmagic.backends.local.zygote",
+                    "--sock",
+                    str(theirs.fileno()),
+                ],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log_fd,
+                stderr=subprocess.STDOUT,
+                pass_fds=(theirs.fileno(),),
+            )
         finally:
             theirs.close()
         self._reader = threading.Thread(target=self._read, name="zygote-reader", daemon=True)
@@ -106,8 +115,9 @@ class Zygote:
             for loop, fut in pending.values():
                 loop.call_soon_threadsafe(_fail, fut)
 
-    async def spawn(self, name: str, env: dict[str, str], cwd: str, listen_fd: int,
-                    log_fd: int) -> ForkedProcess:
+    async def spawn(
+        self, name: str, env: dict[str, str], cwd: str, listen_fd: int, log_fd: int
+    ) -> ForkedProcess:
         if self.dead:
             raise ConnectionError("zygote is gone")
         loop = asyncio.get_running_loop()
