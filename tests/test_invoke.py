@@ -42,8 +42,7 @@ def shared_endpoint(factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Any
     """One real local endpoint per test process, shared by test_invoke and test_ops.
 
     Both modules' session fixtures call this; the first creates (and at session end deletes)
-    it, the other reuses it. test_ops deletes ``green`` in its last test, so it runs after
-    test_invoke (pytest's default file order).
+    it, the other reuses it. Tests leave blue (100 %) and green (0 %) as they found them.
     """
     if _SHARED:
         yield _SHARED["home"], _SHARED["backend"]

@@ -332,13 +332,24 @@ def test_delete_endpoint_and_deployment(shell: Any, backend: Any) -> None:
         op = line(shell, "pf_delete", "scratch --no-wait")
     assert isinstance(op, Operation)
 
-    # meanwhile, and last in this module: green goes away (test_invoke has already run)
+    # meanwhile: a deployment of its own goes away (the shared blue and green stay, so this
+    # module and test_invoke can run in any order)
+    from azure.ai.ml.entities import ManagedOnlineDeployment
+
+    extra = ManagedOnlineDeployment(
+        name="extra",
+        endpoint_name=EP,
+        model=backend.get_model("chat-echo"),
+        instance_type="Standard_DS3_v2",
+        instance_count=1,
+    )
+    backend.create_deployment(extra).result(180)
     with capture_output() as out:
-        assert line(shell, "pf_delete", f"{EP} green") is None
-    assert f"deleted {EP}/green" in out.stdout
-    assert [d.name for d in backend.list_deployments(EP)] == ["blue"]
+        assert line(shell, "pf_delete", f"{EP} extra") is None
+    assert f"deleted {EP}/extra" in out.stdout
+    assert sorted(d.name for d in backend.list_deployments(EP)) == ["blue", "green"]
     with pytest.raises(UsageError, match=rf"^{EP}: .*404"):
-        line(shell, "pf_invoke", f"{EP} -d green hello?")
+        line(shell, "pf_invoke", f"{EP} -d extra hello?")
 
     op.result(60)
     assert op.status() == "Succeeded"
