@@ -267,16 +267,14 @@ class AzureBackend(Backend):
                 else:
                     self.ml_client.models.get(name, label=label or "latest")
             except Exception as exc:
-                err = map_error(exc, what=f"model {ref}")
-                if isinstance(err, NotFound):
-                    err = BackendError(
-                        f"model {ref} is not registered in the workspace",
-                        status=404,
-                        code="ResourceNotFound",
-                        hint="run its %%pf_model cell first (or fix the version)",
-                    )
-                op.emit("model", "Failed", err.message)
-                raise err from None
+                raise _stage_failed(
+                    op,
+                    "model",
+                    exc,
+                    f"model {ref}",
+                    "is not registered in the workspace",
+                    "run its %%pf_model cell first (or fix the version)",
+                ) from None
             op.emit("model", "Succeeded", f"model {ref} found")
         elif model is not None and getattr(model, "path", None):
             path = str(model.path)
@@ -297,16 +295,14 @@ class AzureBackend(Backend):
         try:
             endpoint = self.ml_client.online_endpoints.get(name)
         except Exception as exc:
-            err = map_error(exc, what=f"endpoint {name}")
-            if isinstance(err, NotFound):
-                err = BackendError(
-                    f"endpoint {name} does not exist in the workspace",
-                    status=404,
-                    code="ResourceNotFound",
-                    hint="run its %%pf_endpoint cell first",
-                )
-            op.emit("endpoint", "Failed", err.message)
-            raise err from None
+            raise _stage_failed(
+                op,
+                "endpoint",
+                exc,
+                f"endpoint {name}",
+                "does not exist in the workspace",
+                "run its %%pf_endpoint cell first",
+            ) from None
         state = state_name(endpoint.provisioning_state)
         if state in BUSY or state == "Failed":
             err = BackendError(
@@ -651,3 +647,14 @@ def _reset_invoke_headers() -> None:
 
     for name in (EndpointInvokeFields.AUTHORIZATION, EndpointInvokeFields.MODEL_DEPLOYMENT):
         EndpointInvokeFields.DEFAULT_HEADER.pop(name, None)
+
+
+def _stage_failed(
+    op: Operation, stage: Any, exc: BaseException, what: str, missing: str, hint: str
+) -> BackendError:
+    """Report a failed pre-check on ``stage``; a missing resource says which cell to run."""
+    err = map_error(exc, what=what)
+    if isinstance(err, NotFound):
+        err = BackendError(f"{what} {missing}", status=404, code="ResourceNotFound", hint=hint)
+    op.emit(stage, "Failed", err.message)
+    return err
