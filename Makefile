@@ -5,7 +5,7 @@ UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 RUN := $(UV) run --frozen --extra test
 
-.PHONY: main test lab bench setup browser-deps lint
+.PHONY: main test test-slow lab bench setup browser-deps lint
 
 setup:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
@@ -25,6 +25,10 @@ browser-deps:
 
 test: setup browser-deps
 	$(RUN) python -m pytest
+
+# The long tests too (marked slow).
+test-slow: setup browser-deps
+	$(RUN) python -m pytest -m ''
 
 bench: setup
 	$(RUN) python bench/run.py
