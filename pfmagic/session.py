@@ -25,6 +25,8 @@ class Session:
     endpoints: dict[str, Any] = field(default_factory=dict)
     deployments: dict[tuple[str, str], Any] = field(default_factory=dict)
     connections: dict[str, Any] = field(default_factory=dict)
+    # The YAML each entity came from, by (kind, name): what %pf_export writes back out.
+    sources: dict[tuple[str, str], Any] = field(default_factory=dict)
     # Chat histories per endpoint: list of {"inputs": {...}, "outputs": {...}} turns.
     histories: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     # Last endpoint created or used: the default target of %pf_invoke / %pf_status.
@@ -62,6 +64,7 @@ class Session:
             "endpoints": dict(self.endpoints),
             "deployments": dict(self.deployments),
             "connections": dict(self.connections),
+            "sources": dict(self.sources),
             "last_endpoint": self.last_endpoint,
         }
 

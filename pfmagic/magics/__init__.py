@@ -16,7 +16,7 @@ from typing import Any
 from pfmagic.config import PfMagics
 from pfmagic.session import Session
 
-FAMILIES = ("cells", "ops", "invoke", "quota")
+FAMILIES = ("cells", "ops", "invoke", "quota", "export")
 _STATE_KEY = "_pfmagic_session"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from IPython.core.magic import Magics
@@ -29,6 +30,18 @@ class SessionMagics(Magics):
 
                 raise PfError(f"'{var}' is not a valid Python variable name")
             self.shell.push({var: value})
+
+    def notebook_dir(self) -> Path:
+        """The notebook's folder (VS Code / JupyterLab tell the kernel), else the cwd."""
+        ns = self.shell.user_ns
+        for key in ("__vsc_ipynb_file__", "__session__"):
+            value = ns.get(key)
+            # A relative __session__ is relative to the server root, not to us: skip it.
+            if isinstance(value, str) and value and Path(value).is_absolute():
+                folder = Path(value).parent
+                if folder.is_dir():
+                    return folder
+        return Path.cwd()
 
     def use_widgets(self) -> bool:
         """Widgets only where a frontend can draw them (tqdm.autonotebook's test)."""

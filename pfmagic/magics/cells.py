@@ -17,6 +17,7 @@ from IPython.core.magic import line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from pfmagic.errors import PfError, usage_errors
+from pfmagic.export.source import CellSource, source_key
 from pfmagic.magics.base import SessionMagics
 
 _CELL_VAR = re.compile(r"^\s*\$([A-Za-z_]\w*)\s*$")
@@ -270,18 +271,6 @@ class CellsMagics(SessionMagics):
         return None if args.var else connection
 
     # -- shared ------------------------------------------------------------------------------
-    def notebook_dir(self) -> Path:
-        """The notebook's folder (VS Code / JupyterLab tell the kernel), else the cwd."""
-        ns = self.shell.user_ns
-        for key in ("__vsc_ipynb_file__", "__session__"):
-            value = ns.get(key)
-            # A relative __session__ is relative to the server root, not to us: skip it.
-            if isinstance(value, str) and value and Path(value).is_absolute():
-                folder = Path(value).parent
-                if folder.is_dir():
-                    return folder
-        return Path.cwd()
-
     def _text(self, args: Any, cell: str | None) -> tuple[str, int]:
         """The YAML and the line it starts on (1 in a cell: the %% line comes first).
 
@@ -313,12 +302,13 @@ class CellsMagics(SessionMagics):
 
         text, offset = self._text(args, cell)
         use_ns = self.settings.interpolate and not args.no_interpolate
+        base_dir, overrides = self.notebook_dir(), _overrides(args.set)
         parsed = parse(
             kind,
             text,  # type: ignore[arg-type]
-            base_dir=self.notebook_dir(),
+            base_dir=base_dir,
             namespace=self.shell.user_ns if use_ns else None,
-            overrides=_overrides(args.set),
+            overrides=overrides,
             backend_name=self.session.backend_name,
             models=self.session.models,
             endpoints=self.session.endpoints,
@@ -327,6 +317,8 @@ class CellsMagics(SessionMagics):
         )
         entity = parsed.entity
         self.session.remember(entity)
+        source = CellSource(kind, parsed.text, base_dir, overrides)
+        self.session.sources[source_key(kind, entity)] = source
         endpoint = self.session.endpoints.get(getattr(entity, "endpoint_name", None) or "")
         return parsed, EntitySummary(entity, parsed.warnings, endpoint=endpoint)
 
