@@ -244,6 +244,11 @@ class LocalBackend(Backend):
                         "updated": time.time(),
                         "kind": "kubernetes" if getattr(endpoint, "compute", None) else "managed",
                         "compute": getattr(endpoint, "compute", None),
+                        # Host / Origin allow-lists for the router's guard (guard.py)
+                        "allowed_hosts": list(getattr(self.settings, "allowed_hosts", None) or []),
+                        "allowed_origins": list(
+                            getattr(self.settings, "allowed_origins", None) or []
+                        ),
                     }
                 )
                 if endpoint.traffic:

@@ -41,11 +41,13 @@ from typing import Any
 import httpx
 import uvicorn
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from pfmagic.backends.local import auth
+from pfmagic.backends.local.guard import Guard
 from pfmagic.backends.local.state import Home, ensure_pf_home, read_json, write_json
 from pfmagic.backends.local.supervisor import Deployment, Instance, Supervisor
 
@@ -189,6 +191,11 @@ class Router:
         if not auth.check_key([keys.get("primary", ""), keys.get("secondary", "")], presented):
             return error(401, "Unauthorized", "Invalid authentication: key not accepted.", headers)
         return None
+
+    def guard_settings(self) -> tuple[list[str], list[str]]:
+        return list(self.config.get("allowed_hosts") or []), list(
+            self.config.get("allowed_origins") or []
+        )
 
     def admin_ok(self, request: Request) -> bool:
         presented = request.headers.get(ADMIN_HEADER, "")
@@ -591,8 +598,14 @@ class Router:
                 Route("/swagger.json", self.swagger, methods=["GET"]),
                 Route("/health", self.health, methods=["GET"]),
                 Route("/_pfmagic/{action}", self.admin, methods=["GET", "POST"]),
-                Route("/{path:path}", self.not_found, methods=["GET", "POST", "PUT", "DELETE"]),
+                # everything else (promptflow's /feedback, /version, ...) is not ours to serve
+                Route(
+                    "/{path:path}",
+                    self.not_found,
+                    methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+                ),
             ],
+            middleware=[Middleware(Guard, settings=self.guard_settings)],
             lifespan=lifespan,
             exception_handlers={Exception: self.crashed},
         )
