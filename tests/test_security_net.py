@@ -6,6 +6,12 @@ to 127.0.0.1 or to the state directory's UNIX sockets.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import socket
+import stat
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +22,10 @@ import pytest
 from azure.ai.ml.entities import ManagedOnlineDeployment, ManagedOnlineEndpoint, Model
 
 from pfmagic.backends.local.backend import LocalBackend
+from pfmagic.backends.local.control import RouterControl
+from pfmagic.backends.local.procs import pid_alive
 from pfmagic.backends.local.state import read_json
+from pfmagic.errors import BackendError
 
 FLOWS = Path(__file__).parent / "flows"
 EP = "ep-sec"
@@ -34,8 +43,15 @@ def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBackend]:
         b.shutdown_all()
 
 
+@pytest.fixture
+def endpoint(backend: LocalBackend, deployed: None) -> dict[str, Any]:
+    """The endpoint's current state (port and keys), read fresh: tests may move its port."""
+    backend.router_status(EP)  # running, whatever the test before did
+    return read_json(backend.home.endpoint_file(EP))
+
+
 @pytest.fixture(scope="module")
-def endpoint(backend: LocalBackend) -> dict[str, Any]:
+def deployed(backend: LocalBackend) -> None:
     backend.create_endpoint(ManagedOnlineEndpoint(name=EP, auth_mode="key")).result(60)
     echo = backend.create_model(Model(name="chat-echo", path=str(FLOWS / "chat-echo")))
     backend.create_deployment(
@@ -48,7 +64,6 @@ def endpoint(backend: LocalBackend) -> dict[str, Any]:
         ),
         all_traffic=True,
     ).result(240)
-    return read_json(backend.home.endpoint_file(EP))
 
 
 def _url(cfg: dict[str, Any], path: str = "/score") -> str:
@@ -149,3 +164,214 @@ def test_only_documented_routes_answer(endpoint: dict[str, Any], method: str, pa
     resp = httpx.request(method, _url(endpoint, path), headers=headers, trust_env=False)
     assert resp.status_code in (401, 404, 405), (path, resp.status_code, resp.text)
     assert "answer" not in resp.text
+
+
+# -- instances: unreachable but through the router ---------------------------------------------
+def _listening_tcp_inodes() -> dict[int, int]:
+    """inode -> port of every listening TCP socket on the machine (/proc/net/tcp{,6})."""
+    out: dict[int, int] = {}
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(name) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A":  # LISTEN
+                    out[int(fields[9])] = int(fields[1].rsplit(":", 1)[1], 16)
+    return out
+
+
+def _tcp_ports_of(pid: int) -> set[int]:
+    listening = _listening_tcp_inodes()
+    ports = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if link.startswith("socket:["):
+                inode = int(link[8:-1])
+                if inode in listening:
+                    ports.add(listening[inode])
+    return ports
+
+
+def test_only_the_router_listens_on_tcp(backend: LocalBackend, endpoint: dict[str, Any]) -> None:
+    status = backend.router_status(EP)
+    inst = status["deployments"]["blue"]["instances"][0]
+    assert _tcp_ports_of(inst["pid"]) == set()  # the instance has no TCP listener at all
+    assert _tcp_ports_of(status["pid"]) == {endpoint["port"]}
+    path = Path(inst["socket"])
+    if not path.is_absolute():
+        path = backend.home.root / path
+    assert path.is_socket() and path.is_relative_to(backend.home.root)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(backend.home.root.stat().st_mode) == 0o700
+
+
+def test_another_user_cannot_reach_an_instance_socket(
+    backend: LocalBackend, endpoint: dict[str, Any]
+) -> None:
+    """As an unprivileged other user (nobody): connecting to the instance socket is refused by
+    the file system; the owner (the router) still gets through."""
+    inst = backend.router_status(EP)["deployments"]["blue"]["instances"][0]
+    path = str(backend.home.root / inst["socket"])
+    if os.geteuid() != 0:
+        pytest.skip("needs root to act as another user")
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the other user: a forked child that drops to nobody
+        result = b"?"
+        try:
+            os.setgid(nobody.pw_gid)
+            os.setuid(nobody.pw_uid)
+            with socket.socket(socket.AF_UNIX) as s:
+                s.connect(path)
+            result = b"connected"
+        except PermissionError:
+            result = b"PermissionError"
+        except BaseException as exc:
+            result = type(exc).__name__.encode()
+        finally:
+            os.write(write, result)
+            os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    with os.fdopen(read, "rb") as f:
+        assert f.read() == b"PermissionError"
+    assert _post(endpoint).status_code == 200
+
+
+# -- the router's identity: no key to a stranger, never a twin --------------------------------
+class Squatter:
+    """A stranger that binds the dead router's port, records every byte and answers 200."""
+
+    def __init__(self, port: int):
+        self.received = b""
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.stop = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        body = b'{"proof": "0000", "answer": "I am the assistant now"}'
+        reply = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+        while not self.stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(1.0)
+                with contextlib.suppress(OSError):
+                    while chunk := conn.recv(65536):
+                        self.received += chunk
+                        if b"\r\n\r\n" in chunk:
+                            conn.sendall(reply % (len(body), body))
+
+    def close(self) -> None:
+        self.stop = True
+        self.thread.join(5)
+        self.sock.close()
+
+
+def _kill_router(backend: LocalBackend) -> int:
+    pid = backend.router_status(EP)["pid"]
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not pid_alive(pid)
+    return pid
+
+
+def test_a_squatter_on_the_port_gets_no_key_and_no_question(
+    backend: LocalBackend, endpoint: dict[str, Any]
+) -> None:
+    port = endpoint["port"]
+    assert backend.invoke(EP, {"question": "warm"}).status == 200  # a pooled connection too
+    _kill_router(backend)
+    squatter = Squatter(port)
+    try:
+        with pytest.raises(BackendError) as err:
+            backend.invoke(EP, {"question": "the secret question"})
+        message = str(err.value)
+        assert message.startswith(f"port {port} is held by another process (pid {os.getpid()}, ")
+        assert f"`%pf_status {EP}` restarts it on a new port" in message
+        assert "\n" not in message
+        # the admin channel does not talk to it either
+        assert RouterControl(backend.home, EP).admin("GET", "status") is None
+        seen = squatter.received
+        assert seen, "the client never even connected: the test proves nothing"
+        for secret in (*endpoint["keys"].values(), endpoint["admin_token"], endpoint["token_key"]):
+            assert secret.encode() not in seen
+        assert b"secret question" not in seen and b"Bearer" not in seen
+        requests = [line for line in seen.split(b"\r\n") if b" HTTP/1.1" in line]
+        assert requests and all(r.startswith(b"GET /_pfmagic/identity?nonce=") for r in requests)
+        # what %pf_status does: the router comes back on a new port, the key goes there
+        status = RouterControl(backend.home, EP).ensure()
+        moved = read_json(backend.home.endpoint_file(EP))["port"]
+        assert moved != port and status["port"] == moved
+        reply = backend.invoke(EP, {"question": "after the move"})
+        assert reply.status == 200 and "after the move" in str(reply.outputs)
+    finally:
+        squatter.close()
+    assert b"after the move" not in squatter.received
+
+
+def test_identity_proof_is_bound_to_the_secret_and_port(endpoint: dict[str, Any]) -> None:
+    from pfmagic.backends.local.identity import proof, router_client
+
+    nonce = "ab" * 16
+    resp = httpx.get(_url(endpoint, f"/_pfmagic/identity?nonce={nonce}"), trust_env=False)
+    assert resp.status_code == 200 and endpoint["admin_token"] not in resp.text
+    assert resp.json()["proof"] == proof(endpoint["admin_token"], EP, endpoint["port"], nonce)
+    assert resp.json()["proof"] != proof(endpoint["admin_token"], EP, endpoint["port"] + 1, nonce)
+    with (
+        router_client(EP, "not-the-secret") as client,
+        pytest.raises(BackendError, match="held by"),
+    ):
+        client.get(_url(endpoint, "/health"))
+
+
+def test_a_stopped_router_never_gets_a_twin(
+    backend: LocalBackend, endpoint: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+
+    from pfmagic.backends.local import control
+    from pfmagic.backends.local.procs import child_env, is_router
+
+    monkeypatch.setattr(control, "STATUS_TIMEOUT", 1.0)
+    pid = backend.router_status(EP)["pid"]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(BackendError, match="does not answer"):
+            RouterControl(backend.home, EP).ensure()
+        twin = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pfmagic.backends.local.server",
+                "--home",
+                str(backend.home.root),
+                "--endpoint",
+                EP,
+            ],
+            env=child_env(backend.home),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert twin.returncode == control.EXIT_LOCKED, twin.stdout
+        routers = [p for p in os.listdir("/proc") if p.isdigit() and is_router(int(p), EP)]
+        assert routers == [str(pid)]
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert backend.router_status(EP)["pid"] == pid
+    assert read_json(backend.home.endpoint_file(EP))["port"] == endpoint["port"]

@@ -18,6 +18,7 @@ from pfmagic.backends.base import Backend, KeyType, ScoreReply
 from pfmagic.backends.events import Operation
 from pfmagic.backends.local import auth, connections, entities, models
 from pfmagic.backends.local.control import RouterControl, free_port, shutdown_all
+from pfmagic.backends.local.identity import router_client
 from pfmagic.backends.local.logs import log_event, tail, tail_rotated
 from pfmagic.backends.local.state import Home, locked, read_json, write_json
 from pfmagic.errors import BackendError, NotFound, PfError
@@ -81,6 +82,7 @@ class _Target:
     auth_mode: str
     key: str
     token_key: str
+    admin_token: str  # what the router proves it knows before a key goes to it (identity.py)
 
     def credential(self, endpoint: str, lifetime: float) -> str:
         if self.auth_mode == "aml_token":  # minted locally (HMAC): no state read per call
@@ -115,6 +117,7 @@ class LocalBackend(Backend):
         self.options = options
         # endpoint -> where and how to score it; refreshed on connection refused / 401
         self._targets: dict[str, _Target] = {}
+        self._clients: dict[tuple[str, str], Any] = {}  # (endpoint, admin token) -> httpx
 
     def describe(self) -> str:
         return f"local: endpoints on 127.0.0.1, state in {self.home.root}"
@@ -664,6 +667,7 @@ class LocalBackend(Backend):
                 cfg.get("auth_mode", "key"),
                 str(cfg["keys"]["primary"]),
                 str(cfg.get("token_key", "")),
+                str(cfg.get("admin_token", "")),
             )
             self._targets[endpoint] = target
         return target
@@ -682,6 +686,10 @@ class LocalBackend(Backend):
         from pfmagic.http import score
 
         def post(target: _Target) -> ScoreReply:
+            client = self._clients.get((endpoint, target.admin_token))
+            if client is None or client.is_closed:
+                client = router_client(endpoint, target.admin_token)
+                self._clients[(endpoint, target.admin_token)] = client
             return score(
                 target.url,
                 body,
@@ -690,6 +698,7 @@ class LocalBackend(Backend):
                 stream=stream,
                 timeout=timeout,
                 on_chunk=on_chunk,
+                client=client,  # every new connection proves it reaches the router first
             )
 
         # Normal path: one POST, no admin round trip and no state read. Both retries below
@@ -702,6 +711,10 @@ class LocalBackend(Backend):
                 self._targets.pop(endpoint, None)
                 self._router(endpoint).ensure()  # a killed router comes back: same port, keys
                 return post(self._target(endpoint))
+            if exc.code == "NotRouter":  # nothing was sent; maybe it moved to a new port
+                fresh = self._target(endpoint, reload=True)
+                if fresh.url != target.url:
+                    return post(fresh)
             if exc.status == 401:
                 fresh = self._target(endpoint, reload=True)  # keys changed by another kernel?
                 if fresh != target:
@@ -734,3 +747,6 @@ class LocalBackend(Backend):
 
     def close(self) -> None:
         """Endpoints keep running after the kernel goes (that is the point)."""
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()

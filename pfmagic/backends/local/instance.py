@@ -2,8 +2,9 @@
 
 Started by the endpoint's router (``supervisor.py``) as
 ``python -m pfmagic.backends.local.instance --fd N --id NAME`` with the deployment's
-environment; listens on the already-bound loopback socket ``N`` the router passes down (no
-port race). Never imported by the kernel: promptflow mutates process-global state.
+environment; listens on the already-bound socket ``N`` the router passes down (a UNIX socket
+in the user-only state directory: only the router reaches an instance).
+Never imported by the kernel: promptflow mutates process-global state.
 
 Environment read here (set by the supervisor):
 ``PROMPTFLOW_PROJECT_PATH`` flow folder; ``PFMAGIC_CONNECTIONS_FILE`` stored connections;

@@ -27,8 +27,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import fcntl
 import os
 import random
+import shutil
 import socket
 import sys
 import time
@@ -48,6 +50,7 @@ from starlette.routing import Route
 
 from pfmagic.backends.local import auth
 from pfmagic.backends.local.guard import Guard
+from pfmagic.backends.local.identity import IDENTITY_PATH, proof
 from pfmagic.backends.local.state import Home, ensure_pf_home, read_json, write_json
 from pfmagic.backends.local.supervisor import Deployment, Instance, Supervisor
 
@@ -62,6 +65,8 @@ FORWARD = (
     "baggage",
 )
 EXIT_PORT_BUSY = 3
+EXIT_LOCKED = 4  # another router of this endpoint holds its lock
+_lock_fd: int | None = None  # held for the router's whole life
 STARTUP_WAIT = 120.0  # how long a request waits for a starting deployment
 # Request body limit. Azure's managed online endpoints answer 413 "Payload too large" to a
 # request payload over 1.5 MB ("Troubleshooting managed online endpoints deployment and
@@ -134,9 +139,7 @@ class Router:
         self.config_mtime = 0.0
         self.started = time.time()
         self.server: uvicorn.Server | None = None
-        self.client = httpx.AsyncClient(
-            trust_env=False, limits=httpx.Limits(max_connections=512, max_keepalive_connections=64)
-        )
+        self.port = 0  # the TCP port it listens on (set once bound)
         self._background: set[asyncio.Task[Any]] = set()
 
     # -- state -----------------------------------------------------------------------------
@@ -325,14 +328,14 @@ class Router:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise asyncio.TimeoutError
-                req = self.client.build_request(
+                req = inst.client.build_request(
                     method,
                     inst.url(path),
                     content=body,
                     headers=headers,
                     timeout=httpx.Timeout(remaining, connect=min(5.0, remaining)),
                 )
-                resp = await asyncio.wait_for(self.client.send(req, stream=True), remaining)
+                resp = await asyncio.wait_for(inst.client.send(req, stream=True), remaining)
                 head, rest = await asyncio.wait_for(
                     self.read_ahead(resp), max(0.0, deadline - time.monotonic())
                 )
@@ -554,6 +557,16 @@ class Router:
             "deployments": self.supervisor.status(),
         }
 
+    async def identity(self, request: Request) -> Response:
+        """Proof for a client that this is the endpoint's router (``identity.py``); no secret
+        in the reply, nothing done."""
+        nonce = request.query_params.get("nonce", "")
+        if not 16 <= len(nonce) <= 128:
+            return error(400, "BadRequest", "nonce required")
+        self.load_config()
+        mac = proof(self.config.get("admin_token", ""), self.name, self.port, nonce)
+        return JSONResponse({"endpoint": self.name, "proof": mac})
+
     async def admin(self, request: Request) -> Response:
         self.load_config()
         if not self.admin_ok(request):
@@ -590,13 +603,13 @@ class Router:
             finally:
                 poller.cancel()
                 await self.supervisor.close()
-                await self.client.aclose()
 
         return Starlette(
             routes=[
                 Route("/score", self.score, methods=["POST"]),
                 Route("/swagger.json", self.swagger, methods=["GET"]),
                 Route("/health", self.health, methods=["GET"]),
+                Route(IDENTITY_PATH, self.identity, methods=["GET"]),
                 Route("/_pfmagic/{action}", self.admin, methods=["GET", "POST"]),
                 # everything else (promptflow's /feedback, /version, ...) is not ours to serve
                 Route(
@@ -620,6 +633,21 @@ def main(argv: list[str] | None = None) -> int:
     if not home.endpoint_file(args.endpoint).is_file():
         print(f"[pfmagic] router {args.endpoint}: no such endpoint under {home.root}", flush=True)
         return 2
+    # One router per endpoint, ever: the lock is held until this process is gone (killed,
+    # crashed or stopped); a stopped (SIGSTOP) router keeps it, so it never gets a twin.
+    global _lock_fd
+    _lock_fd = os.open(home.router_lock(args.endpoint), os.O_RDWR | os.O_CREAT, 0o600)
+    for attempt in range(20):  # a kernel's liveness check holds it for microseconds
+        try:
+            fcntl.flock(_lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if attempt == 19:
+                print(
+                    f"[pfmagic] router {args.endpoint}: another router holds the lock", flush=True
+                )
+                return EXIT_LOCKED
+            time.sleep(0.025)
     router = Router(home, args.endpoint)
     router.load_config()
     port = int(router.config.get("port") or 0)
@@ -634,6 +662,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         return EXIT_PORT_BUSY
     sock.listen(512)
+    router.port = int(sock.getsockname()[1])
+    # instance sockets of an earlier router of this endpoint (killed: never unlinked)
+    shutil.rmtree(home.socket_dir(args.endpoint), ignore_errors=True)
     ensure_pf_home(home)
     write_json(
         home.run_file(args.endpoint),
