@@ -375,3 +375,107 @@ def test_a_stopped_router_never_gets_a_twin(
         os.kill(pid, signal.SIGCONT)
     assert backend.router_status(EP)["pid"] == pid
     assert read_json(backend.home.endpoint_file(EP))["port"] == endpoint["port"]
+
+
+# -- bounded: idle sockets, slow heads, connection floods, fds, logs ----------------------------
+@pytest.fixture
+def tight(backend: LocalBackend, endpoint: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The router restarted with a 1 s header deadline and at most 8 connections."""
+    from pfmagic.backends.local.state import locked, write_json
+
+    def set_limits(**limits: Any) -> None:
+        with locked(backend.home.state_lock(EP)):
+            cfg = read_json(backend.home.endpoint_file(EP))
+            for k, v in limits.items():
+                if v is None:
+                    cfg.pop(k, None)
+                else:
+                    cfg[k] = v
+            write_json(backend.home.endpoint_file(EP), cfg)
+        ctl = RouterControl(backend.home, EP)
+        ctl.stop()
+        ctl.ensure()
+        assert backend.invoke(EP, {"question": "ready?"}).status == 200
+
+    set_limits(header_timeout=1, max_connections=8)
+    try:
+        yield read_json(backend.home.endpoint_file(EP))
+    finally:
+        set_limits(header_timeout=None, max_connections=None)
+
+
+def _closed_by_peer(conn: socket.socket, within: float) -> bool:
+    conn.settimeout(within)
+    try:
+        return conn.recv(1024) == b""
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def test_idle_and_slow_connections_are_closed_and_floods_get_503(tight: dict[str, Any]) -> None:
+    port = tight["port"]
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(4)]
+    slow = socket.create_connection(("127.0.0.1", port))
+    start = time.monotonic()
+    slow.sendall(b"POST /score HTTP/1.1\r\n")
+    for _ in range(6):  # slowloris: a header byte every 0.3 s never completes the head
+        time.sleep(0.3)
+        with contextlib.suppress(OSError):
+            slow.sendall(b"X")
+    assert _closed_by_peer(slow, 2.0), "a slow request head kept its connection"
+    assert all(_closed_by_peer(c, 2.0) for c in idle), "idle connections kept open"
+    assert time.monotonic() - start < 6
+    for c in [*idle, slow]:
+        c.close()
+    # a flood: 8 connections held open; beyond them the router answers 503, then recovers
+    held = [socket.create_connection(("127.0.0.1", port)) for _ in range(8)]
+    try:
+        time.sleep(0.2)
+        resp = _post(tight)
+        assert resp.status_code == 503, resp.text
+    finally:
+        for c in held:
+            c.close()
+    time.sleep(0.3)
+    assert _post(tight).status_code == 200
+
+
+def test_router_raises_its_open_file_limit(backend: LocalBackend, endpoint: dict[str, Any]) -> None:
+    pid = backend.router_status(EP)["pid"]
+    line = next(
+        x for x in Path(f"/proc/{pid}/limits").read_text().splitlines() if "open files" in x
+    )
+    soft, hard = line.split()[3:5]
+    assert soft == hard, line
+
+
+def test_logs_rotate_by_size_under_appending_writers(tmp_path: Path) -> None:
+    from pfmagic.backends.local.limits import rotate_in_place
+
+    log = tmp_path / "inference-server.log"
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)  # as an instance holds it
+    try:
+        for i in range(2000):
+            os.write(fd, f"line {i:05d} {'x' * 80}\n".encode())
+        assert rotate_in_place(log, max_bytes=64 << 10)
+        os.write(fd, b"after rotation\n")
+    finally:
+        os.close(fd)
+    assert log.read_bytes() == b"after rotation\n"  # the writer carried on at the new start
+    old = log.with_name(log.name + ".1").read_text()
+    assert old.startswith("line 00000") and "line 01999" in old
+    assert not rotate_in_place(log, max_bytes=64 << 10)
+
+
+def test_repeated_errors_are_rate_limited() -> None:
+    from pfmagic.backends.local.limits import RateLimit
+
+    limit = RateLimit(burst=5, window=0.5)
+    logged = [limit.allow("POST /score|KeyError") for _ in range(1000)]
+    assert sum(ok for ok, _ in logged) == 5
+    assert limit.allow("other")[0]  # another error is not silenced by the first
+    time.sleep(0.55)
+    ok, suppressed = limit.allow("POST /score|KeyError")
+    assert ok and suppressed == 995

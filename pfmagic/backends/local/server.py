@@ -51,6 +51,15 @@ from starlette.routing import Route
 from pfmagic.backends.local import auth
 from pfmagic.backends.local.guard import Guard
 from pfmagic.backends.local.identity import IDENTITY_PATH, proof
+from pfmagic.backends.local.limits import (
+    HEADER_TIMEOUT,
+    MAX_CONNECTIONS,
+    MAX_HEADER_BYTES,
+    BoundedH11,
+    RateLimit,
+    raise_nofile,
+    rotate_in_place,
+)
 from pfmagic.backends.local.state import Home, ensure_pf_home, read_json, write_json
 from pfmagic.backends.local.supervisor import Deployment, Instance, Supervisor
 
@@ -141,6 +150,7 @@ class Router:
         self.server: uvicorn.Server | None = None
         self.port = 0  # the TCP port it listens on (set once bound)
         self._background: set[asyncio.Task[Any]] = set()
+        self._log_limit = RateLimit()  # a repeated error fills the log at most ~5 times/min
 
     # -- state -----------------------------------------------------------------------------
     def load_config(self) -> None:
@@ -173,6 +183,17 @@ class Router:
             missing = 0
             with contextlib.suppress(Exception):
                 await self.reconcile()
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.rotate_logs)
+
+    def rotate_logs(self) -> None:
+        """Size-bounded logs: the router's own and each deployment's (held open by others)."""
+        logs = [self.home.router_log(self.name)]
+        logs += [
+            self.home.deployment_log(self.name, d) for d in self.home.deployment_names(self.name)
+        ]
+        for log in logs:
+            rotate_in_place(log)
 
     # -- auth ------------------------------------------------------------------------------
     def unauthorized(self, request: Request) -> JSONResponse | None:
@@ -478,11 +499,14 @@ class Router:
                 async for chunk in rest:
                     yield chunk
             except httpx.HTTPError as exc:  # too late to fail over: the client has bytes
-                print(
-                    f"[pfmagic] router {self.name}: reply from {up.inst.name} broke off "
-                    f"mid-stream ({type(exc).__name__})",
-                    flush=True,
-                )
+                allowed, suppressed = self._log_limit.allow(f"broke|{up.inst.name}")
+                if allowed:
+                    more = f"; {suppressed} more not logged" if suppressed else ""
+                    print(
+                        f"[pfmagic] router {self.name}: reply from {up.inst.name} broke off "
+                        f"mid-stream ({type(exc).__name__}{more})",
+                        flush=True,
+                    )
                 raise
             finally:
                 await up.release()
@@ -496,8 +520,13 @@ class Router:
         )
 
     def log_unexpected(self, what: str, exc: BaseException) -> None:
+        allowed, suppressed = self._log_limit.allow(f"{what}|{type(exc).__name__}")
+        if not allowed:
+            return
+        more = f" ({suppressed} more like it not logged)" if suppressed else ""
         print(
-            f"[pfmagic] router {self.name}: unexpected {type(exc).__name__} in {what}", flush=True
+            f"[pfmagic] router {self.name}: unexpected {type(exc).__name__} in {what}{more}",
+            flush=True,
         )
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stdout)
         sys.stdout.flush()
@@ -650,6 +679,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.025)
     router = Router(home, args.endpoint)
     router.load_config()
+    raise_nofile()  # every client and instance connection is a file descriptor
     port = int(router.config.get("port") or 0)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -678,8 +708,18 @@ def main(argv: list[str] | None = None) -> int:
     # Not uvicorn's fd= (it wraps the socket as AF_UNIX): asyncio sets TCP_NODELAY only on
     # connections accepted from an AF_INET/IPPROTO_TCP socket; without it every keep-alive
     # reply waits ~40 ms for a delayed ACK. socket(fileno=...) auto-detects family and proto.
+    # Bounded: a complete request head within header_timeout, idle keep-alive 5 s, head size
+    # capped by h11, at most max_connections connections (uvicorn answers 503 beyond).
+    BoundedH11.header_timeout = float(router.config.get("header_timeout") or HEADER_TIMEOUT)
     config = uvicorn.Config(
-        router.app(), log_level="warning", access_log=False, timeout_graceful_shutdown=15
+        router.app(),
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=15,
+        http=BoundedH11,
+        timeout_keep_alive=5,
+        limit_concurrency=int(router.config.get("max_connections") or MAX_CONNECTIONS),
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
     )
     router.server = uvicorn.Server(config)
     router.server.run(sockets=[socket.socket(fileno=sock.detach())])
