@@ -479,3 +479,52 @@ def test_repeated_errors_are_rate_limited() -> None:
     time.sleep(0.55)
     ok, suppressed = limit.allow("POST /score|KeyError")
     assert ok and suppressed == 995
+
+
+# -- lifecycle: stop/start, titles, logs kept after delete ---------------------------------------
+@pytest.fixture
+def shell(ip: Any, backend: LocalBackend) -> Any:
+    """A real IPython shell with pfmagic, on this module's home."""
+    ip.run_line_magic("config", f"PfMagics.home = {str(backend.home.root)!r}")
+    return ip
+
+
+def _cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+
+
+def test_stop_and_start_keep_state_port_and_keys(
+    shell: Any, backend: LocalBackend, endpoint: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = backend.router_status(EP)
+    router, inst = status["pid"], status["deployments"]["blue"]["instances"][0]["pid"]
+    assert _cmdline(router).startswith(f"pfmagic router {EP} ")
+    assert _cmdline(inst).startswith(f"pfmagic instance {EP}/blue-")
+    shell.run_line_magic("pf_stop", EP)
+    assert f"stopped {EP}" in capsys.readouterr().out
+    deadline = time.monotonic() + 10
+    while (pid_alive(router) or pid_alive(inst)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not pid_alive(router) and not pid_alive(inst)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", endpoint["port"]), timeout=2).close()
+    with pytest.raises(BackendError, match="is stopped") as err:
+        backend.invoke(EP, {"question": "anyone?"})
+    assert err.value.hint and f"%pf_start {EP}" in err.value.hint
+    assert backend.home.router_log(EP).is_file()  # logs kept
+    shell.run_line_magic("pf_start", EP)
+    assert f"started {EP}: http://127.0.0.1:{endpoint['port']}/score" in capsys.readouterr().out
+    after = read_json(backend.home.endpoint_file(EP))
+    assert after["keys"] == endpoint["keys"] and after["port"] == endpoint["port"]
+    assert backend.invoke(EP, {"question": "back"}).status == 200
+
+
+def test_logs_stay_after_delete_until_purge(shell: Any, backend: LocalBackend) -> None:
+    name = "ep-logs"
+    for purge in (False, True):
+        backend.create_endpoint(ManagedOnlineEndpoint(name=name, auth_mode="key")).result(60)
+        log = backend.home.router_log(name)
+        assert log.is_file()
+        shell.run_line_magic("pf_delete", f"{name} --purge" if purge else name)
+        assert not backend.home.endpoint_file(name).exists()
+        assert log.is_file() != purge

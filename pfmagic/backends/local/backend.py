@@ -279,7 +279,8 @@ class LocalBackend(Backend):
     def get_endpoint(self, name: str) -> OnlineEndpoint:
         ctl = self._router(name)
         cfg = ctl.config()
-        ctl.ensure()  # an endpoint whose router was killed comes back on next use
+        if not cfg.get("stopped"):
+            ctl.ensure()  # an endpoint whose router was killed comes back on next use
         cfg = ctl.config()
         return entities.endpoint(
             cfg,
@@ -301,7 +302,25 @@ class LocalBackend(Backend):
                 )
         return out
 
-    def delete_endpoint(self, name: str) -> Operation:
+    def stop_endpoint(self, name: str) -> None:
+        """Stop the endpoint's router and instances; state, keys, port and logs stay."""
+        with locked(self.home.state_lock(name)):
+            cfg = self._config(name)
+            cfg["stopped"] = True
+            write_json(self.home.endpoint_file(name), cfg)
+        self._router(name).stop()
+
+    def start_endpoint(self, name: str) -> OnlineEndpoint:
+        """Start a stopped endpoint again (same port and keys when the port is still free)."""
+        with locked(self.home.state_lock(name)):
+            cfg = self._config(name)
+            cfg.pop("stopped", None)
+            write_json(self.home.endpoint_file(name), cfg)
+        self._router(name).reconcile()
+        return self.get_endpoint(name)
+
+    def delete_endpoint(self, name: str, *, purge: bool = False) -> Operation:
+        """Delete the endpoint; its logs stay under ``logs/<name>`` unless ``purge``."""
         self._config(name)  # NotFound early, not inside the operation
 
         def work(op: Operation) -> None:
@@ -313,7 +332,9 @@ class LocalBackend(Backend):
             self._targets.pop(name, None)
             self._router(name).stop()
             shutil.rmtree(self.home.endpoint_dir(name), ignore_errors=True)
-            shutil.rmtree(self.home.log_dir(name), ignore_errors=True)
+            shutil.rmtree(self.home.socket_dir(name), ignore_errors=True)
+            if purge:
+                shutil.rmtree(self.home.log_dir(name), ignore_errors=True)
             op.emit("delete", "Succeeded", f"endpoint {name} deleted")
 
         return Operation(f"delete endpoint {name}", ("delete",), work)
@@ -525,7 +546,7 @@ class LocalBackend(Backend):
                 out.append(entities.deployment(data, st.get("provisioning_state", "Creating")))
         return out
 
-    def delete_deployment(self, endpoint: str, name: str) -> Operation:
+    def delete_deployment(self, endpoint: str, name: str, *, purge: bool = False) -> Operation:
         self._deployment_data(endpoint, name)
         cfg = self._config(endpoint)
         if int((cfg.get("traffic") or {}).get(name, 0)) > 0:
@@ -558,7 +579,8 @@ class LocalBackend(Backend):
                 status = ctl.status() or ctl.ensure()
             with locked(self.home.state_lock(endpoint)):
                 shutil.rmtree(self.home.deployment_dir(endpoint, name), ignore_errors=True)
-            shutil.rmtree(self.home.log_dir(endpoint, name), ignore_errors=True)
+            if purge:  # else the logs stay for a post-mortem
+                shutil.rmtree(self.home.log_dir(endpoint, name), ignore_errors=True)
             ctl.reconcile()
             op.emit("delete", "Succeeded", f"deployment {name} deleted")
 

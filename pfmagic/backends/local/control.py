@@ -94,8 +94,12 @@ class RouterControl:
         )
 
     def ensure(self) -> dict[str, Any]:
-        """Status of the running router, starting it first if needed."""
-        self.config()  # NotFound for an endpoint that does not exist: never start a router
+        """Status of the running router, starting it first if needed (a crashed or killed
+        router is started again here, by the kernel's next call; the lock makes it once)."""
+        if self.config().get("stopped"):  # NotFound for an unknown endpoint: never start one
+            raise BackendError(
+                f"endpoint '{self.endpoint}' is stopped", hint=f"%pf_start {self.endpoint}"
+            )
         status = self.status()
         if status is not None:
             return status

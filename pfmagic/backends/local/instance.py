@@ -64,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--id", required=True, help="instance name, for the logs")
     args = parser.parse_args(argv)
 
+    from pfmagic.backends.local.procs import set_title
+
+    set_title(f"pfmagic instance {os.environ.get('PFMAGIC_ENDPOINT', '?')}/{args.id}")
     parent = int(os.environ.get("PFMAGIC_PARENT_PID", "0") or 0)
     if parent:
         _exit_with_parent(parent)

@@ -28,6 +28,14 @@ def child_env(home: Home) -> dict[str, str]:
     return env
 
 
+def set_title(title: str) -> None:
+    """Name this process in ``ps``/``top`` (endpoint, deployment, instance)."""
+    with contextlib.suppress(ImportError):
+        import setproctitle
+
+        setproctitle.setproctitle(title)
+
+
 def pid_alive(pid: int | None) -> bool:
     if not pid:
         return False

@@ -60,6 +60,7 @@ from pfmagic.backends.local.limits import (
     raise_nofile,
     rotate_in_place,
 )
+from pfmagic.backends.local.procs import set_title
 from pfmagic.backends.local.state import Home, ensure_pf_home, read_json, write_json
 from pfmagic.backends.local.supervisor import Deployment, Instance, Supervisor
 
@@ -677,6 +678,11 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 return EXIT_LOCKED
             time.sleep(0.025)
+    # the module and endpoint stay in the title: procs.is_router() looks for them
+    set_title(
+        f"pfmagic router {args.endpoint} "
+        f"pfmagic.backends.local.server --endpoint {args.endpoint} --home {home.root}"
+    )
     router = Router(home, args.endpoint)
     router.load_config()
     raise_nofile()  # every client and instance connection is a file descriptor

@@ -326,6 +326,7 @@ class Supervisor:
                 "PF_HOME_DIRECTORY": str(self.home.promptflow_home),
                 "PFMAGIC_CONNECTIONS_FILE": str(self.home.connections_file),
                 "PFMAGIC_PARENT_PID": str(os.getpid()),
+                "PFMAGIC_ENDPOINT": self.endpoint,  # for the instances' process titles
                 "PYTHONUNBUFFERED": "1",
             }
         )
