@@ -250,7 +250,17 @@ class Squatter:
         self.received = b""
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", port))
+        deadline = time.monotonic() + 5
+        while True:  # the dead router's connections may hold the port for a moment
+            try:
+                self.sock.bind(("127.0.0.1", port))
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    from pfmagic.backends.local.procs import port_holder
+
+                    raise AssertionError(f"port {port} still held: {port_holder(port)}") from None
+                time.sleep(0.1)
         self.sock.listen(16)
         self.sock.settimeout(0.2)
         self.stop = False

@@ -17,6 +17,8 @@ managed online endpoint does:
   ``{"error": {"code", "message"}}``, including unexpected ones (500, logged).
 * ``GET /swagger.json`` -- the flow's OpenAPI document (same auth and routing).
 * ``GET /health`` -- liveness of the router itself, no secrets.
+* ``GET /_pfmagic/identity?nonce=N`` -- proof that this is the endpoint's router
+  (``identity.py``); any path not listed here is 404, and ``guard.py`` checks Host/Origin first.
 * ``/_pfmagic/status`` (GET), ``/_pfmagic/reconcile`` (POST), ``/_pfmagic/shutdown`` (POST) --
   the admin API for the kernel, guarded by the ``X-Pfmagic-Admin`` token from the 0600 state
   file. Keys and tokens are never in argv: the router reads them from ``endpoint.json``.
