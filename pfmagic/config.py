@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from traitlets import Bool, Float, Int, Unicode, default
+from traitlets import Bool, Float, Int, List, Unicode, default
 from traitlets.config import Configurable
 
 
@@ -55,6 +55,17 @@ class PfMagics(Configurable):
     errors_are_fatal = Bool(
         False,
         help="Raise real exceptions instead of one-line usage errors (for papermill / CI).",
+    ).tag(config=True)
+
+    allowed_hosts = List(
+        Unicode(),
+        help="Extra Host names local endpoints answer (e.g. behind a proxy); loopback names "
+        "(127.0.0.1, localhost, [::1]) always work. Applies when the endpoint cell runs again.",
+    ).tag(config=True)
+    allowed_origins = List(
+        Unicode(),
+        help="Browser origins (https://host:port) allowed to call local endpoints, with CORS "
+        "headers; none by default. Applies when the endpoint cell runs again.",
     ).tag(config=True)
 
     @default("home")

@@ -9,8 +9,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
+import socketserver
 import threading
 import time
 from collections.abc import Iterator
@@ -38,14 +40,42 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Any]]
     yield from shared_endpoint(tmp_path_factory)
 
 
+class _Relay(socketserver.BaseRequestHandler):
+    """Loopback TCP -> the instance's UNIX socket, byte for byte (instances listen only there)."""
+
+    def handle(self) -> None:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as up:
+            up.connect(self.server.uds)  # type: ignore[attr-defined]
+
+            def pump(src: socket.socket, dst: socket.socket) -> None:
+                with contextlib.suppress(OSError):
+                    while data := src.recv(65536):
+                        dst.sendall(data)
+                with contextlib.suppress(OSError):
+                    dst.shutdown(socket.SHUT_WR)
+
+            back = threading.Thread(target=pump, args=(up, self.request), daemon=True)
+            back.start()
+            pump(self.request, up)
+            back.join(30)
+
+
 @pytest.fixture(scope="module")
-def pf_url(live: tuple[Path, Any]) -> str:
+def pf_url(live: tuple[Path, Any]) -> Iterator[str]:
     """``/score`` of promptflow's own serving app: the blue instance behind the shared local
-    endpoint, addressed directly (no router, no key), so its raw replies are what we parse."""
+    endpoint, addressed directly (no router, no key; through a test relay to its UNIX
+    socket), so its raw replies are what we parse."""
     status = live[1].router_status(EP)
     deployments = status.get("deployments", status)
-    port = deployments["blue"]["instances"][0]["port"]
-    return f"http://127.0.0.1:{port}/score"
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Relay)
+    server.daemon_threads = True
+    server.uds = deployments["blue"]["instances"][0]["socket"]  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/score"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 class _Scripted(BaseHTTPRequestHandler):

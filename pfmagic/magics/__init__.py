@@ -2,7 +2,7 @@
 
 - ``cells``: ``%%pf_model``, ``%%pf_endpoint``, ``%%pf_deployment``, ``%%pf_connection``
 - ``ops``: ``%pf_backend``, ``%pf_status``, ``%pf_logs``, ``%pf_traffic``, ``%pf_keys``,
-  ``%pf_delete``, ``%pf_endpoints``
+  ``%pf_delete``, ``%pf_endpoints``, ``%pf_stop``, ``%pf_start``
 - ``invoke``: ``%pf_invoke`` / ``%%pf_invoke``
 - ``quota``: ``%pf_quota``
 """

@@ -330,6 +330,7 @@ class OpsMagics(SessionMagics):
     @argument(
         "--no-wait", action="store_true", help="Return the running operation instead of waiting."
     )
+    @argument("--purge", action="store_true", help="Local backend: delete the logs too.")
     @line_magic
     @usage_errors
     def pf_delete(self, line: str) -> Any:
@@ -344,11 +345,14 @@ class OpsMagics(SessionMagics):
         args = parse_argstring(self.pf_delete, line)
         backend = self.session.backend
         s = self.session
+        extra = {"purge": True} if args.purge else {}
+        if args.purge and backend.name != "local":
+            raise PfError("--purge deletes local logs; it is for the local backend only")
         if args.deployment:
-            op = backend.delete_deployment(args.endpoint, args.deployment)
+            op = backend.delete_deployment(args.endpoint, args.deployment, **extra)
             s.deployments.pop((args.endpoint, args.deployment), None)
         else:
-            op = backend.delete_endpoint(args.endpoint)
+            op = backend.delete_endpoint(args.endpoint, **extra)
             s.endpoints.pop(args.endpoint, None)
             s.histories.pop(args.endpoint, None)
             for key in [k for k in s.deployments if k[0] == args.endpoint]:
@@ -361,6 +365,42 @@ class OpsMagics(SessionMagics):
         what = f"{args.endpoint}/{args.deployment}" if args.deployment else args.endpoint
         print(f"deleted {what}")
         return None
+
+    @magic_arguments()
+    @argument("endpoint")
+    @line_magic
+    @usage_errors
+    def pf_stop(self, line: str) -> None:
+        """Stop a local endpoint (router and instances); state, keys and logs are kept.
+
+        Examples::
+
+            %pf_stop basic-chat-endpoint
+        """
+        args = parse_argstring(self.pf_stop, line)
+        self._local(args.endpoint).stop_endpoint(args.endpoint)
+        print(f"stopped {args.endpoint} (%pf_start {args.endpoint} starts it again)")
+
+    @magic_arguments()
+    @argument("endpoint")
+    @line_magic
+    @usage_errors
+    def pf_start(self, line: str) -> None:
+        """Start a stopped local endpoint again.
+
+        Examples::
+
+            %pf_start basic-chat-endpoint
+        """
+        args = parse_argstring(self.pf_start, line)
+        ep = self._local(args.endpoint).start_endpoint(args.endpoint)
+        print(f"started {args.endpoint}: {ep.scoring_uri}")
+
+    def _local(self, endpoint: str) -> Any:
+        backend = self.session.backend
+        if not hasattr(backend, "stop_endpoint"):
+            raise PfError(f"%pf_stop/%pf_start: the {backend.name} backend has no stopped state")
+        return backend
 
     @magic_arguments()
     @argument("-o", "--output", metavar="VAR", help="Store the list in VAR.")

@@ -18,6 +18,7 @@ from pfmagic.backends.base import Backend, KeyType, ScoreReply
 from pfmagic.backends.events import Operation
 from pfmagic.backends.local import auth, connections, entities, models
 from pfmagic.backends.local.control import RouterControl, free_port, shutdown_all
+from pfmagic.backends.local.identity import router_client
 from pfmagic.backends.local.logs import log_event, tail, tail_rotated
 from pfmagic.backends.local.state import Home, locked, read_json, write_json
 from pfmagic.errors import BackendError, NotFound, PfError
@@ -81,6 +82,7 @@ class _Target:
     auth_mode: str
     key: str
     token_key: str
+    admin_token: str  # what the router proves it knows before a key goes to it (identity.py)
 
     def credential(self, endpoint: str, lifetime: float) -> str:
         if self.auth_mode == "aml_token":  # minted locally (HMAC): no state read per call
@@ -115,6 +117,7 @@ class LocalBackend(Backend):
         self.options = options
         # endpoint -> where and how to score it; refreshed on connection refused / 401
         self._targets: dict[str, _Target] = {}
+        self._clients: dict[tuple[str, str], Any] = {}  # (endpoint, admin token) -> httpx
 
     def describe(self) -> str:
         return f"local: endpoints on 127.0.0.1, state in {self.home.root}"
@@ -244,6 +247,11 @@ class LocalBackend(Backend):
                         "updated": time.time(),
                         "kind": "kubernetes" if getattr(endpoint, "compute", None) else "managed",
                         "compute": getattr(endpoint, "compute", None),
+                        # Host / Origin allow-lists for the router's guard (guard.py)
+                        "allowed_hosts": list(getattr(self.settings, "allowed_hosts", None) or []),
+                        "allowed_origins": list(
+                            getattr(self.settings, "allowed_origins", None) or []
+                        ),
                     }
                 )
                 if endpoint.traffic:
@@ -271,7 +279,8 @@ class LocalBackend(Backend):
     def get_endpoint(self, name: str) -> OnlineEndpoint:
         ctl = self._router(name)
         cfg = ctl.config()
-        ctl.ensure()  # an endpoint whose router was killed comes back on next use
+        if not cfg.get("stopped"):
+            ctl.ensure()  # an endpoint whose router was killed comes back on next use
         cfg = ctl.config()
         return entities.endpoint(
             cfg,
@@ -293,7 +302,25 @@ class LocalBackend(Backend):
                 )
         return out
 
-    def delete_endpoint(self, name: str) -> Operation:
+    def stop_endpoint(self, name: str) -> None:
+        """Stop the endpoint's router and instances; state, keys, port and logs stay."""
+        with locked(self.home.state_lock(name)):
+            cfg = self._config(name)
+            cfg["stopped"] = True
+            write_json(self.home.endpoint_file(name), cfg)
+        self._router(name).stop()
+
+    def start_endpoint(self, name: str) -> OnlineEndpoint:
+        """Start a stopped endpoint again (same port and keys when the port is still free)."""
+        with locked(self.home.state_lock(name)):
+            cfg = self._config(name)
+            cfg.pop("stopped", None)
+            write_json(self.home.endpoint_file(name), cfg)
+        self._router(name).reconcile()
+        return self.get_endpoint(name)
+
+    def delete_endpoint(self, name: str, *, purge: bool = False) -> Operation:
+        """Delete the endpoint; its logs stay under ``logs/<name>`` unless ``purge``."""
         self._config(name)  # NotFound early, not inside the operation
 
         def work(op: Operation) -> None:
@@ -305,7 +332,9 @@ class LocalBackend(Backend):
             self._targets.pop(name, None)
             self._router(name).stop()
             shutil.rmtree(self.home.endpoint_dir(name), ignore_errors=True)
-            shutil.rmtree(self.home.log_dir(name), ignore_errors=True)
+            shutil.rmtree(self.home.socket_dir(name), ignore_errors=True)
+            if purge:
+                shutil.rmtree(self.home.log_dir(name), ignore_errors=True)
             op.emit("delete", "Succeeded", f"endpoint {name} deleted")
 
         return Operation(f"delete endpoint {name}", ("delete",), work)
@@ -517,7 +546,7 @@ class LocalBackend(Backend):
                 out.append(entities.deployment(data, st.get("provisioning_state", "Creating")))
         return out
 
-    def delete_deployment(self, endpoint: str, name: str) -> Operation:
+    def delete_deployment(self, endpoint: str, name: str, *, purge: bool = False) -> Operation:
         self._deployment_data(endpoint, name)
         cfg = self._config(endpoint)
         if int((cfg.get("traffic") or {}).get(name, 0)) > 0:
@@ -550,7 +579,8 @@ class LocalBackend(Backend):
                 status = ctl.status() or ctl.ensure()
             with locked(self.home.state_lock(endpoint)):
                 shutil.rmtree(self.home.deployment_dir(endpoint, name), ignore_errors=True)
-            shutil.rmtree(self.home.log_dir(endpoint, name), ignore_errors=True)
+            if purge:  # else the logs stay for a post-mortem
+                shutil.rmtree(self.home.log_dir(endpoint, name), ignore_errors=True)
             ctl.reconcile()
             op.emit("delete", "Succeeded", f"deployment {name} deleted")
 
@@ -659,6 +689,7 @@ class LocalBackend(Backend):
                 cfg.get("auth_mode", "key"),
                 str(cfg["keys"]["primary"]),
                 str(cfg.get("token_key", "")),
+                str(cfg.get("admin_token", "")),
             )
             self._targets[endpoint] = target
         return target
@@ -677,6 +708,10 @@ class LocalBackend(Backend):
         from pfmagic.http import score
 
         def post(target: _Target) -> ScoreReply:
+            client = self._clients.get((endpoint, target.admin_token))
+            if client is None or client.is_closed:
+                client = router_client(endpoint, target.admin_token)
+                self._clients[(endpoint, target.admin_token)] = client
             return score(
                 target.url,
                 body,
@@ -685,6 +720,7 @@ class LocalBackend(Backend):
                 stream=stream,
                 timeout=timeout,
                 on_chunk=on_chunk,
+                client=client,  # every new connection proves it reaches the router first
             )
 
         # Normal path: one POST, no admin round trip and no state read. Both retries below
@@ -697,6 +733,10 @@ class LocalBackend(Backend):
                 self._targets.pop(endpoint, None)
                 self._router(endpoint).ensure()  # a killed router comes back: same port, keys
                 return post(self._target(endpoint))
+            if exc.code == "NotRouter":  # nothing was sent; maybe it moved to a new port
+                fresh = self._target(endpoint, reload=True)
+                if fresh.url != target.url:
+                    return post(fresh)
             if exc.status == 401:
                 fresh = self._target(endpoint, reload=True)  # keys changed by another kernel?
                 if fresh != target:
@@ -729,3 +769,6 @@ class LocalBackend(Backend):
 
     def close(self) -> None:
         """Endpoints keep running after the kernel goes (that is the point)."""
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()

@@ -3,7 +3,10 @@
 The router is started detached (``start_new_session``) so endpoints outlive a kernel restart;
 a router that died or was killed is started again on the next use, on the same port and with
 the same keys (both come from ``endpoint.json``). A per-endpoint file lock keeps two kernels
-from starting two routers.
+from starting two routers, and the lock the router holds while it lives
+(``Home.router_lock``) keeps a slow or stopped router from getting a twin. Every admin call
+goes over a connection that first proved it reaches this endpoint's router (``identity.py``):
+the admin token never goes to a process that squats the port.
 """
 
 from __future__ import annotations
@@ -17,13 +20,16 @@ from typing import Any
 
 import httpx
 
+from pfmagic.backends.local.identity import NotRouter, router_client
 from pfmagic.backends.local.logs import open_append, tail
 from pfmagic.backends.local.procs import child_env, is_router, pid_alive, terminate
-from pfmagic.backends.local.state import Home, locked, read_json, write_json
+from pfmagic.backends.local.state import Home, lock_held, locked, read_json, write_json
 from pfmagic.errors import BackendError, NotFound
 
 ADMIN_HEADER = "X-Pfmagic-Admin"
 EXIT_PORT_BUSY = 3
+EXIT_LOCKED = 4
+STATUS_TIMEOUT = 10.0  # a router that does not answer its status in this time is stuck
 START_TIMEOUT = 60.0
 
 # routers started by this process, kept so their exit status is collected (no zombies)
@@ -54,13 +60,13 @@ class RouterControl:
         """The admin API's JSON reply, or None when the router does not answer."""
         cfg = self.config()
         try:
-            with httpx.Client(trust_env=False, timeout=timeout) as client:
+            with router_client(self.endpoint, cfg["admin_token"], timeout=timeout) as client:
                 resp = client.request(
                     method,
                     f"http://127.0.0.1:{cfg['port']}/_pfmagic/{action}",
                     headers={ADMIN_HEADER: cfg["admin_token"]},
                 )
-        except httpx.HTTPError:
+        except (httpx.HTTPError, NotRouter):
             return None
         if resp.status_code != 200:
             return None
@@ -68,16 +74,32 @@ class RouterControl:
         return data
 
     def running_pid(self) -> int | None:
+        """The router's pid while one holds the endpoint's router lock (even if stopped)."""
+        if not lock_held(self.home.router_lock(self.endpoint)):
+            return None
         run = read_json(self.home.run_file(self.endpoint), {}) or {}
         pid = run.get("pid")
         return pid if pid and pid_alive(pid) and is_router(pid, self.endpoint) else None
 
     def status(self) -> dict[str, Any] | None:
-        return self.admin("GET", "status") if self.running_pid() else None
+        return self.admin("GET", "status", timeout=STATUS_TIMEOUT) if self.running_pid() else None
+
+    def _stuck(self) -> BackendError:
+        run = read_json(self.home.run_file(self.endpoint), {}) or {}
+        pid = run.get("pid", "?")
+        return BackendError(
+            f"endpoint '{self.endpoint}': its router (pid {pid}) is running but does not "
+            f"answer (stopped or overloaded); a second router is not started",
+            hint=f"kill -CONT {pid} if it was stopped, or %pf_stop {self.endpoint}",
+        )
 
     def ensure(self) -> dict[str, Any]:
-        """Status of the running router, starting it first if needed."""
-        self.config()  # NotFound for an endpoint that does not exist: never start a router
+        """Status of the running router, starting it first if needed (a crashed or killed
+        router is started again here, by the kernel's next call; the lock makes it once)."""
+        if self.config().get("stopped"):  # NotFound for an unknown endpoint: never start one
+            raise BackendError(
+                f"endpoint '{self.endpoint}' is stopped", hint=f"%pf_start {self.endpoint}"
+            )
         status = self.status()
         if status is not None:
             return status
@@ -85,6 +107,8 @@ class RouterControl:
             status = self.status()  # another kernel may have started it meanwhile
             if status is not None:
                 return status
+            if lock_held(self.home.router_lock(self.endpoint)):
+                raise self._stuck()  # alive (it holds its lock) but silent: never a twin
             return self._start()
 
     def _start(self) -> dict[str, Any]:
@@ -130,6 +154,8 @@ class RouterControl:
                     f"endpoint '{self.endpoint}': router did not start in {START_TIMEOUT:.0f} s",
                     hint="; ".join(tail(log, 3)),
                 )
+            if proc.returncode == EXIT_LOCKED:
+                raise self._stuck()
             if proc.returncode == EXIT_PORT_BUSY:
                 # the stored port was taken by someone else: move (scoring_uri changes)
                 with locked(self.home.state_lock(self.endpoint)):

@@ -2,8 +2,9 @@
 
 Started by the endpoint's router (``supervisor.py``) as
 ``python -m pfmagic.backends.local.instance --fd N --id NAME`` with the deployment's
-environment; listens on the already-bound loopback socket ``N`` the router passes down (no
-port race). Never imported by the kernel: promptflow mutates process-global state.
+environment; listens on the already-bound socket ``N`` the router passes down (a UNIX socket
+in the user-only state directory: only the router reaches an instance).
+Never imported by the kernel: promptflow mutates process-global state.
 
 Environment read here (set by the supervisor):
 ``PROMPTFLOW_PROJECT_PATH`` flow folder; ``PFMAGIC_CONNECTIONS_FILE`` stored connections;
@@ -63,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--id", required=True, help="instance name, for the logs")
     args = parser.parse_args(argv)
 
+    from pfmagic.backends.local.procs import set_title
+
+    set_title(f"pfmagic instance {os.environ.get('PFMAGIC_ENDPOINT', '?')}/{args.id}")
     parent = int(os.environ.get("PFMAGIC_PARENT_PID", "0") or 0)
     if parent:
         _exit_with_parent(parent)

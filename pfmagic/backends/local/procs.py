@@ -28,6 +28,14 @@ def child_env(home: Home) -> dict[str, str]:
     return env
 
 
+def set_title(title: str) -> None:
+    """Name this process in ``ps``/``top`` (endpoint, deployment, instance)."""
+    with contextlib.suppress(ImportError):
+        import setproctitle
+
+        setproctitle.setproctitle(title)
+
+
 def pid_alive(pid: int | None) -> bool:
     if not pid:
         return False
@@ -48,12 +56,45 @@ def pid_alive(pid: int | None) -> bool:
 
 
 def is_router(pid: int, endpoint: str) -> bool:
-    """Guard before signalling a stored pid: it must still be that endpoint's router."""
+    """Guard before signalling a stored pid: it must still be that endpoint's router (its
+    arguments, or its process title, name the module and the endpoint)."""
     try:
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").split()
     except OSError:
         return False
     return b"pfmagic.backends.local.server" in cmd and endpoint.encode() in cmd
+
+
+def port_holder(port: int) -> tuple[int | None, str | None]:
+    """(pid, user name) of the process listening on loopback TCP ``port``, as far as /proc
+    tells: the user always (``/proc/net/tcp``), the pid only for processes we may inspect."""
+    inode = uid = None
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    uid, inode = int(fields[7]), fields[9]
+                    break
+        if inode:
+            break
+    if inode is None:
+        return None, None
+    user: str | None = str(uid)
+    with contextlib.suppress(KeyError, ImportError):
+        import pwd
+
+        user = pwd.getpwuid(int(uid or 0)).pw_name
+    target = f"socket:[{inode}]"
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            for fd in (proc / "fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd) == target:
+                        return int(proc.name), user
+    return None, user
 
 
 def terminate(pid: int, timeout: float = 15.0) -> None:

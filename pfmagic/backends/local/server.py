@@ -17,6 +17,8 @@ managed online endpoint does:
   ``{"error": {"code", "message"}}``, including unexpected ones (500, logged).
 * ``GET /swagger.json`` -- the flow's OpenAPI document (same auth and routing).
 * ``GET /health`` -- liveness of the router itself, no secrets.
+* ``GET /_pfmagic/identity?nonce=N`` -- proof that this is the endpoint's router
+  (``identity.py``); any path not listed here is 404, and ``guard.py`` checks Host/Origin first.
 * ``/_pfmagic/status`` (GET), ``/_pfmagic/reconcile`` (POST), ``/_pfmagic/shutdown`` (POST) --
   the admin API for the kernel, guarded by the ``X-Pfmagic-Admin`` token from the 0600 state
   file. Keys and tokens are never in argv: the router reads them from ``endpoint.json``.
@@ -27,8 +29,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import fcntl
 import os
 import random
+import shutil
 import socket
 import sys
 import time
@@ -41,11 +45,24 @@ from typing import Any
 import httpx
 import uvicorn
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from pfmagic.backends.local import auth
+from pfmagic.backends.local.guard import Guard
+from pfmagic.backends.local.identity import IDENTITY_PATH, proof
+from pfmagic.backends.local.limits import (
+    HEADER_TIMEOUT,
+    MAX_CONNECTIONS,
+    MAX_HEADER_BYTES,
+    BoundedH11,
+    RateLimit,
+    raise_nofile,
+    rotate_in_place,
+)
+from pfmagic.backends.local.procs import set_title
 from pfmagic.backends.local.state import Home, ensure_pf_home, read_json, write_json
 from pfmagic.backends.local.supervisor import Deployment, Instance, Supervisor
 
@@ -60,6 +77,8 @@ FORWARD = (
     "baggage",
 )
 EXIT_PORT_BUSY = 3
+EXIT_LOCKED = 4  # another router of this endpoint holds its lock
+_lock_fd: int | None = None  # held for the router's whole life
 STARTUP_WAIT = 120.0  # how long a request waits for a starting deployment
 # Request body limit. Azure's managed online endpoints answer 413 "Payload too large" to a
 # request payload over 1.5 MB ("Troubleshooting managed online endpoints deployment and
@@ -132,10 +151,9 @@ class Router:
         self.config_mtime = 0.0
         self.started = time.time()
         self.server: uvicorn.Server | None = None
-        self.client = httpx.AsyncClient(
-            trust_env=False, limits=httpx.Limits(max_connections=512, max_keepalive_connections=64)
-        )
+        self.port = 0  # the TCP port it listens on (set once bound)
         self._background: set[asyncio.Task[Any]] = set()
+        self._log_limit = RateLimit()  # a repeated error fills the log at most ~5 times/min
 
     # -- state -----------------------------------------------------------------------------
     def load_config(self) -> None:
@@ -168,6 +186,17 @@ class Router:
             missing = 0
             with contextlib.suppress(Exception):
                 await self.reconcile()
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.rotate_logs)
+
+    def rotate_logs(self) -> None:
+        """Size-bounded logs: the router's own and each deployment's (held open by others)."""
+        logs = [self.home.router_log(self.name)]
+        logs += [
+            self.home.deployment_log(self.name, d) for d in self.home.deployment_names(self.name)
+        ]
+        for log in logs:
+            rotate_in_place(log)
 
     # -- auth ------------------------------------------------------------------------------
     def unauthorized(self, request: Request) -> JSONResponse | None:
@@ -189,6 +218,11 @@ class Router:
         if not auth.check_key([keys.get("primary", ""), keys.get("secondary", "")], presented):
             return error(401, "Unauthorized", "Invalid authentication: key not accepted.", headers)
         return None
+
+    def guard_settings(self) -> tuple[list[str], list[str]]:
+        return list(self.config.get("allowed_hosts") or []), list(
+            self.config.get("allowed_origins") or []
+        )
 
     def admin_ok(self, request: Request) -> bool:
         presented = request.headers.get(ADMIN_HEADER, "")
@@ -318,14 +352,14 @@ class Router:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise asyncio.TimeoutError
-                req = self.client.build_request(
+                req = inst.client.build_request(
                     method,
                     inst.url(path),
                     content=body,
                     headers=headers,
                     timeout=httpx.Timeout(remaining, connect=min(5.0, remaining)),
                 )
-                resp = await asyncio.wait_for(self.client.send(req, stream=True), remaining)
+                resp = await asyncio.wait_for(inst.client.send(req, stream=True), remaining)
                 head, rest = await asyncio.wait_for(
                     self.read_ahead(resp), max(0.0, deadline - time.monotonic())
                 )
@@ -468,11 +502,14 @@ class Router:
                 async for chunk in rest:
                     yield chunk
             except httpx.HTTPError as exc:  # too late to fail over: the client has bytes
-                print(
-                    f"[pfmagic] router {self.name}: reply from {up.inst.name} broke off "
-                    f"mid-stream ({type(exc).__name__})",
-                    flush=True,
-                )
+                allowed, suppressed = self._log_limit.allow(f"broke|{up.inst.name}")
+                if allowed:
+                    more = f"; {suppressed} more not logged" if suppressed else ""
+                    print(
+                        f"[pfmagic] router {self.name}: reply from {up.inst.name} broke off "
+                        f"mid-stream ({type(exc).__name__}{more})",
+                        flush=True,
+                    )
                 raise
             finally:
                 await up.release()
@@ -486,8 +523,13 @@ class Router:
         )
 
     def log_unexpected(self, what: str, exc: BaseException) -> None:
+        allowed, suppressed = self._log_limit.allow(f"{what}|{type(exc).__name__}")
+        if not allowed:
+            return
+        more = f" ({suppressed} more like it not logged)" if suppressed else ""
         print(
-            f"[pfmagic] router {self.name}: unexpected {type(exc).__name__} in {what}", flush=True
+            f"[pfmagic] router {self.name}: unexpected {type(exc).__name__} in {what}{more}",
+            flush=True,
         )
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stdout)
         sys.stdout.flush()
@@ -547,6 +589,16 @@ class Router:
             "deployments": self.supervisor.status(),
         }
 
+    async def identity(self, request: Request) -> Response:
+        """Proof for a client that this is the endpoint's router (``identity.py``); no secret
+        in the reply, nothing done."""
+        nonce = request.query_params.get("nonce", "")
+        if not 16 <= len(nonce) <= 128:
+            return error(400, "BadRequest", "nonce required")
+        self.load_config()
+        mac = proof(self.config.get("admin_token", ""), self.name, self.port, nonce)
+        return JSONResponse({"endpoint": self.name, "proof": mac})
+
     async def admin(self, request: Request) -> Response:
         self.load_config()
         if not self.admin_ok(request):
@@ -583,16 +635,22 @@ class Router:
             finally:
                 poller.cancel()
                 await self.supervisor.close()
-                await self.client.aclose()
 
         return Starlette(
             routes=[
                 Route("/score", self.score, methods=["POST"]),
                 Route("/swagger.json", self.swagger, methods=["GET"]),
                 Route("/health", self.health, methods=["GET"]),
+                Route(IDENTITY_PATH, self.identity, methods=["GET"]),
                 Route("/_pfmagic/{action}", self.admin, methods=["GET", "POST"]),
-                Route("/{path:path}", self.not_found, methods=["GET", "POST", "PUT", "DELETE"]),
+                # everything else (promptflow's /feedback, /version, ...) is not ours to serve
+                Route(
+                    "/{path:path}",
+                    self.not_found,
+                    methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+                ),
             ],
+            middleware=[Middleware(Guard, settings=self.guard_settings)],
             lifespan=lifespan,
             exception_handlers={Exception: self.crashed},
         )
@@ -607,8 +665,29 @@ def main(argv: list[str] | None = None) -> int:
     if not home.endpoint_file(args.endpoint).is_file():
         print(f"[pfmagic] router {args.endpoint}: no such endpoint under {home.root}", flush=True)
         return 2
+    # One router per endpoint, ever: the lock is held until this process is gone (killed,
+    # crashed or stopped); a stopped (SIGSTOP) router keeps it, so it never gets a twin.
+    global _lock_fd
+    _lock_fd = os.open(home.router_lock(args.endpoint), os.O_RDWR | os.O_CREAT, 0o600)
+    for attempt in range(20):  # a kernel's liveness check holds it for microseconds
+        try:
+            fcntl.flock(_lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if attempt == 19:
+                print(
+                    f"[pfmagic] router {args.endpoint}: another router holds the lock", flush=True
+                )
+                return EXIT_LOCKED
+            time.sleep(0.025)
+    # the module and endpoint stay in the title: procs.is_router() looks for them
+    set_title(
+        f"pfmagic router {args.endpoint} "
+        f"pfmagic.backends.local.server --endpoint {args.endpoint} --home {home.root}"
+    )
     router = Router(home, args.endpoint)
     router.load_config()
+    raise_nofile()  # every client and instance connection is a file descriptor
     port = int(router.config.get("port") or 0)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -621,6 +700,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         return EXIT_PORT_BUSY
     sock.listen(512)
+    router.port = int(sock.getsockname()[1])
+    # instance sockets of an earlier router of this endpoint (killed: never unlinked)
+    shutil.rmtree(home.socket_dir(args.endpoint), ignore_errors=True)
     ensure_pf_home(home)
     write_json(
         home.run_file(args.endpoint),
@@ -634,8 +716,18 @@ def main(argv: list[str] | None = None) -> int:
     # Not uvicorn's fd= (it wraps the socket as AF_UNIX): asyncio sets TCP_NODELAY only on
     # connections accepted from an AF_INET/IPPROTO_TCP socket; without it every keep-alive
     # reply waits ~40 ms for a delayed ACK. socket(fileno=...) auto-detects family and proto.
+    # Bounded: a complete request head within header_timeout, idle keep-alive 5 s, head size
+    # capped by h11, at most max_connections connections (uvicorn answers 503 beyond).
+    BoundedH11.header_timeout = float(router.config.get("header_timeout") or HEADER_TIMEOUT)
     config = uvicorn.Config(
-        router.app(), log_level="warning", access_log=False, timeout_graceful_shutdown=15
+        router.app(),
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=15,
+        http=BoundedH11,
+        timeout_keep_alive=5,
+        limit_concurrency=int(router.config.get("max_connections") or MAX_CONNECTIONS),
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
     )
     router.server = uvicorn.Server(config)
     router.server.run(sockets=[socket.socket(fileno=sock.detach())])

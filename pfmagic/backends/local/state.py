@@ -90,6 +90,21 @@ def locked(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def lock_held(path: Path) -> bool:
+    """True while another process holds ``flock`` on ``path`` (checked without waiting)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops a lock we may just have taken
+    return False
+
+
 class Home:
     """Paths under the pfmagic home (``PFMAGIC_HOME``, default ``~/.pfmagic``)."""
 
@@ -129,6 +144,10 @@ class Home:
         """Held while starting the endpoint's router."""
         return self.endpoint_dir(endpoint) / ".router.lock"
 
+    def router_lock(self, endpoint: str) -> Path:
+        """Held by the endpoint's running router for its whole life (one router, ever)."""
+        return self.endpoint_dir(endpoint) / ".router.running.lock"
+
     def state_lock(self, endpoint: str) -> Path:
         """Held while changing the endpoint's or its deployments' state files."""
         return self.endpoint_dir(endpoint) / ".state.lock"
@@ -154,6 +173,11 @@ class Home:
         self, endpoint: str, deployment: str, container: str = "inference-server"
     ) -> Path:
         return self.log_dir(endpoint, deployment) / f"{container}.log"
+
+    def socket_dir(self, endpoint: str) -> Path:
+        """An endpoint's instance UNIX sockets (0700 folders: only the user can connect);
+        short on purpose, AF_UNIX paths are limited to 107 bytes."""
+        return self.root / "sock" / endpoint
 
     @property
     def connections_file(self) -> Path:

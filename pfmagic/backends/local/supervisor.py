@@ -1,7 +1,9 @@
 """Deployment instances of one endpoint, run and watched by the endpoint's router process.
 
 Each deployment has ``instance_count`` instance processes (``instance.py``), each on its own
-loopback socket. A *rollout* (create or update) starts all new instances, waits until each
+UNIX socket in the user-only state directory (``<home>/sock/<endpoint>/``, 0700, socket
+0600): no other user and no web page can reach an instance, only the router (which checks
+keys) can. A *rollout* (create or update) starts all new instances, waits until each
 passes its readiness probe, switches routing to them, then drains (waits for in-flight
 requests) and stops the old ones -- so an update never fails a request. If a new instance
 exits or never gets ready the deployment is ``Failed`` (reason + log tail) and the old
@@ -14,7 +16,7 @@ readiness probe only takes it out of routing.
 Probe settings: a probe block in the YAML is honoured with Azure's defaults for its missing
 fields (initial_delay 10, period 10, timeout 2, failure_threshold 30); without a block the
 local defaults below apply (fast start, 180 s startup limit). ``port`` in ``inference_config``
-is informational: every instance gets its own free port.
+is informational: every instance gets its own socket.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import asyncio
 import contextlib
 import itertools
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -37,7 +40,7 @@ from typing import Any
 import httpx
 
 from pfmagic.backends.local.logs import log_event, open_append, rotate, tail
-from pfmagic.backends.local.state import Home, read_json
+from pfmagic.backends.local.state import Home, ensure_dir, read_json
 from pfmagic.backends.local.zygote_client import Zygote
 
 AZURE_PROBE = {"initial_delay": 10.0, "period": 10.0, "timeout": 2.0, "failure_threshold": 30}
@@ -47,6 +50,14 @@ STARTUP_TIMEOUT = float(os.environ.get("PFMAGIC_STARTUP_TIMEOUT", "180"))
 STARTUP_POLL = 0.2
 DRAIN_TIMEOUT = 60.0
 LOG_TAIL = 20
+
+
+def instance_client(path: str) -> httpx.AsyncClient:
+    """The router's connection pool to one instance, over its UNIX socket."""
+    transport = httpx.AsyncHTTPTransport(
+        uds=path, limits=httpx.Limits(max_connections=512, max_keepalive_connections=64)
+    )
+    return httpx.AsyncClient(transport=transport, trust_env=False)
 
 
 @dataclass
@@ -94,7 +105,8 @@ class Instance:
     slot: int
     generation: int
     proc: Any  # subprocess.Popen or zygote_client.ForkedProcess
-    port: int
+    socket_path: str
+    client: httpx.AsyncClient  # talks to this instance's UNIX socket only
     started: float = field(default_factory=time.time)
     ready: bool = False
     ready_at: float | None = None
@@ -104,7 +116,7 @@ class Instance:
     stopping: bool = False
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"http://localhost{path}"  # the host is nominal: the client's transport is uds
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -113,7 +125,7 @@ class Instance:
         return {
             "name": self.name,
             "pid": self.proc.pid,
-            "port": self.port,
+            "socket": self.socket_path,
             "ready": self.ready,
             "alive": self.alive(),
             "restarts": self.restarts,
@@ -172,7 +184,6 @@ class Supervisor:
         self.endpoint = endpoint
         self.deployments: dict[str, Deployment] = {}
         self._lock = asyncio.Lock()
-        self._probe_client = httpx.AsyncClient(trust_env=False)
         self._closing = False
         self._zyg: Zygote | None = None  # started with the first instance, or prewarm()
         self._rechecks: set[asyncio.Task[None]] = set()
@@ -315,6 +326,7 @@ class Supervisor:
                 "PF_HOME_DIRECTORY": str(self.home.promptflow_home),
                 "PFMAGIC_CONNECTIONS_FILE": str(self.home.connections_file),
                 "PFMAGIC_PARENT_PID": str(os.getpid()),
+                "PFMAGIC_ENDPOINT": self.endpoint,  # for the instances' process titles
                 "PYTHONUNBUFFERED": "1",
             }
         )
@@ -329,11 +341,11 @@ class Supervisor:
         flow_dir: Path,
         restarts: int = 0,
     ) -> Instance:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
+        path = self._socket_path()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(path)
+        os.chmod(path, 0o600)  # the folder is 0700 already; the socket itself user-only too
         sock.listen(128)
-        port = sock.getsockname()[1]
         name = f"{dep}-{gen}-{slot}"
         env = self._base_env()
         env.update(runtime.get("connection_env") or {})
@@ -375,14 +387,26 @@ class Supervisor:
             slot=slot,
             generation=gen,
             proc=proc,
-            port=port,
+            socket_path=path,
+            client=instance_client(path),
             restarts=restarts,
         )
+
+    def _socket_path(self) -> str:
+        """A fresh socket path under ``<home>/sock`` (AF_UNIX paths are limited to 107 bytes:
+        a deep home is addressed relative to the router's working directory, the home)."""
+        folder = ensure_dir(self.home.socket_dir(self.endpoint))
+        path = folder / f"{secrets.token_hex(6)}.sock"
+        if len(str(path)) < 100:
+            return str(path)
+        if Path.cwd().resolve() == self.home.root:
+            return str(path.relative_to(self.home.root))
+        raise OSError(f"socket path too long for AF_UNIX: {path}")
 
     async def _probe(self, inst: Instance, path: str, timeout: float) -> str | None:
         """None when ``GET path`` answers 2xx in time, else what went wrong."""
         try:
-            resp = await self._probe_client.get(inst.url(path), timeout=timeout)
+            resp = await inst.client.get(inst.url(path), timeout=timeout)
         except httpx.HTTPError as exc:
             return f"{type(exc).__name__}"
         return None if resp.status_code < 300 else f"HTTP {resp.status_code}"
@@ -564,6 +588,11 @@ class Supervisor:
                 with contextlib.suppress(ProcessLookupError):
                     inst.proc.kill()
                 await asyncio.to_thread(inst.proc.wait)
+        if inst.inflight <= 0 or inst.proc.poll() is not None:
+            with contextlib.suppress(Exception):
+                await inst.client.aclose()
+            with contextlib.suppress(OSError):
+                os.unlink(inst.socket_path)
 
     async def _delete(self, dep: Deployment) -> None:
         dep.state = "Deleting"
@@ -590,7 +619,6 @@ class Supervisor:
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._zyg is not None:
             await asyncio.to_thread(self._zyg.close)
-        await self._probe_client.aclose()
 
     # -- reporting ----------------------------------------------------------------------
     def status(self) -> dict[str, Any]:

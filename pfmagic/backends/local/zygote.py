@@ -140,6 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sock = socket.socket(fileno=args.sock)
     signal.signal(signal.SIGTERM, _exit_now)
+    # named in ps; also sets setproctitle up before any fork (a child that replaced its
+    # environment could not set its own instance title otherwise)
+    from pfmagic.backends.local.procs import set_title
+
+    set_title(f"pfmagic zygote {os.environ.get('PFMAGIC_ENDPOINT', '?')}")
     try:
         _preload()
     except Exception as exc:  # the router falls back to plain subprocesses

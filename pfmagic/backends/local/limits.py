@@ -1,0 +1,113 @@
+"""Bounds on what the router spends on its clients and its logs.
+
+* ``BoundedH11`` -- uvicorn's h11 protocol with a header deadline: a connection must deliver a
+  complete request head within ``header_timeout`` seconds of opening (or of its previous
+  reply), else it is closed. uvicorn alone never times out a connection that sends nothing,
+  and any byte received cancels its keep-alive timer (slowloris).
+* ``raise_nofile()`` -- the soft open-file limit up to the hard one (each client and each
+  instance connection is a file descriptor).
+* ``rotate_in_place()`` -- size-based rotation of a log that other processes hold open with
+  ``O_APPEND`` (instances, the zygote, the router's own stdout): copy to ``<name>.1``, then
+  truncate; appending writers carry on at the new end (logrotate's ``copytruncate``).
+* ``RateLimit`` -- the same error logged at most ``burst`` times a minute, then one summary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+HEADER_TIMEOUT = 10.0
+MAX_CONNECTIONS = 256
+MAX_HEADER_BYTES = 16 << 10
+MAX_LOG_BYTES = int(os.environ.get("PFMAGIC_MAX_LOG_BYTES") or 20 << 20)
+
+
+class BoundedH11(H11Protocol):
+    header_timeout = HEADER_TIMEOUT  # set per router from endpoint.json
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_header_deadline()
+
+    def _arm_header_deadline(self) -> None:
+        self._header_deadline: asyncio.TimerHandle | None = self.loop.call_later(
+            self.header_timeout, self._header_expired
+        )
+
+    def _header_expired(self) -> None:
+        waiting = self.cycle is None or self.cycle.response_complete
+        if waiting and self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self.transport.close()  # no complete request head in time
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+        if not self.transport.is_closing():
+            self._arm_header_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+        super().connection_lost(exc)
+
+
+def raise_nofile() -> tuple[int, int]:
+    """Soft RLIMIT_NOFILE := hard; returns the (soft, hard) now in force."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+def rotate_in_place(path: Path, max_bytes: int = MAX_LOG_BYTES) -> bool:
+    """Keep ``path`` under ``max_bytes``: its content moves to ``<name>.1`` (one old file)."""
+    try:
+        if path.stat().st_size <= max_bytes:
+            return False
+        old = path.with_name(path.name + ".1")
+        with open(path, "rb") as src, open(old, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        os.chmod(old, 0o600)
+        with open(path, "r+b") as f:
+            f.truncate(0)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+class RateLimit:
+    """``allow(key)`` is True for the first ``burst`` times a key is seen in ``window``
+    seconds; later ones are counted and reported once by the next allowed message."""
+
+    def __init__(self, burst: int = 5, window: float = 60.0):
+        self.burst, self.window = burst, window
+        self._seen: dict[str, list[Any]] = {}  # key -> [window start, count, suppressed]
+
+    def allow(self, key: str) -> tuple[bool, int]:
+        """(log it?, how many were suppressed before it)."""
+        now = time.monotonic()
+        entry = self._seen.setdefault(key, [now, 0, 0])
+        if now - entry[0] >= self.window:
+            entry[0], entry[1] = now, 0
+        entry[1] += 1
+        if entry[1] > self.burst:
+            entry[2] += 1
+            return False, 0
+        suppressed, entry[2] = entry[2], 0
+        if len(self._seen) > 1000:  # bounded, whatever the keys
+            self._seen = {key: entry}
+        return True, suppressed
