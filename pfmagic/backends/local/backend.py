@@ -190,7 +190,7 @@ class LocalBackend(Backend):
             )
             name = ref.name
             if anonymous or not name:
-                name = models.content_hash(models.flow_folder(self._model_path(ref)))[:32]
+                name = models.source_hash(models.model_source(self._model_path(ref))[0])[:32]
                 anonymous = True
             return models.register(
                 self.home,

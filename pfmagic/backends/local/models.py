@@ -53,6 +53,18 @@ def flow_folder(path: str | os.PathLike[str]) -> Path:
     return p
 
 
+def model_source(path: str | os.PathLike[str]) -> tuple[Path, bool]:
+    """The model's source and whether it is a flow (else plain files, for a scoring script)."""
+    try:
+        return flow_folder(path), True
+    except BackendError:  # not a flow (a missing path is NotFound, raised as is)
+        return Path(path).expanduser().resolve(), False
+
+
+def source_hash(src: Path) -> str:
+    return content_hash(src) if src.is_dir() else hashlib.sha256(src.read_bytes()).hexdigest()
+
+
 def content_hash(folder: Path) -> str:
     digest = hashlib.sha256()
     for path in sorted(folder.rglob("*")):
@@ -121,13 +133,8 @@ def register(
     properties: dict[str, Any] | None = None,
     anonymous: bool = False,
 ) -> dict[str, Any]:
-    try:
-        src, is_flow = flow_folder(path), True
-    except NotFound:
-        raise
-    except BackendError:  # not a flow: plain model files, e.g. for a scoring script
-        src, is_flow = Path(path).expanduser().resolve(), False
-    digest = content_hash(src) if src.is_dir() else hashlib.sha256(src.read_bytes()).hexdigest()
+    src, is_flow = model_source(path)
+    digest = source_hash(src)
     # what the user said about the model (chat_input/chat_output properties drive %pf_invoke)
     info = {
         "description": description,
