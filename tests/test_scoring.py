@@ -155,8 +155,12 @@ def test_scoring_script_answers_through_key_auth(backend: LocalBackend, ops: dic
 
 def test_run_error_is_json_and_instance_keeps_serving(backend: LocalBackend, ops: dict) -> None:
     reply = _score(backend, SCORE, {"question": "explode"})
-    assert reply.status_code >= 400
-    assert "scoring script" in reply.json()["message"] or "error" in reply.text.lower()
+    # Azure wraps the model's 500 as 424 and keeps its body
+    assert reply.status_code == 424, reply.text
+    assert reply.headers["ms-azureml-model-error-statuscode"] == "500"
+    message = reply.json()["message"]
+    assert message.startswith("An unexpected error occurred in scoring script")
+    assert "(ValueError: user asked for an explosion)" in message
     assert "user asked for an explosion" in backend.get_logs(SCORE, "echo", 300)
     assert _score(backend, SCORE, {"question": "still there"}).status_code == 200
 

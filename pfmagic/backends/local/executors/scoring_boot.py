@@ -70,6 +70,38 @@ def _report_failures(name: str, script: str) -> None:
     wrap("load_script", "importing the scoring script")
     wrap("invoke_init", "init()")
 
+    run = cls.invoke_run
+
+    def invoke_run(self, *args, **kwargs):
+        try:
+            return run(self, *args, **kwargs)
+        except user_script.UserScriptException:
+            _name_run_errors()
+            raise
+
+    cls.invoke_run = invoke_run
+
+
+def _name_run_errors() -> None:
+    """The server answers a raising ``run()`` with "An unexpected error occurred in scoring
+    script. Check the logs..."; locally the reply also names the exception (its last line)."""
+    routes = sys.modules.get("azureml_inference_server_http.server.routes")
+    if routes is None or getattr(routes.ErrorResponse, "_pfmagic", False):
+        return
+    base = routes.ErrorResponse
+
+    class Named(base):  # type: ignore[misc, valid-type]
+        _pfmagic = True
+
+        def __init__(self, status_code, message, run_function_failed=False):
+            cause = getattr(sys.exc_info()[1], "__cause__", None)
+            if run_function_failed and cause is not None and "Check the logs" in message:
+                last = traceback.format_exception_only(type(cause), cause)[-1].strip()
+                message = message.replace(" Check the logs", f" ({last}). Check the logs")
+            super().__init__(status_code, message, run_function_failed)
+
+    routes.ErrorResponse = Named
+
 
 def _has_control_socket() -> bool:
     from gunicorn import config
