@@ -269,3 +269,24 @@ def test_azureml_examples_model_1_sample(backend: LocalBackend, ops: dict) -> No
         check=True,
     )
     assert json.loads(local.stdout.strip().splitlines()[-1]) == predictions
+
+
+def test_killed_scoring_instance_is_restarted(backend: LocalBackend, ops: dict) -> None:
+    """The supervisor's watch and restart are the executor's too: SIGKILL the server's
+    gunicorn master, the instance comes back on its own and answers."""
+    import signal
+
+    victim = backend.router_status(MIXED)["deployments"]["green"]["instances"][0]
+    os.kill(victim["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        green = backend.router_status(MIXED)["deployments"]["green"]
+        if green["ready"] == 1 and green["instances"][0]["restarts"] == 1:
+            break
+        time.sleep(0.3)
+    else:
+        pytest.fail(f"instance not restarted: {green}")
+    reply = _score(backend, MIXED, {"question": "back"}, deployment="green")
+    assert reply.status_code == 200 and reply.json() == {"answer": "Echo: back"}
+    logs = backend.get_logs(MIXED, "green", 500)
+    assert f"instance {victim['name']} exited with code -9; restarting" in logs
