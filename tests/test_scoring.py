@@ -194,6 +194,8 @@ def test_failing_init_fails_the_deployment_fast(backend: LocalBackend, ops: dict
     assert "module_that_is_not_installed" in logs and "Traceback" in logs
     # the other deployment keeps serving
     assert _score(backend, SCORE, {"question": "x"}, deployment="echo").status_code == 200
+    backend.delete_deployment(SCORE, "broken").result(60)
+    assert [d.name for d in backend.list_deployments(SCORE)] == ["echo"]
 
 
 def test_flow_and_agent_framework_workflow_on_one_endpoint(
