@@ -292,3 +292,21 @@ def test_killed_scoring_instance_is_restarted(backend: LocalBackend, ops: dict) 
     assert reply.status_code == 200 and reply.json() == {"answer": "Echo: back"}
     logs = backend.get_logs(MIXED, "green", 500)
     assert f"instance {victim['name']} exited with code -9; restarting" in logs
+
+
+def test_plain_model_without_scoring_script_is_a_clear_error(
+    backend: LocalBackend, ops: dict
+) -> None:
+    op = backend.create_deployment(
+        ManagedOnlineDeployment(
+            name="noscript",
+            endpoint_name=SCORE,
+            model=Model(name="plain", path=str(SCRIPTS / "model")),
+            instance_type="Standard_DS3_v2",
+            instance_count=1,
+        )
+    )
+    with pytest.raises(BackendError, match="model 'plain' is not a prompt flow folder") as info:
+        op.result(60)
+    assert "code_configuration" in (info.value.hint or "")
+    assert "noscript" not in [d.name for d in backend.list_deployments(SCORE)]

@@ -121,7 +121,13 @@ def runtime(
     from pfmagic.backends.local.executors import environment
 
     code_dir, script = snapshot_code(home, dep.code_configuration)
-    env_spec = environment.spec_of(getattr(dep, "environment", None))
+    named = getattr(dep, "environment", None)
+    if isinstance(named, str):  # azureml:NAME:VERSION / a curated environment
+        progress(
+            f"environment '{named}' is not available locally: azureml-inference-server-http "
+            "only (give the deployment an environment with a conda_file)"
+        )
+    env_spec = environment.spec_of(named)
     progress(f"environment: {', '.join(env_spec['pip']) or 'server only'}")
     python = environment.ensure(env_spec, home, progress)
     routes = dict(common.get("routes") or {})
