@@ -279,6 +279,8 @@ def test_killed_scoring_instance_is_restarted(backend: LocalBackend, ops: dict) 
     import signal
 
     victim = backend.router_status(MIXED)["deployments"]["green"]["instances"][0]
+    workers = _children(victim["pid"])
+    assert workers, "the server runs its gunicorn worker as a child"
     os.kill(victim["pid"], signal.SIGKILL)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -292,6 +294,22 @@ def test_killed_scoring_instance_is_restarted(backend: LocalBackend, ops: dict) 
     assert reply.status_code == 200 and reply.json() == {"answer": "Echo: back"}
     logs = backend.get_logs(MIXED, "green", 500)
     assert f"instance {victim['name']} exited with code -9; restarting" in logs
+    # the killed master's worker does not linger (holding the socket and memory)
+    deadline = time.monotonic() + 5
+    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [p for p in workers if _alive(p)]
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def _alive(pid: int) -> bool:
+    from pfmagic.backends.local.procs import pid_alive
+
+    return pid_alive(pid)
 
 
 def test_plain_model_without_scoring_script_is_a_clear_error(

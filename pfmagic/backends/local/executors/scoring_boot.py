@@ -124,8 +124,23 @@ def _bind_fd(fd: int) -> None:
             if "--no-control-socket" not in argv and _has_control_socket():
                 argv.insert(1, "--no-control-socket")  # gunicorn 24+: one shared default path
             super().__init__(*args, **kwargs)
+            self.cfg.set("post_fork", _worker_follows_master)
 
     wsgiapp.WSGIApplication = Bound
+
+
+def _worker_follows_master(server: object, worker: object) -> None:
+    """A worker whose master is killed exits at once (gunicorn's own check waits for the
+    worker timeout, minutes, holding the socket and the model's memory)."""
+    master = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != master:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="master-watch", daemon=True).start()
 
 
 def main() -> int:
