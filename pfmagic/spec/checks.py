@@ -236,6 +236,9 @@ def _check_instance_count(dep: Any, ctx: Context) -> None:
 
 def _check_model_ref(dep: Any, ctx: Context) -> None:
     model = dep.model
+    config = getattr(dep, "code_configuration", None)
+    if config is not None and getattr(config, "scoring_script", None):
+        return  # a scoring script: the model (optional) is plain files, not a flow
     if model is None:
         ctx.warn(("model",), "no model: the deployment has no flow to serve")
         return

@@ -29,6 +29,10 @@ zygote, one per router (``zygote.py``)
     ready in ~0.3-1.5 s and shares the imported code with its siblings. Exits with its router.
     ``PFMAGIC_NO_ZYGOTE`` (router environment, or a deployment's environment_variables) falls
     back to plain interpreters.
+executors (``executors/``)
+    How an instance process is started, behind the router's contract: ``promptflow`` (below)
+    or ``scoring`` -- a ``code_configuration`` script under azureml-inference-server-http in
+    the deployment's own uv-built environment (``AZUREML_MODEL_DIR`` = the model's copy).
 instance, ``instance_count`` per deployment (``instance.py``)
     promptflow's ``create_app(engine="fastapi", extension_type="azureml")`` under uvicorn on
     its own UNIX socket in ``sock/<ep>/`` (0700 folder, 0600 socket: only the user, in
@@ -60,6 +64,8 @@ atomically: temp file, fsync, ``os.replace``)
                                            each rotates at 20 MiB to ``<name>.1``)
     logs/<ep>/<dep>/inference-server.log   every instance's output + ``[pfmagic]`` supervisor lines
     logs/<ep>/<dep>/storage-initializer.log  which model version was copied from where
+    code/<hash>/                           a scoring script's code folder, by content
+    envs/<hash>/                           scoring-script environments ($PFMAGIC_ENVS_DIR)
     connections.json                       stored connections (``${env:VAR}`` kept unresolved)
     promptflow/                            PF_HOME_DIRECTORY of the children (telemetry off)
 

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from pfmagic.backends.base import Backend, KeyType, ScoreReply
 from pfmagic.backends.events import Operation
-from pfmagic.backends.local import auth, connections, entities, models
+from pfmagic.backends.local import auth, connections, entities, executors, models
 from pfmagic.backends.local.control import RouterControl, free_port, shutdown_all
+from pfmagic.backends.local.executors import scoring as scoring_executor
 from pfmagic.backends.local.identity import router_client
 from pfmagic.backends.local.logs import log_event, tail, tail_rotated
 from pfmagic.backends.local.state import Home, locked, read_json, write_json
@@ -192,7 +193,7 @@ class LocalBackend(Backend):
             )
             name = ref.name
             if anonymous or not name:
-                name = models.content_hash(models.flow_folder(self._model_path(ref)))[:32]
+                name = models.source_hash(models.model_source(self._model_path(ref))[0])[:32]
                 anonymous = True
             return models.register(
                 self.home,
@@ -349,8 +350,13 @@ class LocalBackend(Backend):
 
         def work(op: Operation) -> OnlineDeployment:
             op.emit("model", "Running", "resolving the model")
-            meta = self._resolve_model(deployment.model)
-            ref = f"{meta['name']}:{meta['version']}"
+            scoring = executors.kind_of(deployment) == "scoring"  # a model is optional there
+            meta = (
+                None
+                if scoring and deployment.model is None
+                else self._resolve_model(deployment.model)
+            )
+            ref = f"{meta['name']}:{meta['version']}" if meta else "none"
             op.emit("model", "Succeeded", f"model {ref}")
             op.check_canceled()
 
@@ -364,15 +370,26 @@ class LocalBackend(Backend):
                 provisioning_state="Succeeded",
             )
 
-            runtime = self._runtime(deployment, meta)
+            if scoring:
+                runtime = scoring_executor.runtime(
+                    self.home,
+                    deployment,
+                    meta,
+                    self._common_runtime(deployment),
+                    lambda msg: op.emit("deployment", "Running", msg),
+                )
+            else:
+                runtime = self._runtime(deployment, meta)
             current = (ctl.status() or ctl.ensure())["deployments"].get(name) or {}
             gen, unchanged = self._write_deployment(
                 endpoint, name, deployment, meta, runtime, current
             )
-            log_event(
-                self.home.deployment_log(endpoint, name, "storage-initializer"),
-                f"model {ref} from {meta['source']} ({meta['flow_dir']})",
-            )
+            if meta:
+                log_event(
+                    self.home.deployment_log(endpoint, name, "storage-initializer"),
+                    f"model {ref} from {meta['source']} "
+                    f"({meta.get('flow_dir') or meta.get('model_dir')})",
+                )
             if unchanged:
                 op.emit("deployment", "Succeeded", "unchanged", provisioning_state="Succeeded")
             else:
@@ -394,6 +411,11 @@ class LocalBackend(Backend):
 
     def _runtime(self, dep: Any, meta: dict[str, Any]) -> dict[str, Any]:
         """What the router needs to run the deployment (no azure-ai-ml over there)."""
+        if meta.get("kind") == "files":
+            raise BackendError(
+                f"model '{meta['name']}' is not a prompt flow folder",
+                hint="a flow needs flow.dag.yaml; a scoring script needs code_configuration",
+            )
         flow_name = (
             meta["name"]
             if not meta.get("anonymous")
@@ -403,6 +425,16 @@ class LocalBackend(Backend):
             "model": f"{meta['name']}:{meta['version']}",
             "flow_dir": meta["flow_dir"],
             "flow_name": flow_name or "flow",
+            **self._common_runtime(dep),
+            # instances read connections at start: a changed connection is a new generation
+            "connections": connections.fingerprint(self.home.connections_file),
+            # ${env:VAR} of the connections as this kernel has them (0600 state, never logged)
+            "connection_env": connections.referenced_env(self.home.connections_file, os.environ),
+        }
+
+    def _common_runtime(self, dep: Any) -> dict[str, Any]:
+        """The executor-neutral part of the runtime spec (the endpoint contract's)."""
+        return {
             "instance_count": int(dep.instance_count or 1),
             "environment_variables": {
                 str(k): str(v) for k, v in (dep.environment_variables or {}).items()
@@ -412,10 +444,6 @@ class LocalBackend(Backend):
             "liveness_probe": _probe(dep.liveness_probe),
             "request_settings": _request_settings(dep.request_settings),
             "instance_type": getattr(dep, "instance_type", None),
-            # instances read connections at start: a changed connection is a new generation
-            "connections": connections.fingerprint(self.home.connections_file),
-            # ${env:VAR} of the connections as this kernel has them (0600 state, never logged)
-            "connection_env": connections.referenced_env(self.home.connections_file, os.environ),
         }
 
     def _write_deployment(
@@ -423,14 +451,15 @@ class LocalBackend(Backend):
         endpoint: str,
         name: str,
         dep: Any,
-        meta: dict[str, Any],
+        meta: dict[str, Any] | None,
         runtime: dict[str, Any],
         current: dict[str, Any],
     ) -> tuple[int, bool]:
         """Store the deployment with a new generation, unless the same spec already serves
         (re-running a cell is then a no-op; a Failed one is retried)."""
         spec = dep._to_dict()
-        spec["model"] = f"azureml:{meta['name']}:{meta['version']}"
+        if meta:
+            spec["model"] = f"azureml:{meta['name']}:{meta['version']}"
         spec["endpoint_name"] = endpoint
         path = self.home.deployment_file(endpoint, name)
         with locked(self.home.state_lock(endpoint)):

@@ -58,7 +58,7 @@ def model(meta: dict[str, Any]) -> Any:
     entity = Model(
         name=meta["name"],
         version=str(meta["version"]),
-        path=meta["flow_dir"],
+        path=meta.get("flow_dir") or meta["model_dir"],
         description=meta.get("description"),
         tags=dict(meta.get("tags") or {}),
         type="custom_model",

@@ -53,6 +53,18 @@ def flow_folder(path: str | os.PathLike[str]) -> Path:
     return p
 
 
+def model_source(path: str | os.PathLike[str]) -> tuple[Path, bool]:
+    """The model's source and whether it is a flow (else plain files, for a scoring script)."""
+    try:
+        return flow_folder(path), True
+    except BackendError:  # not a flow (a missing path is NotFound, raised as is)
+        return Path(path).expanduser().resolve(), False
+
+
+def source_hash(src: Path) -> str:
+    return content_hash(src) if src.is_dir() else hashlib.sha256(src.read_bytes()).hexdigest()
+
+
 def content_hash(folder: Path) -> str:
     digest = hashlib.sha256()
     for path in sorted(folder.rglob("*")):
@@ -121,8 +133,8 @@ def register(
     properties: dict[str, Any] | None = None,
     anonymous: bool = False,
 ) -> dict[str, Any]:
-    src = flow_folder(path)
-    digest = content_hash(src)
+    src, is_flow = model_source(path)
+    digest = source_hash(src)
     # what the user said about the model (chat_input/chat_output properties drive %pf_invoke)
     info = {
         "description": description,
@@ -155,8 +167,16 @@ def register(
         final = home.model_dir(name, version)
         tmp = Path(tempfile.mkdtemp(dir=home.models / name, prefix=f".{version}."))
         try:
-            includes = additional_includes(src)
-            if includes:
+            includes = additional_includes(src) if is_flow else []
+            if not is_flow:  # AZUREML_MODEL_DIR/<name of the path>, as Azure lays it out
+                (tmp / "files").mkdir()
+                if src.is_dir():
+                    shutil.copytree(
+                        src, tmp / "files" / src.name, ignore=shutil.ignore_patterns(*IGNORED)
+                    )
+                else:
+                    shutil.copy2(src, tmp / "files" / src.name)
+            elif includes:
                 _stage(home, src, tmp / "flow", name)
             else:
                 shutil.copytree(src, tmp / "flow", ignore=shutil.ignore_patterns(*IGNORED))
@@ -166,7 +186,11 @@ def register(
                 **info,
                 "source": str(src),
                 "hash": digest,
-                "flow_dir": str(final / "flow"),
+                **(
+                    {"flow_dir": str(final / "flow")}
+                    if is_flow
+                    else {"model_dir": str(final / "files"), "kind": "files"}
+                ),
                 "additional_includes": includes,
                 "anonymous": anonymous,
                 "created": time.time(),

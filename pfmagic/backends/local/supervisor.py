@@ -29,8 +29,6 @@ import secrets
 import shutil
 import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -39,6 +37,7 @@ from typing import Any
 
 import httpx
 
+from pfmagic.backends.local.executors import executor_for
 from pfmagic.backends.local.logs import log_event, open_append, rotate, tail
 from pfmagic.backends.local.state import Home, ensure_dir, read_json
 from pfmagic.backends.local.zygote_client import Zygote
@@ -351,33 +350,12 @@ class Supervisor:
         env.update(runtime.get("connection_env") or {})
         variables = runtime.get("environment_variables") or {}
         env.update({str(k): str(v) for k, v in variables.items()})
-        env["PROMPTFLOW_PROJECT_PATH"] = str(flow_dir)
         log_fd = open_append(self.home.deployment_log(self.endpoint, dep))
         try:
-            # a deployment may opt out, e.g. for variables promptflow reads at import time
-            zygote = None if variables.get("PFMAGIC_NO_ZYGOTE") else self._zygote()
-            proc: Any = None
-            if zygote is not None:
-                with contextlib.suppress(ConnectionError, asyncio.TimeoutError):
-                    proc = await zygote.spawn(name, env, str(flow_dir), sock.fileno(), log_fd)
-            if proc is None:  # no zygote (disabled or broken): a plain interpreter
-                proc = subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "pfmagic.backends.local.instance",
-                        "--fd",
-                        str(sock.fileno()),
-                        "--id",
-                        name,
-                    ],
-                    env=env,
-                    cwd=flow_dir,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log_fd,
-                    stderr=subprocess.STDOUT,
-                    pass_fds=(sock.fileno(),),
-                )
+            # promptflow or a scoring script (executors/): the contract stays the router's
+            proc = await executor_for(runtime).start(
+                self, name, env, runtime, flow_dir, sock, log_fd
+            )
         finally:
             os.close(log_fd)
             sock.close()  # the instance holds its own copy
