@@ -594,10 +594,8 @@ class AzureBackend(Backend):
         usages = self._call(
             "quota usage", lambda: list(self.ml_client.compute.list_usage(location=self.location))
         )
-        try:
-            from pfmagic.skus import usage_table
-        except ImportError:
-            from pfmagic.backends.azure.quota import usage_table
+        from pfmagic.skus import usage_table
+
         return usage_table(usages)
 
     def close(self) -> None:

@@ -106,6 +106,18 @@ def map_error(
         return fail(f"{what}: Azure rejected the credential (401)", LOGIN_HINT)
     if status == 403 or code in ("AuthorizationFailed", "Forbidden", "LinkedAuthorizationFailed"):
         return fail(f"{what}: not allowed (403, {code or 'AuthorizationFailed'})", ROLES_HINT)
+    # status code and ARM code before words: a 404 whose message echoes a workspace named
+    # e.g. "pf-probe-ws" is a missing resource, not a failed probe
+    if (
+        isinstance(exc, ResourceNotFoundError)
+        or status == 404
+        or code in ("ResourceNotFound", "NotFound", "NoSuchEndpoint")
+    ):
+        return NotFound(
+            f"{what}: not found ({line})",
+            code=code or "ResourceNotFound",
+            hint="check the name with %pf_endpoints",
+        )
     if code == "OutOfQuota" or "not enough quota" in lowered:
         numbers = re.search(r"usage/limit:\s*([\d/]+).*?needed:\s*(\d+)", message, re.I | re.S)
         azure_says = (
@@ -149,16 +161,6 @@ def map_error(
             "the flow failed to start: read %pf_logs; check connections, "
             "PROMPTFLOW_RUN_MODE / PRT_CONFIG_OVERRIDE and the endpoint identity's "
             "roles, or raise readiness_probe.initial_delay" + _tail_hint(log_tail),
-        )
-    if (
-        isinstance(exc, ResourceNotFoundError)
-        or status == 404
-        or code in ("ResourceNotFound", "NotFound")
-    ):
-        return NotFound(
-            f"{what}: not found ({line})",
-            code=code or "ResourceNotFound",
-            hint="check the name with %pf_endpoints",
         )
     if type(exc).__name__ in ("ValidationException", "ValidationError"):
         return fail(f"{what}: {line}", None, code_=code or "ValidationError")
