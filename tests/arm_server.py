@@ -325,7 +325,8 @@ class _Server(ThreadingHTTPServer):
         """Finish ``op`` once its time is up and move its resource to the final state."""
         if op.status != "InProgress" or time.time() < op.done_at:
             return
-        op.status = "Failed" if op.error else "Succeeded"
+        # error {} = Failed without an error body (real Azure does this)
+        op.status = "Failed" if op.error is not None else "Succeeded"
         res = self.state.resources.get(op.resource or "")
         if res is None:
             return

@@ -75,11 +75,13 @@ def map_error(
     quota: str | None = None,
     endpoint: str | None = None,
     region: str | None = None,
+    state: str | None = None,
 ) -> PfError:
     """Translate ``exc`` (raised while doing ``what``) into a ``PfError`` the user can act on.
 
     ``quota``: the quota calculator's sentence for this deployment (used for OutOfQuota);
-    ``log_tail``: the deployment's last log lines (probe/crash failures).
+    ``log_tail``: the deployment's last log lines (probe/crash failures);
+    ``state``: the resource's own provisioning state, read after the failure.
     """
     if isinstance(exc, PfError):
         return exc
@@ -161,6 +163,16 @@ def map_error(
             "the flow failed to start: read %pf_logs; check connections, "
             "PROMPTFLOW_RUN_MODE / PRT_CONFIG_OVERRIDE and the endpoint identity's "
             "roles, or raise readiness_probe.initial_delay" + _tail_hint(log_tail),
+        )
+    if code is None and "invalid status" in lowered:
+        # azure-core's words for an LRO that ended Failed/Canceled without an error body
+        tail = [s.strip() for s in log_tail if s.strip()][-2:]
+        reason = f"; the log says: {' | '.join(tail)}" if tail else ""
+        return fail(
+            f"{what}: provisioning {state or 'Failed'} (Azure gave no reason){reason}",
+            "read %pf_logs (storage-initializer, then inference-server) and %pf_status; "
+            f"see {TROUBLESHOOT}",
+            code_=f"Provisioning{state or 'Failed'}",
         )
     if type(exc).__name__ in ("ValidationException", "ValidationError"):
         return fail(f"{what}: {line}", None, code_=code or "ValidationError")
