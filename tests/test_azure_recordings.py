@@ -101,3 +101,13 @@ def test_404_with_probe_in_workspace_name_is_not_found() -> None:
     err = map_error(_http_error(404, body), what="endpoint gone-ep")
     assert isinstance(err, NotFound)
     assert "not found" in err.message and "probe" not in err.message.split("(")[0]
+
+
+def test_azure_configured_is_one_rule() -> None:
+    from pfmagic.backends.azure.client import azure_configured
+
+    three = {"AZURE_SUBSCRIPTION_ID": "s", "AZURE_RESOURCE_GROUP": "g"}
+    assert not azure_configured({})
+    assert not azure_configured(three)
+    assert azure_configured(dict(three, AZUREML_WORKSPACE_NAME="w"))
+    assert azure_configured({"PFMAGIC_AZURE_CONFIG": "/x/config.json"})
