@@ -111,3 +111,31 @@ def test_azure_configured_is_one_rule() -> None:
     assert not azure_configured(three)
     assert azure_configured(dict(three, AZUREML_WORKSPACE_NAME="w"))
     assert azure_configured({"PFMAGIC_AZURE_CONFIG": "/x/config.json"})
+
+
+def test_status_shows_arm_model_id_as_name_version() -> None:
+    from pfmagic.render.status import _model_text
+
+    arm_id = (
+        "/subscriptions/0/resourceGroups/g/providers/Microsoft.MachineLearningServices/"
+        "workspaces/w/models/chat-flow/versions/3"
+    )
+    assert _model_text(arm_id) == "chat-flow:3"
+    assert _model_text("azureml://registries/r/models/m/versions/7") == "m:7"
+    assert _model_text("azureml:m:1") == "azureml:m:1"
+
+
+def test_key_endpoint_without_key_is_not_labelled_token() -> None:
+    from types import SimpleNamespace
+
+    from azure.ai.ml.entities import EndpointAuthKeys, ManagedOnlineEndpoint
+
+    from pfmagic.backends.events import Operation
+    from widgets.track import outcome_details
+
+    ep = ManagedOnlineEndpoint(name="ep", auth_mode="key")
+    op = Operation("create endpoint ep", ("endpoint",), lambda op: ep)
+    op.result()
+    backend = SimpleNamespace(get_keys=lambda name: EndpointAuthKeys(primary_key=None))
+    rows = dict(outcome_details(op, backend))
+    assert "token" not in rows and rows["primary key"].startswith("none returned")
