@@ -158,7 +158,10 @@ class _Handler(BaseHTTPRequestHandler):
             if op.status == "Failed":
                 return self._reply(400, {"error": op.error})
             return self._reply(200, None)
-        body: dict[str, Any] = {"id": m["id"], "name": m["id"], "status": op.status}
+        # real Azure reports a running operation as "Updating", not "InProgress" (recorded in
+        # azure-ai-ml's test_online_deployment recording, endpoint create polls)
+        shown = "Updating" if op.status == "InProgress" else op.status
+        body: dict[str, Any] = {"id": m["id"], "name": m["id"], "status": shown}
         if op.error:
             body["error"] = op.error
         return self._reply(200, body, {"retry-after-ms": "20"})
