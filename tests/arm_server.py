@@ -205,7 +205,10 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._reply(204)
             op_id = self.server.new_op(key, delete=True)
             st.resources[key]["properties"]["provisioningState"] = "Deleting"
-            return self._reply(202, None, self._poll_headers(op_id=op_id, location=True))
+            # real Azure: DELETE → 202, null body, both Azure-AsyncOperation and Location
+            headers = self._poll_headers(op_id=op_id, location=True)
+            headers.update(self._poll_headers(op_id=op_id))
+            return self._reply(202, None, headers)
         return self._error(405, "MethodNotAllowed", verb)
 
     def _put(self, key: str, path: str, rest: str, body: dict[str, Any]) -> None:
