@@ -112,6 +112,21 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, status: int, code: str, message: str) -> None:
         self._reply(status, {"error": {"code": code, "message": message}})
 
+    def _not_found(self, endpoint: str) -> None:
+        # the shape real ARM sends for a missing online endpoint
+        self._reply(
+            404,
+            {
+                "error": {
+                    "code": "NotFound",
+                    "message": f"Not found: endpoint {endpoint}",
+                    "details": [
+                        {"code": "NoSuchEndpoint", "message": f"Could not find endpoint {endpoint}"}
+                    ],
+                }
+            },
+        )
+
     def _handle(self) -> None:
         st = self.server.state
         parts = urlsplit(self.path)
@@ -195,6 +210,8 @@ class _Handler(BaseHTTPRequestHandler):
             ]
             if children or re.search(r"/(onlineendpoints|deployments|versions)$", key):
                 return self._reply(200, {"value": children})
+            if re.search(r"/onlineendpoints/[^/]+$", key):
+                return self._not_found(key.rsplit("/", 1)[-1])
             return self._error(
                 404, "ResourceNotFound", f"Resource {rest.rsplit('/', 1)[-1]} not found."
             )
@@ -233,7 +250,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             endpoint_key = key.rsplit("/deployments/", 1)[0]
             if endpoint_key not in st.resources:
-                return self._error(404, "ResourceNotFound", "endpoint not found")
+                return self._not_found(endpoint_key.rsplit("/", 1)[-1])
             props.setdefault("scaleSettings", {"scaleType": "Default"})  # ARM fills defaults
             if props.get("endpointComputeType") == "Kubernetes":
                 props.setdefault("containerResourceRequirements", {})
