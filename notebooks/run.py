@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pfmagic.backends.azure.client import azure_configured
+
 HERE = Path(__file__).resolve().parent
 DEFAULT_NOTEBOOK = "01-deploy-local.ipynb"
 
@@ -86,19 +88,6 @@ def _pfmagic_cleanup():
 
 
 TAG_AZURE = "needs-azure"
-
-
-def azure_configured() -> bool:
-    """Whether an Azure ML workspace is named (03-azure.ipynb's own test, same rule)."""
-    env = os.environ
-    return bool(
-        env.get("PFMAGIC_AZURE_CONFIG")
-        or (
-            env.get("AZURE_SUBSCRIPTION_ID")
-            and env.get("AZURE_RESOURCE_GROUP")
-            and env.get("AZUREML_WORKSPACE_NAME")
-        )
-    )
 
 
 @dataclass

@@ -351,10 +351,21 @@ def usage_table(usages: Iterable[Any]) -> dict[str, tuple[int, int]]:
         if not value or current is None or limit is None:
             continue
         key = normalise_family(str(value))
-        if not key.endswith("family"):
+        if not key.endswith("family") or _low_priority(usage, name):
+            continue
+        # a real list carries each family twice: dedicatedCores (the limit that counts for
+        # online endpoints) and lowPriorityCores (limit -1); never let the latter win
+        if key in table and int(limit) < 0:
             continue
         table[key] = (int(current), int(limit))
     return table
+
+
+def _low_priority(usage: Any, name: Any) -> bool:
+    """A lowPriorityCores row (type ``…/lowPriorityCores/usages`` or a "LowPriority" name)."""
+    kind = str(_field(usage, "type", "type") or "")
+    localized = str(_field(name, "localized_value", "localizedValue") or "") if name else ""
+    return "lowpriority" in (kind + localized).replace(" ", "").lower()
 
 
 # -- the check ------------------------------------------------------------------------------

@@ -112,6 +112,21 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, status: int, code: str, message: str) -> None:
         self._reply(status, {"error": {"code": code, "message": message}})
 
+    def _not_found(self, endpoint: str) -> None:
+        # the shape real ARM sends for a missing online endpoint
+        self._reply(
+            404,
+            {
+                "error": {
+                    "code": "NotFound",
+                    "message": f"Not found: endpoint {endpoint}",
+                    "details": [
+                        {"code": "NoSuchEndpoint", "message": f"Could not find endpoint {endpoint}"}
+                    ],
+                }
+            },
+        )
+
     def _handle(self) -> None:
         st = self.server.state
         parts = urlsplit(self.path)
@@ -158,7 +173,10 @@ class _Handler(BaseHTTPRequestHandler):
             if op.status == "Failed":
                 return self._reply(400, {"error": op.error})
             return self._reply(200, None)
-        body: dict[str, Any] = {"id": m["id"], "name": m["id"], "status": op.status}
+        # real Azure reports a running operation as "Updating", not "InProgress" (recorded in
+        # azure-ai-ml's test_online_deployment recording, endpoint create polls)
+        shown = "Updating" if op.status == "InProgress" else op.status
+        body: dict[str, Any] = {"id": m["id"], "name": m["id"], "status": shown}
         if op.error:
             body["error"] = op.error
         return self._reply(200, body, {"retry-after-ms": "20"})
@@ -192,6 +210,8 @@ class _Handler(BaseHTTPRequestHandler):
             ]
             if children or re.search(r"/(onlineendpoints|deployments|versions)$", key):
                 return self._reply(200, {"value": children})
+            if re.search(r"/onlineendpoints/[^/]+$", key):
+                return self._not_found(key.rsplit("/", 1)[-1])
             return self._error(
                 404, "ResourceNotFound", f"Resource {rest.rsplit('/', 1)[-1]} not found."
             )
@@ -202,7 +222,10 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._reply(204)
             op_id = self.server.new_op(key, delete=True)
             st.resources[key]["properties"]["provisioningState"] = "Deleting"
-            return self._reply(202, None, self._poll_headers(op_id=op_id, location=True))
+            # real Azure: DELETE → 202, null body, both Azure-AsyncOperation and Location
+            headers = self._poll_headers(op_id=op_id, location=True)
+            headers.update(self._poll_headers(op_id=op_id))
+            return self._reply(202, None, headers)
         return self._error(405, "MethodNotAllowed", verb)
 
     def _put(self, key: str, path: str, rest: str, body: dict[str, Any]) -> None:
@@ -227,7 +250,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             endpoint_key = key.rsplit("/deployments/", 1)[0]
             if endpoint_key not in st.resources:
-                return self._error(404, "ResourceNotFound", "endpoint not found")
+                return self._not_found(endpoint_key.rsplit("/", 1)[-1])
             props.setdefault("scaleSettings", {"scaleType": "Default"})  # ARM fills defaults
             if props.get("endpointComputeType") == "Kubernetes":
                 props.setdefault("containerResourceRequirements", {})
@@ -325,7 +348,8 @@ class _Server(ThreadingHTTPServer):
         """Finish ``op`` once its time is up and move its resource to the final state."""
         if op.status != "InProgress" or time.time() < op.done_at:
             return
-        op.status = "Failed" if op.error else "Succeeded"
+        # error {} = Failed without an error body (real Azure does this)
+        op.status = "Failed" if op.error is not None else "Succeeded"
         res = self.state.resources.get(op.resource or "")
         if res is None:
             return

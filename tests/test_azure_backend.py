@@ -643,3 +643,17 @@ def test_sdk_log_lines_stay_out_of_the_notebook(arm: ArmServer, backend: AzureBa
     import sys
 
     assert type(sys.stdout).__name__ != "_Router"
+
+
+def test_failed_without_error_body_explained_from_state_and_logs(
+    arm: ArmServer, backend: AzureBackend
+) -> None:
+    seed_endpoint(arm)
+    arm.state.logs = "Downloading model\nERROR: model folder is empty\n"
+    arm.state.fail_deployment = {}  # operation status Failed, no "error" in the body
+    op = backend.create_deployment(deployment())
+    err = failed(op)
+    assert "invalid status" not in err.message
+    assert "provisioning" in err.message and "Azure gave no reason" in err.message
+    assert "model folder is empty" in err.message
+    assert op.stage_states()["deployment"].state == "Failed"

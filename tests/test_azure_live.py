@@ -19,12 +19,14 @@ import uuid
 
 import pytest
 
+from pfmagic.backends.azure.client import azure_configured
+
 WORKSPACE = {
     k: os.environ.get(k)
     for k in ("AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZUREML_WORKSPACE_NAME")
 }
 CONFIG = os.environ.get("PFMAGIC_AZURE_CONFIG")
-HAS_WORKSPACE = all(WORKSPACE.values()) or bool(CONFIG and os.path.exists(CONFIG))
+HAS_WORKSPACE = azure_configured()  # the one rule (pfmagic.backends.azure.client)
 HAS_CREDENTIAL = os.environ.get("PFMAGIC_AZURE_LIVE") == "1" or (
     bool(os.environ.get("AZURE_CLIENT_ID")) and bool(os.environ.get("AZURE_TENANT_ID"))
 )

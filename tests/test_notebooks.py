@@ -26,23 +26,13 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from pfmagic.backends.azure.client import azure_configured
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
 ALL = ["01-deploy-local.ipynb", "02-safe-rollout.ipynb", "03-azure.ipynb"]
 TAG_AZURE = "needs-azure"
-
-
-def azure_configured() -> bool:
-    env = os.environ
-    return bool(
-        env.get("PFMAGIC_AZURE_CONFIG")
-        or (
-            env.get("AZURE_SUBSCRIPTION_ID")
-            and env.get("AZURE_RESOURCE_GROUP")
-            and env.get("AZUREML_WORKSPACE_NAME")
-        )
-    )
 
 
 def private_env(home: Path, pythonpath: Path | None = None) -> dict[str, str]:

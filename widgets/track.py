@@ -146,9 +146,11 @@ def outcome_details(op: Operation, backend: Any = None) -> list[tuple[str, str]]
     if endpoint and backend is not None:
         try:
             keys = backend.get_keys(endpoint)
-            secret = getattr(keys, "primary_key", None) or getattr(keys, "access_token", None)
-            kind = "primary key" if getattr(keys, "primary_key", None) else "token"
-            details.append((kind, mask(secret)))
+            # key auth answers EndpointAuthKeys (primary_key may be empty), aml_token a token
+            is_token = hasattr(keys, "access_token") and not hasattr(keys, "primary_key")
+            secret = getattr(keys, "access_token" if is_token else "primary_key", None)
+            kind = "token" if is_token else "primary key"
+            details.append((kind, mask(secret) if secret else "none returned yet (%pf_keys)"))
         except Exception as exc:
             details.append(("key", f"not readable: {type(exc).__name__}"))
     return details

@@ -9,6 +9,7 @@ variables. No azure.ai.ml import here: the subclass derives from whatever class 
 from __future__ import annotations
 
 import html
+import re
 from typing import Any
 
 from pfmagic.render.mask import mask_mapping
@@ -23,7 +24,9 @@ def _traffic_text(traffic: dict[str, Any] | None) -> str:
 
 def _model_text(model: Any) -> str:
     if model is None or isinstance(model, str):
-        return model or "-"
+        # Azure answers an ARM / registry id: show name:version as the cell wrote it
+        m = re.search(r"/models/([^/]+)/versions/([^/]+)/?$", model or "")
+        return f"{m[1]}:{m[2]}" if m else (model or "-")
     name, version = getattr(model, "name", None), getattr(model, "version", None)
     return f"{name}:{version}" if version else str(name or "-")
 

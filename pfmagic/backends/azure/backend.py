@@ -148,20 +148,15 @@ class AzureBackend(Backend):
         ops = self.ml_client.online_endpoints
         what = f"endpoint {endpoint.name}"
         op.emit("endpoint", "Running", f"creating {what}")
-        try:
-            poller = ops.begin_create_or_update(endpoint)
-            result = watch(
-                op,
-                "endpoint",
-                poller,
-                every=self.poll_seconds,
-                what=what,
-                read_state=lambda: ops.get(endpoint.name).provisioning_state,
-            )
-        except Exception as exc:
-            raise self._fail(
-                op, "endpoint", exc, what=f"create {what}", endpoint=endpoint.name
-            ) from None
+        result = self._stage(
+            op,
+            "endpoint",
+            lambda: ops.begin_create_or_update(endpoint),
+            what=what,
+            fail_what=f"create {what}",
+            read_state=lambda: ops.get(endpoint.name).provisioning_state,
+            endpoint=endpoint.name,
+        )
         op.emit(
             "endpoint", "Succeeded", what, provisioning_state=state_name(result.provisioning_state)
         )
@@ -190,17 +185,14 @@ class AzureBackend(Backend):
         def work(op: Operation) -> None:
             with quiet_sdk():
                 op.emit("delete", "Running", f"deleting {what}")
-                try:
-                    watch(
-                        op,
-                        "delete",
-                        begin(),
-                        every=self.poll_seconds,
-                        what=what,
-                        read_state=read_state,
-                    )
-                except Exception as exc:
-                    raise self._fail(op, "delete", exc, what=f"delete {what}") from None
+                self._stage(
+                    op,
+                    "delete",
+                    begin,
+                    what=what,
+                    fail_what=f"delete {what}",
+                    read_state=read_state,
+                )
                 op.emit("delete", "Succeeded", f"{what} deleted")
 
         return Operation(f"delete {what}", ("delete",), work)
@@ -322,30 +314,28 @@ class AzureBackend(Backend):
         ep, name = deployment.endpoint_name, deployment.name
         what = f"deployment {ep}/{name}"
         op.emit("deployment", "Running", f"creating {what}")
-        try:
-            poller = ops.begin_create_or_update(deployment)
-            result = watch(
-                op,
-                "deployment",
-                poller,
-                every=self.poll_seconds,
-                what=what,
-                read_state=lambda: ops.get(name, ep).provisioning_state,
-                read_logs=lambda: ops.get_logs(name, ep, lines=self.log_lines),
-            )
-        except Exception as exc:
-            if isinstance(exc, (PfError, Canceled)):
-                raise
-            tail = log_lines(quietly(lambda: ops.get_logs(name, ep, lines=self.log_lines), ""))
-            raise self._fail(
-                op,
-                "deployment",
-                exc,
-                what=f"deploy {ep}/{name}",
-                log_tail=tail,
-                quota=self._quota_sentence(deployment, exc),
-                endpoint=ep,
-            ) from None
+
+        def details(exc: BaseException) -> dict[str, Any]:
+            # the deployment's own state and log tail explain a failure without an error body
+            return {
+                "log_tail": log_lines(
+                    quietly(lambda: ops.get_logs(name, ep, lines=self.log_lines), "")
+                ),
+                "quota": self._quota_sentence(deployment, exc),
+                "state": state_name(quietly(lambda: ops.get(name, ep).provisioning_state)),
+            }
+
+        result = self._stage(
+            op,
+            "deployment",
+            lambda: ops.begin_create_or_update(deployment),
+            what=what,
+            fail_what=f"deploy {ep}/{name}",
+            read_state=lambda: ops.get(name, ep).provisioning_state,
+            read_logs=lambda: ops.get_logs(name, ep, lines=self.log_lines),
+            endpoint=ep,
+            details=details,
+        )
         state = state_name(result.provisioning_state)
         op.emit("deployment", "Succeeded", what, provisioning_state=state)
         return plain(result)
@@ -359,7 +349,8 @@ class AzureBackend(Backend):
     ) -> Any:
         ops = self.ml_client.online_endpoints
         op.emit("traffic", "Running", _traffic_text(traffic, mirror))
-        try:
+
+        def begin() -> Any:
             ep = ops.get(endpoint)
             if mirror and "kubernetes" in type(ep).__name__.lower():
                 raise PfError(
@@ -369,19 +360,17 @@ class AzureBackend(Backend):
             ep.traffic = dict(traffic)
             if mirror is not None:
                 ep.mirror_traffic = dict(mirror)
-            poller = ops.begin_create_or_update(ep)
-            result = watch(
-                op,
-                "traffic",
-                poller,
-                every=self.poll_seconds,
-                what=f"traffic of {endpoint}",
-                read_state=lambda: ops.get(endpoint).provisioning_state,
-            )
-        except Exception as exc:
-            raise self._fail(
-                op, "traffic", exc, what=f"set traffic of {endpoint}", endpoint=endpoint
-            ) from None
+            return ops.begin_create_or_update(ep)
+
+        result = self._stage(
+            op,
+            "traffic",
+            begin,
+            what=f"traffic of {endpoint}",
+            fail_what=f"set traffic of {endpoint}",
+            read_state=lambda: ops.get(endpoint).provisioning_state,
+            endpoint=endpoint,
+        )
         op.emit(
             "traffic",
             "Succeeded",
@@ -389,6 +378,40 @@ class AzureBackend(Backend):
             provisioning_state=state_name(result.provisioning_state),
         )
         return result
+
+    def _stage(
+        self,
+        op: Operation,
+        stage: str,
+        begin: Any,
+        *,
+        what: str,
+        fail_what: str,
+        read_state: Any,
+        read_logs: Any = None,
+        endpoint: str | None = None,
+        details: Any = None,
+    ) -> Any:
+        """One stage: begin the LRO, watch it, and on failure emit Failed with a one-line error.
+
+        ``details(exc)`` adds the deployment's log tail, quota sentence and state; a stage with
+        ``details`` passes PfErrors raised while watching (timeouts, cancel) through as they are.
+        """
+        try:
+            return watch(
+                op,
+                stage,
+                begin(),
+                every=self.poll_seconds,
+                what=what,
+                read_state=read_state,
+                read_logs=read_logs,
+            )
+        except Exception as exc:
+            if details is not None and isinstance(exc, (PfError, Canceled)):
+                raise
+            extra = details(exc) if details is not None else {}
+            raise self._fail(op, stage, exc, what=fail_what, endpoint=endpoint, **extra) from None
 
     def _fail(
         self,
@@ -400,6 +423,7 @@ class AzureBackend(Backend):
         log_tail: tuple[str, ...] = (),
         quota: str | None = None,
         endpoint: str | None = None,
+        state: str | None = None,
     ) -> BaseException:
         """Map ``exc``, emit the stage's Failed event (with the log tail) and return the error."""
         if isinstance(exc, Canceled):
@@ -408,7 +432,13 @@ class AzureBackend(Backend):
             quietly(lambda: self.location) if endpoint and "already" in str(exc).lower() else None
         )
         err = map_error(
-            exc, what=what, log_tail=log_tail, quota=quota, endpoint=endpoint, region=region
+            exc,
+            what=what,
+            log_tail=log_tail,
+            quota=quota,
+            endpoint=endpoint,
+            region=region,
+            state=state,
         )
         op.emit(
             stage,
@@ -594,10 +624,8 @@ class AzureBackend(Backend):
         usages = self._call(
             "quota usage", lambda: list(self.ml_client.compute.list_usage(location=self.location))
         )
-        try:
-            from pfmagic.skus import usage_table
-        except ImportError:
-            from pfmagic.backends.azure.quota import usage_table
+        from pfmagic.skus import usage_table
+
         return usage_table(usages)
 
     def close(self) -> None:

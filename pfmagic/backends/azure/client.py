@@ -8,11 +8,27 @@ identity…), ``"browser"`` for ``InteractiveBrowserCredential``, or any ``Token
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from pfmagic.errors import PfError
 
 CredentialSpec = Any  # "default" | "browser" | a TokenCredential
+
+
+def azure_configured(env: Any = None) -> bool:
+    """Whether a workspace is named (the one rule for notebooks, notebook tests, live tests):
+    ``PFMAGIC_AZURE_CONFIG`` (a config.json) or all three of ``AZURE_SUBSCRIPTION_ID``,
+    ``AZURE_RESOURCE_GROUP`` and ``AZUREML_WORKSPACE_NAME``."""
+    env = os.environ if env is None else env
+    return bool(
+        env.get("PFMAGIC_AZURE_CONFIG")
+        or (
+            env.get("AZURE_SUBSCRIPTION_ID")
+            and env.get("AZURE_RESOURCE_GROUP")
+            and env.get("AZUREML_WORKSPACE_NAME")
+        )
+    )
 
 
 def make_credential(spec: CredentialSpec = "default") -> Any:

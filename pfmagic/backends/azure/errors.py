@@ -75,11 +75,13 @@ def map_error(
     quota: str | None = None,
     endpoint: str | None = None,
     region: str | None = None,
+    state: str | None = None,
 ) -> PfError:
     """Translate ``exc`` (raised while doing ``what``) into a ``PfError`` the user can act on.
 
     ``quota``: the quota calculator's sentence for this deployment (used for OutOfQuota);
-    ``log_tail``: the deployment's last log lines (probe/crash failures).
+    ``log_tail``: the deployment's last log lines (probe/crash failures);
+    ``state``: the resource's own provisioning state, read after the failure.
     """
     if isinstance(exc, PfError):
         return exc
@@ -106,6 +108,18 @@ def map_error(
         return fail(f"{what}: Azure rejected the credential (401)", LOGIN_HINT)
     if status == 403 or code in ("AuthorizationFailed", "Forbidden", "LinkedAuthorizationFailed"):
         return fail(f"{what}: not allowed (403, {code or 'AuthorizationFailed'})", ROLES_HINT)
+    # status code and ARM code before words: a 404 whose message echoes a workspace named
+    # e.g. "pf-probe-ws" is a missing resource, not a failed probe
+    if (
+        isinstance(exc, ResourceNotFoundError)
+        or status == 404
+        or code in ("ResourceNotFound", "NotFound", "NoSuchEndpoint")
+    ):
+        return NotFound(
+            f"{what}: not found ({line})",
+            code=code or "ResourceNotFound",
+            hint="check the name with %pf_endpoints",
+        )
     if code == "OutOfQuota" or "not enough quota" in lowered:
         numbers = re.search(r"usage/limit:\s*([\d/]+).*?needed:\s*(\d+)", message, re.I | re.S)
         azure_says = (
@@ -150,15 +164,15 @@ def map_error(
             "PROMPTFLOW_RUN_MODE / PRT_CONFIG_OVERRIDE and the endpoint identity's "
             "roles, or raise readiness_probe.initial_delay" + _tail_hint(log_tail),
         )
-    if (
-        isinstance(exc, ResourceNotFoundError)
-        or status == 404
-        or code in ("ResourceNotFound", "NotFound")
-    ):
-        return NotFound(
-            f"{what}: not found ({line})",
-            code=code or "ResourceNotFound",
-            hint="check the name with %pf_endpoints",
+    if code is None and "invalid status" in lowered:
+        # azure-core's words for an LRO that ended Failed/Canceled without an error body
+        tail = [s.strip() for s in log_tail if s.strip()][-2:]
+        reason = f"; the log says: {' | '.join(tail)}" if tail else ""
+        return fail(
+            f"{what}: provisioning {state or 'Failed'} (Azure gave no reason){reason}",
+            "read %pf_logs (storage-initializer, then inference-server) and %pf_status; "
+            f"see {TROUBLESHOOT}",
+            code_=f"Provisioning{state or 'Failed'}",
         )
     if type(exc).__name__ in ("ValidationException", "ValidationError"):
         return fail(f"{what}: {line}", None, code_=code or "ValidationError")
