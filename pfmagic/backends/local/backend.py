@@ -412,8 +412,9 @@ class LocalBackend(Backend):
     def _runtime(self, dep: Any, meta: dict[str, Any]) -> dict[str, Any]:
         """What the router needs to run the deployment (no azure-ai-ml over there)."""
         if meta.get("kind") == "files":
+            what = meta.get("source") if meta.get("anonymous") else meta["name"]
             raise BackendError(
-                f"model '{meta['name']}' is not a prompt flow folder",
+                f"model '{what}' is not a prompt flow folder",
                 hint="a flow needs flow.dag.yaml; a scoring script needs code_configuration",
             )
         flow_name = (
