@@ -307,6 +307,11 @@ def test_ctrl_c_stops_waiting_not_the_operation(
     ip: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], widgets: bool
 ) -> None:
     import _thread
+    import signal
+
+    # a kernel turns SIGINT into KeyboardInterrupt; pytest started with SIGINT ignored
+    # (nohup, some CI runners) would not, so install the handler the test relies on
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def ctrl_c_soon(_obj: Any = None) -> None:  # what Ctrl-C does to a kernel, 0.3 s from now
         threading.Timer(0.3, _thread.interrupt_main).start()
@@ -327,6 +332,7 @@ def test_ctrl_c_stops_waiting_not_the_operation(
     assert "stopped waiting" in capsys.readouterr().err and not op.done()
     gate.set()
     assert op.wait(5) and op.status() == "Succeeded"
+    signal.signal(signal.SIGINT, previous)
 
 
 def test_no_wait_text_in_a_kernel_updates_one_display(
