@@ -1,0 +1,132 @@
+"""Replay recorded ARM traffic (tests/recordings/, see SOURCES.md) to the real ``MLClient``.
+
+A recording is the Azure PowerShell test-proxy format: ``{key: {"Request": {Method,
+RequestUri, ...}, "Response": {StatusCode, Headers, ContentHeaders, Content}}}``. Responses are
+served by method + path (case-insensitive); the api-version is not matched, because
+azure-ai-ml pins other api-versions than PowerShell did. Both are kept in ``versions`` so a test
+can say which differed. Repeated requests (LRO polls) get the recorded responses in recorded
+order; the last one repeats.
+
+Requests no recording covers fall through to ``tests/arm_server.py`` (the workspace GET, an
+endpoint GET before listKeys, ...), and ``replayed`` / ``fallback`` tell which were which. The
+server reuses arm_server's plumbing: ``RedirectTransport`` rewrites https to this server and
+restores the URL, so ARM polling and the bearer-token policy see real https URLs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from arm_server import ArmServer, _Handler
+
+RECORDINGS = Path(__file__).parent / "recordings"
+# hop-by-hop / length headers the server writes itself
+_SKIP = {"content-length", "transfer-encoding", "connection", "date"}
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    api_version: str | None
+    status: int
+    headers: dict[str, str]
+    content: bytes
+
+
+@dataclass
+class ReplayLog:
+    replayed: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
+    fallback: list[tuple[str, str]] = field(default_factory=list)
+    # (method, path) → (recorded api-version, sent api-version)
+    versions: dict[tuple[str, str], tuple[str | None, str | None]] = field(default_factory=dict)
+
+
+def load_recording(name: str) -> list[Recorded]:
+    """The entries of ``tests/recordings/<name>`` in recorded order."""
+    data = json.loads((RECORDINGS / name).read_text())
+    out = []
+    for entry in data.values():
+        req, resp = entry["Request"], entry["Response"]
+        parts = urlsplit(req["RequestUri"])
+        headers = {
+            k: ", ".join(v)
+            for group in ("Headers", "ContentHeaders")
+            for k, v in (resp.get(group) or {}).items()
+            if k.lower() not in _SKIP
+        }
+        content = resp.get("Content")
+        if content is None:
+            body = b""
+        elif resp.get("isContentBase64"):
+            import base64
+
+            body = base64.b64decode(content)
+        else:
+            body = content.encode()
+        out.append(
+            Recorded(
+                req["Method"].upper(),
+                parts.path,
+                (parse_qs(parts.query).get("api-version") or [None])[0],
+                int(resp["StatusCode"]),
+                headers,
+                body,
+            )
+        )
+    return out
+
+
+class _ReplayHandler(_Handler):
+    server: Any
+
+    def _handle(self) -> None:
+        srv = self.server
+        parts = urlsplit(self.path)
+        key = (self.command, parts.path.lower())
+        queue = srv.replay.get(key)
+        if not queue:
+            srv.replay_log.fallback.append((self.command, parts.path))
+            return super()._handle()
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        rec = queue[0] if len(queue) == 1 else queue.pop(0)
+        sent = (parse_qs(parts.query).get("api-version") or [None])[0]
+        srv.replay_log.replayed.append((self.command, parts.path))
+        srv.replay_log.versions[(self.command, parts.path)] = (rec.api_version, sent)
+        self.send_response(rec.status)
+        for k, v in rec.headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(rec.content)))
+        self.end_headers()
+        self.wfile.write(rec.content)
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = _handle  # noqa: N815
+
+
+class ReplayServer(ArmServer):
+    """``ArmServer`` that answers recorded requests from recordings first."""
+
+    def __init__(self, *recordings: str) -> None:
+        super().__init__()
+        self._server.RequestHandlerClass = _ReplayHandler
+        table: dict[tuple[str, str], list[Recorded]] = defaultdict(list)
+        for name in recordings:
+            for rec in load_recording(name):
+                table[(rec.method, rec.path.lower())].append(rec)
+        self._server.replay = dict(table)
+        self._server.replay_log = ReplayLog()
+
+    @property
+    def log(self) -> ReplayLog:
+        return self._server.replay_log
+
+    def __enter__(self) -> ReplayServer:
+        super().__enter__()
+        return self
