@@ -263,7 +263,7 @@ def test_kubernetes_endpoint_and_deployment(arm: ArmServer, backend: AzureBacken
     assert body["properties"]["endpointComputeType"] == "Kubernetes"
     assert body["properties"]["instanceType"] == "gpu-small"
     with pytest.raises(PfError, match="Kubernetes endpoint"):
-        backend.set_traffic(EP, {"blue": 100}, mirror={"blue": 10})
+        backend.set_traffic(EP, {"blue": 100}, mirror={"green": 10})
 
 
 # -- traffic, keys, logs, invoke, delete ----------------------------------------------------
@@ -285,10 +285,12 @@ def test_traffic_and_mirror(arm: ArmServer, backend: AzureBackend) -> None:
     assert backend.get_endpoint(EP).mirror_traffic == {"green": 20}
 
     before = len(arm.state.log)
-    with pytest.raises(PfError, match="sum to 100"):
+    with pytest.raises(PfError, match="traffic adds up to 60%, not 100%"):
         backend.set_traffic(EP, {"blue": 50, "green": 10})
-    with pytest.raises(PfError, match="at most 50"):
+    with pytest.raises(PfError, match="above the 50% limit"):
         backend.set_traffic(EP, {"blue": 100}, mirror={"green": 60})
+    with pytest.raises(PfError, match="green cannot receive both live"):  # as the local backend
+        backend.set_traffic(EP, {"blue": 80, "green": 20}, mirror={"green": 10})
     assert len(arm.state.log) == before  # refused before any request
 
 

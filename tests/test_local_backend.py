@@ -30,6 +30,7 @@ from azure.ai.ml.entities import (
     OnlineRequestSettings,
     ProbeSettings,
 )
+from binomial import FALSE_FAILURE, false_failure, tail_bounds
 from fakes.fake_openai import FakeOpenAI
 
 from pfmagic.backends.local.backend import LocalBackend
@@ -496,21 +497,26 @@ def _deployments_of(backend: LocalBackend, n: int, **kw: Any) -> Counter[str]:
 
 
 def test_traffic_split(backend: LocalBackend, main: dict[str, Any]) -> None:
-    with pytest.raises(BackendError, match="sum"):
+    with pytest.raises(BackendError, match="traffic adds up to 90%, not 100%"):
         backend.set_traffic(MAIN, {"blue": 60, "green": 30})
     with pytest.raises(BackendError, match="does not exist"):
         backend.set_traffic(MAIN, {"blue": 50, "ghost": 50})
-    ep = backend.set_traffic(MAIN, {"blue": 50, "green": 50})
-    assert ep.traffic == {"blue": 50, "green": 50}
-    counts = _deployments_of(backend, 100)
-    # binomial(100, 0.5): sd 5, so 25..75 is 5 sd either side
-    assert 25 <= counts["blue"] <= 75 and counts["blue"] + counts["green"] == 100
+    # 50/50 and 100/0 alone cannot tell weights from a uniform choice: 90/10 and 80/20 can
+    # (a uniform router lands outside their bounds with p > 0.9999; a correct one, p < 1e-6)
+    for blue, green, n in ((50, 50, 100), (90, 10, 200), (80, 20, 200)):
+        ep = backend.set_traffic(MAIN, {"blue": blue, "green": green})
+        assert ep.traffic == {"blue": blue, "green": green}
+        counts = _deployments_of(backend, n)
+        lo, hi = tail_bounds(n, green / 100)
+        assert false_failure(n, green / 100, lo, hi) < FALSE_FAILURE
+        assert lo <= counts["green"] <= hi, (blue, green, counts)
+        assert counts["blue"] + counts["green"] == n
     backend.set_traffic(MAIN, {"blue": 100, "green": 0})
     assert _deployments_of(backend, 20) == Counter({"blue": 20})
 
 
 def test_mirror_traffic(backend: LocalBackend, main: dict[str, Any]) -> None:
-    with pytest.raises(BackendError, match="50"):
+    with pytest.raises(BackendError, match="above the 50% limit"):
         backend.set_traffic(MAIN, {"blue": 100}, mirror={"green": 60})
     before = backend.router_status(MAIN)["deployments"]["green"]["mirrored"]
     ep = backend.set_traffic(MAIN, {"blue": 100, "green": 0}, mirror={"green": 50})

@@ -19,46 +19,11 @@ from IPython.utils.capture import capture_output
 from pfmagic.errors import BackendError, PfError
 from pfmagic.http import score
 from pfmagic.magics import session_of
-from pfmagic.magics.ops import check_traffic, new_lines, parse_mirror, parse_weights
+from pfmagic.magics.ops import new_lines
+from pfmagic.traffic import parse_mirror
 
 SECRET = "pk-0123456789abcdefghij"
 SECRET2 = "sk-zyxwvutsrqponmlk9876"
-
-
-# -- traffic rules ------------------------------------------------------------------------
-
-
-def test_parse_weights() -> None:
-    assert parse_weights(["blue=90", "green=10"]) == {"blue": 90, "green": 10}
-
-
-@pytest.mark.parametrize(
-    ("pairs", "message"),
-    [
-        (["blue"], "expected DEPLOYMENT=PERCENT, got 'blue'"),
-        (["blue=ninety"], "'ninety' for blue is not a whole percentage"),
-        (["blue=90.5"], "'90.5' for blue is not a whole percentage"),
-        (["blue=101"], "blue=101 is outside 0..100"),
-        (["blue=50", "blue=50"], "blue given twice"),
-    ],
-)
-def test_parse_weights_errors(pairs: list[str], message: str) -> None:
-    with pytest.raises(PfError, match=message.replace(".", r"\.")):
-        parse_weights(pairs)
-
-
-def test_check_traffic_rules() -> None:
-    check_traffic({"blue": 90, "green": 10}, {})
-    check_traffic({"blue": 0, "green": 0}, {})
-    check_traffic({"blue": 100}, {"green": 50})
-    with pytest.raises(PfError, match="traffic adds up to 95%, not 100%"):
-        check_traffic({"blue": 90, "green": 5}, {})
-    with pytest.raises(PfError, match="above the 50% limit"):
-        check_traffic({"blue": 100}, {"green": 60})
-    with pytest.raises(PfError, match="only one deployment"):
-        check_traffic({"blue": 100}, {"green": 10, "red": 10})
-    with pytest.raises(PfError, match="both live"):
-        check_traffic({"blue": 90, "green": 10}, {"green": 10})
 
 
 def test_new_lines_of_a_growing_tail() -> None:
@@ -280,7 +245,11 @@ def test_traffic_split_mirror_and_no_traffic(shell: Any) -> None:
     try:
         ep = line(shell, "pf_traffic", f"{EP} blue=50 green=50")
         assert ep.traffic == {"blue": 50, "green": 50}
-        served = {line(shell, "pf_invoke", f"{EP} --reset hi").deployment for _ in range(10)}
+        served: set[str] = set()
+        for _ in range(40):  # a 50/50 router misses one of them in 40 with p = 2 * 0.5**40
+            served.add(line(shell, "pf_invoke", f"{EP} --reset hi").deployment)
+            if len(served) == 2:
+                break
         assert served == {"blue", "green"}
 
         ep = line(shell, "pf_traffic", f"{EP} green=100")  # blue not named: 0

@@ -10,53 +10,9 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 
 from pfmagic.errors import PfError, usage_errors
 from pfmagic.magics.base import SessionMagics
+from pfmagic.traffic import check_traffic, parse_mirror, parse_weights
 
 CONTAINERS = ("storage-initializer", "inference-server")
-
-
-def parse_weights(pairs: list[str], what: str = "traffic") -> dict[str, int]:
-    """``blue=90 green=10`` → ``{"blue": 90, "green": 10}`` (whole percentages 0..100)."""
-    weights: dict[str, int] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise PfError(f"{what}: expected DEPLOYMENT=PERCENT, got '{pair}'")
-        try:
-            percent = int(value)
-        except ValueError:
-            raise PfError(f"{what}: '{value}' for {name} is not a whole percentage") from None
-        if not 0 <= percent <= 100:
-            raise PfError(f"{what}: {name}={percent} is outside 0..100")
-        if name in weights:
-            raise PfError(f"{what}: {name} given twice")
-        weights[name] = percent
-    return weights
-
-
-def parse_mirror(pairs: list[str]) -> dict[str, int] | None:
-    """``--mirror`` values: None when not given (keep the mirror), {} for ``none`` or only
-    zero shares (stop mirroring), else the one live mirror."""
-    if not pairs:
-        return None
-    if [p.strip().lower() for p in pairs] == ["none"]:
-        return {}
-    return {k: v for k, v in parse_weights(pairs, "mirror").items() if v > 0}
-
-
-def check_traffic(traffic: dict[str, int], mirror: dict[str, int]) -> None:
-    """Azure ML's rules: live weights sum to 100 (or are all 0); one mirror, at most 50 %."""
-    total = sum(traffic.values())
-    if traffic and total not in (0, 100):
-        raise PfError(f"traffic adds up to {total}%, not 100%", hint="or set every deployment to 0")
-    if len(mirror) > 1:
-        raise PfError("only one deployment can receive mirrored traffic")
-    for name, percent in mirror.items():
-        if percent > 50:
-            raise PfError(f"mirror {name}={percent}% is above the 50% limit")
-        if traffic.get(name):
-            raise PfError(
-                f"{name} cannot receive both live ({traffic[name]}%) and mirrored traffic"
-            )
 
 
 def new_lines(previous: list[str], current: list[str]) -> list[str]:

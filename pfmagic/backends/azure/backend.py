@@ -22,6 +22,7 @@ from pfmagic.backends.azure.prt import fill_prt_config_override, prt_values
 from pfmagic.backends.base import Backend, KeyType, ScoreReply
 from pfmagic.backends.events import Canceled, Operation
 from pfmagic.errors import BackendError, NotFound, PfError
+from pfmagic.traffic import check_traffic, live_mirror
 
 if TYPE_CHECKING:
     from azure.ai.ml.entities import (
@@ -357,6 +358,8 @@ class AzureBackend(Backend):
                     f"{endpoint} is a Kubernetes endpoint: mirrored traffic is only "
                     "for managed online endpoints"
                 )
+            if mirror is None:  # the mirror kept must still not take live traffic
+                check_traffic(traffic, dict(getattr(ep, "mirror_traffic", None) or {}))
             ep.traffic = dict(traffic)
             if mirror is not None:
                 ep.mirror_traffic = dict(mirror)
@@ -519,9 +522,9 @@ class AzureBackend(Backend):
         self, endpoint: str, traffic: dict[str, int], mirror: dict[str, int] | None = None
     ) -> OnlineEndpoint:
         # as the local backend: None keeps the mirror, {} (or only 0 shares) clears it
+        traffic = check_traffic(traffic, mirror)  # refused before any request
         if mirror is not None:
-            mirror = {k: int(v) for k, v in mirror.items() if int(v) > 0}
-        check_traffic(traffic, mirror)
+            mirror = live_mirror(mirror)
         op = Operation(
             f"traffic {endpoint}",
             ("traffic",),
@@ -650,22 +653,6 @@ def _traffic_text(traffic: dict[str, int], mirror: dict[str, int] | None) -> str
     if mirror:
         text += " mirror " + " ".join(f"{k}={v}" for k, v in mirror.items())
     return text
-
-
-def check_traffic(traffic: dict[str, int], mirror: dict[str, int] | None = None) -> None:
-    """The service's rules, checked before any call (one readable line instead of a 400)."""
-    values = [int(v) for v in traffic.values()]
-    if any(v < 0 or v > 100 for v in values) or (values and sum(values) not in (0, 100)):
-        raise PfError(
-            f"traffic weights must be 0..100 and sum to 100 (got {sum(values)})",
-            hint="e.g. %pf_traffic my-endpoint blue=90 green=10",
-        )
-    if mirror:
-        if len(mirror) > 1:
-            raise PfError("only one deployment can receive mirrored traffic")
-        ((dep, pct),) = mirror.items()
-        if not 0 <= int(pct) <= 50:
-            raise PfError(f"mirror traffic to {dep} is {pct} %: at most 50 % is allowed")
 
 
 def _reset_invoke_headers() -> None:

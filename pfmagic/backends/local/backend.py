@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pfmagic import traffic as traffic_rules
 from pfmagic.backends.base import Backend, KeyType, ScoreReply
 from pfmagic.backends.events import Operation
 from pfmagic.backends.local import auth, connections, entities, executors, models
@@ -255,13 +256,16 @@ class LocalBackend(Backend):
                         ),
                     }
                 )
-                if endpoint.traffic:
-                    self._check_traffic(name, dict(endpoint.traffic))
-                    cfg["traffic"] = {k: int(v) for k, v in endpoint.traffic.items()}
-                mirror = getattr(endpoint, "mirror_traffic", None)
-                if mirror:
-                    self._check_mirror(name, dict(mirror))
-                    cfg["mirror_traffic"] = {k: int(v) for k, v in mirror.items()}
+                mirror = dict(getattr(endpoint, "mirror_traffic", None) or {})
+                known = self.home.deployment_names(name)
+                if endpoint.traffic or mirror:
+                    weights = traffic_rules.check_traffic(
+                        dict(endpoint.traffic or cfg["traffic"]), mirror, known=known, endpoint=name
+                    )
+                    if endpoint.traffic:
+                        cfg["traffic"] = weights
+                    if mirror:
+                        cfg["mirror_traffic"] = traffic_rules.live_mirror(mirror)
                 cfg["provisioning_state"] = "Succeeded"
                 write_json(path, cfg)
             self._targets.pop(name, None)  # auth_mode may have changed
@@ -631,56 +635,18 @@ class LocalBackend(Backend):
         )
 
     # -- traffic and keys --------------------------------------------------------------
-    def _check_traffic(self, endpoint: str, traffic: dict[str, int]) -> None:
-        known = set(self.home.deployment_names(endpoint))
-        for dep, weight in traffic.items():
-            if dep not in known:
-                raise BackendError(
-                    f"traffic: deployment '{dep}' does not exist in endpoint '{endpoint}'",
-                    code="BadArgument",
-                )
-            if not isinstance(weight, int) or isinstance(weight, bool) or not 0 <= weight <= 100:
-                raise BackendError(
-                    f"traffic: weight of '{dep}' must be an integer 0-100", code="BadArgument"
-                )
-        total = sum(traffic.values())
-        if total not in (0, 100):
-            raise BackendError(
-                f"traffic weights sum to {total}; they must sum to 100 (or all be 0)",
-                code="BadArgument",
-            )
-
-    def _check_mirror(self, endpoint: str, mirror: dict[str, int]) -> None:
-        live = {k for k, v in mirror.items() if int(v) > 0}
-        if len(live) > 1:
-            raise BackendError(
-                "mirror_traffic: only one deployment can be mirrored", code="BadArgument"
-            )
-        known = set(self.home.deployment_names(endpoint))
-        for dep, pct in mirror.items():
-            if dep not in known:
-                raise BackendError(
-                    f"mirror_traffic: deployment '{dep}' does not exist", code="BadArgument"
-                )
-            if not isinstance(pct, int) or not 0 <= pct <= 50:
-                raise BackendError(
-                    f"mirror_traffic: '{dep}' may get at most 50 %", code="BadArgument"
-                )
-
     def set_traffic(
         self, endpoint: str, traffic: dict[str, int], mirror: dict[str, int] | None = None
     ) -> OnlineEndpoint:
-        traffic = {k: int(v) for k, v in traffic.items()}
         with locked(self.home.state_lock(endpoint)):
             cfg = self._config(endpoint)
-            merged = {k: int(v) for k, v in (cfg.get("traffic") or {}).items()}
-            merged.update(traffic)
-            self._check_traffic(endpoint, merged)
-            cfg["traffic"] = merged
-            if mirror is not None:
-                mirror = {k: int(v) for k, v in mirror.items() if int(v) > 0}
-                self._check_mirror(endpoint, mirror)
-                cfg["mirror_traffic"] = mirror
+            merged = {**(cfg.get("traffic") or {}), **traffic}  # names not given keep theirs
+            if mirror is None:  # keep the mirror, but still check it against the new split
+                mirror = cfg.get("mirror_traffic") or {}
+            cfg["traffic"] = traffic_rules.check_traffic(
+                merged, mirror, known=self.home.deployment_names(endpoint), endpoint=endpoint
+            )
+            cfg["mirror_traffic"] = traffic_rules.live_mirror(mirror)
             write_json(self.home.endpoint_file(endpoint), cfg)
         self._router(endpoint).reconcile()
         return self.get_endpoint(endpoint)

@@ -50,6 +50,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from pfmagic import traffic as traffic_rules
 from pfmagic.backends.local import auth
 from pfmagic.backends.local.guard import Guard
 from pfmagic.backends.local.identity import IDENTITY_PATH, proof
@@ -263,7 +264,7 @@ class Router:
                 ),
                 False,
             )
-        name = random.choices(list(traffic), weights=list(traffic.values()))[0]
+        name = traffic_rules.pick(traffic, random.random())
         return deps[name], None, False
 
     def max_request_bytes(self) -> int:
@@ -428,7 +429,7 @@ class Router:
         if not targeted and mirror:
             name, pct = next(iter(mirror.items()))
             mirror_dep = self.supervisor.deployments.get(name)
-            if mirror_dep is not None and random.random() * 100 < int(pct):
+            if mirror_dep is not None and traffic_rules.mirrors(int(pct), random.random()):
                 self._spawn_task(self.mirror(mirror_dep, body, dict(headers)))
         path = dep.routes().get("scoring", "/score")
         return await self.proxy(dep, "POST", path, body, headers, request_id)
