@@ -12,16 +12,13 @@ import json
 from typing import Any
 
 import pytest
+from arm_server import ArmServer, FakeCredential
+from azure.ai.ml import load_online_deployment, load_online_endpoint
+from azure.ai.ml.entities import EndpointAuthKeys, EndpointAuthToken
 
-pytest.importorskip("azure.ai.ml")
-
-from arm_server import ArmServer, FakeCredential  # noqa: E402
-from azure.ai.ml import load_online_deployment, load_online_endpoint  # noqa: E402
-from azure.ai.ml.entities import EndpointAuthKeys, EndpointAuthToken  # noqa: E402
-
-from pfmagic.backends.azure.backend import AzureBackend  # noqa: E402
-from pfmagic.backends.azure.prt import fill_prt_value  # noqa: E402
-from pfmagic.errors import BackendError, NotFound, PfError  # noqa: E402
+from pfmagic.backends.azure.backend import AzureBackend
+from pfmagic.backends.azure.prt import fill_prt_value
+from pfmagic.errors import BackendError, NotFound, PfError
 
 W = "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/ws"
 EP = "basic-chat-endpoint"
@@ -332,8 +329,7 @@ def test_invoke_through_the_sdk(arm: ArmServer, backend: AzureBackend) -> None:
 
 
 def test_invoke_stream_uses_pfmagic_http(arm: ArmServer) -> None:
-    httpx = pytest.importorskip("httpx")
-    pytest.importorskip("pfmagic.http")
+    import httpx
 
     class Redirect(httpx.HTTPTransport):
         def handle_request(self, request: Any) -> Any:

@@ -5,13 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-pytest.importorskip("azure.ai.ml")
-
-from arm_server import ArmServer  # noqa: E402
-from IPython.core.error import UsageError  # noqa: E402
-from IPython.utils.capture import capture_output  # noqa: E402
-from test_azure_backend import (  # noqa: E402
+from arm_server import ArmServer
+from IPython.core.error import UsageError
+from IPython.utils.capture import capture_output
+from test_azure_backend import (
     DEPLOYMENT_YAML,
     ENDPOINT_YAML,
     EP,
@@ -19,7 +16,7 @@ from test_azure_backend import (  # noqa: E402
     make_backend,
 )
 
-from pfmagic.magics import session_of  # noqa: E402
+from pfmagic.magics import session_of
 
 
 def use_azure(ip: Any, arm: ArmServer, **kw: Any) -> None:

@@ -8,16 +8,13 @@ traffic replay is still to come (see tests/recordings/SOURCES.md).
 from __future__ import annotations
 
 import pytest
+from azure.core.exceptions import HttpResponseError
+from azure.core.pipeline.transport import HttpResponse
 
-pytest.importorskip("azure.ai.ml")
-
-from azure.core.exceptions import HttpResponseError  # noqa: E402
-from azure.core.pipeline.transport import HttpResponse  # noqa: E402
-
-from pfmagic.backends.azure.errors import map_error  # noqa: E402
-from pfmagic.backends.azure.quota import usage_table as azure_usage_table  # noqa: E402
-from pfmagic.errors import NotFound  # noqa: E402
-from pfmagic.skus import check_quota, usage_table  # noqa: E402
+from pfmagic.backends.azure.errors import map_error
+from pfmagic.backends.azure.quota import usage_table as azure_usage_table
+from pfmagic.errors import NotFound
+from pfmagic.skus import check_quota, usage_table
 
 USAGE_TYPE = "Microsoft.MachineLearningServices/{kind}/usages"
 

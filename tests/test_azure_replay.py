@@ -8,14 +8,10 @@ requests were replayed so a recording that stops matching fails loudly.
 
 from __future__ import annotations
 
-import pytest
+from arm_server import FakeCredential
+from replay import ReplayServer
 
-pytest.importorskip("azure.ai.ml")
-
-from arm_server import FakeCredential  # noqa: E402
-from replay import ReplayServer  # noqa: E402
-
-from pfmagic.backends.azure.backend import AzureBackend  # noqa: E402
+from pfmagic.backends.azure.backend import AzureBackend
 
 # the workspaces the PowerShell recordings were made in
 KEY_WS = ("0e745469-49f8-48c9-873b-24ca87143db1", "ml-test", "mlworkspace-test2")

@@ -17,9 +17,8 @@ from azure.ai.ml.entities import ManagedOnlineDeployment, ManagedOnlineEndpoint,
 
 from pfmagic.config import PfMagics
 from pfmagic.magics import session_of
-
-ProgressView = pytest.importorskip("pfmagic.widgets.progress").ProgressView
-TextProgress = pytest.importorskip("pfmagic.widgets.track").TextProgress
+from pfmagic.widgets.progress import ProgressView
+from pfmagic.widgets.track import TextProgress
 
 FLOW = Path(__file__).parent / "flows" / "chat-echo"
 EP = "widgets-ep"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import ipywidgets  # noqa: F401 - a required dependency: missing must fail, not skip
 import pytest
 from azure.ai.ml.entities import ManagedOnlineDeployment
 from IPython.core.error import UsageError
@@ -13,8 +14,6 @@ from pfmagic.backends.events import Operation
 from pfmagic.errors import BackendError
 from pfmagic.magics import session_of
 from pfmagic.skus import QuotaCheck
-
-pytest.importorskip("ipywidgets")
 
 STAGES = ("model", "endpoint", "deployment", "traffic")
 

@@ -16,9 +16,8 @@ from azure.ai.ml.entities import EndpointAuthKeys, ManagedOnlineDeployment
 
 from pfmagic.backends.events import Operation
 from pfmagic.errors import BackendError, PfError
-
-ProgressView = pytest.importorskip("pfmagic.widgets.progress").ProgressView
-TextProgress = pytest.importorskip("pfmagic.widgets.track").TextProgress
+from pfmagic.widgets.progress import ProgressView
+from pfmagic.widgets.track import TextProgress
 
 STAGES = ("model", "endpoint", "deployment", "traffic")
 KEY = "Zm9vYmFyYmF6cXV4c2VjcmV0a2V5MTIzNDU2Nzg5MA=="

@@ -8,8 +8,7 @@ import pytest
 from azure.ai.ml.entities import KubernetesOnlineDeployment, ManagedOnlineDeployment
 
 from pfmagic.skus import SKUS
-
-QuotaCalculator = pytest.importorskip("pfmagic.widgets.quota").QuotaCalculator
+from pfmagic.widgets.quota import QuotaCalculator
 
 
 def managed(sku: str = "Standard_F4s_v2", n: int = 1) -> ManagedOnlineDeployment:
