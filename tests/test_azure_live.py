@@ -58,10 +58,21 @@ def backend():
 
 
 def test_live_read_only(backend) -> None:
-    assert backend.describe().startswith("azure: ")
-    assert isinstance(backend.list_endpoints(), list)
+    ml = backend.ml_client
+    assert backend.describe() == (
+        f"azure: {ml.subscription_id}/{ml.resource_group_name}/{ml.workspace_name}"
+    )
+    if all(WORKSPACE.values()):
+        assert ml.subscription_id == WORKSPACE["AZURE_SUBSCRIPTION_ID"]
+        assert ml.workspace_name == WORKSPACE["AZUREML_WORKSPACE_NAME"]
+    endpoints = backend.list_endpoints()
+    for ep in endpoints:  # real entities with real fields, not just "a list"
+        assert ep.name and ep.auth_mode in ("key", "aml_token", "aad_token")
+        assert sum(int(v) for v in (ep.traffic or {}).values()) in (0, 100)
     usage = backend.quota_usage()
-    assert isinstance(usage, dict)
+    assert usage, "a workspace region always reports some VM family quota"
+    for family, (used, limit) in usage.items():
+        assert family.endswith("family") and 0 <= used and 0 <= limit, (family, used, limit)
 
 
 @pytest.mark.skipif(
@@ -101,10 +112,12 @@ environment_variables:
         op = backend.create_deployment(deployment, all_traffic=True, fill_prt_config=True)
         op.result(timeout=3000)
         assert backend.get_endpoint(name).traffic == {"blue": 100}
-        assert backend.get_logs(name, "blue", lines=5) is not None
+        logs = backend.get_logs(name, "blue", lines=5)
+        assert 1 <= len(logs.splitlines()) <= 5, logs
         reply = backend.invoke(
             name, {"question": "What is Azure Machine Learning?", "chat_history": []}
         )
         assert reply.status == 200
+        assert isinstance(reply.outputs.get("answer"), str) and reply.outputs["answer"].strip()
     finally:
         backend.delete_endpoint(name).result(timeout=1800)
