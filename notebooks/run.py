@@ -43,8 +43,8 @@ def _pfmagic_harvest():
         session = session_of(get_ipython())
     except Exception:
         return "[]"
-    if session._backend is not None:
-        backend = session._backend
+    if session.active_backend is not None:
+        backend = session.active_backend
         try:
             endpoints = backend.list_endpoints()
         except Exception:
@@ -73,16 +73,16 @@ def _pfmagic_cleanup():
         session = session_of(get_ipython())
     except Exception:
         return "no pfmagic session"
-    if session._backend is None or session._backend.name != "local":
+    if session.active_backend is None or session.active_backend.name != "local":
         return "nothing to clean"
     names = []
-    for endpoint in session._backend.list_endpoints():
+    for endpoint in session.active_backend.list_endpoints():
         try:
-            session._backend.delete_endpoint(endpoint.name).wait(120)
+            session.active_backend.delete_endpoint(endpoint.name).wait(120)
             names.append(endpoint.name)
         except Exception as exc:
             names.append(f"{endpoint.name} (failed: {exc})")
-    session._backend.close()
+    session.active_backend.close()
     return "deleted: " + (", ".join(names) or "none")
 """
 

@@ -47,6 +47,17 @@ class Session:
             return self._backend
 
     @property
+    def active_backend(self) -> Backend | None:
+        """The backend in use, or None if none was created yet (never creates one)."""
+        return self._backend
+
+    def detach_backend(self) -> Backend | None:
+        """Forget the backend without closing it (its owner closes it); returns it."""
+        with self._lock:
+            old, self._backend = self._backend, None
+        return old
+
+    @property
     def backend_name(self) -> str:
         """Name of the active backend without creating it."""
         return self._backend.name if self._backend is not None else self.settings.backend

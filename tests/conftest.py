@@ -37,8 +37,8 @@ def ip(pfmagic_home: Path, tmp_path: Path) -> Iterator[InteractiveShell]:
     from pfmagic.magics import session_of
 
     session = session_of(shell)
-    if session._backend is not None:
-        session._backend.close()
+    if session.active_backend is not None:
+        session.active_backend.close()
     if pfmagic_home.exists():  # local endpoints are detached processes: stop this test's ones
         from pfmagic.backends.local.control import shutdown_all
 

@@ -413,8 +413,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         yield live
     finally:
         client.close()
-        if session._backend is not None:
-            session._backend.shutdown_all()
+        if session.active_backend is not None:
+            session.active_backend.shutdown_all()
         shell.run_line_magic("unload_ext", "pfmagic")
         InteractiveShell.clear_instance()
         left = stop_leftovers(tmp / "pfhome")

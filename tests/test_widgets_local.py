@@ -96,7 +96,7 @@ def test_deploy_button_real_local_deployment(
     key = local.get_keys(EP).primary_key
     assert key and key not in result and key not in text and key[:6] not in text
     assert "primary key" in text
-    session._backend = None  # the module fixture closes the backend, not the ip fixture
+    session.detach_backend()  # the module fixture closes the backend, not the ip fixture
 
 
 def test_broken_flow_fails_with_reason_and_logs(broken: Any) -> None:

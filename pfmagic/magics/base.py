@@ -69,7 +69,7 @@ class SessionMagics(Magics):
 
         self.session.operations.append(op)
         # The backend that started ``op`` (for logs, URI and keys); never created just for this.
-        backend = self.session._backend
+        backend = self.session.active_backend
         return run_operation(
             op,
             wait=wait,

@@ -313,7 +313,7 @@ class CellsMagics(SessionMagics):
             models=self.session.models,
             endpoints=self.session.endpoints,
             line_offset=offset,
-            fill_prt_config=bool(getattr(self.session._backend, "fill_prt_config", False)),
+            fill_prt_config=bool(getattr(self.session.active_backend, "fill_prt_config", False)),
         )
         entity = parsed.entity
         self.session.remember(entity)
