@@ -5,7 +5,7 @@ UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 RUN := $(UV) run --frozen --extra test
 
-.PHONY: main test test-slow lab bench setup browser-deps lint
+.PHONY: main test test-slow lab bench setup browser-deps lint mutate
 
 setup:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
@@ -32,6 +32,10 @@ test-slow: setup browser-deps
 
 bench: setup
 	$(RUN) python bench/run.py
+
+# Mutation testing of the rule modules (traffic, masking, auth, quota); survivors: bench/mutation.md
+mutate: setup
+	bash bench/mutate.sh
 
 LINTED := pfmagic widgets tests bench notebooks/run.py notebooks/make_notebooks.py notebooks/llm_standin.py
 

@@ -107,6 +107,7 @@ def test_live_mirror_of_a_deployment_without_live_traffic_is_fine() -> None:
     check_traffic({"blue": 100, "green": 0}, {"green": 10})
     assert live_mirror({"green": 0, "red": "20"}) == {"red": 20}
     assert live_mirror(None) == {}
+    assert live_mirror({"green": 1}) == {"green": 1}  # the smallest share still mirrors
 
 
 def test_known_deployments() -> None:
