@@ -39,7 +39,7 @@ BASE = "base"  # the key of "pfmagic's own environment": nothing to build
 LAST_USED = ".last-used"
 NETWORK = re.compile(
     r"Failed to fetch|error sending request|Connection refused|dns error|tcp connect|"
-    r"network was disabled|not found in the cache|timed out|Could not connect",
+    r"network was disabled|not found in the cache|timed out|Could not connect|tunnel error",
     re.I,
 )
 
