@@ -13,6 +13,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from azure.ai.ml import load_online_deployment
@@ -242,3 +243,46 @@ def test_prune_keeps_what_is_in_use(envs: Path, tmp_path: Path) -> None:
     assert keys
     removed = build.prune(root, {keys[0]})
     assert removed == keys[1:] and [e["key"] for e in build.list_envs(root)] == keys[:1]
+
+
+# -- magics: --check-env before an Azure create, %pf_envs, %pf_logs --build -----------------
+def test_check_env_stops_an_azure_create_in_seconds(ip: Any, arm: Any, tmp_path: Path) -> None:
+    from IPython.core.error import UsageError
+    from IPython.utils.capture import capture_output
+    from test_azure_backend import DEPLOYMENT_YAML, ENDPOINT_YAML, make_backend
+
+    from pfmagic.magics import session_of
+
+    session_of(ip).use_backend(make_backend(arm, fill_prt_config=True))
+    with capture_output():
+        ip.run_cell_magic("pf_endpoint", "--create", ENDPOINT_YAML)
+    ctx = _context(tmp_path, SEED_DOCKERFILE + "EXPOSE 8080\n", "pfmagic-no-such-package-zz\n")
+    body = DEPLOYMENT_YAML.replace(
+        "  image: mcr.microsoft.com/azureml/promptflow/promptflow-runtime:latest\n",
+        f"  build:\n    path: {ctx.name}\n    dockerfile_path: Dockerfile\n",
+    )
+    before = len(arm.state.log)
+    started = time.monotonic()
+    with capture_output() as out, pytest.raises(UsageError) as info:
+        ip.run_cell_magic("pf_deployment", "--check-env --create", body)
+    assert time.monotonic() - started < 30
+    message = str(info.value)
+    assert "\n" not in message.strip() and "Traceback" not in message
+    assert "pfmagic-no-such-package-zz" in message and "requirements.txt:1" in message
+    assert "Dockerfile:4: EXPOSE is not reproduced locally" in out.stdout
+    assert len(arm.state.log) == before  # Azure never heard of it
+    # fixed: the check passes and the create goes to Azure with the build context
+    (ctx / "requirements.txt").write_text("text-unidecode==1.3\n")
+    # (the local ARM server has no datastore for azure-ai-ml's upload of the build context)
+    with capture_output() as out, pytest.raises(UsageError, match="workspaceblobstore"):
+        ip.run_cell_magic("pf_deployment", "--check-env --create", body)
+    assert "environment check passed (built" in out.stdout
+    assert len(arm.state.log) > before  # this time the create went on to Azure
+
+    listing = ip.run_line_magic("pf_envs", "")
+    assert "text-unidecode==1.3" in repr(listing) and "unused" in repr(listing)
+    assert "<table>" in listing._repr_html_()
+    pruned = ip.run_line_magic("pf_envs", "--prune")
+    assert len(pruned.removed) == 1 and pruned.envs == []
+    with pytest.raises(UsageError, match="--build: Azure keeps the image build log"):
+        ip.run_line_magic("pf_logs", "ep blue --build")

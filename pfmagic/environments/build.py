@@ -29,7 +29,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from pfmagic.backends.local.state import ensure_dir, locked
+from pfmagic.backends.local.state import Home, ensure_dir, locked
 from pfmagic.environments.resolve import Requirement, Resolved
 from pfmagic.errors import PfError
 
@@ -349,3 +349,22 @@ def prune(root: Path, in_use: set[str]) -> list[str]:
         (root / f".{env['key']}.lock").unlink(missing_ok=True)
         removed.append(env["key"])
     return removed
+
+
+def in_use(home: Home) -> set[str]:
+    """Keys of the environments some deployment of ``home`` runs in (or will)."""
+    from pfmagic.backends.local.state import read_json
+    from pfmagic.environments.resolve import Resolved
+
+    keys: set[str] = set()
+    base = base_fingerprint()
+    root = envs_root(home.root)
+    for endpoint in home.endpoint_names():
+        for name in home.deployment_names(endpoint):
+            runtime = (read_json(home.deployment_file(endpoint, name)) or {}).get("runtime") or {}
+            if runtime.get("environment"):
+                keys.add(Resolved.from_json(runtime["environment"]).key(base))
+            python = Path(str(runtime.get("python") or ""))
+            if python.is_relative_to(root):  # a scoring script's environment
+                keys.add(python.relative_to(root).parts[0])
+    return keys
