@@ -136,7 +136,10 @@ def test_flow_requirements(tmp_path: Path) -> None:
         resolve(None, flow)
     # existing flows declare promptflow only: everything is in pfmagic's environment
     todo, satisfied = build.plan(resolve(None, HERE.parent / "notebooks/flows/basic-chat"))
-    assert todo == [] and {s.split("==")[0] for s in satisfied} == {"promptflow", "promptflow-tools"}
+    assert todo == [] and {s.split("==")[0] for s in satisfied} == {
+        "promptflow",
+        "promptflow-tools",
+    }
 
 
 def test_key_is_order_independent_and_follows_the_requirements() -> None:

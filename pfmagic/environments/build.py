@@ -269,7 +269,10 @@ def _install(
     offline: bool,
 ) -> None:
     (venv / "requirements.txt").write_text(
-        "".join(f"{r.spec}  # {r.where}\n" if not r.spec.startswith("/") else f"{r.spec}\n" for r in todo)
+        "".join(
+            f"{r.spec}  # {r.where}\n" if not r.spec.startswith("/") else f"{r.spec}\n"
+            for r in todo
+        )
     )
     (venv / "constraints.txt").write_text(_constraints({r.name for r in todo}))
     cmd = [

@@ -165,7 +165,7 @@ def _logical_lines(text: str) -> list[tuple[int, str]]:
 
 
 def _local_path(spec: str, base: Path) -> str:
-    """A local path requirement (``./pkg``, ``../x.whl``) made absolute: the build runs elsewhere."""
+    """A local path requirement (``./pkg``, ``../x.whl``), made absolute (built elsewhere)."""
     if spec.startswith(("./", "../", "/")) or spec.endswith((".whl", ".tar.gz", ".zip")):
         path = (base / spec).resolve() if not spec.startswith("/") else Path(spec)
         if not path.exists():
@@ -215,10 +215,11 @@ def _pip_install(words: list[str]) -> list[str] | None:
         base = word.rsplit("/", 1)[-1]
         if re.fullmatch(r"pip[0-9.]*", base) and words[i + 1 : i + 2] == ["install"]:
             return words[i + 2 :]
-        if (
-            re.fullmatch(r"python[0-9.]*", base)
-            and words[i + 1 : i + 4] == ["-m", "pip", "install"]
-        ):
+        if re.fullmatch(r"python[0-9.]*", base) and words[i + 1 : i + 4] == [
+            "-m",
+            "pip",
+            "install",
+        ]:
             return words[i + 4 :]
         if base == "uv" and words[i + 1 : i + 3] == ["pip", "install"]:
             return words[i + 3 :]

@@ -223,6 +223,7 @@ class CellsMagics(SessionMagics):
             from pfmagic.environments.check import check_environment
 
             home = Path(self.settings.home).expanduser()
+
             def warn(line: str) -> None:
                 if line.startswith("warning:"):  # uv's progress is not worth a notebook line
                     print(line)

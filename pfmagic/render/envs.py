@@ -63,7 +63,4 @@ class EnvList:
             "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
             for row in self._rows()
         )
-        return (
-            f"<div><b>{html.escape(self._title())}</b>"
-            f"<table><tr>{head}</tr>{body}</table></div>"
-        )
+        return f"<div><b>{html.escape(self._title())}</b><table><tr>{head}</tr>{body}</table></div>"
