@@ -598,11 +598,10 @@ class LocalBackend(Backend):
                 hint=f"%pf_logs {endpoint} {name} --build",
             )
         how = "cached" if build.get("cached") else "built"
-        op.emit(
-            "environment",
-            "Succeeded",
-            f"environment {build.get('key')} {how} in {build.get('elapsed', 0):.1f} s",
-        )
+        message = f"environment {build.get('key')} {how} in {build.get('elapsed', 0):.1f} s"
+        if build.get("key") == "base":
+            message = "everything declared is in pfmagic's environment"
+        op.emit("environment", "Succeeded", message)
         return False
 
     def _deployment_data(self, endpoint: str, name: str) -> dict[str, Any]:
