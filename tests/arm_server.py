@@ -238,6 +238,14 @@ class _Handler(BaseHTTPRequestHandler):
         props = resource.setdefault("properties", {})
         if not (is_endpoint or is_deployment):  # models, environments...: synchronous
             existed = key in st.resources
+            if re.search(r"/models/[^/]+/versions/[^/]+$", key):
+                # real ARM fills these (azure-ai-ml's test_model recording, SOURCES.md);
+                # azure-ai-ml's Model._from_rest_object fails without ``flavors``
+                props.setdefault("flavors", {})
+                props.setdefault("isArchived", False)
+                props.setdefault("isAnonymous", False)
+                props.setdefault("jobName", None)
+                resource["type"] = "Microsoft.MachineLearningServices/workspaces/models/versions"
             st.resources[key] = resource
             return self._reply(200 if existed else 201, resource)
         if is_endpoint:
@@ -291,6 +299,10 @@ class _Handler(BaseHTTPRequestHandler):
             resource.setdefault("_keys", {})[slot] = "new-" + uuid.uuid4().hex[:8]
             op_id = self.server.new_op(None)
             return self._reply(202, None, self._poll_headers(op_id=op_id, location=True))
+        if action == "listsecrets":  # datastore credentials, seeded by the test (real shape)
+            if "_secrets" not in resource:
+                return self._error(400, "UserError", "datastore has no stored secrets")
+            return self._reply(200, resource["_secrets"])
         if action == "getlogs":
             tail = int((body or {}).get("tail") or 100)
             return self._reply(200, {"content": "\n".join(st.logs.splitlines()[-tail:])})
