@@ -36,10 +36,14 @@ def first_score(b: LocalBackend, endpoint: str, flow: str) -> float:
         instance_type="Standard_DS3_v2",
     )
     started = time.monotonic()
-    b.create_deployment(dep, all_traffic=True).result(600)
+    op = b.create_deployment(dep, all_traffic=True)
+    op.result(600)
     reply = b.invoke(endpoint, {"question": "Ça va?"})
     assert reply.status == 200, reply
-    return time.monotonic() - started
+    took = time.monotonic() - started
+    env = [e.message for e in op.events if e.stage == "environment"][-1]
+    print(f"{endpoint}: first score {took:.2f} s; environment stage: {env}", flush=True)
+    return took
 
 
 def main() -> None:
