@@ -37,6 +37,8 @@ from pfmagic.render.mask import (
         "AzureWebJobsConnectionString",
         "conn_str",
         "ssh_private_key",
+        "AZURECONNECTIONSTRING",  # the phrase, not split into parts
+        "SSH_PRIVATE_KEYDATA",
         "privateKey",
     ],
 )
