@@ -17,7 +17,7 @@ import ipywidgets as w
 
 from pfmagic.backends.events import Operation, ProgressEvent
 
-from .text import elapsed, summary_text
+from .text import elapsed, provisioning_note, shown_once, summary_text
 from .track import LOG_LINES, Tracker, failure_details, outcome_details, target_of
 from .twin import TextTwinBox
 
@@ -138,7 +138,9 @@ class ProgressView(TextTwinBox):
         duration = (self.op.finished or time.time()) - self.op.started
         try:
             if status == "Succeeded":
-                rows = outcome_details(self.op, self.backend)
+                # the deployment's log tail was progress; after success it only distracts
+                self.tracker.log_tail = []
+                rows = shown_once(self.tracker.stage_lines(), outcome_details(self.op, self.backend))
                 self.result_box.value = (
                     _table(rows) if rows else f"<b style='color:{COLORS[status]}'>{status}</b>"
                 )
@@ -176,7 +178,10 @@ class ProgressView(TextTwinBox):
         with self._draw_lock:
             status = self.op.status() if self.op.done() else "InProgress"
             spent = (self.op.finished or time.time()) - self.op.started
-            self.title.value = f"<b>{html.escape(self.op.title)}</b> · {status} · {elapsed(spent)}"
+            self.title.value = (
+                f"<b>{html.escape(self.op.title)}</b> · {status} · {elapsed(spent)}"
+                + html.escape(self._waiting())
+            )
             fraction = 1.0 if status == "Succeeded" else self.tracker.fraction()
             self.bar.value = fraction
             self.bar.bar_style = BAR.get(status, "info")
@@ -196,11 +201,7 @@ class ProgressView(TextTwinBox):
         for row in self.tracker.rows.values():
             spent = row.elapsed(now)
             color = COLORS.get(row.state, "#6e7781")
-            prov = (
-                f" [{html.escape(row.provisioning_state)}]"
-                if row.provisioning_state and row.provisioning_state != row.state
-                else ""
-            )
+            prov = html.escape(provisioning_note(row.state, row.provisioning_state))
             rows.append(
                 f"<tr><td style='color:{color}'>{ICONS.get(row.state, '·')}</td>"
                 f"<td><b>{html.escape(row.stage)}</b></td>"
@@ -210,11 +211,23 @@ class ProgressView(TextTwinBox):
             )
         return "<table style='border-spacing:8px 0'>" + "".join(rows) + "</table>"
 
+    def _waiting(self) -> str:
+        """`` · waiting for deployment: 0/1 instances ready`` while a stage runs."""
+        if self.op.done():
+            return ""
+        row = self.tracker.current()
+        if row is None:
+            return " · waiting for the backend to start"
+        return f" · waiting for {row.stage}" + (f": {row.message}" if row.message else "")
+
     # -- text twin ---------------------------------------------------------------------
     def text(self) -> str:
         if self.outcome is not None:
             return self.outcome
-        lines = [f"{self.op.title}: {self.op.status()} {elapsed(time.time() - self.op.started)}"]
+        lines = [
+            f"{self.op.title}: {self.op.status()} {elapsed(time.time() - self.op.started)}"
+            + self._waiting()
+        ]
         lines += [
             f"  {stage:<10} {state:<9} {msg}".rstrip()
             for stage, state, msg in self.tracker.stage_lines()
