@@ -215,6 +215,7 @@ class CellsMagics(SessionMagics):
 
             def action() -> str:
                 op = self.session.backend.create_deployment(dep, all_traffic=args.all_traffic)
+                op.entity = dep  # the Deploy panel under this cell follows this operation
                 self.session.last_endpoint = dep.endpoint_name
                 result = self.run_operation(op, wait=not args.no_wait)
                 if args.no_wait:
