@@ -14,6 +14,7 @@ from typing import Any
 import ipywidgets as w
 
 from pfmagic.errors import PfError
+from pfmagic.render.style import badge
 
 from .progress import ProgressView
 from .quota import QuotaCalculator
@@ -98,6 +99,7 @@ class DeployPanel(TextTwinBox):
         self.button.description = "Retry deploy"
         self.status.value = ""
         self._busy(False)
+
     def deploy(self) -> ProgressView | None:
         """Start the deployment (on the session's backend) and show its progress view."""
         if self.view is not None and not self.view.op.done():
@@ -110,7 +112,7 @@ class DeployPanel(TextTwinBox):
             op = backend.create_deployment(self.deployment, all_traffic=self.all_traffic.value)
         except Exception as exc:  # a button callback has no cell to raise into
             msg = str(exc) if isinstance(exc, PfError) else f"{type(exc).__name__}: {exc}"
-            self.status.value = f"<span style='color:#cf222e'>{html.escape(msg)}</span>"
+            self.status.value = f"{badge('Failed')} {html.escape(msg)}"
             self.button.disabled = False
             self._busy(False)
             return None

@@ -16,6 +16,7 @@ from typing import Any
 import ipywidgets as w
 
 from pfmagic.backends.events import Operation, ProgressEvent
+from pfmagic.render.style import badge
 
 from .text import elapsed, provisioning_note, shown_once, summary_text
 from .track import LOG_LINES, Tracker, failure_details, outcome_details, target_of
@@ -29,7 +30,6 @@ ICONS = {
     "Canceled": "⊘",
     "Skipped": "–",
 }
-COLORS = {"Succeeded": "#1a7f37", "Failed": "#cf222e", "Canceled": "#9a6700", "Running": "#0969da"}
 BAR = {"Succeeded": "success", "Failed": "danger", "Canceled": "warning"}
 
 
@@ -140,10 +140,10 @@ class ProgressView(TextTwinBox):
             if status == "Succeeded":
                 # the deployment's log tail was progress; after success it only distracts
                 self.tracker.log_tail = []
-                rows = shown_once(self.tracker.stage_lines(), outcome_details(self.op, self.backend))
-                self.result_box.value = (
-                    _table(rows) if rows else f"<b style='color:{COLORS[status]}'>{status}</b>"
+                rows = shown_once(
+                    self.tracker.stage_lines(), outcome_details(self.op, self.backend)
                 )
+                self.result_box.value = _table(rows) if rows else badge(status)
                 self.outcome = summary_text(
                     self.op.title,
                     status,
@@ -154,10 +154,7 @@ class ProgressView(TextTwinBox):
             else:
                 reason, tail = failure_details(self.op, self.tracker, self.backend)
                 self.tracker.log_tail = tail
-                color = COLORS.get(status, "inherit")
-                self.result_box.value = (
-                    f"<div style='color:{color}'><b>{status}:</b> {html.escape(reason)}</div>"
-                )
+                self.result_box.value = f"<div>{badge(status)} {html.escape(reason)}</div>"
                 self.outcome = summary_text(
                     self.op.title,
                     status,
@@ -200,12 +197,11 @@ class ProgressView(TextTwinBox):
         now = time.time()
         for row in self.tracker.rows.values():
             spent = row.elapsed(now)
-            color = COLORS.get(row.state, "#6e7781")
             prov = html.escape(provisioning_note(row.state, row.provisioning_state))
             rows.append(
-                f"<tr><td style='color:{color}'>{ICONS.get(row.state, '·')}</td>"
+                f"<tr><td>{ICONS.get(row.state, '·')}</td>"
                 f"<td><b>{html.escape(row.stage)}</b></td>"
-                f"<td style='color:{color}'>{html.escape(row.state)}{prov}</td>"
+                f"<td>{badge(row.state)}{prov}</td>"
                 f"<td style='text-align:right'>{f'{spent:.1f}s' if spent is not None else ''}"
                 f"</td><td>{html.escape(row.message)}</td></tr>"
             )

@@ -13,6 +13,7 @@ from typing import Any
 
 import ipywidgets as w
 
+from pfmagic.render.style import badge
 from pfmagic.skus import (
     DEFAULT_SKU,
     SKUS,
@@ -26,7 +27,6 @@ from .text import MARKS, quota_text, skip_list
 from .twin import TextTwinBox
 
 UsageSource = Callable[[], "dict[str, tuple[int, int]] | None"]
-COLORS = {"fits": "#1a7f37", "short": "#cf222e", "unknown": "#9a6700"}
 MAX_INSTANCES = 50
 # Apply asks for a second click above these (a slip of the slider can cost a lot)
 CONFIRM_INSTANCES = 10
@@ -211,15 +211,11 @@ class QuotaCalculator(TextTwinBox):
         else:
             self.sku_box.value = ""
             self.formula_box.value = ""
-        color = COLORS.get(check.verdict, "inherit")
         needed = f"<b>{check.needed} vCPUs needed</b><br>" if check.needed is not None else ""
         self.result_box.value = (
-            f"{needed}<span style='color:{color}'>"
-            f"{MARKS.get(check.verdict, '')} {_link(check.message)}</span>"
+            f"{needed}{badge(check.verdict, MARKS.get(check.verdict, '·'))} {_link(check.message)}"
         )
-        self.warn_box.value = "".join(
-            f"<div style='color:#9a6700'>⚠ {html.escape(x)}</div>" for x in check.warnings
-        )
+        self.warn_box.value = "".join(f"<div>⚠ {html.escape(x)}</div>" for x in check.warnings)
 
     def apply(self) -> str:
         """Write the chosen SKU and instance count into the session's deployment entity.

@@ -15,11 +15,13 @@ from typing import Any
 # Bubbles take JupyterLab's theme colours (distinct from the page in light and dark) with
 # fallbacks for GitHub / nbviewer; text keeps the page's own colour, so contrast follows the
 # theme. The tag is not greyed: #777 is 4.48:1 on white and lower on dark.
-_BOX = (
-    "font-family:var(--jp-content-font-family,sans-serif);line-height:1.45;max-width:60em;"
-    "color:var(--jp-content-font-color1,inherit)"
+_BOX = "font-family:var(--jp-content-font-family,sans-serif);line-height:1.45;max-width:60em"
+# text colour and background fall back as a pair, so a dark page without JupyterLab's
+# variables (GitHub dark) still gets dark text on the light fallback bubble
+_BUBBLE = (
+    "margin:4px 0;padding:6px 10px;border-radius:8px;"
+    "color:var(--jp-content-font-color1,#1f1f1f);border:1px solid "
 )
-_BUBBLE = "margin:4px 0;padding:6px 10px;border-radius:8px;border:1px solid "
 _USER = _BUBBLE + "var(--jp-brand-color2,#64b5f6);background:var(--jp-layout-color2,#e3f2fd)"
 _BOT = _BUBBLE + "var(--jp-border-color1,#bdbdbd);background:var(--jp-layout-color1,#fafafa)"
 _TAG = "font-size:85%;font-style:italic"

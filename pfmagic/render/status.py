@@ -144,7 +144,9 @@ def rows_html(
             continue  # the HTML face draws the bar under the traffic row
         else:
             value = html.escape(v)
-        cells.append(f"<tr><th style='{_TH}'>{html.escape(k)}</th><td style='{_TH}'>{value}</td></tr>")
+        cells.append(
+            f"<tr><th style='{_TH}'>{html.escape(k)}</th><td style='{_TH}'>{value}</td></tr>"
+        )
     return f"<b>{html.escape(title)}</b><table>{''.join(cells)}</table>"
 
 
@@ -203,7 +205,7 @@ def with_status(
 def endpoint_status(
     ep: Any, deployments: list[Any] | None = None, before: dict[str, Any] | None = None
 ) -> Any:
-    """``ep`` shown as a status table; ``before`` (the split before a change) adds before → after."""
+    """``ep`` as a status table; ``before`` (the split before a change) adds before → after."""
     rows = endpoint_rows(ep, deployments, before)
     return with_status(ep, f"endpoint {ep.name}", rows, dict(ep.traffic or {}))
 

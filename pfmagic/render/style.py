@@ -20,6 +20,10 @@ STATE_BG = {
     "deleting": "#0f6cbd",
     "running": "#0f6cbd",
     "inprogress": "#0f6cbd",
+    # quota verdicts
+    "fits": "#107c10",
+    "short": "#c50f1f",
+    "unknown": "#8a5a00",
 }
 NEUTRAL_BG = "#666666"
 BADGE_FG = "#ffffff"
@@ -31,11 +35,12 @@ def state_bg(state: str | None) -> str:
     return STATE_BG.get(str(state or "").lower(), NEUTRAL_BG)
 
 
-def badge(state: str | None) -> str:
-    """``state`` as an inline HTML badge (white on the state's colour)."""
+def badge(state: str | None, label: str | None = None) -> str:
+    """``label`` (default ``state``) as an inline HTML badge: white on the state's colour."""
+    text = label if label is not None else str(state or "?")
     return (
         f"<span style='background:{state_bg(state)};color:{BADGE_FG};padding:0 .45em;"
-        f"border-radius:3px;white-space:nowrap'>{html.escape(str(state or '?'))}</span>"
+        f"border-radius:3px;white-space:nowrap'>{html.escape(text)}</span>"
     )
 
 
