@@ -12,18 +12,18 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-# Bubbles take JupyterLab's theme colours (distinct from the page in light and dark) with
-# fallbacks for GitHub / nbviewer; text keeps the page's own colour, so contrast follows the
-# theme. The tag is not greyed: #777 is 4.48:1 on white and lower on dark.
+# Answer bubbles take JupyterLab's --jp-layout-color2 (#eee light, #424242 dark: distinct from
+# the page in both) with its text colour; the pair falls back together (#eee / #1f1f1f) where
+# JupyterLab's variables are missing (GitHub, nbviewer), so a dark page still reads. Questions
+# sit on the page itself, marked by a blue border. The tag is not greyed: #777 is 4.48:1 on
+# white and lower on dark.
 _BOX = "font-family:var(--jp-content-font-family,sans-serif);line-height:1.45;max-width:60em"
-# text colour and background fall back as a pair, so a dark page without JupyterLab's
-# variables (GitHub dark) still gets dark text on the light fallback bubble
-_BUBBLE = (
-    "margin:4px 0;padding:6px 10px;border-radius:8px;"
-    "color:var(--jp-content-font-color1,#1f1f1f);border:1px solid "
+_BUBBLE = "margin:4px 0;padding:6px 10px;border-radius:8px;border:1px solid "
+_USER = _BUBBLE + "var(--jp-brand-color2,#64b5f6)"
+_BOT = (
+    _BUBBLE + "var(--jp-border-color1,#bdbdbd);background:var(--jp-layout-color2,#eeeeee);"
+    "color:var(--jp-content-font-color1,#1f1f1f)"
 )
-_USER = _BUBBLE + "var(--jp-brand-color2,#64b5f6);background:var(--jp-layout-color2,#e3f2fd)"
-_BOT = _BUBBLE + "var(--jp-border-color1,#bdbdbd);background:var(--jp-layout-color1,#fafafa)"
 _TAG = "font-size:85%;font-style:italic"
 # "•" / "·" / "–" bullets (common in model answers) are not Markdown list markers
 _BULLET = re.compile(r"(?m)^(\s*)[•·●▪–] ")
