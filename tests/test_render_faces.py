@@ -70,9 +70,7 @@ def deployment(name: str, state: str) -> ManagedOnlineDeployment:
 def test_status_and_traffic_faces_match() -> None:
     ep = endpoint_status(endpoint({"blue": 90, "green": 10}), before={"blue": 100, "green": 0})
     markup = ep._repr_html_()
-    both(
-        ["chat-ep", "Succeeded", URI, "blue=100% → 90%, green=0% → 10%"], repr(ep), markup
-    )
+    both(["chat-ep", "Succeeded", URI, "blue=100% → 90%, green=0% → 10%"], repr(ep), markup)
     assert "split        [██████████████████▓▓]" in repr(ep)  # the text bar: 18 + 2 cells
     assert "width:90%" in markup and "width:10%" in markup and "<script" not in markup
     assert "text-align:right" not in markup and markup.count("text-align:left") >= 10
@@ -112,8 +110,11 @@ def test_chat_keeps_markdown_and_non_ascii() -> None:
         chat_output="answer",
     )
     markup = reply._repr_html_()
-    both(["2 × DS3 — 8 vCPUs", "1 × E16 (16 vCPUs)", "Which size? ×", "blue", "420 ms"],
-         repr(reply), markup)
+    both(
+        ["2 × DS3 — 8 vCPUs", "1 × E16 (16 vCPUs)", "Which size? ×", "blue", "420 ms"],
+        repr(reply),
+        markup,
+    )
     assert "<li>2 × DS3 — 8 vCPUs</li>" in markup and "<li>1 × E16 (16 vCPUs)" in markup
     assert re.search(r"first line<br\s*/?>\s*second line", markup)  # not merged into one line
     assert "2 × DS3 — 8 vCPUs\n• 1 × E16" in repr(reply)  # the text face keeps the answer as is
@@ -146,8 +147,13 @@ def test_progress_final_state_faces_match() -> None:
     def work(op: Operation) -> Any:
         op.emit("endpoint", "Running", "starting")
         op.emit("endpoint", "Succeeded", f"listening on {URI}")
-        op.emit("deployment", "Running", "starting 1 instance", provisioning_state="Creating",
-                log_tail=("booting", "loading flow"))
+        op.emit(
+            "deployment",
+            "Running",
+            "starting 1 instance",
+            provisioning_state="Creating",
+            log_tail=("booting", "loading flow"),
+        )
         reached.set()
         gate.wait(10)
         op.emit("deployment", "Succeeded", "1/1 instances ready", provisioning_state="Succeeded")
@@ -195,7 +201,11 @@ def test_delete_does_not_read_succeeded_deleting() -> None:
 
 def test_elapsed_shows_tenths_below_ten_seconds() -> None:
     assert [elapsed(s) for s in (0.04, 0.4, 9.94, 12.7, 125)] == [
-        "0.0s", "0.4s", "9.9s", "12s", "125s"
+        "0.0s",
+        "0.4s",
+        "9.9s",
+        "12s",
+        "125s",
     ]
 
 
