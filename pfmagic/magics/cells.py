@@ -176,6 +176,12 @@ class CellsMagics(SessionMagics):
         action="store_true",
         help="With --create: return at once; progress keeps showing under the cell.",
     )
+    @argument(
+        "--check-env",
+        action="store_true",
+        help="Resolve and build the environment locally first (seconds, not Azure's "
+        "15-25 minutes); stops before --create if it cannot be built.",
+    )
     @_common
     @usage_errors
     def pf_deployment(self, line: str, cell: str | None = None) -> Any:
@@ -211,6 +217,18 @@ class CellsMagics(SessionMagics):
         parsed, summary = self._parse("deployment", args, cell)
         dep = parsed.entity
         action: Callable[[], str] | None = None
+        if args.check_env:  # before any create: a broken environment stops here
+            from pathlib import Path
+
+            from pfmagic.environments.check import check_environment
+
+            home = Path(self.settings.home).expanduser()
+
+            def warn(line: str) -> None:
+                if line.startswith("warning:"):  # uv's progress is not worth a notebook line
+                    print(line)
+
+            print(check_environment(dep, self.session.models, home, warn))
         if args.create:
 
             def action() -> str:
