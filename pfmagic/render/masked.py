@@ -96,8 +96,8 @@ class _MaskedFaces:
 
     def __str__(self) -> str:
         try:
-            from azure.ai.ml._utils.utils import dump_yaml
             from azure.ai.ml._telemetry.logging_handler import in_jupyter_notebook
+            from azure.ai.ml._utils.utils import dump_yaml
 
             as_yaml = getattr(self, "_print_as_yaml", False) or in_jupyter_notebook()
             if as_yaml and hasattr(self, "_to_dict"):
