@@ -9,6 +9,7 @@ checked on the real modules.
 from __future__ import annotations
 
 import copy
+import time
 import json
 import pickle
 from pathlib import Path
@@ -137,3 +138,119 @@ def test_saved_notebook_holds_no_secret(
     text = path.read_text()
     assert "****" in text
     assert not [s for s in SECRETS if s in text or json.dumps(s)[1:-1] in text]
+
+
+# -- logs and connections: a real endpoint whose flow prints what it was given ---------------
+PROBE_FLOW = """\
+inputs:
+  chat_history: {type: list, is_chat_history: true, default: []}
+  question: {type: string, is_chat_input: true}
+outputs:
+  answer: {type: string, reference: "${probe.output}", is_chat_output: true}
+nodes:
+- name: probe
+  type: python
+  source: {type: code, path: probe.py}
+  inputs:
+    conn: used_conn
+    question: ${inputs.question}
+"""
+PROBE_TOOL = """\
+import json, os
+from promptflow.connections import CustomConnection
+from promptflow.core import tool
+from promptflow.core._serving.utils import decode_dict
+
+
+@tool
+def probe(conn: CustomConnection, question: str) -> str:
+    given = sorted(decode_dict(os.environ.get("PROMPTFLOW_ENCODED_CONNECTIONS", "")) or {})
+    # what a careless flow prints into its log: every secret it holds
+    print("token", conn.secrets["token"], "from env", conn.secrets["token2"], flush=True)
+    print("DB_PASSWORD", os.environ.get("DB_PASSWORD"), "STORAGE", os.environ.get("STORAGE"))
+    print("raw", os.environ.get("PROMPTFLOW_ENCODED_CONNECTIONS"), flush=True)
+    return json.dumps(given)
+"""
+USED_TOKEN = "tok-PLANTED-used-1234567"
+ENV_TOKEN = "env-PLANTED-token-7890"
+UNUSED_KEY = "sk-PLANTEDunusedKEY0123456789"
+DEP_PASSWORD = "pw-PLANTED-dep-xyz"
+
+
+def test_instances_get_only_their_connections_and_logs_mask_every_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from azure.ai.ml.entities import ManagedOnlineDeployment, ManagedOnlineEndpoint, Model
+
+    from pfmagic.backends.local.backend import LocalBackend
+
+    flow = tmp_path / "probe-flow"
+    flow.mkdir()
+    (flow / "flow.dag.yaml").write_text(PROBE_FLOW)
+    (flow / "probe.py").write_text(PROBE_TOOL)
+    monkeypatch.setenv("PF12_TOKEN", ENV_TOKEN)  # the kernel's value of ${env:PF12_TOKEN}
+    backend = LocalBackend(home=str(tmp_path / "home"), prewarm=False)
+    try:
+        backend.create_connection(
+            {
+                "name": "used_conn",
+                "type": "custom",
+                "configs": {"region": "eu"},
+                "secrets": {"token": USED_TOKEN, "token2": "${env:PF12_TOKEN}"},
+            }
+        )
+        backend.create_connection(
+            {
+                "name": "unused_conn",
+                "type": "open_ai",
+                "api_key": UNUSED_KEY,
+                "base_url": "http://x",
+            }
+        )
+        backend.create_endpoint(ManagedOnlineEndpoint(name="ep-scope", auth_mode="key")).result(60)
+        model = backend.create_model(Model(name="probe", path=str(flow)))
+        backend.create_deployment(
+            ManagedOnlineDeployment(
+                name="blue",
+                endpoint_name="ep-scope",
+                model=model,
+                instance_type="Standard_DS3_v2",
+                instance_count=1,
+                environment_variables={
+                    "DB_PASSWORD": DEP_PASSWORD,
+                    "STORAGE": f"DefaultEndpointsProtocol=https;AccountKey={ACCOUNT_KEY}",
+                },
+            ),
+            all_traffic=True,
+        ).result(240)
+        answer = backend.invoke("ep-scope", {"question": "which?"})
+        assert json.loads(answer.outputs["answer"]) == ["used_conn"]  # not unused_conn
+        deadline = time.monotonic() + 10
+        raw = backend.home.deployment_log("ep-scope", "blue").read_text()
+        while "DB_PASSWORD" not in raw and time.monotonic() < deadline:
+            time.sleep(0.2)
+            raw = backend.home.deployment_log("ep-scope", "blue").read_text()
+        # the raw file really holds them (the flow printed them): the check below can fail
+        assert USED_TOKEN in raw and ENV_TOKEN in raw and DEP_PASSWORD in raw
+        assert UNUSED_KEY not in raw  # never given to this deployment at all
+        shown = backend.get_logs("ep-scope", "blue", lines=500)
+        assert "stdout> ***" in shown  # promptflow logs each printed word on its own line
+        for secret in (USED_TOKEN, ENV_TOKEN, DEP_PASSWORD, ACCOUNT_KEY):
+            assert secret not in shown, secret
+        assert "region" not in shown or "eu" in shown  # non-secret configs stay readable
+    finally:
+        backend.shutdown_all()
+
+
+def test_used_by_reads_node_fields_inputs_and_overrides(tmp_path: Path) -> None:
+    from pfmagic.backends.local import connections
+
+    store = tmp_path / "connections.json"
+    for name in ("open_ai_connection", "other", "alias_target", "unused"):
+        connections.store(store, {"name": name, "type": "custom", "secrets": {"k": "v" * 8}})
+    basic_chat = Path(__file__).parent / "flows" / "basic-chat"
+    assert connections.used_by(basic_chat, store, {}) == ["open_ai_connection"]
+    # the Azure name override: <flow connection>: <stored name> or ${{azureml://...}}
+    env = {"open_ai_connection": "${{azureml://connections/alias_target}}", "X": "other"}
+    assert connections.used_by(basic_chat, store, env) == ["alias_target", "open_ai_connection"]
+    assert connections.used_by(Path(__file__).parent / "flows" / "chat-echo", store, {}) == []

@@ -12,6 +12,7 @@ import re
 import shutil
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pfmagic.backends.base import Backend, KeyType, ScoreReply
@@ -422,15 +423,23 @@ class LocalBackend(Backend):
             if not meta.get("anonymous")
             else re.sub(r"[^A-Za-z0-9_.-]", "-", meta["source"].rstrip("/").rsplit("/", 1)[-1])
         )
+        common = self._common_runtime(dep)
+        # only the connections this flow refers to reach its instances (issue 12)
+        used = connections.used_by(
+            Path(meta["flow_dir"]), self.home.connections_file, common["environment_variables"]
+        )
         return {
             "model": f"{meta['name']}:{meta['version']}",
             "flow_dir": meta["flow_dir"],
             "flow_name": flow_name or "flow",
-            **self._common_runtime(dep),
+            **common,
             # instances read connections at start: a changed connection is a new generation
             "connections": connections.fingerprint(self.home.connections_file),
+            "connection_names": used,
             # ${env:VAR} of the connections as this kernel has them (0600 state, never logged)
-            "connection_env": connections.referenced_env(self.home.connections_file, os.environ),
+            "connection_env": connections.referenced_env(
+                self.home.connections_file, os.environ, used
+            ),
         }
 
     def _common_runtime(self, dep: Any) -> dict[str, Any]:

@@ -15,6 +15,7 @@ router never leaves orphans holding ports and memory.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import threading
@@ -44,7 +45,9 @@ def _use_stored_connections() -> None:
     from pfmagic.backends.local.connections import execution_connections, override_target
 
     path = os.environ.pop("PFMAGIC_CONNECTIONS_FILE", "")
-    conns = execution_connections(Path(path), os.environ) if path else {}
+    scope = os.environ.pop("PFMAGIC_CONNECTION_NAMES", None)  # the flow's own, JSON list
+    only = set(json.loads(scope)) if scope is not None else None
+    conns = execution_connections(Path(path), os.environ, only) if path else {}
     for key, value in list(os.environ.items()):
         target = override_target(value)
         if target and target in conns and key != target:

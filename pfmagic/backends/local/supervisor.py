@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import os
 import secrets
 import shutil
@@ -348,6 +349,8 @@ class Supervisor:
         name = f"{dep}-{gen}-{slot}"
         env = self._base_env()
         env.update(runtime.get("connection_env") or {})
+        if "connection_names" in runtime:  # the instance decodes only these (instance.py)
+            env["PFMAGIC_CONNECTION_NAMES"] = json.dumps(runtime["connection_names"])
         variables = runtime.get("environment_variables") or {}
         env.update({str(k): str(v) for k, v in variables.items()})
         log_fd = open_append(self.home.deployment_log(self.endpoint, dep))
