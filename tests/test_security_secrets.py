@@ -9,9 +9,9 @@ checked on the real modules.
 from __future__ import annotations
 
 import copy
-import time
 import json
 import pickle
+import time
 from pathlib import Path
 from typing import Any
 

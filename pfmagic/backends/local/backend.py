@@ -518,6 +518,8 @@ class LocalBackend(Backend):
             st = status["deployments"].get(name)
             if st and st["generation"] == gen:
                 state = st["provisioning_state"]
+                if state == "Degraded" and st.get("applied_generation") == gen:
+                    state = "Succeeded"  # rolled out; an instance is restarting since
                 if state == "Succeeded":
                     op.emit(
                         "deployment",
@@ -572,7 +574,7 @@ class LocalBackend(Backend):
         data = self._deployment_data(endpoint, name)
         st = self._states(endpoint).get(name) or {}
         state = "Deleting" if data.get("deleting") else st.get("provisioning_state", "Creating")
-        return entities.deployment(data, state)
+        return entities.deployment(data, state, _ready(st))
 
     def list_deployments(self, endpoint: str) -> list[OnlineDeployment]:
         self._config(endpoint)
@@ -582,7 +584,8 @@ class LocalBackend(Backend):
             data = read_json(self.home.deployment_file(endpoint, name))
             if data:
                 st = states.get(name) or {}
-                out.append(entities.deployment(data, st.get("provisioning_state", "Creating")))
+                state = st.get("provisioning_state", "Creating")
+                out.append(entities.deployment(data, state, _ready(st)))
         return out
 
     def delete_deployment(self, endpoint: str, name: str, *, purge: bool = False) -> Operation:
@@ -811,3 +814,10 @@ class LocalBackend(Backend):
         for client in self._clients.values():
             client.close()
         self._clients.clear()
+
+
+def _ready(st: dict[str, Any]) -> tuple[int, int] | None:
+    """(instances answering, instances wanted) from the router's status, if it reported."""
+    if "ready" not in st:
+        return None
+    return int(st["ready"]), int(st.get("instance_count") or 0)
