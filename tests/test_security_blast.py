@@ -109,7 +109,10 @@ def _ppid(pid: int) -> int:
 
 def test_audit_hook_sees_a_real_outbound_connect(audit: Path) -> None:
     """The guard can fail: a process with the same environment that connects out is logged."""
-    code = "import socket\ntry:\n socket.create_connection(('192.0.2.1', 9), timeout=0.05)\nexcept OSError:\n pass"
+    code = (
+        "import socket\ntry:\n socket.create_connection(('192.0.2.1', 9), timeout=0.05)\n"
+        "except OSError:\n pass"
+    )
     subprocess.run([sys.executable, "-c", code], env=dict(os.environ), timeout=60, check=True)
     assert "192.0.2.1" in audit.read_text()
     audit.write_text("")  # the endpoint's own record starts clean
