@@ -235,7 +235,8 @@ def test_status_returns_azure_entities(shell: Any) -> None:
     assert ep.traffic == {"blue": 100, "green": 0}
     text = repr(ep)
     assert text.startswith(f"endpoint {EP}") and "blue=100%, green=0%" in text
-    assert "blue (Succeeded), green (Succeeded)" in text and ep.scoring_uri in text
+    assert "blue (Succeeded, 1/1 ready), green (Succeeded, 1/1 ready)" in text
+    assert ep.scoring_uri in text
     assert "<table>" in ep._repr_html_()
     assert line(shell, "pf_status").name == EP  # default: the last endpoint used
 
