@@ -15,7 +15,6 @@ strings anywhere) and then by scrubbing every secret value found in the object f
 from __future__ import annotations
 
 import html
-import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -113,6 +112,16 @@ class _MaskedFaces:
     def _repr_html_(self) -> str:
         return f"<pre>{html.escape(str(self))}</pre>"
 
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # pickle / deepcopy rebuild the azure-ai-ml class (importable anywhere), masked again
+        return (_restore, (self._pf_base, dict(vars(self))))
+
+
+def _restore(base: type, state: dict[str, Any]) -> Any:
+    obj = base.__new__(base)
+    obj.__dict__.update(state)
+    return masked(obj)
+
 
 def _masked_class(base: type) -> type:
     cls = _classes.get(base)
@@ -120,13 +129,11 @@ def _masked_class(base: type) -> type:
         methods = {
             k: v
             for k, v in vars(_MaskedFaces).items()
-            if k in ("__repr__", "__str__", "_repr_pretty_", "_repr_html_")
+            if k in ("__repr__", "__str__", "_repr_pretty_", "_repr_html_", "__reduce_ex__")
         }
-        qualname = f"Masked{base.__name__}"
-        cls = type(base.__name__, (base,), {**methods, "_pf_masked": True, "__module__": __name__})
-        # pickle / copy find the class by module + qualname: register it under that name
-        cls.__qualname__ = qualname
-        setattr(sys.modules[__name__], qualname, cls)
+        attrs = {**methods, "_pf_masked": True, "_pf_base": base, "__module__": __name__}
+        cls = type(base.__name__, (base,), attrs)  # same name: name checks stay true
+        cls.__qualname__ = f"Masked{base.__name__}"
         _classes[base] = cls
     return cls
 
