@@ -252,7 +252,8 @@ def test_endpoints_table(shell: Any) -> None:
     assert [e.name for e in table] == [EP]
     text = repr(table).splitlines()
     assert text[0].split() == ["name", "state", "scoring", "uri", "traffic", "deployments"]
-    assert text[1].startswith(EP) and text[1].endswith("blue, green")
+    assert text[1].startswith(EP)
+    assert text[1].endswith("blue (Succeeded, 1/1 ready), green (Succeeded, 1/1 ready)")
     assert table._repr_html_().count("<tr>") == 2
     assert line(shell, "pf_endpoints", "-o eps") is None and shell.user_ns["eps"] == table
 
