@@ -235,7 +235,8 @@ def test_status_returns_azure_entities(shell: Any) -> None:
     assert ep.traffic == {"blue": 100, "green": 0}
     text = repr(ep)
     assert text.startswith(f"endpoint {EP}") and "blue=100%, green=0%" in text
-    assert "blue (Succeeded), green (Succeeded)" in text and ep.scoring_uri in text
+    assert "blue (Succeeded, 1/1 ready), green (Succeeded, 1/1 ready)" in text
+    assert ep.scoring_uri in text
     assert "<table>" in ep._repr_html_()
     assert line(shell, "pf_status").name == EP  # default: the last endpoint used
 
@@ -251,8 +252,9 @@ def test_endpoints_table(shell: Any) -> None:
     assert [e.name for e in table] == [EP]
     text = repr(table).splitlines()
     assert text[0].split() == ["name", "state", "scoring", "uri", "traffic", "deployments"]
-    # each deployment with its state, so a Failed one shows as such
-    assert text[1].startswith(EP) and text[1].endswith("blue (Succeeded), green (Succeeded)")
+    # each deployment with its state (and what answers), so a Failed one shows as such
+    assert text[1].startswith(EP)
+    assert text[1].endswith("blue (Succeeded, 1/1 ready), green (Succeeded, 1/1 ready)")
     assert "green <span style='background:#107c10" in table._repr_html_()
     assert table._repr_html_().count("<tr>") == 2
     assert line(shell, "pf_endpoints", "-o eps") is None and shell.user_ns["eps"] == table

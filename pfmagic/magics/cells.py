@@ -103,7 +103,9 @@ class CellsMagics(SessionMagics):
         if args.register:
 
             def action() -> str:
-                registered = self.session.backend.create_model(model)
+                from pfmagic.render.masked import masked
+
+                registered = masked(self.session.backend.create_model(model))
                 self.session.remember(registered)
                 if args.var:
                     self.push(args.var, registered)
@@ -317,6 +319,7 @@ class CellsMagics(SessionMagics):
 
     def _parse(self, kind: str, args: Any, cell: str | None) -> tuple[Any, Any]:
         from pfmagic.render.entity import EntitySummary
+        from pfmagic.render.masked import masked
         from pfmagic.spec.load import parse
 
         text, offset = self._text(args, cell)
@@ -334,7 +337,8 @@ class CellsMagics(SessionMagics):
             line_offset=offset,
             fill_prt_config=bool(getattr(self.session._backend, "fill_prt_config", False)),
         )
-        entity = parsed.entity
+        # the stored variable (and the session's copy: the same object) never shows a secret
+        entity = parsed.entity = masked(parsed.entity)
         self.session.remember(entity)
         source = CellSource(kind, parsed.text, base_dir, overrides)
         self.session.sources[source_key(kind, entity)] = source

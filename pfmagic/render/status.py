@@ -86,12 +86,37 @@ def _model_text(model: Any) -> str:
     return f"{name}:{version}" if version else str(name or "-")
 
 
+def _ready_text(dep: Any) -> str:
+    """``2/2 ready`` when the backend reported what answers (local), else empty."""
+    ready = getattr(dep, "_pf_ready", None)
+    return f"{ready[0]}/{ready[1]} ready" if ready else ""
+
+
+def _dep_text(dep: Any) -> str:
+    extra = _ready_text(dep)
+    return f"{dep.name} ({dep.provisioning_state or '?'}{', ' + extra if extra else ''})"
+
+
+def endpoint_state(ep: Any, deployments: list[Any] | None) -> str:
+    """The endpoint's state, but never ``Succeeded`` while none of the deployments that take
+    its traffic has an instance answering."""
+    state = str(ep.provisioning_state or "?")
+    if state != "Succeeded" or not deployments:
+        return state
+    traffic = getattr(ep, "traffic", None) or {}
+    serving = [d for d in deployments if int(traffic.get(d.name, 0) or 0) > 0] or deployments
+    reported = [getattr(d, "_pf_ready", None) for d in serving]
+    if all(r is not None for r in reported) and not any(r[0] for r in reported if r):
+        return "Unavailable"
+    return state
+
+
 def endpoint_rows(
     ep: Any, deployments: list[Any] | None = None, before: dict[str, Any] | None = None
 ) -> list[tuple[str, str]]:
     rows = [
         ("name", ep.name),
-        ("state", str(ep.provisioning_state or "?")),
+        ("state", endpoint_state(ep, deployments)),
         ("auth", str(getattr(ep, "auth_mode", "") or "-")),
         ("scoring uri", ep.scoring_uri or "-"),
         ("traffic", split_text(ep.traffic, before)),
@@ -104,7 +129,7 @@ def endpoint_rows(
         rows.append(
             (
                 "deployments",
-                ", ".join(f"{d.name} ({d.provisioning_state or '?'})" for d in deployments) or "-",
+                ", ".join(_dep_text(d) for d in deployments) or "-",
             )
         )
     return rows
@@ -117,6 +142,8 @@ def deployment_rows(dep: Any, traffic: dict[str, Any] | None = None) -> list[tup
         ("model", _model_text(dep.model)),
         ("instances", f"{dep.instance_count or '?'} × {dep.instance_type or '?'}"),
     ]
+    if _ready_text(dep):
+        rows.append(("answering", _ready_text(dep)))
     if traffic is not None:
         rows.append(("traffic", f"{traffic.get(dep.name, 0)}%"))
     env = mask_mapping(getattr(dep, "environment_variables", None))
@@ -229,14 +256,10 @@ class EndpointTable(list):
         return [
             (
                 ep.name,
-                str(ep.provisioning_state or "?"),
+                endpoint_state(ep, self.deployments.get(ep.name)),
                 ep.scoring_uri or "-",
                 _traffic_text(ep.traffic),
-                ", ".join(
-                    f"{d.name} ({d.provisioning_state or '?'})"
-                    for d in self.deployments.get(ep.name, [])
-                )
-                or "-",
+                ", ".join(_dep_text(d) for d in self.deployments.get(ep.name, [])) or "-",
             )
             for ep in self
         ]

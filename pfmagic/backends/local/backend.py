@@ -12,6 +12,7 @@ import re
 import shutil
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pfmagic.backends.base import Backend, KeyType, ScoreReply
@@ -423,15 +424,23 @@ class LocalBackend(Backend):
             if not meta.get("anonymous")
             else re.sub(r"[^A-Za-z0-9_.-]", "-", meta["source"].rstrip("/").rsplit("/", 1)[-1])
         )
+        common = self._common_runtime(dep)
+        # only the connections this flow refers to reach its instances (issue 12)
+        used = connections.used_by(
+            Path(meta["flow_dir"]), self.home.connections_file, common["environment_variables"]
+        )
         return {
             "model": f"{meta['name']}:{meta['version']}",
             "flow_dir": meta["flow_dir"],
             "flow_name": flow_name or "flow",
-            **self._common_runtime(dep),
+            **common,
             # instances read connections at start: a changed connection is a new generation
             "connections": connections.fingerprint(self.home.connections_file),
+            "connection_names": used,
             # ${env:VAR} of the connections as this kernel has them (0600 state, never logged)
-            "connection_env": connections.referenced_env(self.home.connections_file, os.environ),
+            "connection_env": connections.referenced_env(
+                self.home.connections_file, os.environ, used
+            ),
         }
 
     def _environment(self, op: Operation, dep: Any, meta: dict[str, Any]) -> dict[str, Any]:
@@ -536,6 +545,8 @@ class LocalBackend(Backend):
                 building = self._build_progress(op, endpoint, name, st)
             if st and st["generation"] == gen and not building:
                 state = st["provisioning_state"]
+                if state == "Degraded" and st.get("applied_generation") == gen:
+                    state = "Succeeded"  # rolled out; an instance is restarting since
                 if state == "Succeeded":
                     op.emit(
                         "deployment",
@@ -619,7 +630,7 @@ class LocalBackend(Backend):
         data = self._deployment_data(endpoint, name)
         st = self._states(endpoint).get(name) or {}
         state = "Deleting" if data.get("deleting") else st.get("provisioning_state", "Creating")
-        return entities.deployment(data, state)
+        return entities.deployment(data, state, _ready(st))
 
     def list_deployments(self, endpoint: str) -> list[OnlineDeployment]:
         self._config(endpoint)
@@ -629,7 +640,8 @@ class LocalBackend(Backend):
             data = read_json(self.home.deployment_file(endpoint, name))
             if data:
                 st = states.get(name) or {}
-                out.append(entities.deployment(data, st.get("provisioning_state", "Creating")))
+                state = st.get("provisioning_state", "Creating")
+                out.append(entities.deployment(data, state, _ready(st)))
         return out
 
     def delete_deployment(self, endpoint: str, name: str, *, purge: bool = False) -> Operation:
@@ -858,3 +870,10 @@ class LocalBackend(Backend):
         for client in self._clients.values():
             client.close()
         self._clients.clear()
+
+
+def _ready(st: dict[str, Any]) -> tuple[int, int] | None:
+    """(instances answering, instances wanted) from the router's status, if it reported."""
+    if "ready" not in st:
+        return None
+    return int(st["ready"]), int(st.get("instance_count") or 0)
