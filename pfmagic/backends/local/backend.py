@@ -438,7 +438,9 @@ class LocalBackend(Backend):
         return {
             "instance_count": int(dep.instance_count or 1),
             "environment_variables": {
-                str(k): str(v) for k, v in (dep.environment_variables or {}).items()
+                # FOO: null is accepted by azure-ai-ml: an empty value, not "None"
+                str(k): "" if v is None else str(v)
+                for k, v in (dep.environment_variables or {}).items()
             },
             "routes": _routes(dep.environment),
             "readiness_probe": _probe(dep.readiness_probe),

@@ -1,0 +1,175 @@
+"""Inputs as az ml users write them (issue 14): --set forms, placeholders after --set, --file
+paths relative to the file, null env values, prompt-flow checks only for prompt flows."""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import FIXTURES_YAML
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
+
+from pfmagic.magics import session_of
+
+CLI = Path(__file__).parent / "corpus" / "azureml-examples" / "cli"
+SKLEARN = (
+    "name: blue\nendpoint_name: my-endpoint\n"
+    "model:\n  path: ../../model-1/model/\n"
+    "code_configuration:\n  code: ../../model-1/onlinescoring/\n  scoring_script: score.py\n"
+    "environment:\n  conda_file: ../../model-1/environment/conda.yaml\n"
+    "  image: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04:latest\n"
+    "instance_type: Standard_DS3_v2\ninstance_count: 1\n"
+)
+
+
+@pytest.fixture
+def azure(ip: InteractiveShell) -> InteractiveShell:
+    ip.run_line_magic("config", "PfMagics.backend = 'azure'")
+    return ip
+
+
+def in_folder(ip: InteractiveShell, folder: Path) -> None:
+    ip.user_ns["__vsc_ipynb_file__"] = str(folder / "nb.ipynb")
+
+
+def test_placeholders_checked_after_set(azure: InteractiveShell) -> None:
+    body = (FIXTURES_YAML / "endpoint_kubernetes.yml").read_text()
+    with pytest.raises(UsageError, match=r"or --set compute=\.\.\.$"):
+        azure.run_cell_magic("pf_endpoint", "", body)
+    ep = azure.run_cell_magic("pf_endpoint", "--set compute=azureml:k8s-compute", body)
+    assert ep.entity.compute.endswith("k8s-compute")
+
+
+def test_set_takes_every_az_ml_form(ip: InteractiveShell) -> None:
+    in_folder(ip, CLI / "endpoints" / "online" / "managed" / "sample")
+    line = (
+        "dep --set instance_count=2 'description=a b c' "
+        '--set environment_variables.MY_VAR="x y" request_settings.request_timeout_ms=9000'
+    )
+    assert ip.run_cell_magic("pf_deployment", line, SKLEARN) is None
+    dep = ip.user_ns["dep"]
+    assert dep.instance_count == 2 and dep.description == "a b c"
+    assert dep.environment_variables == {"MY_VAR": "x y"}
+    assert dep.request_settings.request_timeout_ms == 9000
+
+
+def test_set_list_index(azure: InteractiveShell) -> None:
+    text = (
+        CLI / "endpoints/online/managed/managed-identities/1-uai-create-endpoint.yml"
+    ).read_text()
+    with pytest.raises(UsageError, match=r"--set identity.user_assigned_identities\[0\]"):
+        azure.run_cell_magic("pf_endpoint", "", text)
+    rid = "/subscriptions/s/resourceGroups/r/providers/Microsoft.ManagedIdentity/x/uai"
+    ep = azure.run_cell_magic(
+        "pf_endpoint", f"--set identity.user_assigned_identities[0].resource_id={rid}", text
+    )
+    assert ep.entity.identity.user_assigned_identities[0].resource_id == rid
+
+
+def test_set_without_value_is_refused(ip: InteractiveShell) -> None:
+    with pytest.raises(UsageError, match="expected KEY=VALUE"):
+        ip.run_cell_magic("pf_endpoint", "--set auth_mode", "name: my-endpoint\n")
+
+
+def test_file_paths_are_relative_to_the_file(ip: InteractiveShell) -> None:
+    in_folder(ip, CLI)  # where the azureml-examples scripts run az ml
+    ip.run_line_magic(
+        "pf_deployment",
+        "dep --file endpoints/online/managed/sample/blue-deployment.yml "
+        "--set endpoint_name=my-endpoint",
+    )
+    dep = ip.user_ns["dep"]
+    assert Path(dep.model.path).resolve() == (CLI / "endpoints/online/model-1/model").resolve()
+
+
+def test_missing_build_context_says_path_does_not_exist(
+    ip: InteractiveShell, tmp_path: Path
+) -> None:
+    in_folder(ip, tmp_path)
+    body = SKLEARN.replace(
+        "environment:\n  conda_file: ../../model-1/environment/conda.yaml\n"
+        "  image: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04:latest\n",
+        "environment:\n  build:\n    path: ./no-such-context\n",
+    ).replace("model:\n  path: ../../model-1/model/\n", "")
+    body = body.replace("code_configuration:\n  code: ../../model-1/onlinescoring/\n", "")
+    body = body.replace("  scoring_script: score.py\n", "")
+    with pytest.raises(UsageError) as err:
+        ip.run_cell_magic("pf_deployment", "", body)
+    assert str(err.value) == (
+        f"field 'environment', line 4: path does not exist: {tmp_path / 'no-such-context'}"
+    )
+
+
+def test_null_env_value_accepted_as_azure_ai_ml_does(ip: InteractiveShell) -> None:
+    from azure.ai.ml import load_online_deployment
+
+    in_folder(ip, CLI / "endpoints" / "online" / "managed" / "sample")
+    body = SKLEARN + "environment_variables:\n  EMPTY:\n"
+    load_online_deployment(
+        io.StringIO(body), relative_origin=str(CLI / "endpoints/online/managed/sample/x.yml")
+    )  # the oracle
+    summary = ip.run_cell_magic("pf_deployment", "", body)
+    assert summary.entity.environment_variables == {"EMPTY": None}
+    assert not [w for w in summary.warnings if "EMPTY" in w.field]
+
+
+def test_no_prompt_flow_warnings_for_a_sklearn_deployment(azure: InteractiveShell) -> None:
+    in_folder(azure, CLI / "endpoints" / "online" / "managed" / "sample")
+    summary = azure.run_cell_magic("pf_deployment", "", SKLEARN)
+    assert summary.warnings == []
+
+
+def test_prompt_flow_deployment_still_checked(azure: InteractiveShell, seed_nb: Path) -> None:
+    body = (FIXTURES_YAML / "deployment_managed.yml").read_text()
+    body = body.replace("  PRT_CONFIG_OVERRIDE:", "  # PRT:")
+    summary = azure.run_cell_magic("pf_deployment", "", body)
+    found = " | ".join(w.message for w in summary.warnings)
+    assert "PRT_CONFIG_OVERRIDE is missing" in found
+
+
+def test_known_variables_and_renamed_fields(ip: InteractiveShell, seed_nb: Path) -> None:
+    body = (FIXTURES_YAML / "deployment_managed.yml").read_text()
+    body = body.replace(
+        "environment_variables:\n", "environment_variables:\n  PROMPTFLOW_MDC_ENABLE: 'true'\n"
+    )
+    summary = ip.run_cell_magic("pf_deployment", "", body)
+    assert not [w for w in summary.warnings if "MDC" in w.field]
+    with pytest.raises(
+        UsageError, match=r"field 'target', line 3: unknown field \(its successor is 'compute:'\)"
+    ):
+        ip.run_cell_magic("pf_endpoint", "", "name: my-endpoint\ntarget: azureml:k8s\n")
+
+
+def test_experimental_class_lines_stay_out_of_the_cell(ip: InteractiveShell) -> None:
+    from azure.ai.ml._utils import _experimental
+
+    _experimental._warning_cache.clear()
+    in_folder(ip, CLI / "endpoints" / "online" / "managed" / "sample")
+    body = SKLEARN + "data_collector:\n  collections:\n    model_inputs:\n      enabled: 'True'\n"
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = seen.append  # type: ignore[method-assign]
+    logging.getLogger().addHandler(handler)
+    try:
+        with capture_output() as out:
+            ip.run_cell_magic("pf_deployment", "", body)
+    finally:
+        logging.getLogger().removeHandler(handler)
+    assert not [r for r in seen if "experimental" in r.getMessage()]
+    assert "experimental" not in out.stdout + out.stderr
+
+
+def test_validation_only_azure_cell_reads_no_quota(ip: InteractiveShell, arm: Any) -> None:
+    from test_azure_backend import make_backend
+
+    session_of(ip).use_backend(make_backend(arm))
+    in_folder(ip, CLI / "endpoints" / "online" / "managed" / "sample")
+    with capture_output() as out:
+        ip.run_cell_magic("pf_deployment", "dep", SKLEARN)
+    assert "workspace usage not read (%pf_quota reads it)" in out.stdout
+    assert arm.state.log == []
