@@ -173,3 +173,36 @@ def test_validation_only_azure_cell_reads_no_quota(ip: InteractiveShell, arm: An
         ip.run_cell_magic("pf_deployment", "dep", SKLEARN)
     assert "workspace usage not read (%pf_quota reads it)" in out.stdout
     assert arm.state.log == []
+
+
+@pytest.mark.parametrize(
+    "rel, said",
+    [
+        ("managed/vnet/mlflow/blue-deployment-vnet.yml", "an MLflow model"),
+        ("triton/single-model/create-managed-deployment.yaml", "a Triton model"),
+        (
+            "custom-container/tfserving/half-plus-two-integrated/half-plus-two-integrated-deployment.yml",
+            "custom container",
+        ),
+    ],
+)
+def test_kinds_the_local_backend_cannot_run_say_so(
+    ip: InteractiveShell, rel: str, said: str | None
+) -> None:
+    """One line at create, before any endpoint process starts (nothing left half-running)."""
+    from corpus_run import cases
+
+    case = next(c for c in cases() if c.rel == f"endpoints/online/{rel}")
+    in_folder(ip, case.path.parent)
+    ip.user_ns.update(case.namespace)
+    sets = " ".join(f"{k}={v}" for k, v in case.sets)
+    with pytest.raises(UsageError) as err:
+        ip.run_cell_magic(
+            "pf_deployment", f"--create --set {sets}".rstrip(" --set"), case.path.read_text()
+        )
+    text = str(err.value)
+    assert text.startswith("the local backend cannot run " + said) and "\n" not in text
+    assert text.endswith("deploy it with %pf_backend azure")
+    home = Path(ip.config.PfMagics.home)
+    assert not list(home.glob("endpoints/*/router.json"))  # no router was started
+    assert not session_of(ip).backend.list_endpoints()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pfmagic.backends.base import Backend, KeyType, ScoreReply
 from pfmagic.backends.events import Operation
-from pfmagic.backends.local import auth, connections, entities, executors, models
+from pfmagic.backends.local import auth, connections, entities, executors, kinds, models
 from pfmagic.backends.local.control import RouterControl, free_port, shutdown_all
 from pfmagic.backends.local.executors import scoring as scoring_executor
 from pfmagic.backends.local.identity import router_client
@@ -346,6 +346,9 @@ class LocalBackend(Backend):
     ) -> Operation:
         endpoint = check_name("endpoint", deployment.endpoint_name)
         name = check_name("deployment", deployment.name)
+        reason = kinds.unsupported(deployment)
+        if reason:  # before any process starts: a refused create leaves nothing running
+            raise BackendError(kinds.message(reason))
         stages = ("model", "endpoint", "deployment", "traffic")
 
         def work(op: Operation) -> OnlineDeployment:
