@@ -206,7 +206,10 @@ def test_targeted_deployment_and_traffic(shell: Any) -> None:
 
 
 def test_reply_object_raw_and_output_var(shell: Any) -> None:
-    r = invoke(shell, f"{EP} --raw --input extra=1 raw please")
+    # an input the flow does not declare is a typo promptflow would ignore silently: refused
+    with pytest.raises(UsageError, match="the flow has no input 'extra' .its inputs: chat_history"):
+        invoke(shell, f"{EP} --raw --input extra=1 raw please")
+    r = invoke(shell, f"{EP} --raw raw please")
     assert json.loads(repr(r).split("\n", 1)[1]) == r.outputs
     assert repr(r).startswith(f"{EP} → 200 [blue · ")
     assert invoke(shell, f"{EP} -o saved stored reply") is None
