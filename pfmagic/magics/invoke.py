@@ -119,6 +119,8 @@ class InvokeMagics(SessionMagics):
             reply = self._turn(name, question, args)
         elif args.history:
             reply = None
+        elif self._standard_flow(name, args):  # inputs-only: the flow's defaults
+            reply = self._turn(name, "", args)
         else:
             raise PfError(
                 "no question given", hint="%pf_invoke [ENDPOINT] QUESTION, or --history / --reset"
@@ -203,6 +205,10 @@ class InvokeMagics(SessionMagics):
                 self.session, self.session.backend, endpoint, deployment
             )
         return self._names[key]
+
+    def _standard_flow(self, endpoint: str, args: Any) -> bool:
+        names = self.chat_names(endpoint, args.deployment)
+        return names.declared is not None and not names.chat
 
     def _turn(self, endpoint: str, question: str, args: Any) -> Any:
         from pfmagic.chat import make_turn, parse_inputs, request_body
