@@ -217,6 +217,13 @@ def test_reply_object_raw_and_output_var(shell: Any) -> None:
     assert saved.answer.startswith("Echo: stored reply") and saved.deployment == "blue"
 
 
+def test_trailing_comment_is_not_sent(shell: Any) -> None:
+    r = invoke(shell, f"{EP} hello there   # the history is sent for you")
+    assert r.answer.startswith("Echo: hello there") and "#" not in r.answer
+    r = invoke(shell, f"{EP} What is C#?")  # a '#' inside a word is the question's
+    assert "C#" in r.answer
+
+
 def test_request_file(shell: Any, tmp_path: Path) -> None:
     request = tmp_path / "sample-request.json"
     request.write_text(

@@ -206,3 +206,25 @@ def test_kinds_the_local_backend_cannot_run_say_so(
     home = Path(ip.config.PfMagics.home)
     assert not list(home.glob("endpoints/*/router.json"))  # no router was started
     assert not session_of(ip).backend.list_endpoints()
+
+
+@pytest.mark.slow  # starts an endpoint router
+def test_missing_connection_is_named_before_any_instance(ip: InteractiveShell) -> None:
+    repo = Path(__file__).parent.parent
+    in_folder(ip, repo)  # from the repo root, as the README is run
+    ip.run_cell_magic(
+        "pf_model", "--register", "name: basic-chat-model\npath: notebooks/flows/basic-chat\n"
+    )
+    ip.run_cell_magic("pf_endpoint", "--create", "name: chat-noconn\nauth_mode: key\n")
+    dep = (
+        "name: blue\nendpoint_name: chat-noconn\nmodel: azureml:basic-chat-model@latest\n"
+        "instance_type: Standard_DS3_v2\ninstance_count: 1\n"
+    )
+    with pytest.raises(UsageError) as err:
+        ip.run_cell_magic("pf_deployment", "--create", dep)
+    assert str(err.value).startswith(
+        "connection 'open_ai_connection' not found — create it with %%pf_connection or map it "
+        "with an environment variable"
+    )
+    assert "\n" not in str(err.value)
+    assert [d.name for d in session_of(ip).backend.list_deployments("chat-noconn")] == []

@@ -420,6 +420,16 @@ class LocalBackend(Backend):
                 f"model '{what}' is not a prompt flow folder",
                 hint="a flow needs flow.dag.yaml; a scoring script needs code_configuration",
             )
+        absent = connections.missing(
+            meta["flow_dir"],
+            self.home.connections_file,
+            {**os.environ, **(dep.environment_variables or {})},  # instances inherit both
+        )
+        if absent:  # else promptflow fails in the instance with a sqlite/filelock error
+            raise BackendError(
+                f"connection '{absent[0]}' not found — create it with %%pf_connection "
+                "or map it with an environment variable"
+            )
         flow_name = (
             meta["name"]
             if not meta.get("anonymous")
