@@ -228,3 +228,17 @@ def test_missing_connection_is_named_before_any_instance(ip: InteractiveShell) -
     )
     assert "\n" not in str(err.value)
     assert [d.name for d in session_of(ip).backend.list_deployments("chat-noconn")] == []
+
+
+def test_endpoint_table_shows_a_failed_deployment_as_failed() -> None:
+    from azure.ai.ml.entities import ManagedOnlineDeployment, ManagedOnlineEndpoint
+
+    from pfmagic.render.status import EndpointTable
+
+    ep = ManagedOnlineEndpoint(name="my-endpoint")
+    blue = ManagedOnlineDeployment(name="blue", endpoint_name="my-endpoint")
+    green = ManagedOnlineDeployment(name="green", endpoint_name="my-endpoint")
+    blue._provisioning_state, green._provisioning_state = "Succeeded", "Failed"  # read-only
+    table = EndpointTable([ep], {"my-endpoint": [blue, green]})
+    assert "blue, green (Failed)" in repr(table)
+    assert "green (Failed)" in table._repr_html_()

@@ -153,7 +153,7 @@ class EndpointTable(list):
                 str(ep.provisioning_state or "?"),
                 ep.scoring_uri or "-",
                 _traffic_text(ep.traffic),
-                ", ".join(d.name for d in self.deployments.get(ep.name, [])) or "-",
+                ", ".join(_with_state(d) for d in self.deployments.get(ep.name, [])) or "-",
             )
             for ep in self
         ]
@@ -178,3 +178,9 @@ class EndpointTable(list):
             for r in self.rows()
         )
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _with_state(deployment: Any) -> str:
+    """``blue``, or ``green (Failed)`` when it is not Succeeded: a failed create stays visible."""
+    state = getattr(deployment, "provisioning_state", None)
+    return deployment.name if state in (None, "Succeeded") else f"{deployment.name} ({state})"
