@@ -27,23 +27,24 @@ FLOWS = {
 pytestmark = pytest.mark.slow  # three real deployments (promptflow start-up each)
 
 
-def in_process(flow: str, inputs: dict[str, Any], patch_random: bool | None = None) -> Any:
-    """promptflow's own answer: ``load_flow(path)(**inputs)``, in a child (process-wide state)."""
-    patch = (
-        f"import random; random.choice = lambda seq: {patch_random!r}\n"
-        if patch_random is not None
-        else ""
-    )
+def in_process(runs: list[tuple[str, dict[str, Any], bool | None]]) -> list[Any]:
+    """promptflow's own answers: ``load_flow(path)(**inputs)`` for each (flow, inputs, branch),
+    in one child process (process-wide state; one promptflow import). ``branch`` fixes
+    ``random.choice`` (the if-else flow's stand-in safety check) when not None."""
     code = (
-        patch + "import json, sys\nfrom promptflow.client import load_flow\n"
-        f"out = load_flow({str(EXAMPLES / flow)!r})(**json.loads(sys.argv[1]))\n"
-        "print(json.dumps(dict(out)))\n"
+        "import json, random, sys\nfrom promptflow.client import load_flow\nout = []\n"
+        "for flow, inputs, branch in json.loads(sys.argv[1]):\n"
+        "    if branch is not None:\n"
+        "        random.choice = lambda seq, b=branch: b\n"
+        "    out.append(dict(load_flow(flow)(**inputs)))\n"
+        "print(json.dumps(out))\n"
     )
+    spec = [(str(EXAMPLES / flow), inputs, branch) for flow, inputs, branch in runs]
     done = subprocess.run(
-        [sys.executable, "-c", code, json.dumps(inputs)],
+        [sys.executable, "-c", code, json.dumps(spec)],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,
         check=True,
     )
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -83,38 +84,41 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InteractiveSh
         InteractiveShell.clear_instance()
 
 
-@pytest.mark.parametrize(
-    "line, inputs",
-    [
-        (
-            """ep-entity --input 'entities=["Finance Manager", "CEO", "Software Engineer"]'""",
-            {"entities": ["Finance Manager", "CEO", "Software Engineer"]},
-        ),
-        ("""ep-entity --input entities='["Finance Manager"]'""", {"entities": ["Finance Manager"]}),
-        ('ep-entity -i entities=\'["cfo"]\' -i ground_truth="CFO, CEO"', None),
-        ("ep-entity", None),  # all defaults: what promptflow would use
-        ("ep-grade --input groundtruth=APP --input prediction=Channel", None),
-        ("ep-grade --input prediction=APP", None),
-    ],
-)
-def test_standard_flow_answers_as_promptflow(
-    deployed: InteractiveShell, line: str, inputs: dict[str, Any] | None
-) -> None:
-    reply = deployed.run_line_magic("pf_invoke", line)
-    if reply is None:  # "%pf_invoke ep-entity" alone is a history request on a chat flow
-        pytest.fail("an inputs-only call returned nothing")
-    endpoint = line.split()[0]
-    sent = {k: v for k, v in (inputs or {}).items()}
-    if inputs is None:  # the values pfmagic parsed are the ones promptflow must run on
-        from pfmagic.chat import parse_inputs
+CASES = [
+    """ep-entity --input 'entities=["Finance Manager", "CEO", "Software Engineer"]'""",
+    """ep-entity --input entities='["Finance Manager"]'""",
+    'ep-entity -i entities=\'["cfo"]\' -i ground_truth="CFO, CEO"',
+    "ep-entity",  # all defaults: what promptflow would use
+    "ep-grade --input groundtruth=APP --input prediction=Channel",
+    "ep-grade --input prediction=APP",
+]
 
-        words = __import__("shlex").split(line)[1:]
-        pairs = [w for i, w in enumerate(words) if i and words[i - 1] in ("--input", "-i")]
-        sent = parse_inputs(pairs)
-    assert reply.outputs == in_process(FLOWS[endpoint], sent)
+
+def _inputs(line: str) -> dict[str, Any]:
+    """The inputs as a shell user means them (shlex words, JSON values), for the oracle."""
+    import shlex
+
+    words = shlex.split(line)[1:]
+    out: dict[str, Any] = {}
+    for i, word in enumerate(words):
+        if i and words[i - 1] in ("--input", "-i"):
+            name, _, value = word.partition("=")
+            try:
+                out[name] = json.loads(value)
+            except ValueError:
+                out[name] = value
+    return out
+
+
+def test_standard_flows_answer_as_promptflow(deployed: InteractiveShell) -> None:
     from pfmagic.magics import session_of
 
-    assert session_of(deployed).histories.get(endpoint, []) == []  # not a conversation
+    expected = in_process([(FLOWS[line.split()[0]], _inputs(line), None) for line in CASES])
+    for line, want in zip(CASES, expected, strict=True):
+        reply = deployed.run_line_magic("pf_invoke", line)
+        assert reply is not None, line
+        assert reply.outputs == want, line
+        assert session_of(deployed).histories.get(line.split()[0], []) == []  # no conversation
 
 
 def test_entity_match_is_exact_with_the_list_given(deployed: InteractiveShell) -> None:
@@ -127,10 +131,8 @@ def test_entity_match_is_exact_with_the_list_given(deployed: InteractiveShell) -
 
 def test_free_text_goes_to_the_one_string_input(deployed: InteractiveShell) -> None:
     reply = deployed.run_line_magic("pf_invoke", "ep-ifelse What is Prompt flow?  # my note")
-    answers = {
-        in_process(FLOWS["ep-ifelse"], {"question": "What is Prompt flow?"}, branch)["answer"]
-        for branch in (True, False)
-    }
+    runs = [(FLOWS["ep-ifelse"], {"question": "What is Prompt flow?"}, b) for b in (True, False)]
+    answers = {out["answer"] for out in in_process(runs)}
     assert reply.outputs["answer"] in answers  # the flow picks a branch at random
 
 
