@@ -24,7 +24,8 @@ FLOWS = {
     "ep-ifelse": "conditional-flow-for-if-else",
 }
 
-pytestmark = pytest.mark.slow  # three real deployments (promptflow start-up each)
+# three real deployments (promptflow start-up each): minutes on a loaded 2-core machine
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 
 def in_process(runs: list[tuple[str, dict[str, Any], bool | None]]) -> list[Any]:
