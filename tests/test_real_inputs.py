@@ -240,5 +240,5 @@ def test_endpoint_table_shows_a_failed_deployment_as_failed() -> None:
     green = ManagedOnlineDeployment(name="green", endpoint_name="my-endpoint")
     blue._provisioning_state, green._provisioning_state = "Succeeded", "Failed"  # read-only
     table = EndpointTable([ep], {"my-endpoint": [blue, green]})
-    assert "blue, green (Failed)" in repr(table)
-    assert "green (Failed)" in table._repr_html_()
+    assert "green (Failed)" in repr(table)
+    assert ">Failed</span>" in table._repr_html_()
