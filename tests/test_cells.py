@@ -334,11 +334,8 @@ def test_deployment_warnings(ip: InteractiveShell, seed_nb: Path) -> None:
         9,
         "unknown variable (did you mean 'PROMPTFLOW_RUN_MODE'?)",
     ) in found
-    assert (
-        "environment_variables",
-        8,
-        "PROMPTFLOW_RUN_MODE: serving is missing (the runtime image defaults to compute mode)",
-    ) in found
+    # Current docs no longer set PROMPTFLOW_RUN_MODE: its absence is not worth a warning.
+    assert not any("PROMPTFLOW_RUN_MODE: serving is missing" in m for *_, m in found)
 
 
 def test_azure_target_missing_prt_config_warns(ip: InteractiveShell, seed_nb: Path) -> None:

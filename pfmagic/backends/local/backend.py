@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from pfmagic.backends.base import Backend, KeyType, ScoreReply
 from pfmagic.backends.events import Operation, Stage
-from pfmagic.backends.local import auth, connections, entities, executors, models
+from pfmagic.backends.local import auth, connections, entities, executors, kinds, models
 from pfmagic.backends.local.control import RouterControl, free_port, shutdown_all
 from pfmagic.backends.local.executors import scoring as scoring_executor
 from pfmagic.backends.local.identity import router_client
@@ -347,6 +347,9 @@ class LocalBackend(Backend):
     ) -> Operation:
         endpoint = check_name("endpoint", deployment.endpoint_name)
         name = check_name("deployment", deployment.name)
+        reason = kinds.unsupported(deployment)
+        if reason:  # before any process starts: a refused create leaves nothing running
+            raise BackendError(kinds.message(reason))
         stages: tuple[Stage, ...] = ("model", "endpoint", "environment", "deployment", "traffic")
 
         def work(op: Operation) -> OnlineDeployment:
@@ -419,6 +422,16 @@ class LocalBackend(Backend):
                 f"model '{what}' is not a prompt flow folder",
                 hint="a flow needs flow.dag.yaml; a scoring script needs code_configuration",
             )
+        absent = connections.missing(
+            meta["flow_dir"],
+            self.home.connections_file,
+            {**os.environ, **(dep.environment_variables or {})},  # instances inherit both
+        )
+        if absent:  # else promptflow fails in the instance with a sqlite/filelock error
+            raise BackendError(
+                f"connection '{absent[0]}' not found — create it with %%pf_connection "
+                "or map it with an environment variable"
+            )
         flow_name = (
             meta["name"]
             if not meta.get("anonymous")
@@ -469,7 +482,9 @@ class LocalBackend(Backend):
         return {
             "instance_count": int(dep.instance_count or 1),
             "environment_variables": {
-                str(k): str(v) for k, v in (dep.environment_variables or {}).items()
+                # FOO: null is accepted by azure-ai-ml: an empty value, not "None"
+                str(k): "" if v is None else str(v)
+                for k, v in (dep.environment_variables or {}).items()
             },
             "routes": _routes(dep.environment),
             "readiness_probe": _probe(dep.readiness_probe),

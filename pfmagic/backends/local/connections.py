@@ -226,3 +226,43 @@ def execution_connections(
             conn = cls(name=name, **fields)
         result[name] = conn._to_execution_connection_dict()
     return result
+
+
+def flow_connections(flow_dir: str | Path) -> list[str]:
+    """Connection names a flow's nodes use (LLM nodes' ``connection:``, tools' inputs)."""
+    import yaml
+
+    from pfmagic.spec.flowinfo import flow_file
+
+    path = flow_file(Path(flow_dir))
+    if path is None or path.suffix not in (".yaml", ".yml"):
+        return []
+    try:
+        flow = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return []  # the executor reports a broken flow itself
+    found: list[str] = []
+    for node in flow.get("nodes") or []:
+        if not isinstance(node, dict):
+            continue
+        inputs = node.get("inputs") if isinstance(node.get("inputs"), dict) else {}
+        for value in (node.get("connection"), inputs.get("connection")):
+            if isinstance(value, str) and value and not value.startswith("${"):
+                found.append(value)
+    return sorted(set(found))
+
+
+def missing(flow_dir: str | Path, path: Path, env: dict[str, Any]) -> list[str]:
+    """The flow's connections neither stored nor mapped by a deployment variable (a name
+    override ``open_ai_connection: other`` to a stored one, or ``OPEN_AI_CONNECTION_*`` fields)."""
+    stored = set(names(path))
+    out = []
+    for name in flow_connections(flow_dir):
+        if name in stored:
+            continue
+        target = override_target(str(env[name])) if env.get(name) else None
+        prefix = name.upper().replace(" ", "_") + "_"
+        if (target and target in stored) or any(str(k).startswith(prefix) for k in env):
+            continue
+        out.append(name)
+    return out
