@@ -1,0 +1,262 @@
+"""%pf_metrics: the router's own counts of known traffic, the picture, Prometheus text, Azure.
+
+The live part runs one real local endpoint (two chat-echo deployments) and sends it known
+traffic -- good requests, 401s and bad bodies on both deployments -- then checks the counts
+are exact, everywhere they are shown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from IPython.core.error import UsageError
+
+from pfmagic.backends.local.metrics import Recorder, percentiles, usage_tokens
+from pfmagic.config import PfMagics
+from pfmagic.errors import PfError
+from pfmagic.magics import session_of
+from pfmagic.metrics.model import EndpointMetrics
+from pfmagic.metrics.window import format_window, parse_window
+
+FLOW = Path(__file__).parent / "flows" / "chat-echo"
+EP = "metrics-ep"
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+# -- pure parts ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("30s", 30), ("15m", 900), ("1h", 3600), ("2d", 172800), ("1.5m", 90)]
+)
+def test_parse_window(text: str, seconds: float) -> None:
+    assert parse_window(text) == seconds
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("15", "'15' is not a duration"),
+        ("fifteen minutes", "is not a duration"),
+        ("0m", "'0m' is empty"),
+        ("90d", "longer than 30 days"),
+    ],
+)
+def test_parse_window_errors(text: str, message: str) -> None:
+    with pytest.raises(PfError, match=message):
+        parse_window(text)
+
+
+def test_format_window() -> None:
+    assert [format_window(s) for s in (900, 3600, 10, 90)] == ["15m", "1h", "10s", "90s"]
+
+
+def test_usage_tokens_from_openai_style_replies() -> None:
+    reply = b'{"answer": "x", "usage": {"prompt_tokens": 12, "completion_tokens": 30}}'
+    assert usage_tokens(reply) == 42
+    nested = b'{"a": [{"usage": {"total_tokens": 7, "prompt_tokens": 5}}, {"usage": {"total_tokens": 3}}]}'
+    assert usage_tokens(nested) == 10  # total_tokens wins over its parts; both objects count
+    assert usage_tokens(b'{"answer": "no usage here"}') == 0
+    assert usage_tokens(b"not json prompt_tokens\"") == 0
+
+
+def test_percentiles_within_five_percent() -> None:
+    rec = Recorder("ep", clock=lambda: 1000.0)
+    for ms in range(1, 101):  # 1..100 ms
+        rec.record("blue", 200, float(ms))
+    bucket = rec.buckets[(1000.0, "blue")]
+    p50, p95, p99 = percentiles(bucket.latency, (50, 95, 99))
+    assert abs(p50 - 50) / 50 < 0.06 and abs(p95 - 95) / 95 < 0.06 and abs(p99 - 99) / 99 < 0.06
+
+
+def test_recorder_windows_counts_and_series() -> None:
+    now = [1000.0]
+    rec = Recorder("ep", clock=lambda: now[0])
+    rec.record("blue", 200, 10.0, tokens=5)
+    rec.record("blue", 424, 20.0)
+    rec.record_unauthorized()
+    rec.record_mirrored("green")
+    now[0] = 1025.0  # two buckets later
+    rec.record("green", 200, 30.0, tokens=2)
+    snap = rec.snapshot(3600, ["blue", "green", "red"])
+    blue, green, red = (snap["deployments"][n] for n in ("blue", "green", "red"))
+    assert (blue["requests"], blue["errors"], blue["tokens"]) == (2, 1, 5)
+    assert (green["requests"], green["mirrored"], green["tokens"]) == (1, 1, 2)
+    assert red["requests"] == 0 and red["p50_ms"] is None
+    assert snap["unauthorized"] == 1
+    assert [(r["time"], r["deployment"]) for r in snap["series"]] == [
+        (1000.0, "blue"),
+        (1000.0, "green"),
+        (1020.0, "green"),
+    ]
+    recent = rec.snapshot(10, ["blue", "green"])  # only the last bucket
+    assert recent["deployments"]["blue"]["requests"] == 0
+    assert recent["deployments"]["green"]["requests"] == 1 and recent["unauthorized"] == 0
+
+    m = EndpointMetrics(snap)
+    assert list(m.frame.index) == ["blue", "green", "red"]
+    assert m.frame.loc["blue", "errors"] == 1 and m.unauthorized == 1
+    assert m._repr_png_().startswith(PNG)
+    assert "blue" in repr(m) and "401 unauthorized: 1" in repr(m)
+    only = EndpointMetrics(snap, deployment="green")
+    assert list(only.frame.index) == ["green"] and set(only.series["deployment"]) == {"green"}
+
+
+def test_prometheus_text_parses() -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    rec = Recorder("ep")
+    rec.record("blue", 200, 12.0, tokens=4)
+    rec.record("blue", 424, 12.0)
+    rec.record_unauthorized()
+    families = {f.name: f for f in text_string_to_metric_families(rec.prometheus().decode())}
+    requests = {s.labels["code"]: s.value for s in families["pfmagic_requests"].samples}
+    assert requests == {"200": 1.0, "424": 1.0}
+    assert families["pfmagic_unauthorized_requests"].samples[0].value == 1.0
+
+
+# -- live: a real local endpoint and known traffic -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Any]]:
+    from azure.ai.ml.entities import ManagedOnlineDeployment, ManagedOnlineEndpoint, Model
+
+    from pfmagic.backends.local.backend import LocalBackend
+
+    home = tmp_path_factory.mktemp("metrics-home")
+    b = LocalBackend(settings=PfMagics(home=str(home), widgets=False, warmup=False))
+    try:
+        model = b.create_model(Model(name="chat-echo", path=str(FLOW)))
+        b.create_endpoint(ManagedOnlineEndpoint(name=EP, auth_mode="key")).result(120)
+        b.create_endpoint(ManagedOnlineEndpoint(name="quiet", auth_mode="key")).result(120)
+        ops = [
+            b.create_deployment(
+                ManagedOnlineDeployment(
+                    name=name,
+                    endpoint_name=EP,
+                    model=model,
+                    instance_type="Standard_DS3_v2",
+                    instance_count=1,
+                ),
+                all_traffic=name == "blue",
+            )
+            for name in ("blue", "green")
+        ]
+        for op in ops:
+            op.result(180)
+        yield home, b
+    finally:
+        b.shutdown_all()
+
+
+@pytest.fixture
+def shell(ip: Any, live: tuple[Path, Any]) -> Any:
+    session_of(ip).settings.home = str(live[0])
+    return ip
+
+
+def send_known_traffic(backend: Any) -> dict[str, int]:
+    """blue: 5 good + 1 bad body; green: 3 good + 1 bad body; 4 requests with a wrong key."""
+    cfg = backend._config(EP)
+    url = f"http://127.0.0.1:{cfg['port']}/score"
+    key = cfg["keys"]["primary"]
+    with httpx.Client(trust_env=False, timeout=60) as client:
+
+        def post(dep: str | None, body: bytes, token: str = key) -> int:
+            headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+            if dep:
+                headers["azureml-model-deployment"] = dep
+            return client.post(url, content=body, headers=headers).status_code
+
+        for dep, good in (("blue", 5), ("green", 3)):
+            for i in range(good):
+                assert post(dep, b'{"question": "hi %d"}' % i) == 200
+            assert post(dep, b'{"question": ') == 424  # a bad body: the flow's 4xx, wrapped
+        for _ in range(4):
+            assert post(None, b'{"question": "x"}', token="wrong-key") == 401
+    return {"port": cfg["port"]}
+
+
+def test_known_traffic_counted_exactly(shell: Any, live: tuple[Path, Any]) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    port = send_known_traffic(live[1])["port"]
+    m = shell.run_line_magic("pf_metrics", f"{EP} --window 15m")
+    assert isinstance(m, EndpointMetrics)
+    f = m.frame
+    assert list(f.index) == ["blue", "green"]
+    assert (f.loc["blue", "requests"], f.loc["blue", "errors"]) == (6, 1)
+    assert (f.loc["green", "requests"], f.loc["green", "errors"]) == (4, 1)
+    assert m.unauthorized == 4 and f["mirrored"].sum() == 0 and f["tokens"].sum() == 0
+    for dep in ("blue", "green"):
+        p50, p95, p99 = f.loc[dep, ["p50_ms", "p95_ms", "p99_ms"]]
+        assert 0 < p50 <= p95 <= p99 < 60_000
+        assert f.loc[dep, "memory_mb"] > 10 and f.loc[dep, "cpu_percent"] >= 0
+    assert m.series.groupby("deployment")["requests"].sum().to_dict() == {"blue": 6, "green": 4}
+
+    # the picture and the table are in what a notebook saves
+    data, _meta = shell.display_formatter.format(m)
+    assert data["image/png"].startswith(PNG)
+    assert "<img" in data["text/html"] and "<table" in data["text/html"]
+    assert "blue" in data["text/plain"] and "401 unauthorized: 4" in data["text/plain"]
+
+    only = shell.run_line_magic("pf_metrics", f"{EP} -d green")
+    assert list(only.frame.index) == ["green"] and only.frame.loc["green", "requests"] == 4
+
+    # Prometheus text, admin token required
+    url = f"http://127.0.0.1:{port}/_pfmagic/metrics"
+    assert httpx.get(url, trust_env=False).status_code == 401
+    admin = live[1]._config(EP)["admin_token"]
+    resp = httpx.get(url, headers={"X-Pfmagic-Admin": admin}, trust_env=False)
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/plain")
+    families = {f.name: f for f in text_string_to_metric_families(resp.text)}
+    by_dep: dict[str, float] = {}
+    for s in families["pfmagic_requests"].samples:
+        by_dep[s.labels["deployment"]] = by_dep.get(s.labels["deployment"], 0) + s.value
+    assert by_dep == {"blue": 6.0, "green": 4.0}
+    assert families["pfmagic_unauthorized_requests"].samples[0].value == 4.0
+    counts = [
+        s.value
+        for s in families["pfmagic_request_latency_seconds"].samples
+        if s.name.endswith("_count")
+    ]
+    assert sorted(counts) == [4.0, 6.0]
+
+
+def test_bad_input_is_one_line(shell: Any) -> None:
+    cases = [
+        (f"{EP} --window soon", "--window: 'soon' is not a duration"),
+        ("nosuch", "endpoint 'nosuch' not found"),
+        (f"{EP} -d red", "deployment 'red' not found in endpoint 'metrics-ep'"),
+        ("quiet", "quiet: no traffic yet in the last 15m"),
+    ]
+    for args, message in cases:
+        with pytest.raises(UsageError) as err:
+            shell.run_line_magic("pf_metrics", args)
+        assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_live_updates_one_display(shell: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import IPython.display
+
+    shown: list[Any] = []
+    updates: list[Any] = []
+
+    class Handle:
+        def update(self, obj: Any) -> None:
+            updates.append(obj)
+
+    def fake_display(obj: Any, display_id: bool = False) -> Handle:
+        assert display_id is True
+        shown.append(obj)
+        return Handle()
+
+    monkeypatch.setattr(IPython.display, "display", fake_display)
+    assert shell.run_line_magic("pf_metrics", f"{EP} --live --every 0.1 --refreshes 3") is None
+    assert len(shown) == 1 and len(updates) == 2
+    assert all(isinstance(u, EndpointMetrics) for u in updates)
