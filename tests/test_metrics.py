@@ -17,7 +17,7 @@ from IPython.core.error import UsageError
 
 from pfmagic.backends.local.metrics import Recorder, percentiles, usage_tokens
 from pfmagic.config import PfMagics
-from pfmagic.errors import PfError
+from pfmagic.errors import NotFound, PfError
 from pfmagic.magics import session_of
 from pfmagic.metrics.model import EndpointMetrics
 from pfmagic.metrics.window import format_window, parse_window
@@ -58,10 +58,13 @@ def test_format_window() -> None:
 def test_usage_tokens_from_openai_style_replies() -> None:
     reply = b'{"answer": "x", "usage": {"prompt_tokens": 12, "completion_tokens": 30}}'
     assert usage_tokens(reply) == 42
-    nested = b'{"a": [{"usage": {"total_tokens": 7, "prompt_tokens": 5}}, {"usage": {"total_tokens": 3}}]}'
+    nested = (
+        b'{"a": [{"usage": {"total_tokens": 7, "prompt_tokens": 5}},'
+        b' {"usage": {"total_tokens": 3}}]}'
+    )
     assert usage_tokens(nested) == 10  # total_tokens wins over its parts; both objects count
     assert usage_tokens(b'{"answer": "no usage here"}') == 0
-    assert usage_tokens(b"not json prompt_tokens\"") == 0
+    assert usage_tokens(b'not json prompt_tokens"') == 0
 
 
 def test_percentiles_within_five_percent() -> None:
@@ -260,3 +263,65 @@ def test_live_updates_one_display(shell: Any, monkeypatch: pytest.MonkeyPatch) -
     assert shell.run_line_magic("pf_metrics", f"{EP} --live --every 0.1 --refreshes 3") is None
     assert len(shown) == 1 and len(updates) == 2
     assert all(isinstance(u, EndpointMetrics) for u in updates)
+
+
+# -- Azure: Azure Monitor's ARM metrics replies, through the SDK's own transport ------------
+
+
+def test_azure_metrics_from_azure_monitor(arm: Any) -> None:
+    from test_azure_backend import EP, EP_PATH, make_backend, seed_deployment, seed_endpoint
+
+    backend = make_backend(arm)
+    seed_endpoint(arm, traffic={"blue": 90, "green": 10})
+    seed_deployment(arm, "blue")
+    seed_deployment(arm, "green")
+    with pytest.raises(PfError, match="Azure Monitor has no metrics for it yet"):
+        backend.metrics(EP)
+
+    t0, t1 = "2026-12-03T12:00:00Z", "2026-12-03T12:01:00Z"
+
+    def pts(key: str, *values: float) -> list[dict[str, Any]]:
+        return [{"timeStamp": t, key: v} for t, v in zip((t0, t1), values, strict=False)]
+
+    def latency(p50: float, p95: float, p99: float) -> dict[str, Any]:
+        return {
+            f"RequestLatency_P{q}": [({"deployment": "blue"}, pts("average", v, v))]
+            for q, v in (("50", p50), ("95", p95), ("99", p99))
+        }
+
+    arm.state.metrics[EP_PATH.lower()] = {
+        "RequestsPerMinute": [
+            ({"deployment": "blue", "statusCode": "200"}, pts("total", 40, 50)),
+            ({"deployment": "blue", "statusCode": "424"}, pts("total", 2, 1)),
+            ({"deployment": "green", "statusCode": "200"}, pts("total", 5, 6)),
+            ({"deployment": "", "statusCode": "401"}, pts("total", 3, 0)),
+        ],
+        **latency(20, 80, 150),
+    }
+    arm.state.metrics[f"{EP_PATH}/deployments/blue".lower()] = {
+        "CpuUtilizationPercentage": [({}, pts("average", 30, 45))],
+        "CpuMemoryUtilizationPercentage": [({}, pts("average", 60, 61))],
+    }
+    m = backend.metrics(EP, window=3600)
+    f = m.frame
+    assert m.backend == "azure" and list(f.index) == ["blue", "green"]
+    assert (f.loc["blue", "requests"], f.loc["blue", "errors"]) == (93, 3)
+    assert (f.loc["green", "requests"], f.loc["green", "errors"]) == (11, 0)
+    assert m.unauthorized == 3
+    assert (f.loc["blue", "p50_ms"], f.loc["blue", "p99_ms"]) == (20, 150)
+    assert (f.loc["blue", "cpu_percent"], f.loc["blue", "memory_percent"]) == (45, 61)
+    assert len(m.series[m.series["deployment"] == "blue"]) == 2
+    assert m._repr_png_().startswith(PNG)
+
+    asked = arm.state.requests("GET", "/providers/Microsoft.Insights/metrics")
+    first = [r for r in asked if r.query.get("metricnames") == "RequestsPerMinute"][-1]
+    assert first.query["aggregation"] == "Total" and first.query["interval"] == "PT1M"
+    assert first.query["$filter"] == "deployment eq '*' and statusCode eq '*'"
+    assert first.path == f"{EP_PATH}/providers/Microsoft.Insights/metrics"
+    cpu = [r for r in asked if "/deployments/blue/" in r.path][-1]
+    assert cpu.query["metricnames"] == "CpuUtilizationPercentage,CpuMemoryUtilizationPercentage"
+
+    with pytest.raises(NotFound, match="deployment 'red' not found"):
+        backend.metrics(EP, deployment="red")
+    with pytest.raises(NotFound):
+        backend.metrics("nosuch")

@@ -55,6 +55,7 @@ class EndpointMetrics:
             deps = {k: v for k, v in deps.items() if k == deployment}
         frame = pd.DataFrame.from_dict(deps, orient="index")
         frame = frame.reindex(columns=list(COLUMNS))
+        frame = frame.sort_index()  # the router lists deployments in start order
         frame.index.name = "deployment"
         for col in ("requests", "errors", "tokens", "mirrored"):
             frame[col] = frame[col].fillna(0).astype("int64")
