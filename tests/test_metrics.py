@@ -16,14 +16,11 @@ import pytest
 from IPython.core.error import UsageError
 
 from pfmagic.backends.local.metrics import Recorder, percentiles, usage_tokens
-from pfmagic.config import PfMagics
 from pfmagic.errors import NotFound, PfError
 from pfmagic.magics import session_of
 from pfmagic.metrics.model import EndpointMetrics
 from pfmagic.metrics.window import format_window, parse_window
 
-FLOW = Path(__file__).parent / "flows" / "chat-echo"
-EP = "metrics-ep"
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -125,36 +122,14 @@ def test_prometheus_text_parses() -> None:
 # -- live: a real local endpoint and known traffic -----------------------------------------
 
 
-@pytest.fixture(scope="module")
+from test_invoke import EP, shared_endpoint  # noqa: E402 - the process-wide real endpoint
+
+
+@pytest.fixture(scope="session")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Any]]:
-    from azure.ai.ml.entities import ManagedOnlineDeployment, ManagedOnlineEndpoint, Model
-
-    from pfmagic.backends.local.backend import LocalBackend
-
-    home = tmp_path_factory.mktemp("metrics-home")
-    b = LocalBackend(settings=PfMagics(home=str(home), widgets=False, warmup=False))
-    try:
-        model = b.create_model(Model(name="chat-echo", path=str(FLOW)))
-        b.create_endpoint(ManagedOnlineEndpoint(name=EP, auth_mode="key")).result(120)
-        b.create_endpoint(ManagedOnlineEndpoint(name="quiet", auth_mode="key")).result(120)
-        ops = [
-            b.create_deployment(
-                ManagedOnlineDeployment(
-                    name=name,
-                    endpoint_name=EP,
-                    model=model,
-                    instance_type="Standard_DS3_v2",
-                    instance_count=1,
-                ),
-                all_traffic=name == "blue",
-            )
-            for name in ("blue", "green")
-        ]
-        for op in ops:
-            op.result(180)
-        yield home, b
-    finally:
-        b.shutdown_all()
+    """test_invoke's endpoint (blue 100 %, green 0 %): shared, so counts are compared as
+    differences before/after this test's own traffic (other tests send traffic too)."""
+    yield from shared_endpoint(tmp_path_factory)
 
 
 @pytest.fixture
@@ -163,7 +138,7 @@ def shell(ip: Any, live: tuple[Path, Any]) -> Any:
     return ip
 
 
-def send_known_traffic(backend: Any) -> dict[str, int]:
+def send_known_traffic(backend: Any) -> None:
     """blue: 5 good + 1 bad body; green: 3 good + 1 bad body; 4 requests with a wrong key."""
     cfg = backend._config(EP)
     url = f"http://127.0.0.1:{cfg['port']}/score"
@@ -182,62 +157,91 @@ def send_known_traffic(backend: Any) -> dict[str, int]:
             assert post(dep, b'{"question": ') == 424  # a bad body: the flow's 4xx, wrapped
         for _ in range(4):
             assert post(None, b'{"question": "x"}', token="wrong-key") == 401
-    return {"port": cfg["port"]}
+
+
+def prometheus(backend: Any, admin: bool = True) -> httpx.Response:
+    cfg = backend._config(EP)
+    headers = {"X-Pfmagic-Admin": cfg["admin_token"]} if admin else {}
+    url = f"http://127.0.0.1:{cfg['port']}/_pfmagic/metrics"
+    return httpx.get(url, headers=headers, trust_env=False, timeout=30)
+
+
+def counters(text: str) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            key = s.name + "|" + s.labels.get("deployment", "")
+            if s.name.endswith(("_total", "_count")):
+                out[key] = out.get(key, 0) + s.value
+    return out
 
 
 def test_known_traffic_counted_exactly(shell: Any, live: tuple[Path, Any]) -> None:
-    from prometheus_client.parser import text_string_to_metric_families
-
-    port = send_known_traffic(live[1])["port"]
-    m = shell.run_line_magic("pf_metrics", f"{EP} --window 15m")
+    backend = live[1]
+    first = shell.run_line_magic("pf_metrics", f"{EP} --window 6h")
+    first_prom = counters(prometheus(backend).text)
+    send_known_traffic(backend)
+    m = shell.run_line_magic("pf_metrics", f"{EP} --window 6h")
     assert isinstance(m, EndpointMetrics)
-    f = m.frame
+    f, f0 = m.frame, first.frame
     assert list(f.index) == ["blue", "green"]
-    assert (f.loc["blue", "requests"], f.loc["blue", "errors"]) == (6, 1)
-    assert (f.loc["green", "requests"], f.loc["green", "errors"]) == (4, 1)
-    assert m.unauthorized == 4 and f["mirrored"].sum() == 0 and f["tokens"].sum() == 0
+    delta = (
+        f[["requests", "errors", "mirrored", "tokens"]]
+        - f0[["requests", "errors", "mirrored", "tokens"]]
+    )
+    assert delta.to_dict("index") == {
+        "blue": {"requests": 6, "errors": 1, "mirrored": 0, "tokens": 0},
+        "green": {"requests": 4, "errors": 1, "mirrored": 0, "tokens": 0},
+    }
+    assert m.unauthorized - first.unauthorized == 4
     for dep in ("blue", "green"):
         p50, p95, p99 = f.loc[dep, ["p50_ms", "p95_ms", "p99_ms"]]
         assert 0 < p50 <= p95 <= p99 < 60_000
         assert f.loc[dep, "memory_mb"] > 10 and f.loc[dep, "cpu_percent"] >= 0
-    assert m.series.groupby("deployment")["requests"].sum().to_dict() == {"blue": 6, "green": 4}
+    by_dep = m.series.groupby("deployment")["requests"].sum()
+    assert by_dep.to_dict() == f["requests"].to_dict()  # the series adds up to the totals
 
     # the picture and the table are in what a notebook saves
     data, _meta = shell.display_formatter.format(m)
     assert data["image/png"].startswith(PNG)
     assert "<img" in data["text/html"] and "<table" in data["text/html"]
-    assert "blue" in data["text/plain"] and "401 unauthorized: 4" in data["text/plain"]
+    assert "blue" in data["text/plain"] and "401 unauthorized:" in data["text/plain"]
 
-    only = shell.run_line_magic("pf_metrics", f"{EP} -d green")
-    assert list(only.frame.index) == ["green"] and only.frame.loc["green", "requests"] == 4
+    only = shell.run_line_magic("pf_metrics", f"{EP} -d green --window 6h")
+    assert list(only.frame.index) == ["green"]
+    assert only.frame.loc["green", "requests"] == f.loc["green", "requests"]
 
-    # Prometheus text, admin token required
-    url = f"http://127.0.0.1:{port}/_pfmagic/metrics"
-    assert httpx.get(url, trust_env=False).status_code == 401
-    admin = live[1]._config(EP)["admin_token"]
-    resp = httpx.get(url, headers={"X-Pfmagic-Admin": admin}, trust_env=False)
+    # Prometheus text (cumulative counters), admin token required
+    assert prometheus(backend, admin=False).status_code == 401
+    resp = prometheus(backend)
     assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/plain")
-    families = {f.name: f for f in text_string_to_metric_families(resp.text)}
-    by_dep: dict[str, float] = {}
-    for s in families["pfmagic_requests"].samples:
-        by_dep[s.labels["deployment"]] = by_dep.get(s.labels["deployment"], 0) + s.value
-    assert by_dep == {"blue": 6.0, "green": 4.0}
-    assert families["pfmagic_unauthorized_requests"].samples[0].value == 4.0
-    counts = [
-        s.value
-        for s in families["pfmagic_request_latency_seconds"].samples
-        if s.name.endswith("_count")
-    ]
-    assert sorted(counts) == [4.0, 6.0]
+    now = counters(resp.text)
+
+    def grew(key: str) -> float:
+        return now.get(key, 0) - first_prom.get(key, 0)
+
+    assert (grew("pfmagic_requests_total|blue"), grew("pfmagic_requests_total|green")) == (6, 4)
+    assert (
+        grew("pfmagic_request_errors_total|blue"),
+        grew("pfmagic_request_errors_total|green"),
+    ) == (1, 1)
+    assert grew("pfmagic_unauthorized_requests_total|") == 4
+    assert grew("pfmagic_request_latency_seconds_count|blue") == 6
 
 
 def test_bad_input_is_one_line(shell: Any) -> None:
     cases = [
         (f"{EP} --window soon", "--window: 'soon' is not a duration"),
         ("nosuch", "endpoint 'nosuch' not found"),
-        (f"{EP} -d red", "deployment 'red' not found in endpoint 'metrics-ep'"),
+        (f"{EP} -d red", f"deployment 'red' not found in endpoint '{EP}'"),
         ("quiet", "quiet: no traffic yet in the last 15m"),
     ]
+    from azure.ai.ml.entities import ManagedOnlineEndpoint
+
+    backend = session_of(shell).backend
+    backend.create_endpoint(ManagedOnlineEndpoint(name="quiet", auth_mode="key")).result(120)
     for args, message in cases:
         with pytest.raises(UsageError) as err:
             shell.run_line_magic("pf_metrics", args)
@@ -325,3 +329,10 @@ def test_azure_metrics_from_azure_monitor(arm: Any) -> None:
         backend.metrics(EP, deployment="red")
     with pytest.raises(NotFound):
         backend.metrics("nosuch")
+
+
+def test_help_names_the_flags(ip: Any) -> None:
+    doc = ip.find_line_magic("pf_metrics").__doc__
+    assert "Examples" in doc and "%pf_metrics" in doc
+    for flag in ("--deployment", "--window", "--live", "--refreshes"):
+        assert flag in doc
