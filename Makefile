@@ -5,7 +5,7 @@ UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 RUN := $(UV) run --frozen --extra test
 
-.PHONY: main test test-slow lab bench setup browser-deps lint
+.PHONY: main test test-slow test-azure-live lab bench setup browser-deps azurite-deps lint
 
 setup:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
@@ -23,12 +23,22 @@ lab: setup
 browser-deps:
 	@bash .ci/browser-setup.sh
 
-test: setup browser-deps
+# Azurite, the Azure Storage emulator, for the storage tests (locked in tests/azurite).
+azurite-deps:
+	@test -x tests/azurite/node_modules/.bin/azurite-blob || \
+		(cd tests/azurite && npm ci --no-audit --no-fund --loglevel=error)
+
+test: setup browser-deps azurite-deps
 	$(RUN) python -m pytest
 
 # The long tests too (marked slow).
-test-slow: setup browser-deps
+test-slow: setup browser-deps azurite-deps
 	$(RUN) python -m pytest -m ''
+
+# The same cells against a real Azure ML workspace (tests/test_azure_live.py says which
+# variables); without credentials each test skips with one line.
+test-azure-live: setup
+	$(RUN) python -m pytest -m '' -rs tests/test_azure_live.py
 
 bench: setup
 	$(RUN) python bench/run.py

@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -56,6 +57,10 @@ class Logged:
         return self.query.get("api-version")
 
 
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).isoformat()
+
+
 @dataclass
 class _Op:
     done_at: float
@@ -63,6 +68,8 @@ class _Op:
     error: dict[str, str] | None = None
     delete: bool = False
     status: str = "InProgress"
+    started: str = field(default_factory=lambda: _iso(time.time()))
+    ended: str | None = None
 
 
 @dataclass
@@ -182,7 +189,15 @@ class _Handler(BaseHTTPRequestHandler):
         # real Azure reports a running operation as "Updating", not "InProgress" (recorded in
         # azure-ai-ml's test_online_deployment recording, endpoint create polls)
         shown = "Updating" if op.status == "InProgress" else op.status
-        body: dict[str, Any] = {"id": m["id"], "name": m["id"], "status": shown}
+        body: dict[str, Any] = {
+            "id": m["id"],
+            "name": m["id"],
+            "status": shown,
+            "startTime": op.started,
+            "percentComplete": 0.0,  # real Azure reports 0.0 throughout
+        }
+        if op.status != "InProgress":
+            body["endTime"] = op.ended
         if op.error:
             body["error"] = op.error
         return self._reply(200, body, {"retry-after-ms": "20"})
@@ -244,15 +259,30 @@ class _Handler(BaseHTTPRequestHandler):
         props = resource.setdefault("properties", {})
         if not (is_endpoint or is_deployment):  # models, environments...: synchronous
             existed = key in st.resources
+            if re.search(r"/models/[^/]+/versions/[^/]+$", key):
+                # real ARM fills these (azure-ai-ml's test_model recording, SOURCES.md);
+                # azure-ai-ml's Model._from_rest_object fails without ``flavors``
+                props.setdefault("flavors", {})
+                props.setdefault("isArchived", False)
+                props.setdefault("isAnonymous", False)
+                props.setdefault("jobName", None)
+                resource["type"] = "Microsoft.MachineLearningServices/workspaces/models/versions"
             st.resources[key] = resource
             return self._reply(200 if existed else 201, resource)
         if is_endpoint:
             old = st.resources.get(key, {}).get("properties", {})
             props.setdefault("authMode", old.get("authMode", "Key"))
-            props["scoringUri"] = f"https://{name}.{st.location}.inference.ml.azure.com/score"
-            props["swaggerUri"] = (
-                f"https://{name}.{st.location}.inference.ml.azure.com/swagger.json"
-            )
+            # real ARM (azure-ai-ml's test_online_deployment recording): a new endpoint has
+            # no URIs until its operation succeeds, kind Managed, traffic/mirrorTraffic {}
+            if key in st.resources:
+                props.setdefault("scoringUri", old.get("scoringUri"))
+                props.setdefault("swaggerUri", old.get("swaggerUri"))
+            else:
+                props["scoringUri"] = props["swaggerUri"] = None
+            props.setdefault("traffic", {})
+            props.setdefault("mirrorTraffic", {})
+            if "compute" not in props:
+                resource.setdefault("kind", "Managed")
         else:
             endpoint_key = key.rsplit("/deployments/", 1)[0]
             if endpoint_key not in st.resources:
@@ -265,7 +295,12 @@ class _Handler(BaseHTTPRequestHandler):
         st.resources[key] = resource
         fail = st.fail_deployment if is_deployment else st.fail_endpoint
         op_id = self.server.new_op(key, error=fail)
-        return self._reply(201 if created else 200, resource, self._poll_headers(op_id=op_id))
+        headers = self._poll_headers(op_id=op_id)
+        if created:  # 201 carries the resource's own URL as Location too, and ARM's timeout
+            version = parse_qs(urlsplit(self.path).query).get("api-version", ["x"])[0]
+            headers["Location"] = f"{ARM}{path}?api-version={version}"
+            headers["x-ms-async-operation-timeout"] = "PT30M"
+        return self._reply(201 if created else 200, resource, headers)
 
     def _action(self, key: str, rest: str, body: Any) -> None:
         st = self.server.state
@@ -297,6 +332,10 @@ class _Handler(BaseHTTPRequestHandler):
             resource.setdefault("_keys", {})[slot] = "new-" + uuid.uuid4().hex[:8]
             op_id = self.server.new_op(None)
             return self._reply(202, None, self._poll_headers(op_id=op_id, location=True))
+        if action == "listsecrets":  # datastore credentials, seeded by the test (real shape)
+            if "_secrets" not in resource:
+                return self._error(400, "UserError", "datastore has no stored secrets")
+            return self._reply(200, resource["_secrets"])
         if action == "getlogs":
             tail = int((body or {}).get("tail") or 100)
             return self._reply(200, {"content": "\n".join(st.logs.splitlines()[-tail:])})
@@ -397,9 +436,15 @@ class _Server(ThreadingHTTPServer):
             return
         # error {} = Failed without an error body (real Azure does this)
         op.status = "Failed" if op.error is not None else "Succeeded"
+        op.ended = _iso(time.time())
         res = self.state.resources.get(op.resource or "")
         if res is None:
             return
+        if op.status == "Succeeded" and re.search(r"/onlineendpoints/[^/]+$", op.resource or ""):
+            name = res["name"]
+            host = f"https://{name}.{self.state.location}.inference.ml.azure.com"
+            res["properties"]["scoringUri"] = f"{host}/score"
+            res["properties"]["swaggerUri"] = f"{host}/swagger.json"
         if op.delete:
             for key in [
                 k

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from arm_server import ArmServer, _Handler
+from arm_server import ArmServer, Logged, _Handler
 
 RECORDINGS = Path(__file__).parent / "recordings"
 # hop-by-hop / length headers the server writes itself
@@ -50,6 +50,8 @@ class ReplayLog:
 def load_recording(name: str) -> list[Recorded]:
     """The entries of ``tests/recordings/<name>`` in recorded order."""
     data = json.loads((RECORDINGS / name).read_text())
+    if "Entries" in data:
+        return _load_sdk_entries(data["Entries"])
     out = []
     for entry in data.values():
         req, resp = entry["Request"], entry["Response"]
@@ -82,6 +84,34 @@ def load_recording(name: str) -> list[Recorded]:
     return out
 
 
+def _load_sdk_entries(entries: list[dict[str, Any]]) -> list[Recorded]:
+    """azure-sdk-for-python's test-proxy format: ``{"Entries": [{RequestUri, RequestMethod,
+    StatusCode, ResponseHeaders, ResponseBody}]}``; only management.azure.com entries are
+    served (storage goes to Azurite, sign-in never happens here)."""
+    out = []
+    for entry in entries:
+        parts = urlsplit(entry["RequestUri"])
+        if parts.netloc != "management.azure.com":
+            continue
+        body = entry.get("ResponseBody")
+        headers = {
+            k: ", ".join(v) if isinstance(v, list) else v
+            for k, v in (entry.get("ResponseHeaders") or {}).items()
+            if k.lower() not in _SKIP | {"content-encoding"}
+        }
+        out.append(
+            Recorded(
+                entry["RequestMethod"].upper(),
+                parts.path,
+                (parse_qs(parts.query).get("api-version") or [None])[0],
+                int(entry["StatusCode"]),
+                headers,
+                b"" if body is None else json.dumps(body).encode(),
+            )
+        )
+    return out
+
+
 class _ReplayHandler(_Handler):
     server: Any
 
@@ -94,8 +124,15 @@ class _ReplayHandler(_Handler):
             srv.replay_log.fallback.append((self.command, parts.path))
             return super()._handle()
         length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw.decode(errors="replace")
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        with srv.state.lock:  # replayed requests are logged like arm_server's own
+            srv.state.log.append(Logged(self.command, parts.path, query, body, headers, ""))
         rec = queue[0] if len(queue) == 1 else queue.pop(0)
         sent = (parse_qs(parts.query).get("api-version") or [None])[0]
         srv.replay_log.replayed.append((self.command, parts.path))
