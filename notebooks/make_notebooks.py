@@ -411,8 +411,10 @@ canary = send(60, 'canary 90/10')
 share = canary.get("green", 0) / 60
 print("green's share is between 1 % and 30 %:", 0 < share <= 0.30)
 """),
-        md("After the canary: green now serves live requests; compare its latency and errors "
-           "with blue's before the switch (`--live` redraws this while traffic flows)."),
+        md(
+            "After the canary: green now serves live requests; compare its latency and errors "
+            "with blue's before the switch (`--live` redraws this while traffic flows)."
+        ),
         code("after = %pf_metrics rollout-endpoint --window 15m\nafter", "nbval-ignore-output"),
         code("""
 print("green's live requests counted:", after.frame.loc["green", "requests"] == 1 + canary.get("green", 0))
