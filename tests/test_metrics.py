@@ -242,10 +242,13 @@ def test_bad_input_is_one_line(shell: Any) -> None:
 
     backend = session_of(shell).backend
     backend.create_endpoint(ManagedOnlineEndpoint(name="quiet", auth_mode="key")).result(120)
-    for args, message in cases:
-        with pytest.raises(UsageError) as err:
-            shell.run_line_magic("pf_metrics", args)
-        assert message in str(err.value) and "\n" not in str(err.value)
+    try:
+        for args, message in cases:
+            with pytest.raises(UsageError) as err:
+                shell.run_line_magic("pf_metrics", args)
+            assert message in str(err.value) and "\n" not in str(err.value)
+    finally:  # the shared home holds test_invoke's endpoint only (test_ops lists them)
+        backend.delete_endpoint("quiet").result(60)
 
 
 def test_live_updates_one_display(shell: Any, monkeypatch: pytest.MonkeyPatch) -> None:
