@@ -17,7 +17,7 @@ from typing import Any
 from pfmagic.config import PfMagics
 from pfmagic.session import Session
 
-FAMILIES = ("cells", "ops", "invoke", "quota", "export", "metrics")
+FAMILIES = ("cells", "ops", "invoke", "quota", "export", "envs", "metrics")
 _STATE_KEY = "_pfmagic_session"
 
 
