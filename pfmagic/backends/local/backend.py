@@ -870,6 +870,27 @@ class LocalBackend(Backend):
         if not connections.delete(self.home.connections_file, name):
             raise NotFound(f"connection '{name}' not found")
 
+    # -- monitoring ----------------------------------------------------------------------
+    def metrics(
+        self, endpoint: str, *, deployment: str | None = None, window: float = 900.0
+    ) -> Any:
+        """What the endpoint's router recorded (``local/metrics.py``), as EndpointMetrics."""
+        from pfmagic.metrics.model import EndpointMetrics
+
+        ctl = self._router(endpoint)
+        ctl.config()  # NotFound for an unknown endpoint
+        names = self.home.deployment_names(endpoint)
+        if deployment is not None and deployment not in names:
+            raise NotFound(
+                f"deployment '{deployment}' not found in endpoint '{endpoint}'",
+                hint=f"its deployments: {', '.join(names)}" if names else "it has none",
+            )
+        ctl.ensure()
+        data = ctl.admin("GET", f"metrics?format=json&window={window:g}")
+        if data is None:
+            raise BackendError(f"endpoint '{endpoint}': its router did not answer for metrics")
+        return EndpointMetrics(data, backend="local", deployment=deployment)
+
     # -- local extras ------------------------------------------------------------------
     def router_status(self, endpoint: str) -> dict[str, Any]:
         """The router's own view: deployments, instances (pid, port, ready, restarts),
