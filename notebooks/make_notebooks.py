@@ -392,12 +392,33 @@ print("green received mirrored requests:", "POST /score" in green_log)
 A deployment can't take live and mirrored traffic at once: stop mirroring first (the
 article's CLI: `az ml online-endpoint update --mirror-traffic "green=0"`), then open the canary.
 """),
+        md("""
+Before shifting live traffic, look at the numbers the decision rests on: requests, errors,
+latency percentiles, CPU and memory per deployment (`%pf_metrics`; the router counts every
+request it answered, mirrored copies separately). `before.frame` is a pandas DataFrame.
+"""),
+        code("before = %pf_metrics rollout-endpoint --window 15m\nbefore", "nbval-ignore-output"),
+        code("""
+print("blue served the 30 mirror-phase requests:", before.frame.loc["blue", "requests"] == 30)
+print("green answered only the direct test:", before.frame.loc["green", "requests"] == 1)
+print("green got mirrored copies:", before.frame.loc["green", "mirrored"] > 0)
+print("no errors:", before.frame["errors"].sum() == 0)
+"""),
         code("%pf_traffic rollout-endpoint --mirror green=0"),
         code("%pf_traffic rollout-endpoint blue=90 green=10"),
         code("""
 canary = send(60, 'canary 90/10')
 share = canary.get("green", 0) / 60
 print("green's share is between 1 % and 30 %:", 0 < share <= 0.30)
+"""),
+        md(
+            "After the canary: green now serves live requests; compare its latency and errors "
+            "with blue's before the switch (`--live` redraws this while traffic flows)."
+        ),
+        code("after = %pf_metrics rollout-endpoint --window 15m\nafter", "nbval-ignore-output"),
+        code("""
+print("green's live requests counted:", after.frame.loc["green", "requests"] == 1 + canary.get("green", 0))
+print("blue's too:", after.frame.loc["blue", "requests"] == 30 + canary.get("blue", 0))
 """),
         md("### 3. Full switch to green, then retire blue"),
         code("%pf_traffic rollout-endpoint green=100"),

@@ -36,6 +36,11 @@ class ChatNames:
     output: str = DEFAULT_OUTPUT
     history: str | None = DEFAULT_HISTORY
     source: str = "defaults"
+    # The flow's declared inputs (name → flow.dag.yaml spec), None when not known: then the
+    # request is a chat turn with the default names, as before.
+    declared: dict[str, dict[str, Any]] | None = None
+    chat: bool = True
+    defaults_known: bool = False  # declared came from flow.dag.yaml (defaults, required)
 
     def describe(self) -> str:
         return (
@@ -105,19 +110,51 @@ def model_reference(model: Any) -> tuple[str, str | None] | None:
 def resolve_names(
     session: Any, backend: Any, endpoint: str, deployment: str | None = None
 ) -> ChatNames:
-    """Chat names of ``endpoint`` (sources in the module docstring); never raises."""
-    flow_dirs: list[Any] = []
-    for model in _models_of(session, backend, endpoint, deployment):
+    """Chat names and declared inputs of ``endpoint`` (sources in the module docstring);
+    never raises."""
+    from dataclasses import replace
+
+    from pfmagic.spec.flowinfo import read_flow
+
+    models = _models_of(session, backend, endpoint, deployment)
+    found: ChatNames | None = None
+    for model in models:
         found = names_from_properties(getattr(model, "properties", None))
         if found:
-            return found
-        flow_dirs.append(getattr(model, "path", None))
-    for folder in flow_dirs:
-        found = _safe(lambda f=folder: names_from_flow(f) if _is_local_dir(f) else None)
-        if found:
-            return found
-    found = _safe(lambda: names_from_swagger(fetch_swagger_info(backend, endpoint)))
-    return found or ChatNames()
+            break
+    flow = None
+    for model in models:
+        folder = getattr(model, "path", None)
+        flow = _safe(lambda f=folder: read_flow(f) if _is_local_dir(f) else None)
+        if flow is not None and not flow.error:
+            break
+        flow = None
+    if flow is not None:
+        found = found or names_from_flow(flow.folder)
+        declared = {name: dict(spec or {}) for name, spec in flow.inputs.items()}
+        return replace(
+            found or ChatNames(source="flow.dag.yaml"),
+            declared=declared,
+            chat=found is not None,
+            defaults_known=True,
+        )
+    swagger = _safe(lambda: fetch_swagger(backend, endpoint)) or {}
+    found = found or names_from_swagger(swagger.get("info"))
+    declared = _swagger_inputs(swagger)
+    if declared is None:
+        return found or ChatNames()
+    is_chat = found is not None or (swagger.get("info") or {}).get("x-flow-type") == "chat"
+    return replace(found or ChatNames(source="swagger.json"), declared=declared, chat=is_chat)
+
+
+def _swagger_inputs(swagger: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
+    """The /score request's properties: the flow's inputs, as promptflow's serving lists them."""
+    try:
+        post = swagger["paths"]["/score"]["post"]
+        schema = post["requestBody"]["content"]["application/json"]["schema"]
+        return {str(name): {} for name in schema["properties"]}
+    except (KeyError, TypeError):
+        return None
 
 
 def _models_of(session: Any, backend: Any, endpoint: str, deployment: str | None) -> list[Any]:
@@ -143,6 +180,11 @@ def _models_of(session: Any, backend: Any, endpoint: str, deployment: str | None
 
 def fetch_swagger_info(backend: Any, endpoint: str, timeout: float = 5.0) -> dict[str, Any]:
     """The ``info`` block of the endpoint's ``/swagger.json`` (uses its key or token)."""
+    return fetch_swagger(backend, endpoint, timeout).get("info", {})
+
+
+def fetch_swagger(backend: Any, endpoint: str, timeout: float = 5.0) -> dict[str, Any]:
+    """The endpoint's ``/swagger.json`` (uses its key or token)."""
     import httpx
 
     ep = backend.get_endpoint(endpoint)
@@ -155,7 +197,8 @@ def fetch_swagger_info(backend: Any, endpoint: str, timeout: float = 5.0) -> dic
         headers["Authorization"] = f"Bearer {secret}"
     response = httpx.get(url, headers=headers, timeout=timeout, trust_env=False)
     response.raise_for_status()
-    return response.json().get("info", {})
+    body = response.json()
+    return body if isinstance(body, dict) else {}
 
 
 def key_of(keys: Any) -> str | None:
@@ -198,6 +241,61 @@ def build_inputs(
     body[names.input] = question
     if names.history:
         body[names.history] = history_payload(turns, max_history)
+    return body
+
+
+def request_body(
+    names: ChatNames,
+    question: str | None,
+    turns: list[dict[str, Any]],
+    max_history: int,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Exactly the inputs the flow declares: chat flows the question (+ history if declared),
+    standard flows their ``--input`` values (a lone free text goes to the one string input),
+    defaults filled from flow.dag.yaml; one-line errors for unknown or missing inputs."""
+    from pfmagic.errors import PfError
+
+    extra = dict(extra or {})
+    declared = names.declared
+    if declared is None:  # nothing known about the flow: a chat turn with the usual names
+        if not question:
+            raise PfError("no question given", hint="%pf_invoke [ENDPOINT] QUESTION")
+        return build_inputs(names, question, turns, max_history, extra)
+    listed = ", ".join(declared) or "none"
+    for key in extra:
+        if key not in declared:
+            raise PfError(f"the flow has no input '{key}' (its inputs: {listed})")
+    body: dict[str, Any] = {}
+    if names.chat:
+        if not question and names.input not in extra:
+            raise PfError("no question given", hint="%pf_invoke [ENDPOINT] QUESTION")
+        if question:
+            body[names.input] = question
+        if names.history and names.history in declared and names.history not in extra:
+            body[names.history] = history_payload(turns, max_history)
+    elif question:
+        free = [
+            n
+            for n, spec in declared.items()
+            if n not in extra and spec.get("type", "string") == "string"
+        ]
+        if len(free) != 1:
+            raise PfError(
+                f"not a chat flow: give its inputs with --input NAME=VALUE (its inputs: {listed})"
+            )
+        body[free[0]] = question
+    body.update(extra)
+    if names.defaults_known:
+        for name, spec in declared.items():
+            if name in body:
+                continue
+            if "default" in spec and spec["default"] is not None:
+                body[name] = spec["default"]  # what promptflow itself would use
+            else:
+                raise PfError(
+                    f"missing required input '{name}' (give it with --input {name}=VALUE)"
+                )
     return body
 
 

@@ -87,6 +87,10 @@ class ArmState:
     reject: dict[tuple[str, str], tuple[int, str, str]] = field(default_factory=dict)
     scoring_reply: dict[str, Any] = field(default_factory=lambda: {"answer": "hi"})
     scoring_status: int = 200  # non-200: reply with promptflow's error body
+    # Azure Monitor: resource id (lower case) -> metric name -> [(dimensions, [points])]
+    metrics: dict[str, dict[str, list[tuple[dict[str, str], list[dict[str, Any]]]]]] = field(
+        default_factory=dict
+    )
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def requests(self, method: str | None = None, contains: str = "") -> list[Logged]:
@@ -154,6 +158,8 @@ class _Handler(BaseHTTPRequestHandler):
                     return self._error(status, code, msg)
             if "inference.ml.azure.com" in host:
                 return self._score(host, body)
+            if parts.path.lower().endswith("/providers/microsoft.insights/metrics"):
+                return self._metrics(parts.path, query)
             m = LOC_RE.match(parts.path)
             if m:
                 return self._location(m, query)
@@ -334,6 +340,47 @@ class _Handler(BaseHTTPRequestHandler):
             tail = int((body or {}).get("tail") or 100)
             return self._reply(200, {"content": "\n".join(st.logs.splitlines()[-tail:])})
         return self._error(400, "BadRequest", f"unknown action {action}")
+
+    def _metrics(self, path: str, query: dict[str, str]) -> None:
+        """ARM ``Microsoft.Insights/metrics``: one entry per asked metric, one time series per
+        stored dimension combination (the shape a ``deployment eq '*'`` filter gets)."""
+        st = self.server.state
+        resource = path[: -len("/providers/microsoft.insights/metrics")]
+        stored = st.metrics.get(resource.lower(), {})
+        value = []
+        for name in (query.get("metricnames") or "").split(","):
+            series = [
+                {
+                    "metadatavalues": [
+                        {"name": {"value": k, "localizedValue": k}, "value": v}
+                        for k, v in dims.items()
+                    ],
+                    "data": points,
+                }
+                for dims, points in stored.get(name, [])
+            ]
+            value.append(
+                {
+                    "id": f"{resource}/providers/Microsoft.Insights/metrics/{name}",
+                    "type": "Microsoft.Insights/metrics",
+                    "name": {"value": name, "localizedValue": name},
+                    "displayDescription": "",
+                    "unit": "Count",
+                    "timeseries": series,
+                    "errorCode": "Success",
+                }
+            )
+        return self._reply(
+            200,
+            {
+                "cost": 0,
+                "timespan": query.get("timespan", ""),
+                "interval": query.get("interval", "PT1M"),
+                "value": value,
+                "namespace": "Microsoft.MachineLearningServices/workspaces/onlineEndpoints",
+                "resourceregion": st.location,
+            },
+        )
 
     def _score(self, host: str, body: Any) -> None:
         st = self.server.state

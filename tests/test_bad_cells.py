@@ -199,13 +199,6 @@ CASES: list[tuple[str, str, str, str]] = [
         "variable values must be strings, got list",
     ),
     (
-        "env-null",
-        "pf_deployment",
-        ENV + "  MY_SETTING:\n",
-        "field 'environment_variables.MY_SETTING', line 8: environment variable values must be "
-        "strings, got empty",
-    ),
-    (
         "env-name",
         "pf_deployment",
         ENV + "  MY SETTING: x\n",
@@ -342,14 +335,15 @@ def test_azure_placeholders_are_errors(ip: InteractiveShell, nb: Path) -> None:
     assert str(result.error_in_exec) == (
         "field 'environment_variables.PRT_CONFIG_OVERRIDE', line 29: PRT_CONFIG_OVERRIDE still "
         "holds placeholders: <deployment_name>, <endpoint_name>, <resource_group>, "
-        "<subscription_id>, <workspace_name>"
+        "<subscription_id>, <workspace_name> (%pf_backend azure --fill-prt-config fills them "
+        "from the workspace, or --set environment_variables.PRT_CONFIG_OVERRIDE=...)"
     )
     result = ip.run_cell(
         "%%pf_endpoint\n" + (FIXTURES_YAML / "endpoint_kubernetes.yml").read_text()
     )
     assert str(result.error_in_exec) == (
-        "field 'compute', line 4: 'azureml:<Kubernetes compute name>' looks like a placeholder; "
-        "put the real value"
+        "field 'compute', line 4: 'azureml:<Kubernetes compute name>' looks like a placeholder: "
+        "put the real value, or --set compute=..."
     )
 
 

@@ -36,16 +36,18 @@ SHELL = """
 """
 
 
-def test_load_imports_neither_azure_ai_ml_nor_promptflow() -> None:
+def test_load_imports_neither_azure_ai_ml_nor_promptflow_nor_pandas() -> None:
     out = run_python(
         SHELL.format(warmup=False)
         + """
     print("azure.ai.ml" in sys.modules, "promptflow" in sys.modules)
     print(sorted(n for n in ip.magics_manager.magics["cell"] if n.startswith("pf_")))
+    print([m for m in ("pandas", "matplotlib", "prometheus_client") if m in sys.modules])
     """
     )
-    heavy, cells = out.splitlines()[:2]
+    heavy, cells, plotting = out.splitlines()[:3]
     assert heavy == "False False"
+    assert plotting == "[]"  # %pf_metrics imports them when it runs
     for name in MAGICS:
         assert name in cells
 

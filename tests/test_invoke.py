@@ -206,12 +206,22 @@ def test_targeted_deployment_and_traffic(shell: Any) -> None:
 
 
 def test_reply_object_raw_and_output_var(shell: Any) -> None:
-    r = invoke(shell, f"{EP} --raw --input extra=1 raw please")
+    # an input the flow does not declare is a typo promptflow would ignore silently: refused
+    with pytest.raises(UsageError, match="the flow has no input 'extra' .its inputs: chat_history"):
+        invoke(shell, f"{EP} --raw --input extra=1 raw please")
+    r = invoke(shell, f"{EP} --raw raw please")
     assert json.loads(repr(r).split("\n", 1)[1]) == r.outputs
     assert repr(r).startswith(f"{EP} → 200 [blue · ")
     assert invoke(shell, f"{EP} -o saved stored reply") is None
     saved = shell.user_ns["saved"]
     assert saved.answer.startswith("Echo: stored reply") and saved.deployment == "blue"
+
+
+def test_trailing_comment_is_not_sent(shell: Any) -> None:
+    r = invoke(shell, f"{EP} hello there   # the history is sent for you")
+    assert r.answer.startswith("Echo: hello there") and "#" not in r.answer
+    r = invoke(shell, f"{EP} What is C#?")  # a '#' inside a word is the question's
+    assert "C#" in r.answer
 
 
 def test_request_file(shell: Any, tmp_path: Path) -> None:

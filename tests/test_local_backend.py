@@ -685,7 +685,9 @@ def test_failing_liveness_probe_restarts_instance(
 ) -> None:
     dep = ops["probe"].result(240)
     assert type(dep).__name__ == "KubernetesOnlineDeployment"
-    assert dep.provisioning_state == "Succeeded"
+    # the failing liveness probe may already be restarting the one instance: then nothing
+    # answers and the state says so (issue 12: never "Succeeded" while nothing answers)
+    assert dep.provisioning_state in ("Succeeded", "Unavailable")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         probe = _remember_pids(backend, SIDE)["deployments"]["probe"]

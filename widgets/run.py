@@ -139,14 +139,11 @@ def show_deployment_panel(deployment: Any, session: Any, *, widgets: bool) -> An
         _display(panel)
         return panel
     sku, count, kubernetes = deployment_choice(deployment)
-    usage, error = None, None
-    try:
-        usage = read_usage(session)
-    except Exception as exc:  # quota is advice; the parsed deployment is still good
-        error = f"could not read workspace quota: {exc}"
-    check = check_quota(sku, count, usage, backend_name=backend_name, kubernetes=kubernetes)
-    if error:
-        check.message = f"{error}; {check.message}"
+    # A validation-only cell makes no request (no credential prompt): %pf_quota reads the
+    # workspace's usage when asked.
+    check = check_quota(sku, count, None, backend_name=backend_name, kubernetes=kubernetes)
+    if backend_name != "local":
+        check.message = f"workspace usage not read (%pf_quota reads it); {check.message}"
     name = getattr(deployment, "name", None)
     # Under every deployment cell: keep it short (the skip-20 % list is in %pf_quota).
     text = quota_text(check, title=f"Quota for {name}" if name else None, skips=False)

@@ -157,6 +157,15 @@ class Backend(ABC):
     def list_connections(self) -> list[str]:
         return []
 
+    # -- monitoring ----------------------------------------------------------------------
+    def metrics(
+        self, endpoint: str, *, deployment: str | None = None, window: float = 900.0
+    ) -> Any:
+        """``pfmagic.metrics.model.EndpointMetrics`` of the last ``window`` seconds."""
+        from pfmagic.errors import PfError
+
+        raise PfError(f"the {self.name} backend has no metrics")
+
     # -- quota -------------------------------------------------------------------------
     def quota_usage(self) -> dict[str, tuple[int, int]] | None:
         """vCPU usage per VM family, ``{normalised family: (current, limit)}``.

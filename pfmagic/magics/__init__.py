@@ -5,6 +5,7 @@
   ``%pf_delete``, ``%pf_endpoints``, ``%pf_stop``, ``%pf_start``
 - ``invoke``: ``%pf_invoke`` / ``%%pf_invoke``
 - ``quota``: ``%pf_quota``
+- ``metrics``: ``%pf_metrics``
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from pfmagic.config import PfMagics
 from pfmagic.session import Session
 
-FAMILIES = ("cells", "ops", "invoke", "quota", "export", "envs")
+FAMILIES = ("cells", "ops", "invoke", "quota", "export", "envs", "metrics")
 _STATE_KEY = "_pfmagic_session"
 
 

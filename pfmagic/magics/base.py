@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 from typing import Any
 
 from IPython.core.magic import Magics
 
 from pfmagic.session import Session
+
+
+def parse_line(func: Any, line: str) -> Any:
+    """``parse_argstring`` with shell quoting: ``--set 'k=v w'`` gives ``k=v w``, as in bash
+    (IPython's own splitter keeps the quotes in the value)."""
+    from pfmagic.errors import PfError
+
+    try:
+        argv = shlex.split(line, comments=False, posix=True)
+    except ValueError as exc:  # an unclosed quote
+        raise PfError(f"cannot read the line: {exc}") from None
+    return func.parser.parse_args(argv)
 
 
 class SessionMagics(Magics):

@@ -14,11 +14,11 @@ from typing import Any
 
 import yaml
 from IPython.core.magic import line_cell_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 
 from pfmagic.errors import PfError, usage_errors
 from pfmagic.export.source import CellSource, source_key
-from pfmagic.magics.base import SessionMagics
+from pfmagic.magics.base import SessionMagics, parse_line
 
 _CELL_VAR = re.compile(r"^\s*\$([A-Za-z_]\w*)\s*$")
 
@@ -33,16 +33,18 @@ def _common(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
         argument(
             "--set",
-            action="append",
+            action="extend",
+            nargs="+",
             default=[],
             metavar="KEY=VALUE",
-            help="Override a field, dotted for nested ones, like `az ml ... --set` "
-            "(repeatable): --set instance_count=2.",
+            help="Override fields like `az ml ... --set`: --set instance_count=2 "
+            "'description=a b' (nested a.b.c, list items a[0].b; repeatable).",
         ),
         argument(
             "--file",
             metavar="PATH",
-            help="Read the YAML from this file (relative to the notebook) instead of the cell.",
+            help="Read the YAML from this file (relative to the notebook) instead of the cell; "
+            "paths in it are relative to the file, as with az ml -f.",
         ),
     ):
         func = deco(func)
@@ -96,14 +98,16 @@ class CellsMagics(SessionMagics):
             name: basic-chat-model
             path: {{flow_dir}}
         """
-        args = parse_argstring(self.pf_model, line)
+        args = _args(self.pf_model, line)
         parsed, summary = self._parse("model", args, cell)
         model = parsed.entity
         action: Callable[[], str] | None = None
         if args.register:
 
             def action() -> str:
-                registered = self.session.backend.create_model(model)
+                from pfmagic.render.masked import masked
+
+                registered = masked(self.session.backend.create_model(model))
                 self.session.remember(registered)
                 if args.var:
                     self.push(args.var, registered)
@@ -142,7 +146,7 @@ class CellsMagics(SessionMagics):
             name: {{endpoint_name}}
             auth_mode: key
         """
-        args = parse_argstring(self.pf_endpoint, line)
+        args = _args(self.pf_endpoint, line)
         parsed, summary = self._parse("endpoint", args, cell)
         endpoint = parsed.entity
         action: Callable[[], str] | None = None
@@ -213,7 +217,7 @@ class CellsMagics(SessionMagics):
             %%pf_deployment blue --create --all-traffic --set instance_count=2
             ...
         """
-        args = parse_argstring(self.pf_deployment, line)
+        args = _args(self.pf_deployment, line)
         parsed, summary = self._parse("deployment", args, cell)
         dep = parsed.entity
         action: Callable[[], str] | None = None
@@ -233,6 +237,7 @@ class CellsMagics(SessionMagics):
 
             def action() -> str:
                 op = self.session.backend.create_deployment(dep, all_traffic=args.all_traffic)
+                op.entity = dep  # the Deploy panel under this cell follows this operation
                 self.session.last_endpoint = dep.endpoint_name
                 result = self.run_operation(op, wait=not args.no_wait)
                 if args.no_wait:
@@ -273,7 +278,7 @@ class CellsMagics(SessionMagics):
         """
         from pfmagic.spec.connection import parse_connection
 
-        args = parse_argstring(self.pf_connection, line)
+        args = _args(self.pf_connection, line)
         args.set = []
         text, offset = self._text(args, cell)
         if self.settings.interpolate and not args.no_interpolate:
@@ -289,14 +294,19 @@ class CellsMagics(SessionMagics):
         return None if args.var else connection
 
     # -- shared ------------------------------------------------------------------------------
+    def _file(self, args: Any) -> Path | None:
+        if not args.file:
+            return None
+        path = Path(args.file).expanduser()
+        return path if path.is_absolute() else self.notebook_dir() / path
+
     def _text(self, args: Any, cell: str | None) -> tuple[str, int]:
         """The YAML and the line it starts on (1 in a cell: the %% line comes first).
 
         The line form (``%pf_endpoint --file endpoint.yml``) exists for ``--file``, since
         IPython refuses a ``%%`` cell with an empty body."""
-        if args.file:
-            path = Path(args.file).expanduser()
-            path = path if path.is_absolute() else self.notebook_dir() / path
+        path = self._file(args)
+        if path is not None:
             if cell and cell.strip():
                 raise PfError("give either --file or YAML in the cell, not both")
             try:
@@ -316,11 +326,15 @@ class CellsMagics(SessionMagics):
 
     def _parse(self, kind: str, args: Any, cell: str | None) -> tuple[Any, Any]:
         from pfmagic.render.entity import EntitySummary
+        from pfmagic.render.masked import masked
         from pfmagic.spec.load import parse
 
         text, offset = self._text(args, cell)
         use_ns = self.settings.interpolate and not args.no_interpolate
-        base_dir, overrides = self.notebook_dir(), _overrides(args.set)
+        file = self._file(args)
+        # az ml -f resolves the YAML's relative paths against the YAML's folder.
+        base_dir = file.parent if file is not None else self.notebook_dir()
+        overrides = _overrides(args.set)
         parsed = parse(
             kind,
             text,  # type: ignore[arg-type]
@@ -333,7 +347,8 @@ class CellsMagics(SessionMagics):
             line_offset=offset,
             fill_prt_config=bool(getattr(self.session.active_backend, "fill_prt_config", False)),
         )
-        entity = parsed.entity
+        # the stored variable (and the session's copy: the same object) never shows a secret
+        entity = parsed.entity = masked(parsed.entity)
         self.session.remember(entity)
         source = CellSource(kind, parsed.text, base_dir, overrides)
         self.session.sources[source_key(kind, entity)] = source
@@ -379,6 +394,21 @@ class CellsMagics(SessionMagics):
             func()
 
         self.shell.events.register("post_run_cell", once)
+
+
+def _args(func: Any, line: str) -> Any:
+    """Parse the line; ``--set a=1 b=2 VAR`` leaves the last word (no ``=``) as VAR."""
+    args = parse_line(func, line)
+    pairs = getattr(args, "set", None)
+    if (
+        pairs
+        and len(pairs) > 1
+        and "=" not in pairs[-1]
+        and pairs[-1].isidentifier()
+        and getattr(args, "var", "x") is None
+    ):
+        args.var = pairs.pop()
+    return args
 
 
 def _overrides(pairs: list[str]) -> list[tuple[str, Any]]:

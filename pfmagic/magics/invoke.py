@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from IPython.core.magic import line_cell_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 
 from pfmagic.errors import BackendError, PfError, usage_errors
 from pfmagic.magics.base import SessionMagics
@@ -59,7 +59,8 @@ class InvokeMagics(SessionMagics):
         action="append",
         metavar="NAME=VALUE",
         dest="inputs",
-        help="Extra flow input (JSON values decoded); repeatable.",
+        help="A flow input, NAME=VALUE (JSON values decoded: --input 'entities=[\"CEO\"]'); "
+        "repeatable. Standard (non-chat) flows take their inputs this way.",
     )
     @argument("-o", "--output", metavar="VAR", help="Store the reply in VAR.")
     @line_cell_magic
@@ -93,7 +94,9 @@ class InvokeMagics(SessionMagics):
             about endpoints
         """
         options, endpoint, question = self._split(line, cell)
-        args = parse_argstring(self.pf_invoke, " ".join(options))
+        args = self.pf_invoke.parser.parse_args(options)  # words already split as a shell does
+        if cell is None:
+            question = _COMMENT.sub("", question)  # "%pf_invoke hi  # why": the comment stays here
         if cell is not None:
             if question:
                 raise PfError(
@@ -112,10 +115,12 @@ class InvokeMagics(SessionMagics):
                 return None
         if args.request_file:
             reply = self._send_file(name, args)
-        elif question:
+        elif question or args.inputs:
             reply = self._turn(name, question, args)
         elif args.history:
             reply = None
+        elif self._standard_flow(name, args):  # inputs-only: the flow's defaults
+            reply = self._turn(name, "", args)
         else:
             raise PfError(
                 "no question given", hint="%pf_invoke [ENDPOINT] QUESTION, or --history / --reset"
@@ -140,11 +145,11 @@ class InvokeMagics(SessionMagics):
                 rest = after
                 break
             if token.startswith("-") and len(token) > 1:
-                options.append(_quote(token))
-                rest = after
-                if token in _VALUED:
-                    value, rest = _next_token(rest)
-                    options.append(_quote(value))
+                word, rest = _next_word(rest)  # options are shell words: --input 'a=[1, 2]'
+                options.append(word)
+                if word in _VALUED:
+                    value, rest = _next_word(rest)
+                    options.append(value)
                 continue
             if endpoint is None and (cell is not None or self._is_endpoint(token, after)):
                 endpoint, rest = token, after
@@ -201,14 +206,20 @@ class InvokeMagics(SessionMagics):
             )
         return self._names[key]
 
+    def _standard_flow(self, endpoint: str, args: Any) -> bool:
+        names = self.chat_names(endpoint, args.deployment)
+        return names.declared is not None and not names.chat
+
     def _turn(self, endpoint: str, question: str, args: Any) -> Any:
-        from pfmagic.chat import build_inputs, make_turn, parse_inputs
+        from pfmagic.chat import make_turn, parse_inputs, request_body
 
         names = self.chat_names(endpoint, args.deployment)
         turns = self.session.histories.setdefault(endpoint, [])
-        body = build_inputs(
+        body = request_body(
             names, question, turns, self.settings.max_history, parse_inputs(args.inputs)
         )
+        if not names.chat:  # a standard flow: one request, no conversation to keep
+            return self._invoke(endpoint, body, args, question or None, names.output)
         reply = self._invoke(endpoint, body, args, question, names.output)
         if reply.streamed and reply.answer is None:
             # promptflow truncates the stream after a 200 when the flow raises mid-answer
@@ -347,10 +358,23 @@ def _next_token(text: str) -> tuple[str, str]:
     return match.group(1), text[match.end() :]
 
 
-def _quote(token: str) -> str:
+def _next_word(text: str) -> tuple[str, str]:
+    """First shell word of ``text`` (quotes removed as bash does) and what follows it."""
+    import io
     import shlex
 
-    return shlex.quote(token)
+    stream = io.StringIO(text.lstrip())
+    lexer = shlex.shlex(stream, posix=True)
+    lexer.whitespace_split, lexer.commenters = True, ""
+    try:
+        word = lexer.get_token() or ""
+    except ValueError as exc:  # an unclosed quote
+        raise PfError(f"cannot read the line: {exc}") from None
+    return word, stream.read().lstrip()
+
+
+# A trailing "# comment" (after a space) is the notebook's, not the question's.
+_COMMENT = re.compile(r"(?:^|\s+)#(?:\s.*)?$")
 
 
 # A line ending in "?" is a help request to IPython ("%pf_invoke how long does it take?" would

@@ -262,7 +262,8 @@ class OpsMagics(SessionMagics):
             check_traffic(traffic, mirror or {})
         # backends: None keeps the current mirror, {} clears it
         ep = backend.set_traffic(name, traffic, mirror)
-        return self._result(endpoint_status(ep), args.output)
+        before = current if traffic != current else None  # before → after only on a change
+        return self._result(endpoint_status(ep, before=before), args.output)
 
     @magic_arguments()
     @argument("endpoint", nargs="?", help="Endpoint (default: the last one used).")

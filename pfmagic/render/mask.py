@@ -51,7 +51,8 @@ _SECRET_VALUE = re.compile(
     r"^(sk-[A-Za-z0-9_-]{8,}"  # OpenAI-style keys
     r"|eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"  # JWT
     r"|gh[pousr]_[A-Za-z0-9]{20,})$"  # GitHub tokens
-    r"|(AccountKey|SharedAccessKey|SharedAccessSignature|InstrumentationKey|Password|pwd)=",
+    r"|(AccountKey|SharedAccessKey|SharedAccessSignature|InstrumentationKey|Password|pwd)="
+    r"|://[^/\s:@]+:[^/\s@]+@",  # credentials in a URL (postgres://user:pass@host)
     re.IGNORECASE,
 )
 _REFERENCE = re.compile(r"^\s*(\$\{env:[A-Za-z_][A-Za-z0-9_]*\}|\$\{\{.*\}\})\s*$")

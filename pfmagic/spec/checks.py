@@ -24,6 +24,11 @@ PROPERTY_PREFIX = "azureml.promptflow."
 KNOWN_PROPERTIES = ("source_flow_id", "mode", "chat_input", "chat_output", "chat_history")
 KNOWN_ENV = (
     "PROMPTFLOW_RUN_MODE",
+    "PROMPTFLOW_MDC_ENABLE",
+    "PROMPTFLOW_PROJECT_PATH",
+    "PROMPTFLOW_SERVING_ENGINE",
+    "PROMPTFLOW_WORKER_NUM",
+    "PROMPTFLOW_WORKER_THREADS",
     "PRT_CONFIG_OVERRIDE",
     "PROMPTFLOW_RESPONSE_INCLUDED_FIELDS",
     "UAI_CLIENT_ID",
@@ -57,6 +62,7 @@ class Context:
     flow: FlowInfo | None = None
     # The Azure backend was asked to fill PRT_CONFIG_OVERRIDE's <placeholders> at create.
     fill_prt_config: bool = False
+    prompt_flow: bool = False  # set by check_deployment: is_prompt_flow()
     out: list[Problem] = field(default_factory=list)
 
     @property
@@ -96,7 +102,11 @@ def check_placeholders(ctx: Context, node: Any, path: tuple[str | int, ...] = ()
     elif (
         isinstance(node, str) and path and path[0] != "description" and PLACEHOLDER_RE.search(node)
     ):
-        ctx.azure_error(path, f"'{node}' looks like a placeholder; put the real value")
+        dotted = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+        ctx.azure_error(
+            path,
+            f"'{node}' looks like a placeholder: put the real value, or --set {dotted}=...",
+        )
 
 
 def check_local_path(
@@ -116,10 +126,13 @@ def _is_remote(value: str) -> bool:
     return value.startswith(("azureml:", "http://", "https://", "wasbs://", "abfss://"))
 
 
-def check_flow_folder(ctx: Context, path: tuple[str, ...], folder: Path) -> None:
+def check_flow_folder(
+    ctx: Context, path: tuple[str, ...], folder: Path, *, required: bool = True
+) -> None:
     ctx.flow = read_flow(folder)
     if ctx.flow is None:
-        ctx.warn(path, f"{folder} holds no flow.dag.yaml: not a prompt flow folder")
+        if required:
+            ctx.warn(path, f"{folder} holds no flow.dag.yaml: not a prompt flow folder")
     elif ctx.flow.error:
         ctx.warn(path, ctx.flow.error)
     elif ctx.flow.additional_includes:
@@ -196,10 +209,12 @@ def check_duplicates(ctx: Context, duplicates: list[tuple[str, int]]) -> None:
 def check_model(model: Any, ctx: Context) -> None:
     path = model.path
     folder = check_local_path(ctx, ("path",), str(path) if path else None, error=True)
-    if path is None:
+    # Flow-folder warnings only for what claims to be a flow (sklearn, MLflow... models are fine).
+    claims_flow = any(str(k).startswith(PROPERTY_PREFIX) for k in (model.properties or {}))
+    if path is None and claims_flow:
         ctx.warn(("path",), "no path: the model has no flow folder")
     if folder is not None and folder.is_dir():
-        check_flow_folder(ctx, ("path",), folder)
+        check_flow_folder(ctx, ("path",), folder, required=claims_flow)
     check_chat_properties(ctx, model.properties, ("properties",))
     check_placeholders(ctx, ctx.raw)
 
@@ -221,10 +236,52 @@ def check_deployment(dep: Any, ctx: Context) -> None:
     _check_model_ref(dep, ctx)
     _check_instance_count(dep, ctx)
     _check_sku(dep, ctx)
-    _check_environment(dep, ctx)
+    ctx.prompt_flow = is_prompt_flow(dep, ctx)
+    if ctx.prompt_flow:  # sklearn / MLflow / Triton / custom containers: none of these apply
+        if dep.model is None:
+            ctx.warn(("model",), "no model: the deployment has no flow to serve")
+        _check_environment(dep, ctx)
     _check_env_vars(dep, ctx)
     _check_endpoint_match(dep, ctx)
     check_placeholders(ctx, ctx.raw)
+
+
+def is_prompt_flow(dep: Any, ctx: Context) -> bool:
+    """A prompt flow deployment: its model folder holds a flow, or its image is the prompt flow
+    runtime, or it sets PROMPTFLOW_* / PRT_CONFIG_OVERRIDE variables."""
+    if ctx.flow is not None:
+        return True
+    env = getattr(dep, "environment", None)
+    image = env if isinstance(env, str) else getattr(env, "image", None)
+    raw_env = ctx.raw.get("environment")
+    if isinstance(raw_env, dict) and raw_env.get("image"):
+        image = raw_env["image"]
+    if image and "promptflow" in str(image).lower():
+        return True
+    names = [str(n) for n in (getattr(dep, "environment_variables", None) or {})]
+    if any(n.startswith("PROMPTFLOW_") or n == "PRT_CONFIG_OVERRIDE" for n in names):
+        return True
+    model = getattr(dep, "model", None)
+    if isinstance(model, str):
+        known = ctx.models.get(model.removeprefix("azureml:").split(":")[0].split("@")[0])
+        props = getattr(known, "properties", None) or {}
+    else:
+        props = getattr(model, "properties", None) or {}
+    return any(str(k).startswith(PROPERTY_PREFIX) for k in props)
+
+
+def _claims_flow(model: Any, ctx: Context | None = None) -> bool:
+    """The model (or the deployment around it) says it is a prompt flow."""
+    if any(str(k).startswith(PROPERTY_PREFIX) for k in (model.properties or {})):
+        return True
+    if ctx is None:
+        return False
+    env = ctx.raw.get("environment")
+    image = env.get("image") if isinstance(env, dict) else env
+    names = [str(n) for n in (ctx.raw.get("environment_variables") or {})]
+    return "promptflow" in str(image or "").lower() or any(
+        n.startswith("PROMPTFLOW_") or n == "PRT_CONFIG_OVERRIDE" for n in names
+    )
 
 
 def _check_instance_count(dep: Any, ctx: Context) -> None:
@@ -240,8 +297,7 @@ def _check_model_ref(dep: Any, ctx: Context) -> None:
     if config is not None and getattr(config, "scoring_script", None):
         return  # a scoring script: the model (optional) is plain files, not a flow
     if model is None:
-        ctx.warn(("model",), "no model: the deployment has no flow to serve")
-        return
+        return  # a prompt flow deployment without one is warned in check_deployment
     if isinstance(model, str):
         name = model.removeprefix("azureml:").split(":")[0].split("@")[0]
         known = ctx.models.get(name)
@@ -249,12 +305,14 @@ def _check_model_ref(dep: Any, ctx: Context) -> None:
             return  # registered elsewhere; checked by the backend at create
         origin = f" (model {name})"
         if known.path and not _is_remote(str(known.path)) and Path(known.path).is_dir():
-            check_flow_folder(ctx, ("model",), Path(known.path))
+            check_flow_folder(ctx, ("model",), Path(known.path), required=_claims_flow(known))
         check_chat_properties(ctx, known.properties, ("model",), origin)
         return
     # Inline model: azure-ai-ml already hashed its folder, so it exists.
     if model.path and Path(str(model.path)).is_dir():
-        check_flow_folder(ctx, ("model", "path"), Path(str(model.path)))
+        check_flow_folder(
+            ctx, ("model", "path"), Path(str(model.path)), required=_claims_flow(model, ctx)
+        )
     if model.properties:
         check_chat_properties(ctx, model.properties, ("model", "properties"))
 
@@ -313,20 +371,18 @@ def _check_env_vars(dep: Any, ctx: Context) -> None:
     for name, value in env.items():
         if not ENV_NAME_RE.match(str(name)):
             ctx.error((*base, name), f"invalid environment variable name '{name}'")
-        if value is None or isinstance(value, dict | list):
-            kind = "empty" if value is None else type(value).__name__
+        if isinstance(value, dict | list):  # null is accepted, as azure-ai-ml does
+            kind = type(value).__name__
             ctx.error((*base, name), f"environment variable values must be strings, got {kind}")
-        elif name not in KNOWN_ENV:
+        elif name not in KNOWN_ENV and ctx.prompt_flow:
             hint = suggest(str(name), list(KNOWN_ENV))
             if hint and hint != name:
                 ctx.warn((*base, name), f"unknown variable (did you mean '{hint}'?)")
+    if not ctx.prompt_flow:
+        return
+    # Current docs no longer set PROMPTFLOW_RUN_MODE: only a wrong value is worth a word.
     mode = env.get("PROMPTFLOW_RUN_MODE")
-    if mode is None:
-        ctx.warn(
-            base,
-            "PROMPTFLOW_RUN_MODE: serving is missing (the runtime image defaults to compute mode)",
-        )
-    elif str(mode) != "serving":
+    if mode is not None and str(mode) != "serving":
         ctx.warn(
             (*base, "PROMPTFLOW_RUN_MODE"), f"PROMPTFLOW_RUN_MODE is '{mode}', expected serving"
         )
@@ -367,7 +423,10 @@ def _check_prt_config(dep: Any, value: Any, ctx: Context) -> None:
             return
         ctx.azure_error(
             path,
-            "PRT_CONFIG_OVERRIDE still holds placeholders: " + ", ".join(f"<{h}>" for h in holes),
+            "PRT_CONFIG_OVERRIDE still holds placeholders: "
+            + ", ".join(f"<{h}>" for h in holes)
+            + " (%pf_backend azure --fill-prt-config fills them from the workspace, or "
+            "--set environment_variables.PRT_CONFIG_OVERRIDE=...)",
         )
         return
     pairs = dict(part.split("=", 1) for part in text.split(",") if "=" in part)

@@ -16,7 +16,12 @@ from typing import Any
 Path = tuple[str | int, ...]
 
 NAME_RULE = "3-32 characters: a letter first, then letters, digits or hyphens (not at the end)"
-_NO_FILE = re.compile(r"No such file or directory: (?:'([^']+)'|(\S+))")
+_NO_FILE = re.compile(
+    r"(?:No such file or directory: |Can't find directory or file in resolved absolute path: )"
+    r"(?:'([^']+)'|(\S+))"
+)
+# Fields older azure-ai-ml YAML had, and what replaced them.
+_RENAMED = {"target": "compute"}
 _SCHEMA_NAME = re.compile(r"Validation for (\w+) failed")
 _REWORDS = {
     "Unknown field.": "unknown field",
@@ -56,7 +61,9 @@ def schema_problems(exc: Exception, raw: dict[str, Any]) -> list[Problem]:
     problems: list[Problem] = []
     _walk(messages, (), raw, problems)
     for p in problems:
-        if p.message == "unknown field" and schema is not None:
+        if p.message == "unknown field" and str(p.path[-1]) in _RENAMED and len(p.path) == 1:
+            p.message += f" (its successor is '{_RENAMED[str(p.path[-1])]}:')"
+        elif p.message == "unknown field" and schema is not None:
             hint = suggest(str(p.path[-1]), field_names(schema, p.path[:-1]))
             if hint:
                 p.message += f" (did you mean '{hint}'?)"
@@ -86,7 +93,8 @@ def _union(alternatives: list[Any], path: Path, raw: Any, out: list[Problem]) ->
     """A UnionField tried several schemas; report the alternative that fits what was written."""
     missing = _NO_FILE.search("\n".join(_strings(alternatives)))
     if missing:
-        out.append(Problem(path, f"path does not exist: {missing.group(1) or missing.group(2)}"))
+        where = (missing.group(1) or missing.group(2)).rstrip(".")
+        out.append(Problem(path, f"path does not exist: {where}"))
         return
     written = _value_at(raw, path)
     if isinstance(written, str):

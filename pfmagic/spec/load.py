@@ -73,6 +73,7 @@ def warm_up() -> None:
     """Import azure.ai.ml and run each loader once (2-5 s), so the first cell is fast."""
     from azure.ai.ml import load_online_endpoint
 
+    _quiet_experimental()
     load_online_endpoint(io.StringIO("name: warm-up\n"), relative_origin="./cell.yml")
     checks.suggest("warm", ["warm"])
 
@@ -128,7 +129,7 @@ def parse(
     entity = _load(kind, src, raw, base)
     positions = Positions(src.text)
     ctx = checks.Context(
-        raw=raw,
+        raw=_overridden(raw, pairs),  # checks see what is deployed: the YAML after --set
         backend_name=backend_name,
         base_dir=base,
         models=models or {},
@@ -165,6 +166,21 @@ def _safe_load(src: _Source) -> dict[str, Any]:
     return raw
 
 
+def _overridden(raw: dict[str, Any], pairs: Sequence[tuple[str, Any]]) -> dict[str, Any]:
+    """``raw`` with the ``--set`` pairs applied the way azure-ai-ml applies them (pydash paths:
+    ``a.b.c``, ``a[0].b``)."""
+    if not pairs:
+        return raw
+    import copy
+
+    import pydash  # azure-ai-ml's own dependency, loaded by now
+
+    out = copy.deepcopy(raw)
+    for key, value in pairs:
+        pydash.set_(out, key, value)
+    return out
+
+
 def _syntax_error(exc: yaml.YAMLError, src: _Source) -> SpecError:
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
@@ -178,9 +194,18 @@ def _syntax_error(exc: yaml.YAMLError, src: _Source) -> SpecError:
     return SpecError(message, line=line, hint=hint)
 
 
+def _quiet_experimental() -> None:
+    """azure-ai-ml logs "Class X: This is an experimental class..." for data_collector and
+    friends; with no logging set up Python prints it under the cell. Not the user's concern."""
+    import logging
+
+    logging.getLogger("azure.ai.ml._utils._experimental").setLevel(logging.ERROR)
+
+
 def _loader(kind: Kind) -> Callable[..., Any]:
     from azure.ai.ml import load_model, load_online_deployment, load_online_endpoint
 
+    _quiet_experimental()
     return {
         "model": load_model,
         "endpoint": load_online_endpoint,

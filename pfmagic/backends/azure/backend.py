@@ -622,6 +622,18 @@ class AzureBackend(Backend):
     def _score_options(self) -> dict[str, Any]:
         return {"client": self.score_client} if self.score_client is not None else {}
 
+    # -- monitoring ----------------------------------------------------------------------
+    def metrics(
+        self, endpoint: str, *, deployment: str | None = None, window: float = 900.0
+    ) -> Any:
+        """Azure Monitor metrics of the endpoint and its deployments (``azure/metrics.py``)."""
+        from pfmagic.backends.azure.metrics import query
+        from pfmagic.metrics.model import EndpointMetrics
+
+        with quiet_sdk():
+            data = query(self, endpoint, deployment, window)
+        return EndpointMetrics(data, backend="azure", deployment=deployment)
+
     # -- quota -------------------------------------------------------------------------
     def quota_usage(self) -> dict[str, tuple[int, int]] | None:
         usages = self._call(

@@ -37,8 +37,11 @@ instance, ``instance_count`` per deployment (``instance.py``)
     promptflow's ``create_app(engine="fastapi", extension_type="azureml")`` under uvicorn on
     its own UNIX socket in ``sock/<ep>/`` (0700 folder, 0600 socket: only the user, in
     practice only the router, can connect), with the deployment's environment variables, the stored
-    connections encoded in ``PROMPTFLOW_ENCODED_CONNECTIONS`` (no keyring) and
-    ``PF_HOME_DIRECTORY`` under the pfmagic home (telemetry off). Exits when its parent dies.
+    connections its flow refers to (``connections.used_by``) encoded in
+    ``PROMPTFLOW_ENCODED_CONNECTIONS`` (no keyring) and ``PF_HOME_DIRECTORY`` under the pfmagic
+    home (telemetry off; ``quiet.py`` keeps promptflow from even building its telemetry
+    exporter). Exits when its router dies; survives its zygote's death (the router is its
+    child subreaper and adopts it; a dead zygote is restarted in the background).
 
 State (``PFMAGIC_HOME``, default ``~/.pfmagic``; root 0700, every JSON file 0600 and written
 atomically: temp file, fsync, ``os.replace``)

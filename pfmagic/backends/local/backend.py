@@ -12,12 +12,13 @@ import re
 import shutil
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pfmagic import traffic as traffic_rules
 from pfmagic.backends.base import Backend, KeyType, ScoreReply
 from pfmagic.backends.events import Operation, Stage
-from pfmagic.backends.local import auth, connections, entities, executors, models
+from pfmagic.backends.local import auth, connections, entities, executors, kinds, models
 from pfmagic.backends.local.control import RouterControl, free_port, shutdown_all
 from pfmagic.backends.local.executors import scoring as scoring_executor
 from pfmagic.backends.local.identity import router_client
@@ -350,6 +351,9 @@ class LocalBackend(Backend):
     ) -> Operation:
         endpoint = check_name("endpoint", deployment.endpoint_name)
         name = check_name("deployment", deployment.name)
+        reason = kinds.unsupported(deployment)
+        if reason:  # before any process starts: a refused create leaves nothing running
+            raise BackendError(kinds.message(reason))
         stages: tuple[Stage, ...] = ("model", "endpoint", "environment", "deployment", "traffic")
 
         def work(op: Operation) -> OnlineDeployment:
@@ -422,20 +426,38 @@ class LocalBackend(Backend):
                 f"model '{what}' is not a prompt flow folder",
                 hint="a flow needs flow.dag.yaml; a scoring script needs code_configuration",
             )
+        absent = connections.missing(
+            meta["flow_dir"],
+            self.home.connections_file,
+            {**os.environ, **(dep.environment_variables or {})},  # instances inherit both
+        )
+        if absent:  # else promptflow fails in the instance with a sqlite/filelock error
+            raise BackendError(
+                f"connection '{absent[0]}' not found — create it with %%pf_connection "
+                "or map it with an environment variable"
+            )
         flow_name = (
             meta["name"]
             if not meta.get("anonymous")
             else re.sub(r"[^A-Za-z0-9_.-]", "-", meta["source"].rstrip("/").rsplit("/", 1)[-1])
         )
+        common = self._common_runtime(dep)
+        # only the connections this flow refers to reach its instances (issue 12)
+        used = connections.used_by(
+            Path(meta["flow_dir"]), self.home.connections_file, common["environment_variables"]
+        )
         return {
             "model": f"{meta['name']}:{meta['version']}",
             "flow_dir": meta["flow_dir"],
             "flow_name": flow_name or "flow",
-            **self._common_runtime(dep),
+            **common,
             # instances read connections at start: a changed connection is a new generation
             "connections": connections.fingerprint(self.home.connections_file),
+            "connection_names": used,
             # ${env:VAR} of the connections as this kernel has them (0600 state, never logged)
-            "connection_env": connections.referenced_env(self.home.connections_file, os.environ),
+            "connection_env": connections.referenced_env(
+                self.home.connections_file, os.environ, used
+            ),
         }
 
     def _environment(self, op: Operation, dep: Any, meta: dict[str, Any]) -> dict[str, Any]:
@@ -464,7 +486,9 @@ class LocalBackend(Backend):
         return {
             "instance_count": int(dep.instance_count or 1),
             "environment_variables": {
-                str(k): str(v) for k, v in (dep.environment_variables or {}).items()
+                # FOO: null is accepted by azure-ai-ml: an empty value, not "None"
+                str(k): "" if v is None else str(v)
+                for k, v in (dep.environment_variables or {}).items()
             },
             "routes": _routes(dep.environment),
             "readiness_probe": _probe(dep.readiness_probe),
@@ -540,6 +564,8 @@ class LocalBackend(Backend):
                 building = self._build_progress(op, endpoint, name, st)
             if st and st["generation"] == gen and not building:
                 state = st["provisioning_state"]
+                if state == "Degraded" and st.get("applied_generation") == gen:
+                    state = "Succeeded"  # rolled out; an instance is restarting since
                 if state == "Succeeded":
                     op.emit(
                         "deployment",
@@ -623,7 +649,7 @@ class LocalBackend(Backend):
         data = self._deployment_data(endpoint, name)
         st = self._states(endpoint).get(name) or {}
         state = "Deleting" if data.get("deleting") else st.get("provisioning_state", "Creating")
-        return entities.deployment(data, state)
+        return entities.deployment(data, state, _ready(st))
 
     def list_deployments(self, endpoint: str) -> list[OnlineDeployment]:
         self._config(endpoint)
@@ -633,7 +659,8 @@ class LocalBackend(Backend):
             data = read_json(self.home.deployment_file(endpoint, name))
             if data:
                 st = states.get(name) or {}
-                out.append(entities.deployment(data, st.get("provisioning_state", "Creating")))
+                state = st.get("provisioning_state", "Creating")
+                out.append(entities.deployment(data, state, _ready(st)))
         return out
 
     def delete_deployment(self, endpoint: str, name: str, *, purge: bool = False) -> Operation:
@@ -809,6 +836,27 @@ class LocalBackend(Backend):
         if not connections.delete(self.home.connections_file, name):
             raise NotFound(f"connection '{name}' not found")
 
+    # -- monitoring ----------------------------------------------------------------------
+    def metrics(
+        self, endpoint: str, *, deployment: str | None = None, window: float = 900.0
+    ) -> Any:
+        """What the endpoint's router recorded (``local/metrics.py``), as EndpointMetrics."""
+        from pfmagic.metrics.model import EndpointMetrics
+
+        ctl = self._router(endpoint)
+        ctl.config()  # NotFound for an unknown endpoint
+        names = self.home.deployment_names(endpoint)
+        if deployment is not None and deployment not in names:
+            raise NotFound(
+                f"deployment '{deployment}' not found in endpoint '{endpoint}'",
+                hint=f"its deployments: {', '.join(names)}" if names else "it has none",
+            )
+        ctl.ensure()
+        data = ctl.admin("GET", f"metrics?format=json&window={window:g}")
+        if data is None:
+            raise BackendError(f"endpoint '{endpoint}': its router did not answer for metrics")
+        return EndpointMetrics(data, backend="local", deployment=deployment)
+
     # -- local extras ------------------------------------------------------------------
     def router_status(self, endpoint: str) -> dict[str, Any]:
         """The router's own view: deployments, instances (pid, port, ready, restarts),
@@ -824,3 +872,10 @@ class LocalBackend(Backend):
         for client in self._clients.values():
             client.close()
         self._clients.clear()
+
+
+def _ready(st: dict[str, Any]) -> tuple[int, int] | None:
+    """(instances answering, instances wanted) from the router's status, if it reported."""
+    if "ready" not in st:
+        return None
+    return int(st["ready"]), int(st.get("instance_count") or 0)

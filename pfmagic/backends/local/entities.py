@@ -30,7 +30,11 @@ def endpoint(cfg: dict[str, Any], deployments: list[str], *, provisioning_state:
     return ManagedOnlineEndpoint(mirror_traffic=dict(cfg.get("mirror_traffic") or {}), **kwargs)
 
 
-def deployment(data: dict[str, Any], provisioning_state: str | None) -> Any:
+def deployment(
+    data: dict[str, Any], provisioning_state: str | None, ready: tuple[int, int] | None = None
+) -> Any:
+    """``ready``: (instances answering, wanted) as the router sees them, shown by
+    ``%pf_status`` / ``%pf_endpoints`` (``render/status.py``)."""
     from azure.ai.ml.entities import OnlineDeployment
 
     spec = dict(data["spec"])
@@ -43,6 +47,8 @@ def deployment(data: dict[str, Any], provisioning_state: str | None) -> Any:
     if missing_sku:
         dep.instance_type = None
     dep._provisioning_state = provisioning_state
+    if ready is not None:
+        dep._pf_ready = ready
     return dep
 
 

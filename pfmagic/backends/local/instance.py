@@ -15,6 +15,7 @@ router never leaves orphans holding ports and memory.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import sys
@@ -24,11 +25,15 @@ import traceback
 from pathlib import Path
 
 
-def _exit_with_parent(parent: int) -> None:
+def _exit_with_parent(parent: int, zygote: int = 0) -> None:
+    """Exit once the router is gone. A forked instance's parent is the zygote until that
+    dies; the router (a child subreaper) then adopts it, so either is a live parent."""
+    allowed = {parent, zygote} - {0}
+
     def watch() -> None:
         while True:
             time.sleep(1.0)
-            if os.getppid() != parent:
+            if os.getppid() not in allowed:
                 os._exit(0)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
@@ -45,7 +50,9 @@ def _use_stored_connections() -> None:
     from pfmagic.backends.local.connections import execution_connections, override_target
 
     path = os.environ.pop("PFMAGIC_CONNECTIONS_FILE", "")
-    conns = execution_connections(Path(path), os.environ) if path else {}
+    scope = os.environ.pop("PFMAGIC_CONNECTION_NAMES", None)  # the flow's own, JSON list
+    only = set(json.loads(scope)) if scope is not None else None
+    conns = execution_connections(Path(path), os.environ, only) if path else {}
     for key, value in list(os.environ.items()):
         target = override_target(value)
         if target and target in conns and key != target:
@@ -93,7 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     set_title(f"pfmagic instance {os.environ.get('PFMAGIC_ENDPOINT', '?')}/{args.id}")
     parent = int(os.environ.get("PFMAGIC_PARENT_PID", "0") or 0)
     if parent:
-        _exit_with_parent(parent)
+        _exit_with_parent(parent, int(os.environ.pop("PFMAGIC_ZYGOTE_PID", "0") or 0))
+    from pfmagic.backends.local import quiet
+
+    quiet.install()  # no promptflow telemetry exporter (threads, a call home)
     started = time.time()
     print(f"[pfmagic] instance {args.id} starting (pid {os.getpid()})", flush=True)
     try:

@@ -6,19 +6,76 @@ Supervisor lines start with ``[pfmagic]`` so a reader can tell them from the flo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
+from collections.abc import Collection
 from pathlib import Path
+from typing import Any
 
-from pfmagic.backends.local.state import PRIVATE_FILE, ensure_dir
+from pfmagic.backends.local.state import PRIVATE_FILE, ensure_dir, read_json
 
 _SECRETISH = re.compile(r"(?i)(bearer\s+|api[_-]?key[\"']?\s*[:=]\s*[\"']?)([^\s\"',}]+)")
+_MIN_SECRET = 6  # shorter values would mask ordinary words in the log
+_cache: dict[Path, tuple[tuple[tuple[str, int], ...], frozenset[str]]] = {}
 
 
-def redact(text: str) -> str:
-    """Mask bearer tokens and api keys that a flow might print into its logs."""
-    return _SECRETISH.sub(lambda m: m.group(1) + "***", text)
+def redact(text: str, secrets: Collection[str] = ()) -> str:
+    """Mask bearer tokens and api keys a flow might print, and every known secret value."""
+    text = _SECRETISH.sub(lambda m: m.group(1) + "***", text)
+    for secret in sorted(secrets, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _home_of(path: Path) -> Path | None:
+    """The pfmagic home a log file lies in (``<home>/logs/<endpoint>/...``)."""
+    for parent in path.parents:
+        if parent.name == "logs":
+            return parent.parent
+    return None
+
+
+def known_secrets(path: Path) -> frozenset[str]:
+    """The secrets a log under ``path``'s home could hold: every secret value of every stored
+    connection (``${env:VAR}`` resolved), every secret-looking environment variable of every
+    deployment and of this process. Cached until a state file changes."""
+    from pfmagic.backends.local.connections import secret_values
+    from pfmagic.render.mask import is_reference, is_secret_name, is_secret_value
+
+    def secretish(name: str, value: Any) -> bool:
+        return (
+            isinstance(value, str)
+            and len(value) >= _MIN_SECRET
+            and not is_reference(value)
+            and (is_secret_name(name) or is_secret_value(value))
+        )
+
+    own = {v for k, v in os.environ.items() if secretish(k, v)}
+    home = _home_of(Path(path))
+    if home is None:
+        return frozenset(own)
+    files = [home / "connections.json", *home.glob("endpoints/*/deployments/*/deployment.json")]
+    stamps = []
+    for f in files:
+        with contextlib.suppress(OSError):
+            stamps.append((str(f), f.stat().st_mtime_ns))
+    key = tuple(stamps)
+    cached = _cache.get(home)
+    if cached is None or cached[0] != key:
+        found: set[str] = set()
+        environ: dict[str, str] = dict(os.environ)
+        for f in files[1:]:
+            runtime = (read_json(f, {}) or {}).get("runtime") or {}
+            environ.update(runtime.get("connection_env") or {})
+            for name, value in (runtime.get("environment_variables") or {}).items():
+                if secretish(str(name), value):
+                    found.add(value)
+        found |= secret_values(home / "connections.json", environ)
+        cached = _cache[home] = (key, frozenset(found))
+    return cached[1] | own
 
 
 def open_append(path: Path) -> int:
@@ -31,7 +88,8 @@ def log_event(path: Path, message: str) -> None:
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
     fd = open_append(path)
     try:
-        os.write(fd, f"{stamp} [pfmagic] {redact(message)}\n".encode())
+        line = redact(message, known_secrets(path))
+        os.write(fd, f"{stamp} [pfmagic] {line}\n".encode())
     finally:
         os.close(fd)
 
@@ -75,4 +133,5 @@ def tail(path: Path, lines: int = 100, *, max_bytes: int = 4 << 20) -> list[str]
     except FileNotFoundError:
         return []
     text = data.decode("utf-8", errors="replace")
-    return [redact(line) for line in text.splitlines()[-lines:]]
+    secrets = known_secrets(path)
+    return [redact(line, secrets) for line in text.splitlines()[-lines:]]

@@ -19,7 +19,8 @@ managed online endpoint does:
 * ``GET /health`` -- liveness of the router itself, no secrets.
 * ``GET /_pfmagic/identity?nonce=N`` -- proof that this is the endpoint's router
   (``identity.py``); any path not listed here is 404, and ``guard.py`` checks Host/Origin first.
-* ``/_pfmagic/status`` (GET), ``/_pfmagic/reconcile`` (POST), ``/_pfmagic/shutdown`` (POST) --
+* ``/_pfmagic/status`` (GET), ``/_pfmagic/reconcile`` (POST), ``/_pfmagic/shutdown`` (POST),
+  ``/_pfmagic/metrics`` (GET: Prometheus text, or JSON with ``?format=json``; ``metrics.py``) --
   the admin API for the kernel, guarded by the ``X-Pfmagic-Admin`` token from the 0600 state
   file. Keys and tokens are never in argv: the router reads them from ``endpoint.json``.
 """
@@ -63,6 +64,7 @@ from pfmagic.backends.local.limits import (
     raise_nofile,
     rotate_in_place,
 )
+from pfmagic.backends.local.metrics import Recorder, usage_tokens
 from pfmagic.backends.local.procs import set_title
 from pfmagic.backends.local.state import Home, ensure_pf_home, read_json, write_json
 from pfmagic.backends.local.supervisor import Deployment, Instance, Supervisor
@@ -135,12 +137,15 @@ class _Passthrough(StreamingResponse):
     def __init__(self, content: AsyncIterator[bytes], release: Any, **kw: Any):
         super().__init__(content, **kw)
         self._release = release
+        self.on_done: Any = None  # metrics: a streamed reply counts when its last byte went
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
             await self._release()
+            if self.on_done is not None:
+                self.on_done()
 
 
 class Router:
@@ -155,6 +160,7 @@ class Router:
         self.port = 0  # the TCP port it listens on (set once bound)
         self._background: set[asyncio.Task[Any]] = set()
         self._log_limit = RateLimit()  # a repeated error fills the log at most ~5 times/min
+        self.metrics = Recorder(endpoint)  # every answered /score request (metrics.py)
 
     # -- state -----------------------------------------------------------------------------
     def load_config(self) -> None:
@@ -175,6 +181,9 @@ class Router:
         missing = 0
         while True:
             await asyncio.sleep(1.0)
+            if time.time() - self.metrics._last_sample >= 5.0:
+                with contextlib.suppress(Exception):
+                    self.sample_instances()
             if not self.home.endpoint_file(self.name).exists():
                 missing += 1
                 if missing >= 3 and self.server is not None:
@@ -198,6 +207,14 @@ class Router:
         ]
         for log in logs:
             rotate_in_place(log)
+
+    def sample_instances(self) -> None:
+        self.metrics.sample(
+            {
+                name: [i.proc.pid for i in dep.instances if i.alive()]
+                for name, dep in self.supervisor.deployments.items()
+            }
+        )
 
     # -- auth ------------------------------------------------------------------------------
     def unauthorized(self, request: Request) -> JSONResponse | None:
@@ -401,6 +418,27 @@ class Router:
         return bytes(head), None
 
     async def score(self, request: Request) -> Response:
+        started = time.perf_counter()
+        resp = await self._score(request)
+        deployment = resp.headers.get(DEPLOYMENT_HEADER)
+        if resp.status_code == 401:
+            self.metrics.record_unauthorized()
+        elif deployment is None:  # refused before a deployment was chosen
+            self.metrics.record_unrouted()
+        elif isinstance(resp, _Passthrough):
+
+            def done(status: int = resp.status_code) -> None:
+                latency = (time.perf_counter() - started) * 1000
+                self.metrics.record(deployment, status, latency)
+
+            resp.on_done = done
+        else:
+            tokens = usage_tokens(resp.body) if 200 <= resp.status_code < 300 else 0
+            latency = (time.perf_counter() - started) * 1000
+            self.metrics.record(deployment, resp.status_code, latency, tokens)
+        return resp
+
+    async def _score(self, request: Request) -> Response:
         denied = self.unauthorized(request)
         if denied is not None:
             return denied
@@ -554,6 +592,7 @@ class Router:
                     async for _chunk in up.rest:  # the mirror's reply is discarded
                         pass
                 dep.mirrored += 1
+                self.metrics.record_mirrored(dep.name)
             finally:
                 await up.release()
 
@@ -607,6 +646,8 @@ class Router:
         action = request.path_params["action"]
         if action == "status" and request.method == "GET":
             return JSONResponse(self.status())
+        if action == "metrics" and request.method == "GET":
+            return self.metrics_reply(request)
         if action == "reconcile" and request.method == "POST":
             await self.reconcile()
             return JSONResponse(self.status())
@@ -615,6 +656,21 @@ class Router:
                 self.server.should_exit = True
             return JSONResponse({"status": "stopping"})
         return error(404, "NotFound", f"no admin action '{action}'")
+
+    def metrics_reply(self, request: Request) -> Response:
+        """Prometheus text (cumulative), or ``?format=json&window=S`` for the kernel."""
+        if time.time() - self.metrics._last_sample >= 2.0:
+            self.sample_instances()
+        if request.query_params.get("format") == "json":
+            try:
+                window = float(request.query_params.get("window") or 900)
+            except ValueError:
+                return error(400, "BadRequest", "window must be a number of seconds")
+            names = [n for n, d in self.supervisor.deployments.items() if d.state != "Deleting"]
+            return JSONResponse(self.metrics.snapshot(window, names))
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return Response(self.metrics.prometheus(), headers={"content-type": CONTENT_TYPE_LATEST})
 
     async def not_found(self, request: Request) -> Response:
         return error(

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import os
 import secrets
 import shutil
@@ -41,7 +42,7 @@ import httpx
 from pfmagic.backends.local.executors import executor_for
 from pfmagic.backends.local.logs import log_event, open_append, rotate, tail
 from pfmagic.backends.local.state import Home, ensure_dir, read_json
-from pfmagic.backends.local.zygote_client import Zygote
+from pfmagic.backends.local.zygote_client import Zygote, become_subreaper
 
 AZURE_PROBE = {"initial_delay": 10.0, "period": 10.0, "timeout": 2.0, "failure_threshold": 30}
 LOCAL_READINESS = {"initial_delay": 0.0, "period": 1.0, "timeout": 2.0, "failure_threshold": 3}
@@ -50,6 +51,7 @@ STARTUP_TIMEOUT = float(os.environ.get("PFMAGIC_STARTUP_TIMEOUT", "180"))
 STARTUP_POLL = 0.2
 DRAIN_TIMEOUT = 60.0
 LOG_TAIL = 20
+ZYGOTE_CHECK = 0.25  # how often the router looks for a dead zygote to restart
 
 
 def instance_client(path: str) -> httpx.AsyncClient:
@@ -190,6 +192,9 @@ class Supervisor:
         # the first instance, or prewarm()
         self._zygs: dict[str, Zygote] = {}
         self._rechecks: set[asyncio.Task[None]] = set()
+        self._keeper: asyncio.Task[None] | None = None
+        # instances outlive a crashed zygote: they are re-parented to us, not to init
+        self.subreaper = become_subreaper()
 
     def prewarm(self) -> None:
         """Start the zygote's imports now rather than with the first instance."""
@@ -372,7 +377,25 @@ class Supervisor:
                 zyg = self._zygs[python] = Zygote(self._base_env(), log_fd, python)
             finally:
                 os.close(log_fd)
+        self._keep_zygote()
         return zyg
+
+    def _keep_zygote(self) -> None:
+        """Restart a dead zygote in the background (its imports take seconds), never on the
+        path of a request or of the next instance start."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if self._keeper is None or self._keeper.done():
+            self._keeper = loop.create_task(self._zygote_keeper())
+
+    async def _zygote_keeper(self) -> None:
+        while not self._closing:
+            await asyncio.sleep(ZYGOTE_CHECK)
+            for python, zyg in list(self._zygs.items()):
+                if not zyg.alive() and not self._closing:
+                    self._zygote(python)
 
     def _base_env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -404,6 +427,8 @@ class Supervisor:
         name = f"{dep}-{gen}-{slot}"
         env = self._base_env()
         env.update(runtime.get("connection_env") or {})
+        if "connection_names" in runtime:  # the instance decodes only these (instance.py)
+            env["PFMAGIC_CONNECTION_NAMES"] = json.dumps(runtime["connection_names"])
         variables = runtime.get("environment_variables") or {}
         env.update({str(k): str(v) for k, v in variables.items()})
         log_fd = open_append(self.home.deployment_log(self.endpoint, dep))
@@ -650,6 +675,8 @@ class Supervisor:
             tasks += [self._stop(i, drain=False) for i in dep.instances]
         for task in self._rechecks:
             task.cancel()
+        if self._keeper is not None:
+            self._keeper.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.gather(*(asyncio.to_thread(z.close) for z in self._zygs.values()))
 
@@ -657,8 +684,14 @@ class Supervisor:
     def status(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name, dep in self.deployments.items():
+            wanted = int(dep.spec.get("instance_count") or 0)
+            ready = len(dep.ready_instances())
+            state = dep.state
+            if state == "Succeeded" and wanted and ready < wanted:
+                # never "Succeeded" while instances are missing: what really answers
+                state = "Unavailable" if ready == 0 else "Degraded"
             out[name] = {
-                "provisioning_state": dep.state,
+                "provisioning_state": state,
                 "generation": dep.target,
                 "applied_generation": dep.applied,
                 "reason": dep.reason,
@@ -668,7 +701,7 @@ class Supervisor:
                 "mirrored": dep.mirrored,
                 "instances": [i.status() for i in dep.instances],
                 "starting": [i.status() for i in dep.pending],
-                "ready": len(dep.ready_instances()),
-                "instance_count": int(dep.spec.get("instance_count") or 0),
+                "ready": ready,
+                "instance_count": wanted,
             }
         return out

@@ -8,9 +8,12 @@ imports it once; every instance is then a ``fork()`` that only builds the flow's
 Protocol over an ``AF_UNIX``/``SOCK_SEQPACKET`` socket pair (one message per datagram):
 router -> zygote ``{"id", "env", "cwd"}`` with two fds (listening socket, log file);
 zygote -> router ``{"op": "ready"}``, ``{"op": "spawned", "id", "pid"}``,
-``{"op": "exited", "pid", "code"}`` (code as ``subprocess``: negative = signal).
-The zygote stays single-threaded (fork-safe) and exits, killing its instances, when the
-router goes away (socket EOF or re-parenting).
+``{"op": "exited", "pid", "code"}`` (code as ``subprocess``: negative = signal),
+``{"op": "refused", "id", "reason"}`` when it is not single-threaded (the router then starts
+a plain interpreter). The zygote stays single-threaded (fork-safe: ``quiet.py`` keeps
+promptflow's telemetry threads from starting) and exits, killing its instances, when the
+router goes away (socket EOF or re-parenting). If it crashes its instances keep serving: the
+router is their child subreaper and adopts them (``zygote_client.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import select
 import signal
 import socket
 import sys
+import threading
 from typing import Any
 
 MAX_MESSAGE = 1 << 20
@@ -55,7 +59,9 @@ def _child(req: dict[str, Any], fds: list[int], sock: socket.socket) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
         env = dict(req["env"])
-        env["PFMAGIC_PARENT_PID"] = str(os.getppid())
+        # The instance outlives this fork server: it watches the router (its parent once the
+        # router, a child subreaper, adopts it after a zygote crash) and accepts us meanwhile.
+        env["PFMAGIC_ZYGOTE_PID"] = str(os.getppid())
         os.environ.clear()
         os.environ.update(env)
         os.chdir(req["cwd"])
@@ -118,6 +124,12 @@ def serve(sock: socket.socket) -> int:
             if not data:
                 return 0  # the router closed its end
             req = json.loads(data)
+            if threading.active_count() != 1:  # fork() copies no other thread: refuse
+                for fd in fds:
+                    os.close(fd)
+                names = ", ".join(t.name for t in threading.enumerate())
+                _send(sock, {"op": "refused", "id": req["id"], "reason": f"threads: {names}"})
+                continue
             sys.stdout.flush()
             sys.stderr.flush()
             pid = os.fork()
@@ -127,7 +139,11 @@ def serve(sock: socket.socket) -> int:
                 os.close(fd)
             children.add(pid)
             _send(sock, {"op": "spawned", "id": req["id"], "pid": pid})
-    finally:
+    except BaseException:
+        # A crash of the fork server leaves its instances serving: the router adopts them.
+        children.clear()
+        raise
+    finally:  # the router went away (EOF, re-parenting): its instances go with it
         for pid in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
@@ -145,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     from pfmagic.backends.local.procs import set_title
 
     set_title(f"pfmagic zygote {os.environ.get('PFMAGIC_ENDPOINT', '?')}")
+    from pfmagic.backends.local import quiet
+
+    quiet.install()  # promptflow's telemetry would start 4 threads (and call home) on import
     try:
         _preload()
     except Exception as exc:  # the router falls back to plain subprocesses

@@ -32,7 +32,10 @@ class ForkedProcess:
         return self.poll()
 
     def poll(self) -> int | None:
-        return self._zygote.exit_codes.get(self.pid)
+        code = self._zygote.exit_codes.get(self.pid)
+        if code is None and self._zygote.dead:
+            code = self._zygote.adopted_poll(self.pid)
+        return code
 
     def send_signal(self, sig: int) -> None:
         if self.poll() is None:  # never signal a pid that may have been reused
@@ -87,6 +90,24 @@ class Zygote:
     def alive(self) -> bool:
         return not self.dead and self.proc.poll() is None
 
+    def adopted_poll(self, pid: int) -> int | None:
+        """After the zygote died: its instances are the router's children now (the router
+        is a child subreaper, ``become_subreaper``), reaped here. Until the zygote itself is
+        reaped its children may not be re-parented yet; a pid that never becomes ours (no
+        subreaper) counts as lost."""
+        if self.proc.poll() is None:
+            return None
+        try:
+            got, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            code = LOST
+        else:
+            if got == 0:
+                return None
+            code = os.waitstatus_to_exitcode(status)
+        self.exit_codes[pid] = code
+        return code
+
     def _read(self) -> None:
         try:
             while True:
@@ -103,15 +124,18 @@ class Zygote:
                         self._pids.add(msg["pid"])
                     if loop is not None and fut is not None:
                         loop.call_soon_threadsafe(_resolve, fut, msg["pid"])
+                elif op == "refused":
+                    with self._lock:
+                        loop, fut = self._pending.pop(msg["id"], (None, None))
+                    if loop is not None and fut is not None:
+                        loop.call_soon_threadsafe(_fail, fut, msg.get("reason", "refused"))
                 elif op == "exited":
                     self.exit_codes[msg["pid"]] = int(msg["code"])
         except OSError:
             pass
         finally:
-            self.dead = True
+            self.dead = True  # its instances live on; ForkedProcess.poll reaps them now
             with self._lock:
-                for pid in self._pids:
-                    self.exit_codes.setdefault(pid, LOST)
                 pending, self._pending = self._pending, {}
             for loop, fut in pending.values():
                 loop.call_soon_threadsafe(_fail, fut)
@@ -151,6 +175,23 @@ def _resolve(fut: asyncio.Future[int], pid: int) -> None:
         fut.set_result(pid)
 
 
-def _fail(fut: asyncio.Future[int]) -> None:
+def _fail(fut: asyncio.Future[int], reason: str = "zygote exited") -> None:
     if not fut.done():
-        fut.set_exception(ConnectionError("zygote exited"))
+        fut.set_exception(ConnectionError(reason))
+
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> bool:
+    """Make this process (the router) the reaper of its orphaned descendants (Linux): an
+    instance whose zygote crashed is re-parented here, not to init, and keeps serving."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False

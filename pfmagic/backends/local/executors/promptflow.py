@@ -4,7 +4,6 @@ endpoint's zygote when there is one, else a plain interpreter."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pfmagic.backends.local.executors import Executor
+from pfmagic.backends.local.logs import log_event
 
 if TYPE_CHECKING:
     from pfmagic.backends.local.supervisor import Supervisor
@@ -39,8 +39,15 @@ class PromptflowExecutor(Executor):
         zygote = None if variables.get("PFMAGIC_NO_ZYGOTE") else sup._zygote(python)
         proc: Any = None
         if zygote is not None:
-            with contextlib.suppress(ConnectionError, asyncio.TimeoutError):
+            try:
                 proc = await zygote.spawn(name, env, str(workdir), sock.fileno(), log_fd)
+            except (ConnectionError, asyncio.TimeoutError) as exc:
+                # e.g. the zygote refused to fork while multi-threaded, or it just died
+                log_event(
+                    sup.home.router_log(sup.endpoint),
+                    f"instance {name}: zygote did not fork ({exc or type(exc).__name__}); "
+                    "starting a plain interpreter",
+                )
         if proc is None:  # no zygote (disabled or broken): a plain interpreter
             proc = subprocess.Popen(
                 [

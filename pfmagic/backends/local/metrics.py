@@ -1,0 +1,335 @@
+"""What the router saw: requests, errors, latency, tokens per deployment (``%pf_metrics``).
+
+The router records every scoring request it answered, once, in the deployment that served
+it (no extra process): 10-s buckets kept for ``KEEP`` seconds, each with request / error /
+token / mirrored counts and a latency histogram (log bins ~5 % wide, so percentiles are
+within ~5 %). 401s are counted per endpoint (``unauthorized``), replies made before any
+deployment was chosen (404 no traffic, 413 too large) as ``unrouted``. CPU % and resident
+memory of each deployment's instance processes are sampled with psutil.
+
+Served by the router at the admin-authenticated ``/_pfmagic/metrics``: Prometheus text
+(``prometheus_client``, cumulative counters since the router started) or, with
+``?format=json&window=SECONDS``, the windowed snapshot the kernel turns into
+``pfmagic.metrics.EndpointMetrics``.
+
+Tokens: promptflow 1.18.5 reports token use only to OpenTelemetry exporters
+(``promptflow/core/_serving/monitor/metrics.py``), never in the reply, so the router counts
+the OpenAI-style ``usage`` objects (``total_tokens``, or ``prompt_tokens`` +
+``completion_tokens``) found in a flow's JSON reply.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+INTERVAL = 10.0  # seconds per bucket
+KEEP = 6 * 3600.0  # seconds of buckets kept
+_LOG_STEP = math.log(1.1)  # latency bins: each 10 % wider than the one before
+LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+def _bin(ms: float) -> int:
+    return int(math.floor(math.log(max(ms, 0.01)) / _LOG_STEP))
+
+
+def _bin_value(index: int) -> float:
+    """The geometric middle of a latency bin, in ms."""
+    return math.exp((index + 0.5) * _LOG_STEP)
+
+
+def percentiles(hist: dict[int, int], qs: Iterable[float]) -> list[float | None]:
+    """Nearest-rank percentiles (``q`` in 0..100) of a latency histogram, in ms."""
+    total = sum(hist.values())
+    if not total:
+        return [None for _ in qs]
+    ordered = sorted(hist.items())
+    out: list[float | None] = []
+    for q in qs:
+        rank = max(1, math.ceil(q / 100 * total))
+        seen = 0
+        for index, count in ordered:
+            seen += count
+            if seen >= rank:
+                out.append(round(_bin_value(index), 2))
+                break
+    return out
+
+
+def usage_tokens(body: bytes) -> int:
+    """Tokens in the OpenAI-style ``usage`` objects of a JSON reply (0 when none)."""
+    if b'_tokens"' not in body:  # cheap: most replies are not parsed at all
+        return 0
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return 0
+    return _walk_tokens(data, 0)
+
+
+def _walk_tokens(node: Any, depth: int) -> int:
+    if depth > 8:
+        return 0
+    if isinstance(node, dict):
+        total = node.get("total_tokens")
+        if isinstance(total, int) and not isinstance(total, bool):
+            return total
+        parts = [node.get("prompt_tokens"), node.get("completion_tokens")]
+        if any(isinstance(p, int) and not isinstance(p, bool) for p in parts):
+            return sum(p for p in parts if isinstance(p, int) and not isinstance(p, bool))
+        return sum(_walk_tokens(v, depth + 1) for v in node.values())
+    if isinstance(node, list):
+        return sum(_walk_tokens(v, depth + 1) for v in node)
+    return 0
+
+
+@dataclass
+class Bucket:
+    requests: int = 0
+    errors: int = 0
+    tokens: int = 0
+    mirrored: int = 0
+    latency: dict[int, int] = field(default_factory=dict)  # bin -> count
+    cpu_percent: float | None = None
+    memory_mb: float | None = None
+
+    def add_latency(self, ms: float) -> None:
+        index = _bin(ms)
+        self.latency[index] = self.latency.get(index, 0) + 1
+
+
+class Recorder:
+    """One endpoint's metrics, in the router's event loop (no locks: one thread)."""
+
+    def __init__(self, endpoint: str, *, clock: Any = time.time):
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.endpoint = endpoint
+        self.clock = clock
+        self.started = clock()
+        # (bucket start, deployment) -> Bucket; 401s and unrouted replies per endpoint
+        self.buckets: dict[tuple[float, str], Bucket] = {}
+        self.unauthorized: dict[float, int] = {}
+        self.unrouted: dict[float, int] = {}
+        self.resources: dict[str, tuple[float, float]] = {}  # deployment -> (cpu %, MB)
+        self._procs: dict[int, Any] = {}  # pid -> psutil.Process (cpu_percent needs history)
+        self._last_sample = 0.0
+        self.registry = CollectorRegistry(auto_describe=True)
+        labels = ("endpoint", "deployment")
+        self._p_requests = Counter(
+            "pfmagic_requests",
+            "Scoring requests answered, by the deployment that served them and status code",
+            (*labels, "code"),
+            registry=self.registry,
+        )
+        self._p_errors = Counter(
+            "pfmagic_request_errors",
+            "Scoring requests answered with a non-2xx status",
+            labels,
+            registry=self.registry,
+        )
+        self._p_tokens = Counter(
+            "pfmagic_tokens", "LLM tokens reported in replies", labels, registry=self.registry
+        )
+        self._p_mirrored = Counter(
+            "pfmagic_mirrored_requests",
+            "Mirrored copies sent (replies discarded)",
+            labels,
+            registry=self.registry,
+        )
+        self._p_unauthorized = Counter(
+            "pfmagic_unauthorized_requests",
+            "Requests refused with 401",
+            ("endpoint",),
+            registry=self.registry,
+        )
+        self._p_latency = Histogram(
+            "pfmagic_request_latency_seconds",
+            "Scoring latency seen by the router (to the last byte)",
+            labels,
+            buckets=LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
+        self._p_cpu = Gauge(
+            "pfmagic_instance_cpu_percent",
+            "CPU of the deployment's instances (sum, % of one core)",
+            labels,
+            registry=self.registry,
+        )
+        self._p_memory = Gauge(
+            "pfmagic_instance_memory_bytes",
+            "Resident memory of the deployment's instances (sum)",
+            labels,
+            registry=self.registry,
+        )
+
+    # -- recording ---------------------------------------------------------------------------
+    def _bucket(self, deployment: str, now: float | None) -> Bucket:
+        now = self.clock() if now is None else now
+        start = math.floor(now / INTERVAL) * INTERVAL
+        key = (start, deployment)
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            bucket = self.buckets[key] = Bucket()
+            self._prune(start)
+        return bucket
+
+    def _prune(self, newest: float) -> None:
+        oldest = newest - KEEP
+        for key in [k for k in self.buckets if k[0] < oldest]:
+            del self.buckets[key]
+        for series in (self.unauthorized, self.unrouted):
+            for start in [s for s in series if s < oldest]:
+                del series[start]
+
+    def record(
+        self,
+        deployment: str,
+        status: int,
+        latency_ms: float,
+        tokens: int = 0,
+        now: float | None = None,
+    ) -> None:
+        bucket = self._bucket(deployment, now)
+        bucket.requests += 1
+        error = not 200 <= status < 300
+        bucket.errors += error
+        bucket.tokens += tokens
+        bucket.add_latency(latency_ms)
+        labels = (self.endpoint, deployment)
+        self._p_requests.labels(*labels, str(status)).inc()
+        if error:
+            self._p_errors.labels(*labels).inc()
+        if tokens:
+            self._p_tokens.labels(*labels).inc(tokens)
+        self._p_latency.labels(*labels).observe(latency_ms / 1000)
+
+    def record_mirrored(self, deployment: str, now: float | None = None) -> None:
+        self._bucket(deployment, now).mirrored += 1
+        self._p_mirrored.labels(self.endpoint, deployment).inc()
+
+    def _count(self, series: dict[float, int], now: float | None) -> None:
+        now = self.clock() if now is None else now
+        start = math.floor(now / INTERVAL) * INTERVAL
+        if start not in series:
+            self._prune(start)
+        series[start] = series.get(start, 0) + 1
+
+    def record_unauthorized(self, now: float | None = None) -> None:
+        self._count(self.unauthorized, now)
+        self._p_unauthorized.labels(self.endpoint).inc()
+
+    def record_unrouted(self, now: float | None = None) -> None:
+        self._count(self.unrouted, now)
+
+    def sample(self, pids: dict[str, list[int]], now: float | None = None) -> None:
+        """CPU % and resident MB of each deployment's instance processes (summed)."""
+        import psutil
+
+        now = self.clock() if now is None else now
+        self._last_sample = now
+        alive: set[int] = set()
+        for deployment, plist in pids.items():
+            cpu = memory = 0.0
+            for pid in plist:
+                proc = self._procs.get(pid)
+                try:
+                    if proc is None:
+                        proc = self._procs[pid] = psutil.Process(pid)
+                        proc.cpu_percent(None)  # the first reading is always 0: prime it
+                    cpu += proc.cpu_percent(None)
+                    memory += proc.memory_info().rss
+                    alive.add(pid)
+                except psutil.Error:
+                    continue
+            self.resources[deployment] = (round(cpu, 1), round(memory / 2**20, 1))
+            self._p_cpu.labels(self.endpoint, deployment).set(cpu)
+            self._p_memory.labels(self.endpoint, deployment).set(memory)
+            if plist:
+                bucket = self._bucket(deployment, now)
+                bucket.cpu_percent, bucket.memory_mb = self.resources[deployment]
+        for deployment in [d for d in self.resources if d not in pids]:
+            del self.resources[deployment]
+            self._p_cpu.remove(self.endpoint, deployment)
+            self._p_memory.remove(self.endpoint, deployment)
+        for pid in [p for p in self._procs if p not in alive]:
+            del self._procs[pid]
+
+    # -- reading -----------------------------------------------------------------------------
+    def prometheus(self) -> bytes:
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.registry)
+
+    def snapshot(
+        self, window: float, deployments: Iterable[str], now: float | None = None
+    ) -> dict[str, Any]:
+        """Totals over the last ``window`` seconds per deployment, and the 10-s series."""
+        now = self.clock() if now is None else now
+        since = now - window
+        names = list(dict.fromkeys([*deployments, *(d for _s, d in self.buckets)]))
+        totals = {name: Bucket() for name in names}
+        series = []
+        for (start, name), b in sorted(self.buckets.items()):
+            if start + INTERVAL <= since:
+                continue
+            t = totals.setdefault(name, Bucket())
+            t.requests += b.requests
+            t.errors += b.errors
+            t.tokens += b.tokens
+            t.mirrored += b.mirrored
+            for index, count in b.latency.items():
+                t.latency[index] = t.latency.get(index, 0) + count
+            p50, p95, p99 = percentiles(b.latency, (50, 95, 99))
+            series.append(
+                {
+                    "time": start,
+                    "deployment": name,
+                    "requests": b.requests,
+                    "errors": b.errors,
+                    "tokens": b.tokens,
+                    "mirrored": b.mirrored,
+                    "p50_ms": p50,
+                    "p95_ms": p95,
+                    "p99_ms": p99,
+                    "cpu_percent": b.cpu_percent,
+                    "memory_mb": b.memory_mb,
+                }
+            )
+        summary = {}
+        for name, t in totals.items():
+            p50, p95, p99 = percentiles(t.latency, (50, 95, 99))
+            cpu, memory = self.resources.get(name, (None, None))
+            summary[name] = {
+                "requests": t.requests,
+                "errors": t.errors,
+                "p50_ms": p50,
+                "p95_ms": p95,
+                "p99_ms": p99,
+                "tokens": t.tokens,
+                "cpu_percent": cpu,
+                "memory_mb": memory,
+                "mirrored": t.mirrored,
+            }
+
+        def windowed(counts: dict[float, int]) -> int:
+            return sum(c for s, c in counts.items() if s + INTERVAL > since)
+
+        return {
+            "endpoint": self.endpoint,
+            "interval": INTERVAL,
+            "now": now,
+            "window": window,
+            "started": self.started,
+            "deployments": summary,
+            "unauthorized": windowed(self.unauthorized),
+            "unrouted": windowed(self.unrouted),
+            "series": series,
+            "unauthorized_series": [
+                {"time": s, "count": c} for s, c in sorted(self.unauthorized.items()) if s > since
+            ],
+        }

@@ -1,0 +1,341 @@
+"""%pf_metrics: the router's own counts of known traffic, the picture, Prometheus text, Azure.
+
+The live part runs one real local endpoint (two chat-echo deployments) and sends it known
+traffic -- good requests, 401s and bad bodies on both deployments -- then checks the counts
+are exact, everywhere they are shown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from IPython.core.error import UsageError
+
+from pfmagic.backends.local.metrics import Recorder, percentiles, usage_tokens
+from pfmagic.errors import NotFound, PfError
+from pfmagic.magics import session_of
+from pfmagic.metrics.model import EndpointMetrics
+from pfmagic.metrics.window import format_window, parse_window
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+# -- pure parts ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("30s", 30), ("15m", 900), ("1h", 3600), ("2d", 172800), ("1.5m", 90)]
+)
+def test_parse_window(text: str, seconds: float) -> None:
+    assert parse_window(text) == seconds
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("15", "'15' is not a duration"),
+        ("fifteen minutes", "is not a duration"),
+        ("0m", "'0m' is empty"),
+        ("90d", "longer than 30 days"),
+    ],
+)
+def test_parse_window_errors(text: str, message: str) -> None:
+    with pytest.raises(PfError, match=message):
+        parse_window(text)
+
+
+def test_format_window() -> None:
+    assert [format_window(s) for s in (900, 3600, 10, 90)] == ["15m", "1h", "10s", "90s"]
+
+
+def test_usage_tokens_from_openai_style_replies() -> None:
+    reply = b'{"answer": "x", "usage": {"prompt_tokens": 12, "completion_tokens": 30}}'
+    assert usage_tokens(reply) == 42
+    nested = (
+        b'{"a": [{"usage": {"total_tokens": 7, "prompt_tokens": 5}},'
+        b' {"usage": {"total_tokens": 3}}]}'
+    )
+    assert usage_tokens(nested) == 10  # total_tokens wins over its parts; both objects count
+    assert usage_tokens(b'{"answer": "no usage here"}') == 0
+    assert usage_tokens(b'not json prompt_tokens"') == 0
+
+
+def test_percentiles_within_five_percent() -> None:
+    rec = Recorder("ep", clock=lambda: 1000.0)
+    for ms in range(1, 101):  # 1..100 ms
+        rec.record("blue", 200, float(ms))
+    bucket = rec.buckets[(1000.0, "blue")]
+    p50, p95, p99 = percentiles(bucket.latency, (50, 95, 99))
+    assert abs(p50 - 50) / 50 < 0.06 and abs(p95 - 95) / 95 < 0.06 and abs(p99 - 99) / 99 < 0.06
+
+
+def test_recorder_windows_counts_and_series() -> None:
+    now = [1000.0]
+    rec = Recorder("ep", clock=lambda: now[0])
+    rec.record("blue", 200, 10.0, tokens=5)
+    rec.record("blue", 424, 20.0)
+    rec.record_unauthorized()
+    rec.record_mirrored("green")
+    now[0] = 1025.0  # two buckets later
+    rec.record("green", 200, 30.0, tokens=2)
+    snap = rec.snapshot(3600, ["blue", "green", "red"])
+    blue, green, red = (snap["deployments"][n] for n in ("blue", "green", "red"))
+    assert (blue["requests"], blue["errors"], blue["tokens"]) == (2, 1, 5)
+    assert (green["requests"], green["mirrored"], green["tokens"]) == (1, 1, 2)
+    assert red["requests"] == 0 and red["p50_ms"] is None
+    assert snap["unauthorized"] == 1
+    assert [(r["time"], r["deployment"]) for r in snap["series"]] == [
+        (1000.0, "blue"),
+        (1000.0, "green"),
+        (1020.0, "green"),
+    ]
+    recent = rec.snapshot(10, ["blue", "green"])  # only the last bucket
+    assert recent["deployments"]["blue"]["requests"] == 0
+    assert recent["deployments"]["green"]["requests"] == 1 and recent["unauthorized"] == 0
+
+    m = EndpointMetrics(snap)
+    assert list(m.frame.index) == ["blue", "green", "red"]
+    assert m.frame.loc["blue", "errors"] == 1 and m.unauthorized == 1
+    assert m._repr_png_().startswith(PNG)
+    assert "blue" in repr(m) and "401 unauthorized: 1" in repr(m)
+    only = EndpointMetrics(snap, deployment="green")
+    assert list(only.frame.index) == ["green"] and set(only.series["deployment"]) == {"green"}
+
+
+def test_prometheus_text_parses() -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    rec = Recorder("ep")
+    rec.record("blue", 200, 12.0, tokens=4)
+    rec.record("blue", 424, 12.0)
+    rec.record_unauthorized()
+    families = {f.name: f for f in text_string_to_metric_families(rec.prometheus().decode())}
+    requests = {s.labels["code"]: s.value for s in families["pfmagic_requests"].samples}
+    assert requests == {"200": 1.0, "424": 1.0}
+    assert families["pfmagic_unauthorized_requests"].samples[0].value == 1.0
+
+
+# -- live: a real local endpoint and known traffic -----------------------------------------
+
+
+from test_invoke import EP, shared_endpoint  # noqa: E402 - the process-wide real endpoint
+
+
+@pytest.fixture(scope="session")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Any]]:
+    """test_invoke's endpoint (blue 100 %, green 0 %): shared, so counts are compared as
+    differences before/after this test's own traffic (other tests send traffic too)."""
+    yield from shared_endpoint(tmp_path_factory)
+
+
+@pytest.fixture
+def shell(ip: Any, live: tuple[Path, Any]) -> Any:
+    session_of(ip).settings.home = str(live[0])
+    return ip
+
+
+def send_known_traffic(backend: Any) -> None:
+    """blue: 5 good + 1 bad body; green: 3 good + 1 bad body; 4 requests with a wrong key."""
+    cfg = backend._config(EP)
+    url = f"http://127.0.0.1:{cfg['port']}/score"
+    key = cfg["keys"]["primary"]
+    with httpx.Client(trust_env=False, timeout=60) as client:
+
+        def post(dep: str | None, body: bytes, token: str = key) -> int:
+            headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+            if dep:
+                headers["azureml-model-deployment"] = dep
+            return client.post(url, content=body, headers=headers).status_code
+
+        for dep, good in (("blue", 5), ("green", 3)):
+            for i in range(good):
+                assert post(dep, b'{"question": "hi %d"}' % i) == 200
+            assert post(dep, b'{"question": ') == 424  # a bad body: the flow's 4xx, wrapped
+        for _ in range(4):
+            assert post(None, b'{"question": "x"}', token="wrong-key") == 401
+
+
+def prometheus(backend: Any, admin: bool = True) -> httpx.Response:
+    cfg = backend._config(EP)
+    headers = {"X-Pfmagic-Admin": cfg["admin_token"]} if admin else {}
+    url = f"http://127.0.0.1:{cfg['port']}/_pfmagic/metrics"
+    return httpx.get(url, headers=headers, trust_env=False, timeout=30)
+
+
+def counters(text: str) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            key = s.name + "|" + s.labels.get("deployment", "")
+            if s.name.endswith(("_total", "_count")):
+                out[key] = out.get(key, 0) + s.value
+    return out
+
+
+def test_known_traffic_counted_exactly(shell: Any, live: tuple[Path, Any]) -> None:
+    backend = live[1]
+    first = backend.metrics(EP, window=6 * 3600)  # the magic refuses "no traffic yet"
+    first_prom = counters(prometheus(backend).text)
+    send_known_traffic(backend)
+    m = shell.run_line_magic("pf_metrics", f"{EP} --window 6h")
+    assert isinstance(m, EndpointMetrics)
+    f, f0 = m.frame, first.frame
+    assert list(f.index) == ["blue", "green"]
+    delta = (
+        f[["requests", "errors", "mirrored", "tokens"]]
+        - f0[["requests", "errors", "mirrored", "tokens"]]
+    )
+    assert delta.to_dict("index") == {
+        "blue": {"requests": 6, "errors": 1, "mirrored": 0, "tokens": 0},
+        "green": {"requests": 4, "errors": 1, "mirrored": 0, "tokens": 0},
+    }
+    assert m.unauthorized - first.unauthorized == 4
+    for dep in ("blue", "green"):
+        p50, p95, p99 = f.loc[dep, ["p50_ms", "p95_ms", "p99_ms"]]
+        assert 0 < p50 <= p95 <= p99 < 60_000
+        assert f.loc[dep, "memory_mb"] > 10 and f.loc[dep, "cpu_percent"] >= 0
+    by_dep = m.series.groupby("deployment")["requests"].sum()
+    assert by_dep.to_dict() == f["requests"].to_dict()  # the series adds up to the totals
+
+    # the picture and the table are in what a notebook saves
+    data, _meta = shell.display_formatter.format(m)
+    assert data["image/png"].startswith(PNG)
+    assert "<img" in data["text/html"] and "<table" in data["text/html"]
+    assert "blue" in data["text/plain"] and "401 unauthorized:" in data["text/plain"]
+
+    only = shell.run_line_magic("pf_metrics", f"{EP} -d green --window 6h")
+    assert list(only.frame.index) == ["green"]
+    assert only.frame.loc["green", "requests"] == f.loc["green", "requests"]
+
+    # Prometheus text (cumulative counters), admin token required
+    assert prometheus(backend, admin=False).status_code == 401
+    resp = prometheus(backend)
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/plain")
+    now = counters(resp.text)
+
+    def grew(key: str) -> float:
+        return now.get(key, 0) - first_prom.get(key, 0)
+
+    assert (grew("pfmagic_requests_total|blue"), grew("pfmagic_requests_total|green")) == (6, 4)
+    assert (
+        grew("pfmagic_request_errors_total|blue"),
+        grew("pfmagic_request_errors_total|green"),
+    ) == (1, 1)
+    assert grew("pfmagic_unauthorized_requests_total|") == 4
+    assert grew("pfmagic_request_latency_seconds_count|blue") == 6
+
+
+def test_bad_input_is_one_line(shell: Any) -> None:
+    cases = [
+        (f"{EP} --window soon", "--window: 'soon' is not a duration"),
+        ("nosuch", "endpoint 'nosuch' not found"),
+        (f"{EP} -d red", f"deployment 'red' not found in endpoint '{EP}'"),
+        ("quiet", "quiet: no traffic yet in the last 15m"),
+    ]
+    from azure.ai.ml.entities import ManagedOnlineEndpoint
+
+    backend = session_of(shell).backend
+    backend.create_endpoint(ManagedOnlineEndpoint(name="quiet", auth_mode="key")).result(120)
+    try:
+        for args, message in cases:
+            with pytest.raises(UsageError) as err:
+                shell.run_line_magic("pf_metrics", args)
+            assert message in str(err.value) and "\n" not in str(err.value)
+    finally:  # the shared home holds test_invoke's endpoint only (test_ops lists them)
+        backend.delete_endpoint("quiet").result(60)
+
+
+def test_live_updates_one_display(shell: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import IPython.display
+
+    shown: list[Any] = []
+    updates: list[Any] = []
+
+    class Handle:
+        def update(self, obj: Any) -> None:
+            updates.append(obj)
+
+    def fake_display(obj: Any, display_id: bool = False) -> Handle:
+        assert display_id is True
+        shown.append(obj)
+        return Handle()
+
+    monkeypatch.setattr(IPython.display, "display", fake_display)
+    assert shell.run_line_magic("pf_metrics", f"{EP} --live --every 0.1 --refreshes 3") is None
+    assert len(shown) == 1 and len(updates) == 2
+    assert all(isinstance(u, EndpointMetrics) for u in updates)
+
+
+# -- Azure: Azure Monitor's ARM metrics replies, through the SDK's own transport ------------
+
+
+def test_azure_metrics_from_azure_monitor(arm: Any) -> None:
+    from test_azure_backend import EP, EP_PATH, make_backend, seed_deployment, seed_endpoint
+
+    backend = make_backend(arm)
+    seed_endpoint(arm, traffic={"blue": 90, "green": 10})
+    seed_deployment(arm, "blue")
+    seed_deployment(arm, "green")
+    with pytest.raises(PfError, match="Azure Monitor has no metrics for it yet"):
+        backend.metrics(EP)
+
+    t0, t1 = "2026-12-03T12:00:00Z", "2026-12-03T12:01:00Z"
+
+    def pts(key: str, *values: float) -> list[dict[str, Any]]:
+        return [{"timeStamp": t, key: v} for t, v in zip((t0, t1), values, strict=False)]
+
+    def latency(p50: float, p95: float, p99: float) -> dict[str, Any]:
+        return {
+            f"RequestLatency_P{q}": [({"deployment": "blue"}, pts("average", v, v))]
+            for q, v in (("50", p50), ("95", p95), ("99", p99))
+        }
+
+    arm.state.metrics[EP_PATH.lower()] = {
+        "RequestsPerMinute": [
+            ({"deployment": "blue", "statusCode": "200"}, pts("total", 40, 50)),
+            ({"deployment": "blue", "statusCode": "424"}, pts("total", 2, 1)),
+            ({"deployment": "green", "statusCode": "200"}, pts("total", 5, 6)),
+            ({"deployment": "", "statusCode": "401"}, pts("total", 3, 0)),
+        ],
+        **latency(20, 80, 150),
+    }
+    arm.state.metrics[f"{EP_PATH}/deployments/blue".lower()] = {
+        "CpuUtilizationPercentage": [({}, pts("average", 30, 45))],
+        "CpuMemoryUtilizationPercentage": [({}, pts("average", 60, 61))],
+    }
+    m = backend.metrics(EP, window=3600)
+    f = m.frame
+    assert m.backend == "azure" and list(f.index) == ["blue", "green"]
+    assert (f.loc["blue", "requests"], f.loc["blue", "errors"]) == (93, 3)
+    assert (f.loc["green", "requests"], f.loc["green", "errors"]) == (11, 0)
+    assert m.unauthorized == 3
+    assert (f.loc["blue", "p50_ms"], f.loc["blue", "p99_ms"]) == (20, 150)
+    assert (f.loc["blue", "cpu_percent"], f.loc["blue", "memory_percent"]) == (45, 61)
+    assert len(m.series[m.series["deployment"] == "blue"]) == 2
+    assert m._repr_png_().startswith(PNG)
+
+    asked = arm.state.requests("GET", "/providers/Microsoft.Insights/metrics")
+    first = [r for r in asked if r.query.get("metricnames") == "RequestsPerMinute"][-1]
+    assert first.query["aggregation"] == "Total" and first.query["interval"] == "PT1M"
+    assert first.query["$filter"] == "deployment eq '*' and statusCode eq '*'"
+    assert first.path == f"{EP_PATH}/providers/Microsoft.Insights/metrics"
+    cpu = [r for r in asked if "/deployments/blue/" in r.path][-1]
+    assert cpu.query["metricnames"] == "CpuUtilizationPercentage,CpuMemoryUtilizationPercentage"
+
+    with pytest.raises(NotFound, match="deployment 'red' not found"):
+        backend.metrics(EP, deployment="red")
+    with pytest.raises(NotFound):
+        backend.metrics("nosuch")
+
+
+def test_help_names_the_flags(ip: Any) -> None:
+    doc = ip.find_line_magic("pf_metrics").__doc__
+    assert "Examples" in doc and "%pf_metrics" in doc
+    for flag in ("--deployment", "--window", "--live", "--refreshes"):
+        assert flag in doc
