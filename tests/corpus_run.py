@@ -163,8 +163,8 @@ def shell(home: Path, azure: Any = None) -> Iterator[Any]:
     try:
         yield ip
     finally:
-        if session._backend is not None:
-            session._backend.close()
+        if session.active_backend is not None:
+            session.active_backend.close()
         ip.run_line_magic("unload_ext", "pfmagic")
         import atexit
 

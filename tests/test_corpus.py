@@ -10,12 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-pytest.importorskip("azure.ai.ml")
-
-from arm_server import ArmServer  # noqa: E402
-from corpus_run import cases, figure, run_all  # noqa: E402
-from test_azure_backend import make_backend  # noqa: E402
+from arm_server import ArmServer
+from corpus_run import cases, figure, run_all
+from test_azure_backend import make_backend
 
 
 def _assert_clean(outcomes: list, line: str) -> None:

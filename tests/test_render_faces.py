@@ -26,11 +26,10 @@ from pfmagic.render.chat import ChatReply, Transcript
 from pfmagic.render.status import EndpointTable, deployment_status, endpoint_status
 from pfmagic.render.style import BADGE_FG, NEUTRAL_BG, PAGES, STATE_BG, contrast
 from pfmagic.skus import check_quota
-
-ProgressView = pytest.importorskip("pfmagic.widgets.progress").ProgressView
-track = pytest.importorskip("pfmagic.widgets.track")
-QuotaCalculator = pytest.importorskip("pfmagic.widgets.quota").QuotaCalculator
-from pfmagic.widgets.text import elapsed, quota_text  # noqa: E402
+from pfmagic.widgets import track
+from pfmagic.widgets.progress import ProgressView
+from pfmagic.widgets.quota import QuotaCalculator
+from pfmagic.widgets.text import elapsed, quota_text
 
 URI = "http://127.0.0.1:5123/score"
 THEMES = Path(sys.prefix) / "share/jupyter/lab/themes/@jupyterlab"
