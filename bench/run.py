@@ -426,9 +426,13 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated: import,startup,score,invoke",
     )
     parser.add_argument("--out", default=str(HERE), help="where results.json/.md go")
+    parser.add_argument(
+        "--startup-reps", type=int, default=0, help="create-to-first-score repeats (default 3/4)"
+    )
     args = parser.parse_args(argv)
     only = set(args.only.split(","))
     n = 3 if args.quick else 5
+    startup_reps = args.startup_reps or (3 if args.quick else 4)
     rep = Report()
     loads: dict[str, tuple[float, float, float]] = {}
     started = time.time()
@@ -445,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             steps = [
                 ("import", lambda: bench_import(rep, env, n)),
-                ("startup", lambda: bench_startup(rep, env, logdir, 3 if args.quick else 4)),
+                ("startup", lambda: bench_startup(rep, env, logdir, startup_reps)),
                 ("score", lambda: bench_score(rep, env, logdir, args.quick)),
                 ("invoke", lambda: bench_invoke(rep, env, args.quick)),
             ]

@@ -132,13 +132,36 @@ else:
     BoundedHttpTools = None  # type: ignore[assignment,misc]
 
 
+PURE_PYTHON_ENV = "PFMAGIC_PURE_PYTHON_HTTP"  # "1": h11 + asyncio (A/B benchmarks, fallback)
+
+
+def pure_python() -> bool:
+    return os.environ.get(PURE_PYTHON_ENV, "") not in ("", "0")
+
+
 def fast_loop() -> str:
     """uvicorn's ``loop=``: uvloop when installed (not on Windows), else asyncio."""
+    if pure_python():
+        return "asyncio"
     try:
         import uvloop  # noqa: F401
     except ImportError:
         return "asyncio"
     return "uvloop"
+
+
+def fast_http() -> str:
+    """uvicorn's ``http=`` for an instance: httptools when installed, else h11."""
+    if pure_python() or HttpToolsProtocol is None:
+        return "h11"
+    return "httptools"
+
+
+def router_protocol() -> type:
+    """The router's bounded protocol class: ``BoundedHttpTools`` when available."""
+    if pure_python() or BoundedHttpTools is None:
+        return BoundedH11
+    return BoundedHttpTools
 
 
 def raise_nofile() -> tuple[int, int]:

@@ -57,12 +57,11 @@ from pfmagic.backends.local.limits import (
     HEADER_TIMEOUT,
     MAX_CONNECTIONS,
     MAX_HEADER_BYTES,
-    BoundedH11,
-    BoundedHttpTools,
     RateLimit,
     fast_loop,
     raise_nofile,
     rotate_in_place,
+    router_protocol,
 )
 from pfmagic.backends.local.procs import set_title
 from pfmagic.backends.local.state import Home, ensure_pf_home, read_json, write_json
@@ -722,7 +721,8 @@ def main(argv: list[str] | None = None) -> int:
     # capped by h11, at most max_connections connections (uvicorn answers 503 beyond).
     # httptools (C parser) + uvloop when installed: most of the router's CPU per request was
     # h11 and the asyncio loop (bench/profile.md); both protocols carry the same bounds.
-    http = BoundedHttpTools or BoundedH11
+    # PFMAGIC_PURE_PYTHON_HTTP=1 keeps the old h11 + asyncio pair (A/B runs).
+    http = router_protocol()
     http.header_timeout = float(router.config.get("header_timeout") or HEADER_TIMEOUT)
     config = uvicorn.Config(
         router.app(),
