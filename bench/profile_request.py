@@ -62,6 +62,8 @@ IDLE = (
     "watch (pfmagic/backends/local/instance.py",
     "Thread.start (threading.py",
     "Event.wait (threading.py",
+    # with uvloop the loop is C: a leaf Runner.run is uvloop's own code, mostly epoll_wait
+    "Runner.run (asyncio/runners.py",
 )
 
 
@@ -222,7 +224,7 @@ def section(out: Path, stem: str) -> list[str]:
 def render(out: Path) -> None:
     """profile.md: one section per recorded run (``<stem>.json`` + its stacks)."""
     lines = ["# One /score request through router and instance (py-spy)", ""]
-    for info in sorted(out.glob("*.json")):
+    for info in sorted(out.glob("*.json"), key=lambda p: p.stem != "before"):
         lines += section(out, info.stem)
     (out / "profile.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
