@@ -251,7 +251,9 @@ def test_endpoints_table(shell: Any) -> None:
     assert [e.name for e in table] == [EP]
     text = repr(table).splitlines()
     assert text[0].split() == ["name", "state", "scoring", "uri", "traffic", "deployments"]
-    assert text[1].startswith(EP) and text[1].endswith("blue, green")
+    # each deployment with its state, so a Failed one shows as such
+    assert text[1].startswith(EP) and text[1].endswith("blue (Succeeded), green (Succeeded)")
+    assert "green <span style='background:#107c10" in table._repr_html_()
     assert table._repr_html_().count("<tr>") == 2
     assert line(shell, "pf_endpoints", "-o eps") is None and shell.user_ns["eps"] == table
 
@@ -285,6 +287,10 @@ def test_traffic_split_mirror_and_no_traffic(shell: Any) -> None:
 
         ep = line(shell, "pf_traffic", f"{EP} green=100")  # blue not named: 0
         assert ep.traffic == {"blue": 0, "green": 100}
+        # the change reads before → after, with the new split as a bar in both faces
+        assert "traffic      blue=50% → 0%, green=50% → 100%" in repr(ep)
+        assert "split        [▓▓▓▓▓▓▓▓▓▓▓▓▓▓▓▓▓▓▓▓]" in repr(ep)
+        assert "<div title='green 100%' style='width:100%" in ep._repr_html_()
         ep = line(shell, "pf_traffic", f"{EP} blue=100 --mirror green=10")
         assert ep.traffic == {"blue": 100, "green": 0} and ep.mirror_traffic == {"green": 10}
         assert "mirror" in repr(ep) and "green=10%" in repr(ep)
@@ -295,6 +301,7 @@ def test_traffic_split_mirror_and_no_traffic(shell: Any) -> None:
         line(shell, "pf_traffic", f"{EP} --mirror green=10")
         ep = line(shell, "pf_traffic", f"{EP} --mirror green=0")
         assert not ep.mirror_traffic
+        assert "→" not in repr(ep) and "split" not in repr(ep)  # the split did not change
 
         line(shell, "pf_traffic", f"{EP} blue=0 green=0")
         with pytest.raises(UsageError, match=rf"^{EP}: .*404.*No valid deployments"):

@@ -168,15 +168,22 @@ def test_panel_widget_deploy_button(ip: Any, monkeypatch: pytest.MonkeyPatch) ->
     deploy.all_traffic.value = False
     deploy.button.click()
     assert backend.calls == [("blue", False)] and deploy.button.disabled
+    assert panel.quota.apply_button.disabled  # the parsed deployment is not edited mid-deploy
     view = deploy.view
     assert view is not None and deploy.progress_box.children == (view,)
     assert view.wait(5) and view.state == "Succeeded" and view.bar.bar_style == "success"
     assert view.op in session.operations and session.last_endpoint == "chat-ep"
     assert dep.instance_count == 3
     deadline = time.monotonic() + 5
-    while deploy.button.disabled and time.monotonic() < deadline:
+    while deploy.button.description != "Deployed" and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert not deploy.button.disabled and deploy.button.description == "Deploy again"
+    # after success nothing is offered for the unchanged cell: Deploy and Apply stay off
+    assert deploy.button.disabled and deploy.button.description == "Deployed"
+    assert panel.quota.apply_button.disabled and panel.quota.apply() == ""
+    assert "edit the cell" in deploy.status.value
+    # a panel drawn after the cell's own --create follows that operation: nothing to click
+    again = magics.show_deployment_panel(dep)
+    assert again.deploy_panel.button.disabled and again.quota.apply_button.disabled
     assert "not readable" in view.result_box.value  # endpoint read failed: said, not raised
 
 

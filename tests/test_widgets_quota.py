@@ -100,6 +100,25 @@ def test_apply_writes_into_the_deployment() -> None:
     assert dep.instance_count == 4
 
 
+def test_apply_asks_before_a_large_choice() -> None:
+    dep = managed()
+    calc = QuotaCalculator(dep)
+    calc.picker.value = "Standard_DS3_v2"  # 4 vCPUs
+    calc.slider.value = 11  # > 10 instances
+    before = dep.instance_count
+    message = calc.apply()
+    assert "click Confirm apply" in message and dep.instance_count == before
+    assert calc.apply_button.description == "Confirm apply"
+    calc.apply_button.click()  # the confirming click
+    assert dep.instance_count == 11 and calc.apply_button.description == "Apply to deployment"
+    calc.picker.value = "Standard_E16s_v3"  # 16 vCPUs × 5 = 80 > 64
+    calc.slider.value = 5
+    assert "80 vCPUs" in calc.apply() and dep.instance_count == 11
+    calc.slider.value = 4  # 64 vCPUs: no question asked
+    calc.apply()
+    assert (dep.instance_type, dep.instance_count) == ("Standard_E16s_v3", 4)
+
+
 def test_kubernetes_is_explained() -> None:
     dep = KubernetesOnlineDeployment(
         name="k8s", endpoint_name="ep", instance_type="gpu-small", instance_count=2

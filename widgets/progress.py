@@ -16,8 +16,9 @@ from typing import Any
 import ipywidgets as w
 
 from pfmagic.backends.events import Operation, ProgressEvent
+from pfmagic.render.style import badge
 
-from .text import elapsed, summary_text
+from .text import elapsed, provisioning_note, shown_once, summary_text
 from .track import LOG_LINES, Tracker, failure_details, outcome_details, target_of
 from .twin import TextTwinBox
 
@@ -29,7 +30,6 @@ ICONS = {
     "Canceled": "⊘",
     "Skipped": "–",
 }
-COLORS = {"Succeeded": "#1a7f37", "Failed": "#cf222e", "Canceled": "#9a6700", "Running": "#0969da"}
 BAR = {"Succeeded": "success", "Failed": "danger", "Canceled": "warning"}
 
 
@@ -138,10 +138,12 @@ class ProgressView(TextTwinBox):
         duration = (self.op.finished or time.time()) - self.op.started
         try:
             if status == "Succeeded":
-                rows = outcome_details(self.op, self.backend)
-                self.result_box.value = (
-                    _table(rows) if rows else f"<b style='color:{COLORS[status]}'>{status}</b>"
+                # the deployment's log tail was progress; after success it only distracts
+                self.tracker.log_tail = []
+                rows = shown_once(
+                    self.tracker.stage_lines(), outcome_details(self.op, self.backend)
                 )
+                self.result_box.value = _table(rows) if rows else badge(status)
                 self.outcome = summary_text(
                     self.op.title,
                     status,
@@ -152,10 +154,7 @@ class ProgressView(TextTwinBox):
             else:
                 reason, tail = failure_details(self.op, self.tracker, self.backend)
                 self.tracker.log_tail = tail
-                color = COLORS.get(status, "inherit")
-                self.result_box.value = (
-                    f"<div style='color:{color}'><b>{status}:</b> {html.escape(reason)}</div>"
-                )
+                self.result_box.value = f"<div>{badge(status)} {html.escape(reason)}</div>"
                 self.outcome = summary_text(
                     self.op.title,
                     status,
@@ -176,7 +175,10 @@ class ProgressView(TextTwinBox):
         with self._draw_lock:
             status = self.op.status() if self.op.done() else "InProgress"
             spent = (self.op.finished or time.time()) - self.op.started
-            self.title.value = f"<b>{html.escape(self.op.title)}</b> · {status} · {elapsed(spent)}"
+            self.title.value = (
+                f"<b>{html.escape(self.op.title)}</b> · {status} · {elapsed(spent)}"
+                + html.escape(self._waiting())
+            )
             fraction = 1.0 if status == "Succeeded" else self.tracker.fraction()
             self.bar.value = fraction
             self.bar.bar_style = BAR.get(status, "info")
@@ -195,26 +197,33 @@ class ProgressView(TextTwinBox):
         now = time.time()
         for row in self.tracker.rows.values():
             spent = row.elapsed(now)
-            color = COLORS.get(row.state, "#6e7781")
-            prov = (
-                f" [{html.escape(row.provisioning_state)}]"
-                if row.provisioning_state and row.provisioning_state != row.state
-                else ""
-            )
+            prov = html.escape(provisioning_note(row.state, row.provisioning_state))
             rows.append(
-                f"<tr><td style='color:{color}'>{ICONS.get(row.state, '·')}</td>"
+                f"<tr><td>{ICONS.get(row.state, '·')}</td>"
                 f"<td><b>{html.escape(row.stage)}</b></td>"
-                f"<td style='color:{color}'>{html.escape(row.state)}{prov}</td>"
+                f"<td>{badge(row.state)}{prov}</td>"
                 f"<td style='text-align:right'>{f'{spent:.1f}s' if spent is not None else ''}"
                 f"</td><td>{html.escape(row.message)}</td></tr>"
             )
         return "<table style='border-spacing:8px 0'>" + "".join(rows) + "</table>"
 
+    def _waiting(self) -> str:
+        """`` · waiting for deployment: 0/1 instances ready`` while a stage runs."""
+        if self.op.done():
+            return ""
+        row = self.tracker.current()
+        if row is None:
+            return " · waiting for the backend to start"
+        return f" · waiting for {row.stage}" + (f": {row.message}" if row.message else "")
+
     # -- text twin ---------------------------------------------------------------------
     def text(self) -> str:
         if self.outcome is not None:
             return self.outcome
-        lines = [f"{self.op.title}: {self.op.status()} {elapsed(time.time() - self.op.started)}"]
+        lines = [
+            f"{self.op.title}: {self.op.status()} {elapsed(time.time() - self.op.started)}"
+            + self._waiting()
+        ]
         lines += [
             f"  {stage:<10} {state:<9} {msg}".rstrip()
             for stage, state, msg in self.tracker.stage_lines()

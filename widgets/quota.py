@@ -13,6 +13,7 @@ from typing import Any
 
 import ipywidgets as w
 
+from pfmagic.render.style import badge
 from pfmagic.skus import (
     DEFAULT_SKU,
     SKUS,
@@ -26,8 +27,10 @@ from .text import MARKS, quota_text, skip_list
 from .twin import TextTwinBox
 
 UsageSource = Callable[[], "dict[str, tuple[int, int]] | None"]
-COLORS = {"fits": "#1a7f37", "short": "#cf222e", "unknown": "#9a6700"}
 MAX_INSTANCES = 50
+# Apply asks for a second click above these (a slip of the slider can cost a lot)
+CONFIRM_INSTANCES = 10
+CONFIRM_VCPUS = 64
 
 
 class QuotaCalculator(TextTwinBox):
@@ -94,6 +97,8 @@ class QuotaCalculator(TextTwinBox):
             "deployment of this session (the cell is unchanged)",
         )
         self.apply_status = w.HTML()
+        self.locked = False  # a deploy of this deployment runs or succeeded
+        self._pending: tuple[str, int] | None = None  # a large choice waiting for confirmation
         self.apply_button.on_click(lambda _b: self.apply())
         self.check: QuotaCheck = check_quota(
             start_sku, count, backend_name=backend_name, kubernetes=self.kubernetes
@@ -146,7 +151,29 @@ class QuotaCalculator(TextTwinBox):
             self.update()
 
     def _changed(self, _change: dict[str, Any]) -> None:
+        if self._pending is not None:  # a new choice needs its own confirmation
+            self._pending = None
+            self._reset_apply()
         self.update()
+
+    def set_locked(self, locked: bool) -> None:
+        """While a deploy runs (and after it succeeded) the parsed deployment is not edited."""
+        self.locked = locked
+        self.apply_button.disabled = locked or self.deployment is None
+        if locked:
+            self.apply_status.value = "<small>locked while this deployment deploys</small>"
+
+    def _reset_apply(self) -> None:
+        self.apply_button.description = "Apply to deployment"
+        self.apply_button.button_style = ""
+        self.apply_status.value = ""
+
+    def large(self) -> str:
+        """Why the current choice needs confirmation ("" when it does not)."""
+        vcpus = self.check.sku.vcpus * self.instances if self.check.sku else None
+        if self.instances > CONFIRM_INSTANCES or (vcpus or 0) > CONFIRM_VCPUS:
+            return f"{self.instances} × {self.sku}" + (f" = {vcpus} vCPUs" if vcpus else "")
+        return ""
 
     def update(self) -> QuotaCheck:
         """Recompute the check from the picker, the slider and the usage; redraw."""
@@ -184,20 +211,29 @@ class QuotaCalculator(TextTwinBox):
         else:
             self.sku_box.value = ""
             self.formula_box.value = ""
-        color = COLORS.get(check.verdict, "inherit")
         needed = f"<b>{check.needed} vCPUs needed</b><br>" if check.needed is not None else ""
         self.result_box.value = (
-            f"{needed}<span style='color:{color}'>"
-            f"{MARKS.get(check.verdict, '')} {_link(check.message)}</span>"
+            f"{needed}{badge(check.verdict, MARKS.get(check.verdict, '·'))} {_link(check.message)}"
         )
-        self.warn_box.value = "".join(
-            f"<div style='color:#9a6700'>⚠ {html.escape(x)}</div>" for x in check.warnings
-        )
+        self.warn_box.value = "".join(f"<div>⚠ {html.escape(x)}</div>" for x in check.warnings)
 
     def apply(self) -> str:
-        """Write the chosen SKU and instance count into the session's deployment entity."""
-        if self.deployment is None:
+        """Write the chosen SKU and instance count into the session's deployment entity.
+
+        A large choice (> 10 instances or > 64 vCPUs) is written on a second, confirming click.
+        """
+        if self.deployment is None or self.locked:
             return ""
+        big = self.large()
+        if big and self._pending != (self.sku, self.instances):
+            self._pending = (self.sku, self.instances)
+            self.apply_button.description = "Confirm apply"
+            self.apply_button.button_style = "warning"
+            msg = f"{big} is large: click Confirm apply to write it"
+            self.apply_status.value = f"<small>{html.escape(msg)}</small>"
+            return msg
+        self._pending = None
+        self._reset_apply()
         if not self.kubernetes:
             self.deployment.instance_type = self.sku
         self.deployment.instance_count = self.instances

@@ -65,18 +65,34 @@ def clock(t: float) -> str:
 
 
 def elapsed(seconds: float) -> str:
-    # Whole seconds only ("125s", not "2m05s"): one token that nbval sanitizers can match.
-    return f"{max(0, int(seconds))}s"
+    # One token nbval sanitizers can match ("0.4s", "125s", not "2m05s"); tenths below 10 s
+    # so a sub-second stage does not read "0s".
+    seconds = max(0.0, seconds)
+    return f"{seconds:.1f}s" if seconds < 10 else f"{int(seconds)}s"
+
+
+def provisioning_note(state: str, provisioning_state: str | None) -> str:
+    """`` [Updating]`` while a stage runs; nothing once it ended (no "Succeeded [Deleting]")."""
+    if not provisioning_state or provisioning_state == state or state in ENDED:
+        return ""
+    return f" [{provisioning_state}]"
+
+
+ENDED = frozenset({"Succeeded", "Failed", "Canceled", "Skipped"})
+
+
+def shown_once(
+    stages: Iterable[tuple[str, str, str]], details: Iterable[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """``details`` without values a stage line already shows (the scoring URI, say)."""
+    said = " ".join(message for _s, _st, message in stages)
+    return [(k, v) for k, v in details if not (k == "scoring URI" and v != "-" and v in said)]
 
 
 def event_line(event: ProgressEvent, started: float) -> str:
     """One printed line per event: time, offset, stage, state, message."""
     pct = f" {event.progress:.0%}" if event.progress is not None else ""
-    prov = (
-        f" [{event.provisioning_state}]"
-        if event.provisioning_state and event.provisioning_state != event.state
-        else ""
-    )
+    prov = provisioning_note(event.state, event.provisioning_state)
     msg = f" {event.message}" if event.message else ""
     offset = "+" + elapsed(event.time - started)
     return f"{clock(event.time)} {offset:>7} {event.stage:<10} {event.state:<9}{pct}{prov}{msg}"
@@ -93,9 +109,10 @@ def summary_text(
 ) -> str:
     """The final block: overall status, each stage, then details (URI, traffic, key) or logs."""
     lines = [f"{title}: {status} after {elapsed(duration)}"]
+    stages = list(stages)
     for stage, state, message in stages:
         lines.append(f"  {stage:<10} {state:<9} {message}".rstrip())
-    for key, value in details:
+    for key, value in shown_once(stages, details):
         lines.append(f"  {key:<11} {value}")
     tail = list(log_tail)
     if tail:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Stage = Literal["model", "endpoint", "deployment", "traffic", "delete", "keys"]
+Stage = Literal["model", "endpoint", "environment", "deployment", "traffic", "delete", "keys"]
 State = Literal["Pending", "Running", "Succeeded", "Failed", "Canceled", "Skipped"]
 TERMINAL: frozenset[str] = frozenset({"Succeeded", "Failed", "Canceled"})
 

@@ -16,7 +16,7 @@ from typing import Any
 from pfmagic.config import PfMagics
 from pfmagic.session import Session
 
-FAMILIES = ("cells", "ops", "invoke", "quota", "export")
+FAMILIES = ("cells", "ops", "invoke", "quota", "export", "envs")
 _STATE_KEY = "_pfmagic_session"
 
 

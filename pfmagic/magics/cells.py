@@ -176,6 +176,12 @@ class CellsMagics(SessionMagics):
         action="store_true",
         help="With --create: return at once; progress keeps showing under the cell.",
     )
+    @argument(
+        "--check-env",
+        action="store_true",
+        help="Resolve and build the environment locally first (seconds, not Azure's "
+        "15-25 minutes); stops before --create if it cannot be built.",
+    )
     @_common
     @usage_errors
     def pf_deployment(self, line: str, cell: str | None = None) -> Any:
@@ -211,10 +217,23 @@ class CellsMagics(SessionMagics):
         parsed, summary = self._parse("deployment", args, cell)
         dep = parsed.entity
         action: Callable[[], str] | None = None
+        if args.check_env:  # before any create: a broken environment stops here
+            from pathlib import Path
+
+            from pfmagic.environments.check import check_environment
+
+            home = Path(self.settings.home).expanduser()
+
+            def warn(line: str) -> None:
+                if line.startswith("warning:"):  # uv's progress is not worth a notebook line
+                    print(line)
+
+            print(check_environment(dep, self.session.models, home, warn))
         if args.create:
 
             def action() -> str:
                 op = self.session.backend.create_deployment(dep, all_traffic=args.all_traffic)
+                op.entity = dep  # the Deploy panel under this cell follows this operation
                 self.session.last_endpoint = dep.endpoint_name
                 result = self.run_operation(op, wait=not args.no_wait)
                 if args.no_wait:

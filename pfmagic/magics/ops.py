@@ -196,6 +196,11 @@ class OpsMagics(SessionMagics):
         choices=CONTAINERS,
         help="Which container's log (Azure: storage-initializer or inference-server).",
     )
+    @argument(
+        "--build",
+        action="store_true",
+        help="The environment build log (local backend: uv's output; Azure's image build).",
+    )
     @line_magic
     @usage_errors
     def pf_logs(self, line: str) -> LogText | None:
@@ -210,11 +215,20 @@ class OpsMagics(SessionMagics):
             %pf_logs basic-chat-endpoint blue --lines 20 --container storage-initializer
             logs = %pf_logs basic-chat-endpoint blue
             %pf_logs basic-chat-endpoint blue --follow --for 30
+            %pf_logs basic-chat-endpoint blue --build
         """
         args = parse_argstring(self.pf_logs, line)
         if args.lines < 1:
             raise PfError("--lines must be at least 1")
         backend = self.session.backend
+        if args.build:
+            if backend.name != "local":
+                raise PfError(
+                    "--build: Azure keeps the image build log with the environment "
+                    "(studio: Environments -> the deployment's environment -> Build log)",
+                    hint="%pf_deployment --check-env runs the same build locally first",
+                )
+            args.container = "build"
         self.session.endpoint_name(args.endpoint)
 
         def tail() -> list[str]:
@@ -292,7 +306,8 @@ class OpsMagics(SessionMagics):
             check_traffic(traffic, mirror or {})
         # backends: None keeps the current mirror, {} clears it
         ep = backend.set_traffic(name, traffic, mirror)
-        return self._result(endpoint_status(ep), args.output)
+        before = current if traffic != current else None  # before → after only on a change
+        return self._result(endpoint_status(ep, before=before), args.output)
 
     @magic_arguments()
     @argument("endpoint", nargs="?", help="Endpoint (default: the last one used).")

@@ -8,13 +8,25 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
+# Answer bubbles take JupyterLab's --jp-layout-color2 (#eee light, #424242 dark: distinct from
+# the page in both) with its text colour; the pair falls back together (#eee / #1f1f1f) where
+# JupyterLab's variables are missing (GitHub, nbviewer), so a dark page still reads. Questions
+# sit on the page itself, marked by a blue border. The tag is not greyed: #777 is 4.48:1 on
+# white and lower on dark.
 _BOX = "font-family:var(--jp-content-font-family,sans-serif);line-height:1.45;max-width:60em"
-_USER = "margin:4px 0;padding:6px 10px;border-radius:8px;background:rgba(33,150,243,.10)"
-_BOT = "margin:4px 0;padding:6px 10px;border-radius:8px;background:rgba(128,128,128,.10)"
-_TAG = "color:#777;font-size:85%"
+_BUBBLE = "margin:4px 0;padding:6px 10px;border-radius:8px;border:1px solid "
+_USER = _BUBBLE + "var(--jp-brand-color2,#64b5f6)"
+_BOT = (
+    _BUBBLE + "var(--jp-border-color1,#bdbdbd);background:var(--jp-layout-color2,#eeeeee);"
+    "color:var(--jp-content-font-color1,#1f1f1f)"
+)
+_TAG = "font-size:85%;font-style:italic"
+# "•" / "·" / "–" bullets (common in model answers) are not Markdown list markers
+_BULLET = re.compile(r"(?m)^(\s*)[•·●▪–] ")
 
 
 def markdown_html(text: str) -> str:
@@ -23,8 +35,11 @@ def markdown_html(text: str) -> str:
         import mistune
     except ImportError:  # mistune ships with nbconvert; without it show the text as is
         return f'<div style="white-space:pre-wrap">{html.escape(text)}</div>'
-    render = mistune.create_markdown(escape=True, plugins=["strikethrough", "table"])
-    return str(render(text))
+    # hard_wrap: a single newline in an answer is a line break, not a space
+    render = mistune.create_markdown(
+        escape=True, hard_wrap=True, plugins=["strikethrough", "table"]
+    )
+    return str(render(_BULLET.sub(r"\1* ", text)))
 
 
 def format_ms(ms: float | None) -> str:

@@ -208,8 +208,7 @@ class EntitySummary:
         if warnings:
             items = "".join(f"<li>{esc(w)}</li>" for w in warnings)
             parts.append(
-                f"<p style='color:#b45309;margin-bottom:0'>&#9888; warnings "
-                f"({len(warnings)})</p><ul style='color:#b45309'>{items}</ul>"
+                f"<p style='margin-bottom:0'>&#9888; warnings ({len(warnings)})</p><ul>{items}</ul>"
             )
         parts.append("</div>")
         return "".join(parts)

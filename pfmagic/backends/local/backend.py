@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pfmagic.backends.base import Backend, KeyType, ScoreReply
-from pfmagic.backends.events import Operation
+from pfmagic.backends.events import Operation, Stage
 from pfmagic.backends.local import auth, connections, entities, executors, models
 from pfmagic.backends.local.control import RouterControl, free_port, shutdown_all
 from pfmagic.backends.local.executors import scoring as scoring_executor
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 NAME_RE = re.compile(r"^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$")
 AUTH_MODES = ("key", "aml_token")
-CONTAINERS = ("inference-server", "storage-initializer")
+CONTAINERS = ("inference-server", "storage-initializer", "build")  # build: the env's uv log
 DEFAULT_ROUTES = {"liveness": "/health", "readiness": "/health", "scoring": "/score"}
 LOG_TAIL = 20
 
@@ -346,7 +346,7 @@ class LocalBackend(Backend):
     ) -> Operation:
         endpoint = check_name("endpoint", deployment.endpoint_name)
         name = check_name("deployment", deployment.name)
-        stages = ("model", "endpoint", "deployment", "traffic")
+        stages: tuple[Stage, ...] = ("model", "endpoint", "environment", "deployment", "traffic")
 
         def work(op: Operation) -> OnlineDeployment:
             op.emit("model", "Running", "resolving the model")
@@ -380,6 +380,7 @@ class LocalBackend(Backend):
                 )
             else:
                 runtime = self._runtime(deployment, meta)
+                runtime.update(self._environment(op, deployment, meta))
             current = (ctl.status() or ctl.ensure())["deployments"].get(name) or {}
             gen, unchanged = self._write_deployment(
                 endpoint, name, deployment, meta, runtime, current
@@ -431,6 +432,27 @@ class LocalBackend(Backend):
             "connections": connections.fingerprint(self.home.connections_file),
             # ${env:VAR} of the connections as this kernel has them (0600 state, never logged)
             "connection_env": connections.referenced_env(self.home.connections_file, os.environ),
+        }
+
+    def _environment(self, op: Operation, dep: Any, meta: dict[str, Any]) -> dict[str, Any]:
+        """What the deployment declares (build context, conda_file, flow requirements),
+        resolved here; the router builds it (``environments/``) as the rollout's first step."""
+        from pathlib import Path
+
+        from pfmagic.environments.resolve import resolve
+
+        source = Path(str(meta.get("source") or ""))
+        flow_dir = source if source.is_dir() else Path(meta["flow_dir"])  # the user's paths
+        resolved = resolve(dep.environment, flow_dir)
+        for warning in resolved.warnings:
+            op.emit("environment", "Running", f"warning: {warning}")
+        if not resolved.declares_anything():
+            return {}
+        return {
+            "environment": resolved.to_json(),
+            "requirements_file": os.path.relpath(resolved.requirement_file())
+            if resolved.sources
+            else None,
         }
 
     def _common_runtime(self, dep: Any) -> dict[str, Any]:
@@ -503,11 +525,16 @@ class LocalBackend(Backend):
         log = self.home.deployment_log(endpoint, name)
         end = time.monotonic() + max(self._deploy_timeout(), 60.0)
         last: tuple[Any, ...] = ()
+        building = bool(runtime.get("environment"))
+        if not building:
+            op.emit("environment", "Skipped", "nothing declared: pfmagic's environment")
         while time.monotonic() < end:
             op.check_canceled()
             status = ctl.status() or ctl.ensure()
             st = status["deployments"].get(name)
-            if st and st["generation"] == gen:
+            if st and st["generation"] == gen and building:
+                building = self._build_progress(op, endpoint, name, st)
+            if st and st["generation"] == gen and not building:
                 state = st["provisioning_state"]
                 if state == "Succeeded":
                     op.emit(
@@ -547,6 +574,35 @@ class LocalBackend(Backend):
             f"deployment '{name}' still not ready after {self._deploy_timeout():.0f} s",
             hint=f"%pf_logs {endpoint} {name}",
         )
+
+    def _build_progress(self, op: Operation, endpoint: str, name: str, st: dict[str, Any]) -> bool:
+        """Emit the "environment" stage from the router's build status; True while building."""
+        build = st.get("build") or {}
+        if build.get("generation") != st.get("generation"):
+            build = {}  # the rollout has not started yet: an older build's status
+        state = build.get("state")
+        lines = tuple(build.get("lines") or ())
+        if state == "Running" or state is None:
+            elapsed = time.time() - build.get("started", time.time())
+            message = f"Building environment ({elapsed:.0f} s): {lines[-1] if lines else '...'}"
+            last = op.events[-1] if op.events else None
+            if last is None or last.stage != "environment" or last.message != message:
+                op.emit("environment", "Running", message, log_tail=lines)
+            return True
+        if state == "Failed":
+            reason = st.get("reason") or "environment build failed"
+            op.emit("environment", "Failed", reason, provisioning_state="Failed", log_tail=lines)
+            raise BackendError(
+                f"deployment '{name}' failed: {reason}",
+                code="ImageBuildFailure",
+                hint=f"%pf_logs {endpoint} {name} --build",
+            )
+        how = "cached" if build.get("cached") else "built"
+        message = f"environment {build.get('key')} {how} in {build.get('elapsed', 0):.1f} s"
+        if build.get("key") == "base":
+            message = "everything declared is in pfmagic's environment"
+        op.emit("environment", "Succeeded", message)
+        return False
 
     def _deployment_data(self, endpoint: str, name: str) -> dict[str, Any]:
         self._config(endpoint)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import threading
 import time
@@ -58,6 +59,29 @@ def _use_stored_connections() -> None:
         os.environ.setdefault("PROMPTFLOW_CONNECTION_PROVIDER", "local")
 
 
+def _missing_module(exc: BaseException) -> str | None:
+    """The top-level module an import failed on (promptflow wraps the ImportError of a tool:
+    its message still says "No module named 'x'")."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ModuleNotFoundError) and seen.name:
+            return seen.name.split(".")[0]
+        seen = seen.__cause__ or seen.__context__
+    match = re.search(r"No module named '([^'.]+)", str(exc))
+    return match.group(1) if match else None
+
+
+def _why(exc: BaseException) -> str:
+    module = _missing_module(exc)
+    if module:
+        where = os.environ.get("PFMAGIC_REQUIREMENTS_FILE") or "the flow's requirements.txt"
+        return (
+            f"ModuleNotFoundError: the flow imports '{module}', which no environment file "
+            f"declares: add it (its pip package) to {where}"
+        )
+    return f"{type(exc).__name__}: {exc}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pfmagic.backends.local.instance")
     parser.add_argument("--fd", type=int, required=True, help="listening socket to serve on")
@@ -82,9 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         app = create_app(engine="fastapi", extension_type="azureml")
     except Exception as exc:  # reported to the router through the log and the exit code
         traceback.print_exc()
-        print(
-            f"[pfmagic] instance {args.id} failed to start: {type(exc).__name__}: {exc}", flush=True
-        )
+        print(f"[pfmagic] instance {args.id} failed to start: {_why(exc)}", flush=True)
         return 1
     print(f"[pfmagic] instance {args.id} app created in {time.time() - started:.1f} s", flush=True)
     # Not uvicorn's fd=: it wraps the fd as AF_UNIX, so asyncio never sets TCP_NODELAY on the

@@ -29,6 +29,7 @@ import secrets
 import shutil
 import signal
 import socket
+import sys
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -150,6 +151,7 @@ class Deployment:
     watchers: set[asyncio.Task[None]] = field(default_factory=set)
     requests: int = 0
     mirrored: int = 0
+    build: dict[str, Any] | None = None  # the environment build of the latest rollout
     restarting: int = 0  # instances being replaced by their watcher right now
     _rr: itertools.count[int] = field(default_factory=itertools.count)
 
@@ -184,7 +186,9 @@ class Supervisor:
         self.deployments: dict[str, Deployment] = {}
         self._lock = asyncio.Lock()
         self._closing = False
-        self._zyg: Zygote | None = None  # started with the first instance, or prewarm()
+        # pre-imported fork servers, one per environment (interpreter): the first starts with
+        # the first instance, or prewarm()
+        self._zygs: dict[str, Zygote] = {}
         self._rechecks: set[asyncio.Task[None]] = set()
 
     def prewarm(self) -> None:
@@ -227,7 +231,7 @@ class Supervisor:
         log = self.home.deployment_log(self.endpoint, dep.name)
         rotate(log)
         dep.state = "Updating" if dep.instances else "Creating"
-        dep.reason, dep.log_tail = None, []
+        dep.reason, dep.log_tail, dep.build = None, [], None
         count = int(runtime.get("instance_count") or 1)
         log_event(
             log,
@@ -236,6 +240,11 @@ class Supervisor:
         )
         new: list[Instance] = []
         try:
+            if runtime.get("environment"):
+                built = await self._build(dep, gen, runtime)
+                if built is None:
+                    return  # Failed (ImageBuildFailure); the old generation keeps serving
+                runtime = {**runtime, "python": built}
             flow_dir = await asyncio.to_thread(self._working_copy, dep.name, gen, runtime)
             readiness = Probe.of(
                 runtime.get("readiness_probe"), runtime["routes"]["readiness"], LOCAL_READINESS
@@ -286,6 +295,50 @@ class Supervisor:
             dep.log_tail = tail(log, LOG_TAIL)
             log_event(log, f"deployment {dep.name} failed: {dep.reason}")
 
+    async def _build(self, dep: Deployment, gen: int, runtime: dict[str, Any]) -> str | None:
+        """The deployment's environment (``environments/build.py``, in a thread: uv runs for
+        seconds): its interpreter, or None when it cannot be built (``dep`` is then Failed).
+        Progress goes to ``dep.build`` (the kernel's "environment" stage) and the build log."""
+        from pfmagic.environments import build, resolve
+
+        path = self.home.deployment_log(self.endpoint, dep.name, "build")
+        rotate(path)
+        state: dict[str, Any] = {
+            "state": "Running",
+            "generation": gen,
+            "started": time.time(),
+            "lines": [],
+        }
+        dep.build = state
+
+        def log(line: str) -> None:
+            if line:
+                log_event(path, line)
+                state["lines"] = [*state["lines"][-4:], line]
+
+        resolved = resolve.Resolved.from_json(runtime["environment"])
+        try:
+            done = await asyncio.to_thread(
+                build.ensure, resolved, build.envs_root(self.home.root), log
+            )
+        except build.BuildFailure as exc:
+            log(f"build failed: {exc}")
+            state.update(state="Failed", elapsed=time.time() - state["started"])
+            dep.state, dep.reason = "Failed", f"ImageBuildFailure: {exc.message}"
+            dep.log_tail = tail(path, LOG_TAIL)
+            log_event(
+                self.home.deployment_log(self.endpoint, dep.name),
+                f"deployment {dep.name} failed: {dep.reason}",
+            )
+            return None
+        state.update(
+            state="Succeeded",
+            key=done.key,
+            cached=done.cached,
+            elapsed=time.time() - state["started"],
+        )
+        return done.python
+
     def _working_copy(self, dep: str, gen: int, runtime: dict[str, Any]) -> Path:
         """A private copy of the model's flow per generation: the serving app writes into
         its flow folder (``.promptflow/``), and the registered version must stay untouched."""
@@ -304,19 +357,22 @@ class Supervisor:
             if path.is_dir() and path.name != f"g{keep}":
                 shutil.rmtree(path, ignore_errors=True)
 
-    def _zygote(self) -> Zygote | None:
-        """The endpoint's pre-imported fork server (started at most once per crash)."""
+    def _zygote(self, python: str | None = None) -> Zygote | None:
+        """The pre-imported fork server of an environment (``python``: its interpreter;
+        started at most once per crash), shared by every deployment using it."""
         if os.environ.get("PFMAGIC_NO_ZYGOTE"):
             return None
-        if self._zyg is None or not self._zyg.alive():
-            if self._zyg is not None:
+        python = python or sys.executable
+        zyg = self._zygs.get(python)
+        if zyg is None or not zyg.alive():
+            if zyg is not None:
                 log_event(self.home.router_log(self.endpoint), "zygote exited; starting a new one")
             log_fd = open_append(self.home.router_log(self.endpoint))
             try:
-                self._zyg = Zygote(self._base_env(), log_fd)
+                zyg = self._zygs[python] = Zygote(self._base_env(), log_fd, python)
             finally:
                 os.close(log_fd)
-        return self._zyg
+        return zyg
 
     def _base_env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -595,8 +651,7 @@ class Supervisor:
         for task in self._rechecks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if self._zyg is not None:
-            await asyncio.to_thread(self._zyg.close)
+        await asyncio.gather(*(asyncio.to_thread(z.close) for z in self._zygs.values()))
 
     # -- reporting ----------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -608,6 +663,7 @@ class Supervisor:
                 "applied_generation": dep.applied,
                 "reason": dep.reason,
                 "log_tail": dep.log_tail,
+                "build": dep.build,
                 "requests": dep.requests,
                 "mirrored": dep.mirrored,
                 "instances": [i.status() for i in dep.instances],

@@ -55,7 +55,8 @@ class ForkedProcess:
 
 
 class Zygote:
-    def __init__(self, env: dict[str, str], log_fd: int):
+    def __init__(self, env: dict[str, str], log_fd: int, python: str | None = None):
+        self.python = python or sys.executable  # the deployment environment's interpreter
         self.exit_codes: dict[int, int] = {}
         self.ready = threading.Event()
         self.dead = False
@@ -66,7 +67,7 @@ class Zygote:
         try:
             self.proc = subprocess.Popen(
                 [
-                    sys.executable,
+                    self.python,
                     "-m",
                     "pfmagic.backends.local.zygote",
                     "--sock",

@@ -33,7 +33,10 @@ class PromptflowExecutor(Executor):
         env["PROMPTFLOW_PROJECT_PATH"] = str(workdir)
         variables = runtime.get("environment_variables") or {}
         # a deployment may opt out, e.g. for variables promptflow reads at import time
-        zygote = None if variables.get("PFMAGIC_NO_ZYGOTE") else sup._zygote()
+        python = runtime.get("python") or sys.executable  # the deployment's environment
+        if runtime.get("requirements_file"):  # where an ImportError tells the user to declare
+            env["PFMAGIC_REQUIREMENTS_FILE"] = runtime["requirements_file"]
+        zygote = None if variables.get("PFMAGIC_NO_ZYGOTE") else sup._zygote(python)
         proc: Any = None
         if zygote is not None:
             with contextlib.suppress(ConnectionError, asyncio.TimeoutError):
@@ -41,7 +44,7 @@ class PromptflowExecutor(Executor):
         if proc is None:  # no zygote (disabled or broken): a plain interpreter
             proc = subprocess.Popen(
                 [
-                    sys.executable,
+                    python,
                     "-m",
                     "pfmagic.backends.local.instance",
                     "--fd",

@@ -1,0 +1,12 @@
+"""Deployment environments on the local backend: what a deployment declares, built with uv.
+
+``resolve.py``  the deployment's build context (Dockerfile), ``conda_file`` and the flow's
+                ``requirements.txt`` -> one requirement list, each with the file:line it came
+                from, plus warnings for what is not reproduced locally.
+``build.py``    a uv venv per distinct requirement list (hash) under ``<home>/envs``, layered on
+                pfmagic's own environment (promptflow is not reinstalled; the deployment's
+                packages come first on ``sys.path``); build log, offline mode, listing, prune.
+
+Kernel side resolves (azure-ai-ml entities live there); the endpoint's router builds, as
+the first stage of a rollout, so a killed router or a pruned env rebuilds on its own.
+"""
