@@ -7,7 +7,7 @@
 * ``BoundedHttpTools`` -- the same deadline on uvicorn's httptools (C parser) protocol, and a
   request head (URL + headers) over ``MAX_HEADER_BYTES`` refused with 400, as h11's
   ``max_incomplete_event_size`` does for ``BoundedH11``. The router serves with this one when
-  httptools is installed (4-5x less parser time than h11; see ``bench/profile.md``).
+  httptools is installed (with uvloop: half the router CPU per request, ``bench/profile/``).
 * ``raise_nofile()`` -- the soft open-file limit up to the hard one (each client and each
   instance connection is a file descriptor).
 * ``rotate_in_place()`` -- size-based rotation of a log that other processes hold open with
