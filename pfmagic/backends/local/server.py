@@ -720,7 +720,7 @@ def main(argv: list[str] | None = None) -> int:
     # Bounded: a complete request head within header_timeout, idle keep-alive 5 s, head size
     # capped by h11, at most max_connections connections (uvicorn answers 503 beyond).
     # httptools (C parser) + uvloop when installed: most of the router's CPU per request was
-    # h11 and the asyncio loop (bench/profile.md); both protocols carry the same bounds.
+    # h11 and the asyncio loop (bench/profile/profile.md); both protocols carry the same bounds.
     # PFMAGIC_PURE_PYTHON_HTTP=1 keeps the old h11 + asyncio pair (A/B runs).
     http = router_protocol()
     http.header_timeout = float(router.config.get("header_timeout") or HEADER_TIMEOUT)
