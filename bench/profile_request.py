@@ -119,8 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     cmd_prefix = [pyspy] if pyspy else ["uvx", "py-spy"]
     with tempfile.TemporaryDirectory(prefix="pfmagic-prof-") as tmp:
         env = common.bench_env(Path(tmp))
-        if args.pure:
-            env["PFMAGIC_PURE_PYTHON_HTTP"] = "1"
+        env["PFMAGIC_PURE_PYTHON_HTTP"] = "1" if args.pure else "0"
         try:
             with local.endpoint(env, "prof", instances=1) as ep:
                 # clean figures first (no profiler attached): 1 client, then 8 clients

@@ -28,6 +28,8 @@ async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 @pytest.fixture(scope="module")
 def port() -> Iterator[int]:
+    mp = pytest.MonkeyPatch()  # the fast pair is opt-in (limits.PURE_PYTHON_ENV)
+    mp.setenv(limits.PURE_PYTHON_ENV, "0")
     proto = limits.router_protocol()
     assert proto is limits.BoundedHttpTools, "httptools is a dependency: the fast path is used"
     assert limits.fast_loop() == "uvloop"
@@ -49,6 +51,7 @@ def port() -> Iterator[int]:
     server.should_exit = True
     thread.join(10)
     proto.header_timeout = old
+    mp.undo()
 
 
 def _reply(conn: socket.socket) -> bytes:
@@ -72,6 +75,12 @@ def _closed(conn: socket.socket, within: float) -> bool:
         return False
     except OSError:  # reset
         return True
+
+
+def test_default_is_the_pure_python_pair(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(limits.PURE_PYTHON_ENV, raising=False)
+    assert limits.router_protocol() is limits.BoundedH11
+    assert (limits.fast_http(), limits.fast_loop()) == ("h11", "asyncio")
 
 
 def test_keep_alive_requests_are_answered(port: int) -> None:
