@@ -48,6 +48,7 @@ def main() -> None:
         "first_call_ms": first_ms,
         "p50_ms": percentile(lat, 50),
         "p95_ms": percentile(lat, 95),
+        "p99_ms": percentile(lat, 99),
         "rps_1": 1000 * len(lat) / sum(lat),
         "throughput": {},
     }

@@ -47,6 +47,7 @@ class LoadResult:
             "rps": round(self.throughput, 1),
             "p50_ms": round(percentile(self.latencies_ms, 50), 2),
             "p95_ms": round(percentile(self.latencies_ms, 95), 2),
+            "p99_ms": round(percentile(self.latencies_ms, 99), 2),
             "statuses": dict(self.statuses),
             "deployments": dict(self.deployments),
             "samples": self.samples[:5],

@@ -30,6 +30,7 @@ import scripts  # noqa: E402
 from loadgen import run_load  # noqa: E402
 
 HERE = Path(__file__).parent
+CLIENTS = ["8", "32"]  # client counts of the throughput runs (--clients)
 
 
 class Report:
@@ -242,7 +243,7 @@ def load_phases(url: str, headers: dict[str, str], quick: bool) -> dict[str, Any
         url, clients=1, requests=150 if quick else 400, deadline_s=20, headers=headers, warmup=20
     )
     out: dict[str, Any] = {"1": single.summary()}
-    for clients in (8, 32):
+    for clients in map(int, CLIENTS):
         res = run_load(
             url,
             clients=clients,
@@ -255,7 +256,9 @@ def load_phases(url: str, headers: dict[str, str], quick: bool) -> dict[str, Any
     return out
 
 
-def bench_score(rep: Report, env: dict[str, str], logdir: Path, quick: bool) -> None:
+def bench_score(
+    rep: Report, env: dict[str, str], logdir: Path, quick: bool, ab: bool = False
+) -> None:
     print("[score] /score latency and throughput", flush=True)
     results: dict[str, Any] = {}
     memory: dict[str, Any] = {}
@@ -270,11 +273,16 @@ def bench_score(rep: Report, env: dict[str, str], logdir: Path, quick: bool) -> 
         memory["pf flow serve"] = common.rss_mb(serve.proc.pid)
     finally:
         serve.stop()
-    # pfmagic local endpoint with 1 and 2 instances
-    for instances in (1, 2):
-        name = f"pfmagic {instances} instance{'s' if instances > 1 else ''}"
+    # pfmagic local endpoint with 1 and 2 instances; with --ab also the same endpoints served
+    # the old way (h11 + asyncio, PFMAGIC_PURE_PYTHON_HTTP=1): before/after in one run
+    variants = [("", {**env, "PFMAGIC_PURE_PYTHON_HTTP": "0"})]  # the fast pair (opt-in)
+    if ab:
+        variants.append((" (h11+asyncio)", {**env, "PFMAGIC_PURE_PYTHON_HTTP": "1"}))
+    for (suffix, ep_env), instances in [(v, i) for v in variants for i in (1, 2)]:
+        name = f"pfmagic {instances} instance{'s' if instances > 1 else ''}{suffix}"
+        tag = "-pure" if suffix else ""
         try:
-            with local.endpoint(env, f"bench-score-{instances}", instances=instances) as ep:
+            with local.endpoint(ep_env, f"bench-score{tag}-{instances}", instances=instances) as ep:
                 results[name] = load_phases(ep.scoring_uri, ep.headers, quick)
                 memory[name] = ep.memory()
         except Exception as exc:
@@ -284,10 +292,13 @@ def bench_score(rep: Report, env: dict[str, str], logdir: Path, quick: bool) -> 
     rep.details["memory"] = memory
 
     inproc, serve_r = results["in-process"], results["pf flow serve"]
-    for name in ("pfmagic 1 instance", "pfmagic 2 instances"):
+    names = ["pfmagic 1 instance", "pfmagic 2 instances"]
+    if ab:
+        names += [f"{n} (h11+asyncio)" for n in names]
+    for name in names:
         r = results.get(name)
-        if name == "pfmagic 1 instance":
-            for q in ("p50_ms", "p95_ms"):
+        if name.startswith("pfmagic 1 instance"):
+            for q in ("p50_ms", "p95_ms", "p99_ms"):
                 val = r["1"][q] if r else None
                 rep.add(
                     "score",
@@ -305,7 +316,7 @@ def bench_score(rep: Report, env: dict[str, str], logdir: Path, quick: bool) -> 
                     "in-process call (no HTTP)",
                     inproc[q],
                 )
-        for clients in ("8", "32"):
+        for clients in CLIENTS:
             val = r[clients]["rps"] if r else None
             rep.add(
                 "score",
@@ -366,7 +377,7 @@ def _inprocess(env: dict[str, str], quick: bool, per_thread: int) -> dict[str, A
             str(common.FLOW),
             "150" if quick else "400",
             str(per_thread),
-            "8,32",
+            ",".join(CLIENTS),
         ],
         env=env,
         capture_output=True,
@@ -426,9 +437,20 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated: import,startup,score,invoke",
     )
     parser.add_argument("--out", default=str(HERE), help="where results.json/.md go")
+    parser.add_argument(
+        "--ab", action="store_true", help="also score endpoints served with h11 + asyncio"
+    )
+    parser.add_argument(
+        "--clients", default="8,32", help="client counts of the throughput runs (e.g. 8)"
+    )
+    parser.add_argument(
+        "--startup-reps", type=int, default=0, help="create-to-first-score repeats (default 3/4)"
+    )
     args = parser.parse_args(argv)
     only = set(args.only.split(","))
+    CLIENTS[:] = args.clients.split(",")
     n = 3 if args.quick else 5
+    startup_reps = args.startup_reps or (3 if args.quick else 4)
     rep = Report()
     loads: dict[str, tuple[float, float, float]] = {}
     started = time.time()
@@ -445,8 +467,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             steps = [
                 ("import", lambda: bench_import(rep, env, n)),
-                ("startup", lambda: bench_startup(rep, env, logdir, 3 if args.quick else 4)),
-                ("score", lambda: bench_score(rep, env, logdir, args.quick)),
+                ("startup", lambda: bench_startup(rep, env, logdir, startup_reps)),
+                ("score", lambda: bench_score(rep, env, logdir, args.quick, args.ab)),
                 ("invoke", lambda: bench_invoke(rep, env, args.quick)),
             ]
             for name, step in steps:

@@ -124,8 +124,18 @@ def main(argv: list[str] | None = None) -> int:
     # object made from the fd (family and protocol auto-detected) keeps TCP_NODELAY.
     import socket
 
+    from pfmagic.backends.local.limits import fast_http, fast_loop
+
+    # httptools + uvloop (explicit: uvicorn's "auto" would also pick them when installed,
+    # PFMAGIC_PURE_PYTHON_HTTP=1 keeps h11 + asyncio for A/B runs)
     config = uvicorn.Config(
-        app, log_level="info", access_log=True, timeout_graceful_shutdown=30, lifespan="off"
+        app,
+        log_level="info",
+        access_log=True,
+        timeout_graceful_shutdown=30,
+        lifespan="off",
+        http=fast_http(),
+        loop=fast_loop(),
     )
     uvicorn.Server(config).run(sockets=[socket.socket(fileno=args.fd)])
     return 0

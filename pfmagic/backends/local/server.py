@@ -59,10 +59,11 @@ from pfmagic.backends.local.limits import (
     HEADER_TIMEOUT,
     MAX_CONNECTIONS,
     MAX_HEADER_BYTES,
-    BoundedH11,
     RateLimit,
+    fast_loop,
     raise_nofile,
     rotate_in_place,
+    router_protocol,
 )
 from pfmagic.backends.local.metrics import Recorder, usage_tokens
 from pfmagic.backends.local.procs import set_title
@@ -775,13 +776,18 @@ def main(argv: list[str] | None = None) -> int:
     # reply waits ~40 ms for a delayed ACK. socket(fileno=...) auto-detects family and proto.
     # Bounded: a complete request head within header_timeout, idle keep-alive 5 s, head size
     # capped by h11, at most max_connections connections (uvicorn answers 503 beyond).
-    BoundedH11.header_timeout = float(router.config.get("header_timeout") or HEADER_TIMEOUT)
+    # httptools (C parser) + uvloop when installed: most of the router's CPU per request was
+    # h11 and the asyncio loop (bench/profile/profile.md); both protocols carry the same bounds.
+    # PFMAGIC_PURE_PYTHON_HTTP=1 keeps the old h11 + asyncio pair (A/B runs).
+    http = router_protocol()
+    http.header_timeout = float(router.config.get("header_timeout") or HEADER_TIMEOUT)
     config = uvicorn.Config(
         router.app(),
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=15,
-        http=BoundedH11,
+        http=http,
+        loop=fast_loop(),
         timeout_keep_alive=5,
         limit_concurrency=int(router.config.get("max_connections") or MAX_CONNECTIONS),
         h11_max_incomplete_event_size=MAX_HEADER_BYTES,
