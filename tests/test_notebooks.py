@@ -169,6 +169,8 @@ def test_nbval(tmp_path: Path) -> None:
             "300",
             "-p",
             "no:cacheprovider",
+            "-p",
+            "no:randomly",  # a notebook's cells run in order
             "--rootdir",
             str(tmp_path),
             "-o",
