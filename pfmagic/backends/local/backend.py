@@ -553,9 +553,7 @@ class LocalBackend(Backend):
         log = self.home.deployment_log(endpoint, name)
         end = time.monotonic() + max(self._deploy_timeout(), 60.0)
         last: tuple[Any, ...] = ()
-        # the router builds a flow's declared environment (a scoring script's venv is built
-        # before the rollout, by its executor)
-        building = bool(runtime.get("environment")) and runtime.get("executor") != "scoring"
+        building = bool(runtime.get("environment"))
         if not building:
             op.emit("environment", "Skipped", "nothing declared: pfmagic's environment")
         while time.monotonic() < end:

@@ -245,9 +245,7 @@ class Supervisor:
         )
         new: list[Instance] = []
         try:
-            # a flow's declared environment (environments/); a scoring script's venv is built
-            # by its executor before the rollout and arrives as runtime["python"]
-            if runtime.get("environment") and runtime.get("executor") != "scoring":
+            if runtime.get("environment"):
                 built = await self._build(dep, gen, runtime)
                 if built is None:
                     return  # Failed (ImageBuildFailure); the old generation keeps serving

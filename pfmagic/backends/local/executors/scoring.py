@@ -143,7 +143,9 @@ def runtime(
             "flow_dir": str(code_dir),  # copied per generation by the router, like a flow
             "flow_name": "code",
             "scoring_script": script,
-            "environment": env_spec,
+            # not "environment": that key is a flow's declared environment (environments/),
+            # built by the router; this venv is built above, before the rollout
+            "scoring_environment": env_spec,
             "python": python,
             "routes": routes,
         }
