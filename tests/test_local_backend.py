@@ -179,10 +179,26 @@ def ops(backend: LocalBackend, llm: FakeOpenAI) -> dict[str, Any]:
     return result
 
 
+def _ready(backend: LocalBackend, op: Any, endpoint: str, timeout: float = 240) -> Any:
+    """``op.result(timeout)``; a timeout says what the router saw (status, log tails)."""
+    try:
+        return op.result(timeout)
+    except TimeoutError as exc:
+        from pfmagic.backends.local.logs import tail
+
+        status = backend.router_status(endpoint)
+        logs = [f"router: {line}" for line in tail(backend.home.router_log(endpoint), 30)]
+        for name in status.get("deployments", {}):
+            log = backend.home.deployment_log(endpoint, name)
+            logs += [f"{name}: {line}" for line in tail(log, 30)]
+        detail = json.dumps(status, indent=1, default=str)
+        raise AssertionError(f"{exc}\nrouter status: {detail}\n" + "\n".join(logs)) from exc
+
+
 @pytest.fixture(scope="module")
 def main(backend: LocalBackend, ops: dict[str, Any]) -> dict[str, Any]:
-    ops["blue"].result(240)
-    ops["green"].result(240)
+    _ready(backend, ops["blue"], MAIN)
+    _ready(backend, ops["green"], MAIN)
     ops["main_ready_s"] = time.monotonic() - ops["started"]
     _remember_pids(backend, MAIN)
     return ops
@@ -287,7 +303,7 @@ def test_model_keeps_properties_description_and_tags(backend: LocalBackend) -> N
 
 
 def test_additional_includes_are_staged(backend: LocalBackend, ops: dict[str, Any]) -> None:
-    dep = ops["inc"].result(240)
+    dep = _ready(backend, ops["inc"], SIDE)
     name, version = dep.model.removeprefix("azureml:").split(":")
     flow = backend.home.model_dir(name, version) / "flow"
     assert (flow / "shout.py").is_file()
@@ -683,7 +699,7 @@ def test_readiness_probe_settings_fail_the_deployment(
 def test_failing_liveness_probe_restarts_instance(
     backend: LocalBackend, ops: dict[str, Any]
 ) -> None:
-    dep = ops["probe"].result(240)
+    dep = _ready(backend, ops["probe"], SIDE)
     assert type(dep).__name__ == "KubernetesOnlineDeployment"
     # the failing liveness probe may already be restarting the one instance: then nothing
     # answers and the state says so (issue 12: never "Succeeded" while nothing answers)
@@ -701,7 +717,7 @@ def test_failing_liveness_probe_restarts_instance(
 
 
 def test_request_settings_give_429_and_408(backend: LocalBackend, ops: dict[str, Any]) -> None:
-    ops["slow"].result(240)
+    _ready(backend, ops["slow"], SIDE)
     _remember_pids(backend, SIDE)
 
     def call(question: str) -> int:
@@ -750,7 +766,7 @@ def test_bad_flow_fails_with_reason_and_log_tail(
 def test_llm_flow_uses_stored_connection(
     backend: LocalBackend, ops: dict[str, Any], llm: FakeOpenAI
 ) -> None:
-    ops["chat"].result(240)
+    _ready(backend, ops["chat"], SIDE)
     _remember_pids(backend, SIDE)
     assert backend.list_connections() == ["my_openai"]
     stored = read_json(backend.home.connections_file)
@@ -779,7 +795,7 @@ def test_llm_flow_uses_stored_connection(
 
 
 def test_deployment_without_instance_type(backend: LocalBackend, ops: dict[str, Any]) -> None:
-    dep = ops["nosku"].result(240)
+    dep = _ready(backend, ops["nosku"], SIDE)
     _remember_pids(backend, SIDE)
     assert isinstance(dep, ManagedOnlineDeployment) and dep.instance_type is None
     got = backend.get_deployment(SIDE, "nosku")
@@ -855,7 +871,7 @@ def test_delete_endpoint_is_quick_and_drains_requests(
     assert not any(pid_alive(p) for p in {router} | _descendants(router))
 
     # a request in flight when its endpoint is deleted still gets its whole answer
-    ops["slow"].result(240)
+    _ready(backend, ops["slow"], SIDE)
     status = _remember_pids(backend, SIDE)
     SEEN_PIDS.update(_descendants(status["pid"]))
     token = backend.get_keys(SIDE).access_token

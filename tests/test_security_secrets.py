@@ -254,3 +254,27 @@ def test_used_by_reads_node_fields_inputs_and_overrides(tmp_path: Path) -> None:
     env = {"open_ai_connection": "${{azureml://connections/alias_target}}", "X": "other"}
     assert connections.used_by(basic_chat, store, env) == ["alias_target", "open_ai_connection"]
     assert connections.used_by(Path(__file__).parent / "flows" / "chat-echo", store, {}) == []
+
+
+def test_log_lines_are_written_when_a_connection_names_an_unset_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The router starts before the notebook sets ``%env OPENAI_API_KEY``: a connection whose
+    ``${env:VAR}`` is unset in the router must not stop its log lines (the first rollouts of
+    CI died on a KeyError here and stayed "Creating" until the kernel gave up)."""
+    from pfmagic.backends.local.logs import log_event
+
+    home = tmp_path / "pfhome"
+    home.mkdir()
+    stored = {
+        "unset": {"type": "open_ai", "api_key": "${env:PFMAGIC_UNSET_TEST_KEY}"},
+        "set": {"type": "open_ai", "api_key": "${env:PFMAGIC_SET_TEST_KEY}"},
+    }
+    (home / "connections.json").write_text(json.dumps(stored))
+    monkeypatch.delenv("PFMAGIC_UNSET_TEST_KEY", raising=False)
+    monkeypatch.setenv("PFMAGIC_SET_TEST_KEY", "sk-set-0123456789abcdef")
+    log = home / "logs" / "ep" / "dep" / "inference-server.log"
+    log_event(log, "creating deployment dep; key sk-set-0123456789abcdef")
+    line = log.read_text()
+    assert "creating deployment dep" in line
+    assert "sk-set-0123456789abcdef" not in line and "***" in line

@@ -151,7 +151,9 @@ class Operation:
 
     def result(self, timeout: float | None = None) -> Any:
         if not self._done.wait(timeout):
-            raise TimeoutError(f"{self.title} still running after {timeout} s")
+            events = self.events
+            last = f" (last: {events[-1].stage} {events[-1].message})" if events else ""
+            raise TimeoutError(f"{self.title} still running after {timeout} s{last}")
         if self._error is not None:
             raise self._error
         return self._result

@@ -171,7 +171,10 @@ def secret_values(path: Path, environ: dict[str, str] | os._Environ[str]) -> set
         for key, value in items:
             if not isinstance(value, str):
                 continue
-            resolved = _resolve_env(value, environ) if _ENV_REF.match(value.strip()) else value
+            ref = _ENV_REF.match(value.strip())
+            if ref and ref.group(1) not in environ:
+                continue  # unset here: no process of this home was given it, no log holds it
+            resolved = _resolve_env(value, environ) if ref else value
             if isinstance(resolved, str) and (is_secret_name(key) or is_secret_value(resolved)):
                 found.add(resolved)
     return {s for s in found if len(s) >= 6}

@@ -32,6 +32,7 @@ import signal
 import socket
 import sys
 import time
+import traceback
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -234,17 +235,17 @@ class Supervisor:
     # -- rollout ------------------------------------------------------------------------
     async def _rollout(self, dep: Deployment, gen: int, runtime: dict[str, Any]) -> None:
         log = self.home.deployment_log(self.endpoint, dep.name)
-        rotate(log)
         dep.state = "Updating" if dep.instances else "Creating"
         dep.reason, dep.log_tail, dep.build = None, [], None
         count = int(runtime.get("instance_count") or 1)
-        log_event(
-            log,
-            f"{dep.state.lower()} deployment {dep.name} (generation {gen}, "
-            f"model {runtime.get('model')}, {count} instance(s))",
-        )
         new: list[Instance] = []
-        try:
+        try:  # everything inside: an exception must end in Failed, never in "Creating" forever
+            rotate(log)
+            log_event(
+                log,
+                f"{dep.state.lower()} deployment {dep.name} (generation {gen}, "
+                f"model {runtime.get('model')}, {count} instance(s))",
+            )
             if runtime.get("environment"):
                 built = await self._build(dep, gen, runtime)
                 if built is None:
@@ -298,7 +299,12 @@ class Supervisor:
             )
             dep.state, dep.reason = "Failed", f"{type(exc).__name__}: {exc}"
             dep.log_tail = tail(log, LOG_TAIL)
-            log_event(log, f"deployment {dep.name} failed: {dep.reason}")
+            with contextlib.suppress(Exception):  # the log itself may be what failed
+                log_event(
+                    self.home.router_log(self.endpoint),
+                    f"rollout of {dep.name} failed: {traceback.format_exc()}",
+                )
+                log_event(log, f"deployment {dep.name} failed: {dep.reason}")
 
     async def _build(self, dep: Deployment, gen: int, runtime: dict[str, Any]) -> str | None:
         """The deployment's environment (``environments/build.py``, in a thread: uv runs for
