@@ -16,6 +16,9 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from pfmagic.spec import templates
+from pfmagic.spec.templates import endpoint_yaml, prt_from_variables
+
 HERE = Path(__file__).resolve().parent
 TAG_AZURE = "needs-azure"  # cells that need an Azure ML workspace (skipped without one)
 
@@ -48,16 +51,7 @@ properties:
   azureml.promptflow.chat_output: answer
 """
 
-ENDPOINT_YAML = """
-$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schema.json
-name: {{endpoint_name}}
-auth_mode: key
-properties:
-# this property only works for system-assigned identity.
-# if the deploy user has access to connection secrets,
-# the endpoint system-assigned identity will be auto-assigned connection secrets reader role as well
-  enforce_access_to_default_secret_stores: enabled
-"""
+ENDPOINT_YAML = endpoint_yaml()  # the article's endpoint (pfmagic/spec/templates.py)
 
 
 def deployment_yaml(
@@ -68,38 +62,17 @@ def deployment_yaml(
     count: int = 1,
     prt: bool = False,
 ) -> str:
-    prt_line = (
-        "\n  # for pulling connections from workspace\n"
-        "  PRT_CONFIG_OVERRIDE: deployment.subscription_id={{subscription_id}},"
-        "deployment.resource_group={{resource_group}},deployment.workspace_name={{workspace}},"
-        "deployment.endpoint_name={{endpoint_name}},deployment.deployment_name=" + name + "\n"
-        if prt
-        else ""
+    """The article's deployment on the notebook's ``{{endpoint_name}}``; ``prt`` adds the
+    PRT_CONFIG_OVERRIDE filled from the notebook's workspace variables."""
+    return templates.deployment_yaml(
+        name,
+        "{{endpoint_name}}",
+        model,
+        instance_type=instance_type,
+        instance_count=count,
+        prt=prt_from_variables(name) if prt else None,
+        extra_env=extra_env,
     )
-    return f"""
-$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json
-name: {name}
-endpoint_name: {{{{endpoint_name}}}}
-model: {model}
-environment:
-  image: mcr.microsoft.com/azureml/promptflow/promptflow-runtime:latest
-  # inference config is used to build a serving container for online deployments
-  inference_config:
-    liveness_route:
-      path: /health
-      port: 8080
-    readiness_route:
-      path: /health
-      port: 8080
-    scoring_route:
-      path: /score
-      port: 8080
-instance_type: {instance_type}
-instance_count: {count}
-environment_variables:
-  # "compute" mode is the default mode, if you want to deploy to serving mode, you need to set this env variable to "serving"
-  PROMPTFLOW_RUN_MODE: serving
-{prt_line}{extra_env}"""
 
 
 # --------------------------------------------------------------------------------------------
