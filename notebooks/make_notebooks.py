@@ -17,7 +17,7 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from pfmagic.spec import templates
-from pfmagic.spec.templates import endpoint_yaml, prt_from_variables
+from pfmagic.spec.templates import PRT_PLACEHOLDERS, endpoint_yaml
 
 HERE = Path(__file__).resolve().parent
 TAG_AZURE = "needs-azure"  # cells that need an Azure ML workspace (skipped without one)
@@ -63,14 +63,14 @@ def deployment_yaml(
     prt: bool = False,
 ) -> str:
     """The article's deployment on the notebook's ``{{endpoint_name}}``; ``prt`` adds the
-    PRT_CONFIG_OVERRIDE filled from the notebook's workspace variables."""
+    article's PRT_CONFIG_OVERRIDE (placeholders that ``--fill-prt-config`` fills on Azure)."""
     return templates.deployment_yaml(
         name,
         "{{endpoint_name}}",
         model,
         instance_type=instance_type,
         instance_count=count,
-        prt=prt_from_variables(name) if prt else None,
+        prt=PRT_PLACEHOLDERS if prt else None,
         extra_env=extra_env,
     )
 
@@ -466,23 +466,17 @@ costs money: `%pf_delete` at the end removes the endpoint.
             """
 import os
 
-config = os.environ.get("PFMAGIC_AZURE_CONFIG")
-subscription_id = os.environ.get("AZURE_SUBSCRIPTION_ID", "")
-resource_group = os.environ.get("AZURE_RESOURCE_GROUP", "")
-workspace = os.environ.get("AZUREML_WORKSPACE_NAME", "")
-if config:
-    azure_args = f"--config {config}"
-elif subscription_id and resource_group and workspace:
-    azure_args = (f"--subscription {subscription_id} --resource-group {resource_group} "
-                  f"--workspace {workspace}")
-else:
-    azure_args = ""  # %pf_backend azure then looks for config.json and says what is missing
+from pfmagic.backends.azure.client import workspace_args
+
+# "--config $PFMAGIC_AZURE_CONFIG", or the three variables as arguments; "" if neither is set
+# (%pf_backend azure then looks for config.json and says what is missing)
+azure_args = workspace_args()
 print("Azure workspace configured:", bool(azure_args))
 """,
             "azure-guard",
         ),
         code("%load_ext pfmagic"),
-        code("%pf_backend azure {azure_args}", a),
+        code("%pf_backend azure {azure_args} --fill-prt-config", a),
         md("""
 Same model as locally: the flow folder is uploaded and registered as `seed-chat-model`. A new
 version is created each time the cell runs with `--register`.
@@ -493,9 +487,10 @@ version is created each time the cell runs with `--register`.
         code("%%pf_endpoint endpoint --create\n" + ENDPOINT_YAML.strip("\n"), a),
         md("""
 On Azure the deployment also needs `PRT_CONFIG_OVERRIDE` so that it can pull the workspace's
-connections; pfmagic fills the deployment's own subscription, group, workspace, endpoint and
-deployment names. `model: azureml:seed-chat-model:1` refers to the first registered version —
-change it if you registered more. The calculator checks your workspace's quota for the SKU.
+connections; `--fill-prt-config` (above) fills its `<placeholders>` with the deployment's own
+subscription, group, workspace, endpoint and deployment names. `model: azureml:seed-chat-model:1`
+refers to the first registered version — change it if you registered more. The calculator checks
+your workspace's quota for the SKU.
 """),
         code(
             "%%pf_deployment blue --create --all-traffic\n"

@@ -26,16 +26,6 @@ PRT_PLACEHOLDERS = (
 )
 
 
-def prt_from_variables(deployment: str) -> str:
-    """PRT_CONFIG_OVERRIDE filled by ``{{var}}`` interpolation from the notebook's variables
-    ``subscription_id``, ``resource_group``, ``workspace`` and ``endpoint_name``."""
-    return (
-        "deployment.subscription_id={{subscription_id}},deployment.resource_group="
-        "{{resource_group}},deployment.workspace_name={{workspace}},"
-        f"deployment.endpoint_name={{{{endpoint_name}}}},deployment.deployment_name={deployment}"
-    )
-
-
 def endpoint_yaml(name: str = "{{endpoint_name}}") -> str:
     """The article's managed online endpoint (key auth), named ``name``."""
     return f"""\
@@ -65,7 +55,7 @@ def deployment_yaml(
 
     ``model`` is an ``azureml:NAME:VERSION`` reference or a flow folder (uploaded with the
     deployment). ``fields`` are more top-level lines (after ``instance_count``), ``prt`` the
-    PRT_CONFIG_OVERRIDE value (``PRT_PLACEHOLDERS``, ``prt_from_variables(name)``) and
+    PRT_CONFIG_OVERRIDE value (e.g. ``PRT_PLACEHOLDERS``) and
     ``extra_env`` more indented ``environment_variables`` lines.
     """
     model_line = (
