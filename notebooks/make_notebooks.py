@@ -16,6 +16,9 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from pfmagic.spec import templates
+from pfmagic.spec.templates import PRT_PLACEHOLDERS, endpoint_yaml
+
 HERE = Path(__file__).resolve().parent
 TAG_AZURE = "needs-azure"  # cells that need an Azure ML workspace (skipped without one)
 
@@ -48,16 +51,7 @@ properties:
   azureml.promptflow.chat_output: answer
 """
 
-ENDPOINT_YAML = """
-$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schema.json
-name: {{endpoint_name}}
-auth_mode: key
-properties:
-# this property only works for system-assigned identity.
-# if the deploy user has access to connection secrets,
-# the endpoint system-assigned identity will be auto-assigned connection secrets reader role as well
-  enforce_access_to_default_secret_stores: enabled
-"""
+ENDPOINT_YAML = endpoint_yaml()  # the article's endpoint (pfmagic/spec/templates.py)
 
 
 def deployment_yaml(
@@ -68,38 +62,17 @@ def deployment_yaml(
     count: int = 1,
     prt: bool = False,
 ) -> str:
-    prt_line = (
-        "\n  # for pulling connections from workspace\n"
-        "  PRT_CONFIG_OVERRIDE: deployment.subscription_id={{subscription_id}},"
-        "deployment.resource_group={{resource_group}},deployment.workspace_name={{workspace}},"
-        "deployment.endpoint_name={{endpoint_name}},deployment.deployment_name=" + name + "\n"
-        if prt
-        else ""
+    """The article's deployment on the notebook's ``{{endpoint_name}}``; ``prt`` adds the
+    article's PRT_CONFIG_OVERRIDE (placeholders that ``--fill-prt-config`` fills on Azure)."""
+    return templates.deployment_yaml(
+        name,
+        "{{endpoint_name}}",
+        model,
+        instance_type=instance_type,
+        instance_count=count,
+        prt=PRT_PLACEHOLDERS if prt else None,
+        extra_env=extra_env,
     )
-    return f"""
-$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json
-name: {name}
-endpoint_name: {{{{endpoint_name}}}}
-model: {model}
-environment:
-  image: mcr.microsoft.com/azureml/promptflow/promptflow-runtime:latest
-  # inference config is used to build a serving container for online deployments
-  inference_config:
-    liveness_route:
-      path: /health
-      port: 8080
-    readiness_route:
-      path: /health
-      port: 8080
-    scoring_route:
-      path: /score
-      port: 8080
-instance_type: {instance_type}
-instance_count: {count}
-environment_variables:
-  # "compute" mode is the default mode, if you want to deploy to serving mode, you need to set this env variable to "serving"
-  PROMPTFLOW_RUN_MODE: serving
-{prt_line}{extra_env}"""
 
 
 # --------------------------------------------------------------------------------------------
@@ -493,23 +466,17 @@ costs money: `%pf_delete` at the end removes the endpoint.
             """
 import os
 
-config = os.environ.get("PFMAGIC_AZURE_CONFIG")
-subscription_id = os.environ.get("AZURE_SUBSCRIPTION_ID", "")
-resource_group = os.environ.get("AZURE_RESOURCE_GROUP", "")
-workspace = os.environ.get("AZUREML_WORKSPACE_NAME", "")
-if config:
-    azure_args = f"--config {config}"
-elif subscription_id and resource_group and workspace:
-    azure_args = (f"--subscription {subscription_id} --resource-group {resource_group} "
-                  f"--workspace {workspace}")
-else:
-    azure_args = ""  # %pf_backend azure then looks for config.json and says what is missing
+from pfmagic.backends.azure.client import workspace_args
+
+# "--config $PFMAGIC_AZURE_CONFIG", or the three variables as arguments; "" if neither is set
+# (%pf_backend azure then looks for config.json and says what is missing)
+azure_args = workspace_args()
 print("Azure workspace configured:", bool(azure_args))
 """,
             "azure-guard",
         ),
         code("%load_ext pfmagic"),
-        code("%pf_backend azure {azure_args}", a),
+        code("%pf_backend azure {azure_args} --fill-prt-config", a),
         md("""
 Same model as locally: the flow folder is uploaded and registered as `seed-chat-model`. A new
 version is created each time the cell runs with `--register`.
@@ -520,9 +487,10 @@ version is created each time the cell runs with `--register`.
         code("%%pf_endpoint endpoint --create\n" + ENDPOINT_YAML.strip("\n"), a),
         md("""
 On Azure the deployment also needs `PRT_CONFIG_OVERRIDE` so that it can pull the workspace's
-connections; pfmagic fills the deployment's own subscription, group, workspace, endpoint and
-deployment names. `model: azureml:seed-chat-model:1` refers to the first registered version —
-change it if you registered more. The calculator checks your workspace's quota for the SKU.
+connections; `--fill-prt-config` (above) fills its `<placeholders>` with the deployment's own
+subscription, group, workspace, endpoint and deployment names. `model: azureml:seed-chat-model:1`
+refers to the first registered version — change it if you registered more. The calculator checks
+your workspace's quota for the SKU.
 """),
         code(
             "%%pf_deployment blue --create --all-traffic\n"
