@@ -143,9 +143,12 @@ def _layer(venv: Path) -> None:
 
 
 def _run(cmd: list[str], log: Callable[[str], None], env: dict[str, str]) -> tuple[int, str]:
-    """Run uv, every output line to ``log`` as it comes; (exit code, whole output)."""
+    """Run uv, every output line to ``log`` as it comes; (exit code, whole output).
+
+    Without colour: a kernel may force it (FORCE_COLOR), and the lines end up in one-line
+    errors and saved notebooks."""
     proc = subprocess.Popen(
-        cmd,
+        [*cmd, "--color", "never"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
