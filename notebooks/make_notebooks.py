@@ -659,7 +659,9 @@ environment, so a build adds seconds, not a full promptflow install).
             "%%pf_deployment blue --create --all-traffic\n"
             + build_deployment_yaml("blue", "image_build_with_reqirements").strip("\n")
         ),
-        md("The build log, the local twin of the image build log Azure keeps with the environment:"),
+        md(
+            "The build log, the local twin of the image build log Azure keeps with the environment:"
+        ),
         code("%pf_logs custom-env-endpoint blue --build"),
         md("The first score runs in that environment: the flow's import works."),
         code("%%pf_invoke custom-env-endpoint\nÇa va? Déjà vu in Zürich, São Paulo and Kraków."),
@@ -712,7 +714,9 @@ deployment) reuse blue's environment from the cache:
             "%%pf_deployment green --check-env --create\n"
             + build_deployment_yaml("green", "image_build_broken").strip("\n")
         ),
-        code("%%pf_invoke custom-env-endpoint --deployment green --reset\nCrème brûlée, s'il vous plaît."),
+        code(
+            "%%pf_invoke custom-env-endpoint --deployment green --reset\nCrème brûlée, s'il vous plaît."
+        ),
         md("""
 ## 5. The environments
 

@@ -28,7 +28,7 @@ from azure.ai.ml.entities import (
 )
 
 from pfmagic.backends.local.backend import LocalBackend
-from pfmagic.backends.local.executors import environment
+from pfmagic.environments import scoring as environment
 from pfmagic.errors import BackendError
 
 HERE = Path(__file__).parent
