@@ -383,3 +383,64 @@ def test_quota_from_recorded_usage_list() -> None:
     assert (short.verdict, short.available, short.needed) == ("short", 2, 8)
     full = check_quota("F4s_v2", 1, table, backend_name="azure")
     assert (full.verdict, full.available) == ("short", 0)
+
+
+# -- tests/arm_server.py answers the recorded shapes ---------------------------------------------
+def test_arm_server_answers_like_the_recording() -> None:
+    """arm_server stands in wherever no recording exists: it must send what the recording
+    shows for the same requests (status, LRO headers, state and traffic in the body)."""
+    import requests
+    from arm_server import ArmServer
+
+    data = json.loads((Path(__file__).parent / "recordings" / SDK_REC).read_text())["Entries"]
+
+    def recorded(method: str, suffix: str, nth: int = 0) -> dict[str, Any]:
+        return [
+            e
+            for e in data
+            if e["RequestMethod"] == method and e["RequestUri"].split("?")[0].endswith(suffix)
+        ][nth]
+
+    lro = {"Azure-AsyncOperation", "Location", "x-ms-async-operation-timeout"}
+
+    def same_shape(resp: Any, entry: dict[str, Any], *fields: str) -> None:
+        assert resp.status_code == entry["StatusCode"]
+        assert lro & set(entry["ResponseHeaders"]) <= set(resp.headers)
+        body, want = resp.json(), entry["ResponseBody"]
+        for name in fields:
+            assert body["properties"][name] == want["properties"][name], name
+
+    ep_body = request_body("PUT", EP_PATH)
+    dep_body = request_body("PUT", DEP_PATH)
+    with ArmServer() as arm:
+        arm.state.op_seconds = 60  # every operation still running when polled
+        base = f"http://127.0.0.1:{arm.port}"
+        q = "?api-version=2023-04-01-preview"
+        created = requests.put(base + EP_PATH + q, json=ep_body, timeout=5)
+        same_shape(
+            created,
+            recorded("PUT", EP_PATH),
+            "provisioningState",
+            "scoringUri",
+            "traffic",
+            "mirrorTraffic",
+        )
+        status_url = created.headers["Azure-AsyncOperation"]
+        poll = requests.get(status_url.replace("https://management.azure.com", base), timeout=5)
+        assert poll.json()["status"] == recorded("GET", CREATE_OP)["ResponseBody"]["status"]
+        arm.state.resources[EP_PATH.lower()]["properties"]["provisioningState"] = "Succeeded"
+        same_shape(
+            requests.put(base + DEP_PATH + q, json=dep_body, timeout=5),
+            recorded("PUT", DEP_PATH),
+            "provisioningState",
+        )
+        same_shape(
+            requests.put(base + EP_PATH + q, json=request_body("PUT", EP_PATH, 1), timeout=5),
+            recorded("PUT", EP_PATH, 1),
+            "provisioningState",
+            "traffic",
+        )
+        gone = requests.delete(base + EP_PATH + q, timeout=5)
+        want = recorded("DELETE", EP_PATH)
+        assert gone.status_code == want["StatusCode"] and gone.content == b"null"
+        assert lro <= set(gone.headers)
