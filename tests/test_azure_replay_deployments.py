@@ -444,3 +444,53 @@ def test_arm_server_answers_like_the_recording() -> None:
         want = recorded("DELETE", EP_PATH)
         assert gone.status_code == want["StatusCode"] and gone.content == b"null"
         assert lro <= set(gone.headers)
+
+
+# -- the same readings through the %pf_ magics in a real IPython shell ---------------------------
+def use(ip: Any, server: ReplayServer, ws: tuple[str, str, str]) -> None:
+    from pfmagic.magics import session_of
+
+    session_of(ip).use_backend(make_backend(server, ws))
+
+
+def test_pf_quota_cell_shows_the_recorded_dedicated_figures(ip: Any) -> None:
+    with ReplayServer("Get-AzMLServiceUsage.Recording.excerpt.json") as server:
+        use(ip, server, KEY_WS)
+        check = ip.run_line_magic("pf_quota", "--sku DS3_v2 --instances 1")
+    text = repr(check)
+    assert (check.verdict, check.available, check.needed) == ("short", 2, 8)
+    assert "workspace 4/6 used, 2 free" in text and "short by 6 cores" in text
+    assert "-1" not in text  # the lowPriorityCores limit never reaches the user
+
+
+def test_pf_status_and_pf_logs_cells_from_powershell_recordings(ip: Any) -> None:
+    from pfmagic.magics import session_of
+
+    with ReplayServer("Get-AzMLWorkspaceOnlineDeployment.Recording.json") as server:
+        # the endpoint itself is not in this recording: arm_server holds it, as recorded in
+        # Get-AzMLWorkspaceOnlineEndpoint (Key auth, Succeeded, traffic to blue01)
+        server.seed(
+            ws_path(TOKEN_WS, f"/onlineEndpoints/{PS_EP}"),
+            {
+                "location": "eastus",
+                "kind": "Managed",
+                "properties": {
+                    "authMode": "Key",
+                    "provisioningState": "Succeeded",
+                    "traffic": {PS_DEP: 100},
+                },
+            },
+        )
+        use(ip, server, TOKEN_WS)
+        status = ip.run_line_magic("pf_status", f"{PS_EP} {PS_DEP}")
+    rows = {line.split()[0]: line.split(None, 1)[1] for line in repr(status).splitlines()[1:]}
+    assert rows["model"] == "work-online-model:1"  # not the recorded ARM id
+    assert rows["instances"] == "3 × Standard_F4s_v2" and rows["state"] == "Succeeded"
+    assert rows["traffic"] == "100%"
+    session_of(ip).active_backend.close()
+
+    with ReplayServer("Get-AzMLWorkspaceOnlineDeploymentLog.Recording.json") as server:
+        use(ip, server, KEY_WS)
+        logs = ip.run_line_magic("pf_logs", f"{PS_EP} {PS_DEP} --lines 5")
+    assert str(logs).rstrip().endswith('"kube-probe/1.29"')
+    assert server.state.requests("POST", "/getLogs")[0].body == {"tail": 5}
