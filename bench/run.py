@@ -116,14 +116,16 @@ def fmt_ratio(ratio: float | None) -> str:
 def bench_import(rep: Report, env: dict[str, str], n: int) -> None:
     print("[import] %load_ext pfmagic / first cell vs import azure.ai.ml", flush=True)
     base_code = scripts.IMPORT_AZURE.format(cell=scripts.ENDPOINT_CELL)
+    deferred_code = scripts.IMPORT_AZURE_DEFERRED.format(cell=scripts.ENDPOINT_CELL)
     now_code = scripts.LOAD_EXT.format(wait=False, cell=scripts.ENDPOINT_CELL)
     later_code = scripts.LOAD_EXT.format(wait=True, cell=scripts.ENDPOINT_CELL)
     # one untimed run of each so .pyc files exist (a normal install has them)
     for code in (base_code, now_code):
         common.run_script(code, env=env)
-    base, now, later = [], [], []
+    base, deferred, now, later = [], [], [], []
     for _ in range(n):  # interleaved so drifting load hits both sides alike
         base.append(common.run_script(base_code, env=env))
+        deferred.append(common.run_script(deferred_code, env=env))
         now.append(common.run_script(now_code, env=env))
         later.append(common.run_script(later_code, env=env))
     bad = [r["error"] for r in now + later if not r["ok"]]
@@ -132,7 +134,20 @@ def bench_import(rep: Report, env: dict[str, str], n: int) -> None:
     med = common.median
     imp = med([r["import_s"] for r in base])
     imp_parse = med([r["import_and_parse_s"] for r in base])
-    rep.details["import"] = {"baseline": base, "cell_at_once": now, "cell_after_warmup": later}
+    rep.details["import"] = {
+        "baseline": base,
+        "deferred": deferred,
+        "cell_at_once": now,
+        "cell_after_warmup": later,
+    }
+    rep.add(
+        "import",
+        "import azure.ai.ml after lazy_imports.defer()",
+        med([r["import_s"] for r in deferred]),
+        "s",
+        "import azure.ai.ml",
+        imp,
+    )
     rep.add(
         "import",
         "%load_ext pfmagic",

@@ -12,7 +12,10 @@ __all__ = ["__version__", "load_ipython_extension", "unload_ipython_extension"]
 
 
 def load_ipython_extension(ipython) -> None:  # noqa: ANN001 - IPython's own signature
+    from pfmagic import lazy_imports
     from pfmagic.magics import register
+
+    lazy_imports.defer()  # before the warm-up imports azure.ai.ml: ~4 s of its import
 
     register(ipython)
 

@@ -153,3 +153,26 @@ def test_settings_from_pyproject(
 
         atexit.unregister(shell.atexit_operations)
         InteractiveShell.clear_instance()
+
+
+def test_warm_up_defers_rfc3987_syntax_and_iri_checks_still_work() -> None:
+    """rfc3987_syntax (jsonschema's iri checks, ~4 s of azure.ai.ml's import) is a stand-in
+    after the warm-up; its first real use loads it and answers as the real module does."""
+    out = run_python(
+        SHELL.format(warmup=True)
+        + """
+    import threading
+    (warm,) = [t for t in threading.enumerate() if t.name == "pfmagic-warmup"]
+    warm.join(120)
+    stand_in = sys.modules["rfc3987_syntax"]
+    print("deferred", "azure.ai.ml" in sys.modules, not hasattr(stand_in, "__file__"))
+    import jsonschema
+    check = jsonschema.Draft7Validator({"format": "iri"}, format_checker=jsonschema.FormatChecker())
+    print("iri", check.is_valid("http://example.org/ä"), check.is_valid("http://a b"))
+    print("real", hasattr(sys.modules["rfc3987_syntax"], "__file__"))
+    """
+    )
+    lines = out.splitlines()
+    assert "deferred True True" in lines, out
+    assert "iri True False" in lines, out
+    assert "real True" in lines, out
