@@ -61,10 +61,10 @@ DEP_PATH = f"{EP_PATH}/deployments/{DEP}"
 @pytest.fixture(autouse=True)
 def fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
     # the recorded polls carry no Retry-After, so azure-ai-ml would wait its 5 s between them;
-    # 0.2 s keeps each recorded "Updating" visible to pfmagic's 0.02 s watch for ten slices
+    # 0.5 s keeps each recorded "Updating" in view of pfmagic's 0.02 s watch even on a busy machine
     from azure.ai.ml.constants._common import LROConfigurations
 
-    monkeypatch.setattr(LROConfigurations, "POLL_INTERVAL", 0.2)
+    monkeypatch.setattr(LROConfigurations, "POLL_INTERVAL", 0.5)
 
 
 def make_backend(server: ReplayServer, ws: tuple[str, str, str]) -> AzureBackend:
