@@ -5,7 +5,8 @@ RequestUri, ...}, "Response": {StatusCode, Headers, ContentHeaders, Content}}}``
 served by method + path (case-insensitive); the api-version is not matched, because
 azure-ai-ml pins other api-versions than PowerShell did. Both are kept in ``versions`` so a test
 can say which differed. Repeated requests (LRO polls) get the recorded responses in recorded
-order; the last one repeats.
+order; the last one repeats. ``play`` swaps in the responses of one step of a longer recording
+(tests/test_azure_replay_deployments.py plays create, traffic and delete one after another).
 
 Requests no recording covers fall through to ``tests/arm_server.py`` (the workspace GET, an
 endpoint GET before listKeys, ...), and ``replayed`` / ``fallback`` tell which were which. The

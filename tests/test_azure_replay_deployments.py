@@ -385,6 +385,19 @@ def test_quota_from_recorded_usage_list() -> None:
     assert (full.verdict, full.available) == ("short", 0)
 
 
+def test_every_managed_sku_family_is_named_as_the_real_usage_list_names_it() -> None:
+    """A family pfmagic spells unlike Azure's usage list would leave its quota 'unchecked'."""
+    from pfmagic.skus import SKUS, check_quota, normalise_family
+
+    with ReplayServer("Get-AzMLServiceUsage.Recording.excerpt.json") as server:
+        table = make_backend(server, KEY_WS).quota_usage()
+    assert table is not None
+    missing = {s.family for s in SKUS if normalise_family(s.family) not in table}
+    assert not missing
+    verdicts = {check_quota(s.name, 1, table, backend_name="azure").verdict for s in SKUS}
+    assert "unchecked" not in verdicts and "unknown" not in verdicts
+
+
 # -- tests/arm_server.py answers the recorded shapes ---------------------------------------------
 def test_arm_server_answers_like_the_recording() -> None:
     """arm_server stands in wherever no recording exists: it must send what the recording
