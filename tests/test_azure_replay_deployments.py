@@ -75,7 +75,7 @@ def make_backend(server: ReplayServer, ws: tuple[str, str, str]) -> AzureBackend
         workspace=name,
         credential=FakeCredential(),
         transport=server.transport(),
-        polling_interval=0.02,
+        polling_interval=0.5,  # endpoint LROs wait this between polls (deployments: POLL_INTERVAL)
         poll_seconds=0.02,
     )
 
@@ -193,7 +193,7 @@ def test_endpoint_create_replayed_through_updating_to_succeeded() -> None:
     assert created.scoring_uri == f"https://{EP}.eastus2.inference.ml.azure.com/score"
     assert created.auth_mode.lower() == "aml_token"
     running = [e.message for e in events(op, "endpoint") if e.state == "Running"]
-    assert any(m.endswith(": Updating") for m in running)  # the operation's own word
+    assert any(m.endswith(": Updating") for m in running), running  # the operation's own word
     assert events(op, "endpoint")[-1].state == "Succeeded"
     assert replayed(server, "PUT", EP_PATH) and replayed(server, "GET", CREATE_OP)
     # pfmagic's PUT says what azure-ai-ml's own test sent (location from the workspace GET)
