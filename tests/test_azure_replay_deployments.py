@@ -120,7 +120,7 @@ DEP_OP = OP.replace("/oe:", "/od:") + "4f5726bc-af9d-486e-b71b-73308069f3a5"  # 
 WS = ws_path(SDK_WS)
 
 
-def play_endpoint_create(server: ReplayServer) -> None:
+def play_endpoint_create(server: ReplayServer, *extra: tuple[str, str, int]) -> None:
     e = sdk_entries()
     server.play(
         pick(
@@ -130,6 +130,7 @@ def play_endpoint_create(server: ReplayServer) -> None:
             ("GET", CREATE_OP, 0),  # Updating
             ("GET", CREATE_OP, 1),  # Succeeded
             ("GET", EP_PATH, 0),  # Succeeded, scoringUri set, traffic {}
+            *extra,
         )
     )
 
@@ -507,3 +508,40 @@ def test_pf_status_and_pf_logs_cells_from_powershell_recordings(ip: Any) -> None
         logs = ip.run_line_magic("pf_logs", f"{PS_EP} {PS_DEP} --lines 5")
     assert str(logs).rstrip().endswith('"kube-probe/1.29"')
     assert server.state.requests("POST", "/getLogs")[0].body == {"tail": 5}
+
+
+def test_endpoint_and_deployment_cells_replayed(ip: Any, tmp_path: Path) -> None:
+    """The notebook's two cells, unchanged, against the recorded create sequence."""
+    from IPython.utils.capture import capture_output
+
+    e = sdk_entries()
+    token = ("POST", f"{EP_PATH}/token", 0)  # the create summary shows the endpoint's token
+    (tmp_path / "conda.yml").write_text(CONDA)
+    with ReplayServer() as server:
+        use(ip, server, SDK_WS)
+        play_endpoint_create(server, token)
+        with capture_output() as out:
+            ip.run_cell_magic("pf_endpoint", "--create", f"name: {EP}\nauth_mode: aml_token\n")
+        play_deployment_create(server)
+        with capture_output() as out2:
+            ip.run_cell_magic(
+                "pf_deployment",
+                "--create",
+                f"name: {DEP}\nendpoint_name: {EP}\nmodel: azureml:mir_test_model:1\n"
+                f'environment:\n  name: online-endpoint-mir-test\n  version: "3"\n'
+                f"  image: {IMAGE}\n  conda_file: conda.yml\n"
+                "instance_type: Standard_DS2_V2\ninstance_count: 1\n",
+            )
+    shown = out.stdout + "".join(o.data.get("text/plain", "") for o in out.outputs)
+    assert f"create endpoint {EP}: Succeeded" in shown
+    assert f"scoring URI https://{EP}.eastus2.inference.ml.azure.com/score" in shown
+    assert "token       ****" in shown
+    recorded_token = json.loads(pick(e, token)[0].content)["accessToken"]
+    assert recorded_token[:12] not in shown and recorded_token[-12:] not in shown
+    shown = out2.stdout + "".join(o.data.get("text/plain", "") for o in out2.outputs)
+    assert f"deploy {EP}/{DEP}: Succeeded" in shown
+    assert "model mir_test_model:1 found" in shown and ": Updating" in shown
+    assert "traffic unchanged" in shown
+    sent = server.state.requests("PUT", DEP_PATH)[0].body["properties"]
+    assert sent["instanceType"] == "Standard_DS2_V2"
+    assert sent["environmentId"].endswith("/environments/online-endpoint-mir-test/versions/3")
