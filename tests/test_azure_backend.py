@@ -19,48 +19,17 @@ from azure.ai.ml.entities import EndpointAuthKeys, EndpointAuthToken
 from pfmagic.backends.azure.backend import AzureBackend
 from pfmagic.backends.azure.prt import fill_prt_value
 from pfmagic.errors import BackendError, NotFound, PfError
+from pfmagic.spec.templates import PRT_PLACEHOLDERS, deployment_yaml, endpoint_yaml
 
 W = "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/ws"
 EP = "basic-chat-endpoint"
 EP_PATH = f"{W}/onlineEndpoints/{EP}"
-PRT_SEED = (
-    "deployment.subscription_id=<subscription_id>,deployment.resource_group="
-    "<resource_group>,deployment.workspace_name=<workspace_name>,"
-    "deployment.endpoint_name=<endpoint_name>,deployment.deployment_name=<deployment_name>"
+PRT_SEED = PRT_PLACEHOLDERS
+
+ENDPOINT_YAML = endpoint_yaml(EP)
+DEPLOYMENT_YAML = deployment_yaml(
+    "blue", EP, "azureml:basic-chat-model:1", fields="app_insights_enabled: true\n", prt=PRT_SEED
 )
-
-ENDPOINT_YAML = f"""
-$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schema.json
-name: {EP}
-auth_mode: key
-properties:
-  enforce_access_to_default_secret_stores: enabled
-"""
-
-DEPLOYMENT_YAML = f"""
-$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json
-name: blue
-endpoint_name: {EP}
-model: azureml:basic-chat-model:1
-environment:
-  image: mcr.microsoft.com/azureml/promptflow/promptflow-runtime:latest
-  inference_config:
-    liveness_route:
-      path: /health
-      port: 8080
-    readiness_route:
-      path: /health
-      port: 8080
-    scoring_route:
-      path: /score
-      port: 8080
-instance_type: Standard_E16s_v3
-instance_count: 1
-app_insights_enabled: true
-environment_variables:
-  PROMPTFLOW_RUN_MODE: serving
-  PRT_CONFIG_OVERRIDE: {PRT_SEED}
-"""
 
 K8S_ENDPOINT_YAML = f"""
 $schema: https://azuremlschemas.azureedge.net/latest/kubernetesOnlineEndpoint.schema.json
