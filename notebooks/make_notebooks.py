@@ -524,31 +524,13 @@ properties:
 
 
 def build_deployment_yaml(name: str, context: str) -> str:
-    return f"""
-$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json
-name: {name}
-endpoint_name: {{{{endpoint_name}}}}
-model: azureml:ascii-chat-model:1
-environment:
-  build:
-    path: {context}
-    dockerfile_path: Dockerfile
-  # deploy prompt flow is BYOC, so we need to specify the inference config
-  inference_config:
-    liveness_route:
-      path: /health
-      port: 8080
-    readiness_route:
-      path: /health
-      port: 8080
-    scoring_route:
-      path: /score
-      port: 8080
-instance_type: Standard_DS3_v2
-instance_count: 1
-environment_variables:
-  PROMPTFLOW_RUN_MODE: serving
-"""
+    return "\n" + templates.deployment_yaml(
+        name,
+        "{{endpoint_name}}",
+        "azureml:ascii-chat-model:1",
+        instance_type="Standard_DS3_v2",
+        build=context,
+    )
 
 
 def custom_environment() -> list:

@@ -50,13 +50,15 @@ def deployment_yaml(
     fields: str = "",
     prt: str | None = None,
     extra_env: str = "",
+    build: str | None = None,
 ) -> str:
     """The article's managed online deployment of ``model`` on ``endpoint``.
 
     ``model`` is an ``azureml:NAME:VERSION`` reference or a flow folder (uploaded with the
     deployment). ``fields`` are more top-level lines (after ``instance_count``), ``prt`` the
     PRT_CONFIG_OVERRIDE value (e.g. ``PRT_PLACEHOLDERS``) and
-    ``extra_env`` more indented ``environment_variables`` lines.
+    ``extra_env`` more indented ``environment_variables`` lines. ``build``: a docker build
+    context folder instead of the runtime image (the article's "custom environment").
     """
     model_line = (
         f"model: {model}" if str(model).startswith("azureml:") else f"model:\n  path: {model}"
@@ -66,15 +68,20 @@ def deployment_yaml(
         if prt
         else ""
     )
+    image = (
+        f"  build:\n    path: {build}\n    dockerfile_path: Dockerfile\n"
+        "  # deploy prompt flow is BYOC, so we need to specify the inference config\n"
+        if build
+        else "  image: mcr.microsoft.com/azureml/promptflow/promptflow-runtime:latest\n"
+        "  # inference config is used to build a serving container for online deployments\n"
+    )
     return f"""\
 $schema: {SCHEMAS}/managedOnlineDeployment.schema.json
 name: {name}
 endpoint_name: {endpoint}
 {model_line}
 environment:
-  image: mcr.microsoft.com/azureml/promptflow/promptflow-runtime:latest
-  # inference config is used to build a serving container for online deployments
-  inference_config:
+{image}  inference_config:
     liveness_route:
       path: /health
       port: 8080
