@@ -142,8 +142,9 @@ def test_seed_endpoint_then_deployment_all_traffic(
     # stages in the local backend's order, each ending Succeeded
     assert [s for s, _ in states(op) if _ == "Succeeded"] == list(op.stages)
     running = [e for e in op.events if e.stage == "deployment" and e.state == "Running"]
-    creating = [e for e in running if e.provisioning_state == "Creating"]
-    assert creating and creating[-1].log_tail[-1] == "log 29" and len(creating[-1].log_tail) == 20
+    # a new deployment reports Updating from its PUT on (recorded, tests/recordings/SOURCES.md)
+    busy = [e for e in running if e.provisioning_state == "Updating"]
+    assert busy and busy[-1].log_tail[-1] == "log 29" and len(busy[-1].log_tail) == 20
 
     # model checked by GET of the registered version
     model_get = arm.state.requests("GET", "/models/basic-chat-model/versions/1")
@@ -350,9 +351,9 @@ def test_no_wait_reports_and_cancel(
     import time
 
     deadline = time.time() + 20
-    while time.time() < deadline and not any(e.provisioning_state == "Creating" for e in op.events):
+    while time.time() < deadline and not any(e.provisioning_state == "Updating" for e in op.events):
         time.sleep(0.02)
-    assert any(e.provisioning_state == "Creating" and e.log_tail for e in op.events)
+    assert any(e.provisioning_state == "Updating" and e.log_tail for e in op.events)
     op.cancel()
     op.wait(10)
     assert op.status() == "Canceled"
