@@ -18,7 +18,7 @@ import ipywidgets as w
 from pfmagic.backends.events import Operation, ProgressEvent
 from pfmagic.render.style import badge
 
-from .text import elapsed, provisioning_note, shown_once, summary_text
+from .text import elapsed, provisioning_note, shown_once, substep_lines, summary_text
 from .track import LOG_LINES, Tracker, failure_details, outcome_details, target_of
 from .twin import TextTwinBox
 
@@ -150,6 +150,7 @@ class ProgressView(TextTwinBox):
                     duration=duration,
                     stages=self.tracker.stage_lines(),
                     details=rows,
+                    substeps=self.tracker.substeps(),
                 )
             else:
                 reason, tail = failure_details(self.op, self.tracker, self.backend)
@@ -162,6 +163,7 @@ class ProgressView(TextTwinBox):
                     stages=self.tracker.stage_lines(),
                     details=[("reason", reason)],
                     log_tail=tail,
+                    substeps=self.tracker.substeps(),
                 )
         except Exception as exc:  # the view must end even if a detail call fails
             self.result_box.value = f"<div>{status} ({html.escape(str(exc))})</div>"
@@ -205,6 +207,12 @@ class ProgressView(TextTwinBox):
                 f"<td style='text-align:right'>{f'{spent:.1f}s' if spent is not None else ''}"
                 f"</td><td>{html.escape(row.message)}</td></tr>"
             )
+            if row.substeps:  # sub-steps with their own timings, under their stage
+                items = "".join(f"<li>{html.escape(line)}</li>" for line in row.substeps)
+                rows.append(
+                    "<tr><td></td><td></td><td colspan='3'><ul style='margin:0;"
+                    f"padding-left:1.2em;font-size:90%'>{items}</ul></td></tr>"
+                )
         return "<table style='border-spacing:8px 0'>" + "".join(rows) + "</table>"
 
     def _waiting(self) -> str:
@@ -224,10 +232,10 @@ class ProgressView(TextTwinBox):
             f"{self.op.title}: {self.op.status()} {elapsed(time.time() - self.op.started)}"
             + self._waiting()
         ]
-        lines += [
-            f"  {stage:<10} {state:<9} {msg}".rstrip()
-            for stage, state, msg in self.tracker.stage_lines()
-        ]
+        substeps = self.tracker.substeps()
+        for stage, state, msg in self.tracker.stage_lines():
+            lines.append(f"  {stage:<10} {state:<9} {msg}".rstrip())
+            lines.extend(substep_lines(substeps.get(stage, ())))
         return "\n".join(lines)
 
 

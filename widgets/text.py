@@ -98,6 +98,11 @@ def event_line(event: ProgressEvent, started: float) -> str:
     return f"{clock(event.time)} {offset:>7} {event.stage:<10} {event.state:<9}{pct}{prov}{msg}"
 
 
+def substep_lines(substeps: Iterable[str]) -> list[str]:
+    """A stage's sub-steps, indented under its line (the text face of the widget's list)."""
+    return [f"    · {line}" for line in substeps]
+
+
 def summary_text(
     title: str,
     status: str,
@@ -106,12 +111,15 @@ def summary_text(
     stages: Iterable[tuple[str, str, str]] = (),
     details: Iterable[tuple[str, str]] = (),
     log_tail: Iterable[str] = (),
+    substeps: dict[str, tuple[str, ...]] | None = None,
 ) -> str:
-    """The final block: overall status, each stage, then details (URI, traffic, key) or logs."""
+    """The final block: overall status, each stage (and its sub-steps), then details (URI,
+    traffic, key) or logs."""
     lines = [f"{title}: {status} after {elapsed(duration)}"]
     stages = list(stages)
     for stage, state, message in stages:
         lines.append(f"  {stage:<10} {state:<9} {message}".rstrip())
+        lines.extend(substep_lines((substeps or {}).get(stage, ())))
     for key, value in shown_once(stages, details):
         lines.append(f"  {key:<11} {value}")
     tail = list(log_tail)

@@ -30,6 +30,7 @@ class StageRow:
     progress: float | None = None
     started: float | None = None
     ended: float | None = None
+    substeps: tuple[str, ...] = ()  # the latest sub-step lines, each with its own timings
 
     def elapsed(self, now: float | None = None) -> float | None:
         if self.started is None:
@@ -55,6 +56,7 @@ class Tracker:
             row.message = event.message or row.message
             row.provisioning_state = event.provisioning_state or row.provisioning_state
             row.progress = event.progress
+            row.substeps = event.substeps or row.substeps
             if event.state in TERMINAL or event.state == "Skipped":
                 row.ended = event.time
             if event.log_tail:
@@ -86,6 +88,11 @@ class Tracker:
         with self._lock:
             running = [r for r in self.rows.values() if r.started and r.ended is None]
         return running[-1] if running else None
+
+    def substeps(self) -> dict[str, tuple[str, ...]]:
+        """Sub-step lines per stage (only stages that have some)."""
+        with self._lock:
+            return {r.stage: r.substeps for r in self.rows.values() if r.substeps}
 
     def stage_lines(self, now: float | None = None) -> list[tuple[str, str, str]]:
         with self._lock:
@@ -192,6 +199,7 @@ def summary(op: Operation, tracker: Tracker, backend: Any = None) -> str:
             duration=duration,
             stages=tracker.stage_lines(),
             details=outcome_details(op, backend),
+            substeps=tracker.substeps(),
         )
     reason, tail = failure_details(op, tracker, backend)
     return summary_text(
@@ -201,6 +209,7 @@ def summary(op: Operation, tracker: Tracker, backend: Any = None) -> str:
         stages=tracker.stage_lines(),
         details=[("reason", reason)],
         log_tail=tail,
+        substeps=tracker.substeps(),
     )
 
 

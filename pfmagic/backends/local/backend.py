@@ -23,6 +23,7 @@ from pfmagic.backends.local.control import RouterControl, free_port, shutdown_al
 from pfmagic.backends.local.executors import scoring as scoring_executor
 from pfmagic.backends.local.identity import router_client
 from pfmagic.backends.local.logs import log_event, tail, tail_rotated
+from pfmagic.backends.local.rollout_steps import StepReporter
 from pfmagic.backends.local.state import Home, locked, read_json, write_json
 from pfmagic.errors import BackendError, NotFound, PfError
 
@@ -556,6 +557,7 @@ class LocalBackend(Backend):
         end = time.monotonic() + max(self._deploy_timeout(), 60.0)
         last: tuple[Any, ...] = ()
         building = bool(runtime.get("environment"))
+        steps = StepReporter(op, count, gen)
         if not building:
             op.emit("environment", "Skipped", "nothing declared: pfmagic's environment")
         while time.monotonic() < end:
@@ -569,12 +571,14 @@ class LocalBackend(Backend):
                 if state == "Degraded" and st.get("applied_generation") == gen:
                     state = "Succeeded"  # rolled out; an instance is restarting since
                 if state == "Succeeded":
+                    steps.update(st, provisioning_state=state)  # the last "ready" sub-steps
                     op.emit(
                         "deployment",
                         "Succeeded",
                         f"{st['ready']}/{count} instances ready",
                         provisioning_state=state,
                         progress=1.0,
+                        substeps=steps.lines,
                     )
                     return st
                 if state == "Failed":
@@ -600,7 +604,11 @@ class LocalBackend(Backend):
                         provisioning_state=state,
                         progress=ready / count,
                         log_tail=tuple(tail(log, 5)),
+                        substeps=steps.lines,
                     )
+                steps.update(st, provisioning_state=state)  # sub-steps, heartbeat
+            elif not (st and st["generation"] == gen):
+                steps.update(None, provisioning_state=None)  # heartbeat: router not there yet
             time.sleep(self.poll_interval)
         raise BackendError(
             f"deployment '{name}' still not ready after {self._deploy_timeout():.0f} s",

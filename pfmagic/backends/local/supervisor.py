@@ -42,8 +42,9 @@ import httpx
 
 from pfmagic.backends.local.executors import executor_for
 from pfmagic.backends.local.logs import log_event, open_append, rotate, tail
+from pfmagic.backends.local.rollout_steps import RolloutSteps
 from pfmagic.backends.local.state import Home, ensure_dir, read_json
-from pfmagic.backends.local.zygote_client import Zygote, become_subreaper
+from pfmagic.backends.local.zygote_client import ForkedProcess, Zygote, become_subreaper
 
 AZURE_PROBE = {"initial_delay": 10.0, "period": 10.0, "timeout": 2.0, "failure_threshold": 30}
 LOCAL_READINESS = {"initial_delay": 0.0, "period": 1.0, "timeout": 2.0, "failure_threshold": 3}
@@ -156,6 +157,7 @@ class Deployment:
     mirrored: int = 0
     build: dict[str, Any] | None = None  # the environment build of the latest rollout
     restarting: int = 0  # instances being replaced by their watcher right now
+    steps: RolloutSteps | None = None  # sub-steps of the latest rollout (the kernel's events)
     _rr: itertools.count[int] = field(default_factory=itertools.count)
 
     def ready_instances(self) -> list[Instance]:
@@ -237,6 +239,7 @@ class Supervisor:
         log = self.home.deployment_log(self.endpoint, dep.name)
         dep.state = "Updating" if dep.instances else "Creating"
         dep.reason, dep.log_tail, dep.build = None, [], None
+        dep.steps = steps = RolloutSteps(gen)
         count = int(runtime.get("instance_count") or 1)
         new: list[Instance] = []
         try:  # everything inside: an exception must end in Failed, never in "Creating" forever
@@ -251,12 +254,19 @@ class Supervisor:
                 if built is None:
                     return  # Failed (ImageBuildFailure); the old generation keeps serving
                 runtime = {**runtime, "python": built}
+            steps.wait("the working copy of the model")
+            copying = time.monotonic()
             flow_dir = await asyncio.to_thread(self._working_copy, dep.name, gen, runtime)
+            steps.mark("working copy", time.monotonic() - copying)
+            steps.wait(None)
             readiness = Probe.of(
                 runtime.get("readiness_probe"), runtime["routes"]["readiness"], LOCAL_READINESS
             )
             spawned = await asyncio.gather(
-                *(self._spawn(dep.name, slot, gen, runtime, flow_dir) for slot in range(count)),
+                *(
+                    self._spawn(dep.name, slot, gen, runtime, flow_dir, steps=steps)
+                    for slot in range(count)
+                ),
                 return_exceptions=True,
             )
             new = [i for i in spawned if isinstance(i, Instance)]  # stopped below on failure
@@ -264,7 +274,7 @@ class Supervisor:
                 if isinstance(problem, BaseException):
                     raise problem
             dep.pending = new
-            errors = await asyncio.gather(*(self._wait_ready(i, readiness) for i in new))
+            errors = await asyncio.gather(*(self._wait_ready(i, readiness, steps) for i in new))
             failed = [e for e in errors if e]
             dep.pending = []
             if failed:
@@ -424,6 +434,7 @@ class Supervisor:
         runtime: dict[str, Any],
         flow_dir: Path,
         restarts: int = 0,
+        steps: RolloutSteps | None = None,
     ) -> Instance:
         path = self._socket_path()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -438,6 +449,9 @@ class Supervisor:
         variables = runtime.get("environment_variables") or {}
         env.update({str(k): str(v) for k, v in variables.items()})
         log_fd = open_append(self.home.deployment_log(self.endpoint, dep))
+        if steps is not None:
+            steps.instance(name)  # its clock starts here
+            steps.instance_wait(name, "process start")
         try:
             # promptflow or a scoring script (executors/): the contract stays the router's
             proc = await executor_for(runtime).start(
@@ -446,6 +460,9 @@ class Supervisor:
         finally:
             os.close(log_fd)
             sock.close()  # the instance holds its own copy
+        if steps is not None:
+            forked = isinstance(proc, ForkedProcess)
+            steps.instance_step(name, "forked" if forked else "process started", pid=proc.pid)
         return Instance(
             name=name,
             deployment=dep,
@@ -476,9 +493,15 @@ class Supervisor:
             return f"{type(exc).__name__}"
         return None if resp.status_code < 300 else f"HTTP {resp.status_code}"
 
-    async def _wait_ready(self, inst: Instance, probe: Probe) -> str | None:
-        """None when ``inst`` passes its readiness probe, else the reason it never will."""
+    async def _wait_ready(
+        self, inst: Instance, probe: Probe, steps: RolloutSteps | None = None
+    ) -> str | None:
+        """None when ``inst`` passes its readiness probe, else the reason it never will
+        (with ``steps``: its "app created" and "ready" sub-steps, and what it waits for)."""
         deadline = time.monotonic() + probe.startup_deadline()
+        log = self.home.deployment_log(self.endpoint, inst.deployment)
+        if steps is not None:
+            steps.instance_wait(inst.name, f"app start and readiness probe GET {probe.path}")
         await self._sleep_unless_exit(inst, probe.initial_delay)
         poll = probe.period if probe.explicit else STARTUP_POLL
         failures, last = 0, "no answer"
@@ -489,9 +512,17 @@ class Supervisor:
                     f"instance {inst.name} exited with code {code} during startup"
                     + self._error_hint(inst)
                 )
+            if steps is not None:
+                steps.watch_app_created(inst.name, log)
+                if any(s["step"] == "app created" for s in steps.instance(inst.name)["steps"]):
+                    steps.instance_wait(inst.name, f"readiness probe GET {probe.path}")
             problem = await self._probe(inst, probe.path, probe.timeout)
             if problem is None:
                 inst.ready_at = time.time()
+                if steps is not None:
+                    steps.watch_app_created(inst.name, log)  # printed just before serving
+                    steps.instance_step(inst.name, "ready")
+                    steps.instance_wait(inst.name, None)
                 return None
             failures, last = failures + 1, problem
             if (
@@ -703,6 +734,7 @@ class Supervisor:
                 "reason": dep.reason,
                 "log_tail": dep.log_tail,
                 "build": dep.build,
+                "steps": dep.steps.to_json() if dep.steps else None,
                 "requests": dep.requests,
                 "mirrored": dep.mirrored,
                 "instances": [i.status() for i in dep.instances],

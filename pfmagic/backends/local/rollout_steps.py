@@ -1,0 +1,174 @@
+"""Sub-steps of a local rollout, with their own timings, and the kernel's events for them.
+
+Router side (``RolloutSteps``, in the supervisor's event loop): what the rollout did so far --
+the working copy of the model, then per instance its fork (or process start), promptflow's app
+created (the instance's ``[pfmagic] instance X app created in N s`` log line) and the readiness
+probe passing -- as wall-clock times, plus what each instance waits for right now. It travels
+to the kernel as ``status()["deployments"][name]["steps"]`` (plain JSON).
+
+Kernel side (``StepReporter``, in the operation's worker): turns those into "deployment"
+``ProgressEvent``s, one per new sub-step ("instance blue-1-0: forked 96 ms, app created 2.3 s,
+ready 2.6 s"), and a heartbeat at least every ``HEARTBEAT`` s that says what it waits for
+("waiting for readiness probe GET /health on blue-1-0 (4.0 s)"), so the view never sits still.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pfmagic.backends.local.logs import tail
+
+if TYPE_CHECKING:
+    from pfmagic.backends.events import Operation
+
+HEARTBEAT = 1.0  # s without an event before the kernel says what it waits for (issue 18: ≤ 2 s)
+APP_CREATED = "app created in "
+
+
+def span(seconds: float) -> str:
+    """A duration as people read it: ms below a second (never "0 s"), else tenths."""
+    seconds = max(0.0, seconds)
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    return f"{seconds:.1f} s" if seconds < 100 else f"{seconds:.0f} s"
+
+
+# -- router side ----------------------------------------------------------------------------
+class RolloutSteps:
+    """The sub-steps of one rollout (one generation); ``to_json`` is what ``status()`` shows."""
+
+    def __init__(self, generation: int):
+        self.generation = generation
+        self.started = time.time()
+        self.steps: list[dict[str, Any]] = []  # rollout-wide: working copy
+        self.instances: dict[str, dict[str, Any]] = {}
+        self.waiting: dict[str, Any] | None = None  # rollout-wide wait (copy, fork server)
+
+    def mark(self, step: str, seconds: float) -> None:
+        self.steps.append({"step": step, "at": time.time(), "seconds": round(seconds, 3)})
+
+    def wait(self, what: str | None) -> None:
+        self.waiting = {"what": what, "since": time.time()} if what else None
+
+    def instance(self, name: str) -> dict[str, Any]:
+        return self.instances.setdefault(
+            name, {"name": name, "started": time.time(), "steps": [], "waiting": None}
+        )
+
+    def instance_step(self, name: str, step: str, **info: Any) -> None:
+        inst = self.instance(name)
+        if not any(s["step"] == step for s in inst["steps"]):
+            inst["steps"].append({"step": step, "at": time.time(), **info})
+
+    def instance_wait(self, name: str, what: str | None) -> None:
+        self.instance(name)["waiting"] = {"what": what, "since": time.time()} if what else None
+
+    def watch_app_created(self, name: str, log: Path) -> None:
+        """Record "app created" once the instance printed it (its own import + app time)."""
+        inst = self.instance(name)
+        if any(s["step"] == "app created" for s in inst["steps"]):
+            return
+        marker = f"instance {name} {APP_CREATED}"
+        for line in reversed(tail(log, 40)):
+            if marker in line:
+                reported = line.split(marker, 1)[1].split(" ", 1)[0]
+                try:
+                    self.instance_step(name, "app created", reported=float(reported))
+                except ValueError:
+                    self.instance_step(name, "app created")
+                return
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "generation": self.generation,
+            "started": self.started,
+            "steps": self.steps,
+            "waiting": self.waiting,
+            "instances": list(self.instances.values()),
+        }
+
+
+# -- kernel side ----------------------------------------------------------------------------
+def instance_line(inst: dict[str, Any]) -> str:
+    """``instance blue-1-0: forked 96 ms, app created 2.3 s, ready 2.6 s`` (since its start)."""
+    steps = ", ".join(f"{s['step']} {span(s['at'] - inst['started'])}" for s in inst["steps"])
+    return f"instance {inst['name']}: {steps or 'starting'}"
+
+
+def step_lines(steps: dict[str, Any]) -> tuple[str, ...]:
+    lines = [f"{s['step']} {span(s['seconds'])}" for s in steps.get("steps") or ()]
+    lines += [instance_line(i) for i in steps.get("instances") or ()]
+    return tuple(lines)
+
+
+def waiting_for(steps: dict[str, Any] | None, now: float) -> str | None:
+    """What the rollout waits for, oldest wait first: "readiness probe GET /health on x (4 s)"."""
+    if not steps:
+        return None
+    waits = [
+        (w["since"], f"{w['what']} on {i['name']}")
+        for i in steps.get("instances") or ()
+        if (w := i.get("waiting")) and w.get("what")
+    ]
+    if (w := steps.get("waiting")) and w.get("what"):
+        waits.append((w["since"], w["what"]))
+    if not waits:
+        return None
+    since, what = min(waits)
+    return f"waiting for {what} ({span(now - since)})"
+
+
+class StepReporter:
+    """Emits the rollout's sub-steps and heartbeats as "deployment" events of ``op``."""
+
+    def __init__(self, op: Operation, count: int, generation: int):
+        self.op = op
+        self.count = max(1, count)
+        self.generation = generation
+        self._seen: tuple[str, ...] = ()
+        self.lines: tuple[str, ...] = ()
+
+    def update(self, st: dict[str, Any] | None, *, provisioning_state: str | None) -> None:
+        """One event per changed sub-step line; a heartbeat when nothing changed for a while."""
+        steps = (st or {}).get("steps") or {}
+        if steps.get("generation") != self.generation:
+            steps = {}  # an older rollout's steps: not this one's
+        lines = step_lines(steps)
+        ready = sum(
+            1
+            for i in steps.get("instances") or ()
+            if any(s["step"] == "ready" for s in i["steps"])
+        )
+        progress = ready / self.count
+        self.lines = lines
+        for line in lines:
+            if line not in self._seen:
+                self.op.emit(
+                    "deployment",
+                    "Running",
+                    line,
+                    provisioning_state=provisioning_state,
+                    progress=progress,
+                    substeps=lines,
+                )
+        self._seen = lines
+        last = self.op.events[-1].time if self.op.events else self.op.started
+        now = time.time()
+        if now - last >= HEARTBEAT:
+            what = waiting_for(steps, now) or (
+                f"the router to start generation {self.generation}"
+                if not steps
+                else f"{ready}/{self.count} instances ready"
+            )
+            if not what.startswith("waiting for"):
+                what = f"waiting for {what}"
+            self.op.emit(
+                "deployment",
+                "Running",
+                what,
+                provisioning_state=provisioning_state,
+                progress=progress,
+                substeps=lines,
+            )
