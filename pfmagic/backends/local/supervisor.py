@@ -42,7 +42,7 @@ import httpx
 
 from pfmagic.backends.local.executors import executor_for
 from pfmagic.backends.local.logs import log_event, open_append, rotate, tail
-from pfmagic.backends.local.rollout_steps import RolloutSteps
+from pfmagic.backends.local.rollout_steps import RolloutSteps, await_fork_server
 from pfmagic.backends.local.state import Home, ensure_dir, read_json
 from pfmagic.backends.local.zygote_client import ForkedProcess, Zygote, become_subreaper
 
@@ -259,6 +259,7 @@ class Supervisor:
             flow_dir = await asyncio.to_thread(self._working_copy, dep.name, gen, runtime)
             steps.mark("working copy", time.monotonic() - copying)
             steps.wait(None)
+            await await_fork_server(self, steps, runtime)
             readiness = Probe.of(
                 runtime.get("readiness_probe"), runtime["routes"]["readiness"], LOCAL_READINESS
             )
