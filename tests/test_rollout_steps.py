@@ -6,8 +6,8 @@ heartbeat so the view never sits still for more than ~2 s without saying what it
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -97,14 +97,14 @@ def test_each_instance_reports_its_substeps_in_order(rollout: dict[str, Any]) ->
         # that sees the fork late, or the probe in flight answered right after the app exists)
         mine = [m for m in mine if not m.endswith(": starting")]
         assert len(mine) >= 2 and "ready" not in mine[0], mine
-        assert all(b.startswith(a + ", ") for a, b in zip(mine, mine[1:])), mine
+        assert all(b.startswith(a + ", ") for a, b in pairwise(mine)), mine
         assert any(STEP.search(m) and ", ready " in m for m in mine), mine
 
 
 def test_no_event_gap_longer_than_two_seconds(rollout: dict[str, Any]) -> None:
     events = rollout["events"]
     times = [e.time for e in events]
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in pairwise(times)]
     worst = max(gaps)
     where = gaps.index(worst)
     assert worst <= MAX_GAP, (
@@ -114,7 +114,9 @@ def test_no_event_gap_longer_than_two_seconds(rollout: dict[str, Any]) -> None:
     assert beats, [e.message for e in events]  # a 2-instance start takes seconds: beats happen
     # each says what it waits for: the fork server's imports, an instance's probe, the router
     waits = ("the fork server", "readiness probe GET", "app start", "process start", "router")
-    assert all(any(w in m for w in waits) and re.search(r"\(\d+(\.\d)? m?s\)$", m) for m in beats), beats
+    assert all(
+        any(w in m for w in waits) and re.search(r"\(\d+(\.\d)? m?s\)$", m) for m in beats
+    ), beats
     print(f"\nevents {len(events)}, max gap {worst:.2f} s, heartbeats {len(beats)}: {beats[:3]}")
 
 

@@ -67,6 +67,9 @@ class Operation:
         self._events: list[ProgressEvent] = []
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()
+        # held while an event is appended and dispatched: events from the worker and a
+        # heartbeat thread reach every listener in the order they were recorded
+        self._dispatch = threading.RLock()
         self._done = threading.Event()
         self._cancel = threading.Event()
         self._result: Any = None
@@ -85,15 +88,44 @@ class Operation:
 
     def emit(self, stage: Stage, state: State, message: str = "", **kw: Any) -> ProgressEvent:
         event = ProgressEvent(stage=stage, state=state, message=message, **kw)
-        with self._lock:
-            self._events.append(event)
-            listeners = list(self._listeners)
-        for listener in listeners:
-            try:
-                listener(event)
-            except Exception:  # a broken view must not break the deployment
-                pass
+        with self._dispatch:
+            with self._lock:
+                self._events.append(event)
+                listeners = list(self._listeners)
+            for listener in listeners:
+                try:
+                    listener(event)
+                except Exception:  # a broken view must not break the deployment
+                    pass
         return event
+
+    def beat(
+        self, stage: Stage, describe: Callable[[], str | None], every: float
+    ) -> ProgressEvent | None:
+        """A heartbeat (from any thread): when ``stage`` is the running one and nothing was
+        emitted for ``every`` s, emit what it waits for (``describe()``), keeping the last
+        event's progress and sub-steps. Never after the stage ended or the next one began."""
+        with self._dispatch:
+            with self._lock:
+                last = self._events[-1] if self._events else None
+            if (
+                self._done.is_set()
+                or last is None
+                or (last.stage, last.state) != (stage, "Running")
+                or time.time() - last.time < every
+            ):
+                return None
+            message = describe()
+            if not message:
+                return None
+            return self.emit(
+                stage,
+                "Running",
+                message,
+                provisioning_state=last.provisioning_state,
+                progress=last.progress,
+                substeps=last.substeps,
+            )
 
     def check_canceled(self) -> None:
         if self._cancel.is_set():

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -154,54 +155,78 @@ def waiting_for(steps: dict[str, Any] | None, now: float) -> str | None:
 
 
 class StepReporter:
-    """Emits the rollout's sub-steps and heartbeats as "deployment" events of ``op``."""
+    """Emits the rollout's sub-steps and heartbeats as "deployment" events of ``op``.
+
+    The poll loop calls ``update`` with each router status; a ticker thread beats when no event
+    came for ``HEARTBEAT`` s -- also while a status call itself is slow (a loaded machine, a
+    router busy forking), which a beat from the poll loop could not cover.
+    """
 
     def __init__(self, op: Operation, count: int, generation: int):
         self.op = op
         self.count = max(1, count)
         self.generation = generation
-        self._seen: tuple[str, ...] = ()
         self.lines: tuple[str, ...] = ()
+        self._steps: dict[str, Any] = {}
+        self._provisioning: str | None = None
+        self._armed = False
+        self._lock = threading.Lock()
+        self._ticker: threading.Thread | None = None
 
     def update(self, st: dict[str, Any] | None, *, provisioning_state: str | None) -> None:
-        """One event per changed sub-step line; a heartbeat when nothing changed for a while."""
+        """One event per changed sub-step line (from the router's status ``st``)."""
         steps = (st or {}).get("steps") or {}
         if steps.get("generation") != self.generation:
             steps = {}  # an older rollout's steps: not this one's
         lines = step_lines(steps)
+        with self._lock:
+            seen, self.lines = self.lines, lines
+            self._steps, self._provisioning = steps, provisioning_state
+        for line in lines:
+            if line not in seen:
+                self._emit(line)
+        if self._ticker is None:
+            events = self.op.events
+            if not events or events[-1].stage != "deployment":  # the router has not begun
+                self._emit(self.waiting(time.time()))
+            self._ticker = threading.Thread(
+                target=self._tick, daemon=True, name=f"pfmagic-heartbeat:{self.op.title}"
+            )
+            self._ticker.start()
+
+    def _progress(self) -> float:
         ready = sum(
             1
-            for i in steps.get("instances") or ()
+            for i in self._steps.get("instances") or ()
             if any(s["step"] == "ready" for s in i["steps"])
         )
-        progress = ready / self.count
-        self.lines = lines
-        for line in lines:
-            if line not in self._seen:
-                self.op.emit(
-                    "deployment",
-                    "Running",
-                    line,
-                    provisioning_state=provisioning_state,
-                    progress=progress,
-                    substeps=lines,
-                )
-        self._seen = lines
-        last = self.op.events[-1].time if self.op.events else self.op.started
-        now = time.time()
-        if now - last >= HEARTBEAT:
-            what = waiting_for(steps, now) or (
-                f"the router to start generation {self.generation}"
-                if not steps
-                else f"{ready}/{self.count} instances ready"
-            )
-            if not what.startswith("waiting for"):
-                what = f"waiting for {what}"
-            self.op.emit(
-                "deployment",
-                "Running",
-                what,
-                provisioning_state=provisioning_state,
-                progress=progress,
-                substeps=lines,
-            )
+        return ready / self.count
+
+    def _emit(self, message: str) -> None:
+        self.op.emit(
+            "deployment",
+            "Running",
+            message,
+            provisioning_state=self._provisioning,
+            progress=self._progress(),
+            substeps=self.lines,
+        )
+
+    def waiting(self, now: float) -> str:
+        with self._lock:
+            steps = self._steps
+        if not steps:
+            return f"waiting for the router to start generation {self.generation}"
+        return waiting_for(steps, now) or (
+            f"waiting for the router: {round(self._progress() * self.count)}/{self.count} "
+            "instances ready"
+        )
+
+    def _tick(self) -> None:
+        """Beat until the deployment stage ended (``Operation.beat`` checks, atomically)."""
+        while not self.op.done():
+            time.sleep(HEARTBEAT / 4)
+            events = self.op.events
+            if events and (events[-1].stage, events[-1].state) != ("deployment", "Running"):
+                return
+            self.op.beat("deployment", lambda: self.waiting(time.time()), HEARTBEAT)
