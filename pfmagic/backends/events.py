@@ -7,9 +7,10 @@ subscribe; they never call back into the backend except through ``Operation.canc
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -100,18 +101,19 @@ class Operation:
         return event
 
     def beat(
-        self, stage: Stage, describe: Callable[[], str | None], every: float
+        self, stage: Stage | None, describe: Callable[[], str | None], every: float
     ) -> ProgressEvent | None:
-        """A heartbeat (from any thread): when ``stage`` is the running one and nothing was
-        emitted for ``every`` s, emit what it waits for (``describe()``), keeping the last
-        event's progress and sub-steps. Never after the stage ended or the next one began."""
+        """A heartbeat (from any thread): when ``stage`` (None: whichever) is the running one
+        and nothing was emitted for ``every`` s, emit what it waits for (``describe()``),
+        keeping the last event's progress and sub-steps. Never after the stage ended."""
         with self._dispatch:
             with self._lock:
                 last = self._events[-1] if self._events else None
             if (
                 self._done.is_set()
                 or last is None
-                or (last.stage, last.state) != (stage, "Running")
+                or last.state != "Running"
+                or (stage is not None and last.stage != stage)
                 or time.time() - last.time < every
             ):
                 return None
@@ -119,13 +121,31 @@ class Operation:
             if not message:
                 return None
             return self.emit(
-                stage,
+                last.stage,
                 "Running",
                 message,
                 provisioning_state=last.provisioning_state,
                 progress=last.progress,
                 substeps=last.substeps,
             )
+
+    @contextlib.contextmanager
+    def heartbeat(self, describe: Callable[[float], str], every: float = 1.0) -> Iterator[None]:
+        """While the block runs (a blocking call), ``beat`` on the running stage: what it
+        waits for, ``describe(seconds since the block began)``."""
+        stop, began = threading.Event(), time.time()
+
+        def run() -> None:
+            while not stop.wait(every / 4):
+                self.beat(None, lambda: describe(time.time() - began), every)
+
+        ticker = threading.Thread(target=run, daemon=True, name=f"pfmagic-heartbeat:{self.title}")
+        ticker.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            ticker.join(1.0)
 
     def check_canceled(self) -> None:
         if self._cancel.is_set():

@@ -169,6 +169,7 @@ class StepReporter:
         self.lines: tuple[str, ...] = ()
         self._steps: dict[str, Any] = {}
         self._provisioning: str | None = None
+        self._polled = time.time()  # when the router's status last answered
         self._armed = False
         self._lock = threading.Lock()
         self._ticker: threading.Thread | None = None
@@ -182,6 +183,7 @@ class StepReporter:
         with self._lock:
             seen, self.lines = self.lines, lines
             self._steps, self._provisioning = steps, provisioning_state
+            self._polled = time.time()
         for line in lines:
             if line not in seen:
                 self._emit(line)
@@ -214,13 +216,17 @@ class StepReporter:
 
     def waiting(self, now: float) -> str:
         with self._lock:
-            steps = self._steps
+            steps, polled = self._steps, self._polled
         if not steps:
-            return f"waiting for the router to start generation {self.generation}"
-        return waiting_for(steps, now) or (
-            f"waiting for the router: {round(self._progress() * self.count)}/{self.count} "
-            "instances ready"
-        )
+            what = f"waiting for the router to start generation {self.generation}"
+        else:
+            what = waiting_for(steps, now) or (
+                f"waiting for the router: {round(self._progress() * self.count)}/{self.count} "
+                "instances ready"
+            )
+        if now - polled > HEARTBEAT:  # the router is slow to answer: what it last said
+            return f"waiting for the router's status ({span(now - polled)}); last: {what}"
+        return what
 
     def _tick(self) -> None:
         """Beat until the deployment stage ended (``Operation.beat`` checks, atomically)."""
