@@ -410,6 +410,9 @@ class LocalBackend(Backend):
                     f"({meta.get('flow_dir') or meta.get('model_dir')})",
                 )
             if unchanged:
+                env = op.stage_states().get("environment")
+                if env is not None and env.state == "Running":  # "reading what it declares"
+                    op.emit("environment", "Skipped", "unchanged")
                 op.emit("deployment", "Succeeded", "unchanged", provisioning_state="Succeeded")
             else:
                 self._wait_deployment(op, ctl, endpoint, name, gen, runtime)
