@@ -4,6 +4,8 @@
 as JSON or, with ``"stream": true``, as OpenAI-style SSE chunks ending with ``data: [DONE]``.
 Requests without ``Authorization: Bearer <api_key>`` get 401, so a test proves the
 connection's secret reached the flow. Received bodies are kept in ``server.requests``.
+A JSON reply reports ``usage`` = ``FakeOpenAI(usage=(prompt, completion))`` tokens (1, 1 by
+default); a stream reports none, as OpenAI's does unless asked (``stream_options``).
 
     with FakeOpenAI(api_key="sk-test") as llm:
         llm.base_url  # http://127.0.0.1:<port>/v1
@@ -19,8 +21,9 @@ from typing import Any
 
 
 class FakeOpenAI:
-    def __init__(self, api_key: str = "sk-test-fake"):
+    def __init__(self, api_key: str = "sk-test-fake", usage: tuple[int, int] = (1, 1)):
         self.api_key = api_key
+        self.usage = usage
         self.requests: list[dict[str, Any]] = []
         fake = self
 
@@ -81,9 +84,9 @@ class FakeOpenAI:
                                 }
                             ],
                             "usage": {
-                                "prompt_tokens": 1,
-                                "completion_tokens": 1,
-                                "total_tokens": 2,
+                                "prompt_tokens": fake.usage[0],
+                                "completion_tokens": fake.usage[1],
+                                "total_tokens": sum(fake.usage),
                             },
                         },
                     )

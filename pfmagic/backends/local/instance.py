@@ -113,7 +113,11 @@ def main(argv: list[str] | None = None) -> int:
         import uvicorn
         from promptflow.core._serving.app import create_app
 
+        from pfmagic.backends.local import flow_figures
+
+        flow_figures.enable_tracing(os.environ)  # promptflow counts tokens only when tracing
         app = create_app(engine="fastapi", extension_type="azureml")
+        served = flow_figures.install(app)  # its tokens and flow time ride on each reply
     except Exception as exc:  # reported to the router through the log and the exit code
         traceback.print_exc()
         print(f"[pfmagic] instance {args.id} failed to start: {_why(exc)}", flush=True)
@@ -129,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     # httptools + uvloop (explicit: uvicorn's "auto" would also pick them when installed,
     # PFMAGIC_PURE_PYTHON_HTTP=1 keeps h11 + asyncio for A/B runs)
     config = uvicorn.Config(
-        app,
+        served,
         log_level="info",
         access_log=True,
         timeout_graceful_shutdown=30,
