@@ -165,12 +165,24 @@ class Carrier:
             _slot.reset(token)
 
 
+# promptflow 1.18.5 adds up every field of an OpenAI reply's ``usage``; openai 1.x puts the
+# ``*_tokens_details`` (None or objects) after the three counts, so the counts are summed and
+# then the addition fails with this warning, once per LLM call (promptflow/tracing/_openai_utils.py).
+_USAGE_DETAILS_WARNING = "Failed to calculate metrics due to exception: unsupported operand"
+
+
+def _not_usage_details_warning(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(_USAGE_DETAILS_WARNING)
+
+
 def enable_tracing(environ: Any) -> None:
     """promptflow counts LLM tokens only with tracing on; a deployment may still turn it off
-    (``PF_DISABLE_TRACING: "true"``, then no token figures). OpenTelemetry's complaints about
-    the None-valued usage details of an OpenAI reply would otherwise fill the log per call."""
+    (``PF_DISABLE_TRACING: "true"``, then no token figures). The two complaints tracing brings
+    for every OpenAI reply (OpenTelemetry about None attributes, promptflow about adding up
+    the usage details) would otherwise fill the deployment's log."""
     environ.setdefault("PF_DISABLE_TRACING", "false")
     logging.getLogger("opentelemetry.attributes").setLevel(logging.ERROR)
+    logging.getLogger("execution.flow").addFilter(_not_usage_details_warning)
 
 
 def install(app: Any) -> Carrier:
