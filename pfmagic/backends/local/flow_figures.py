@@ -167,7 +167,7 @@ class Carrier:
 
 # promptflow 1.18.5 adds up every field of an OpenAI reply's ``usage``; openai 1.x puts the
 # ``*_tokens_details`` (None or objects) after the three counts, so the counts are summed and
-# then the addition fails with this warning, once per LLM call (promptflow/tracing/_openai_utils.py).
+# then the addition fails with this warning, once per LLM call (tracing/_openai_utils.py).
 _USAGE_DETAILS_WARNING = "Failed to calculate metrics due to exception: unsupported operand"
 
 
@@ -182,7 +182,10 @@ def enable_tracing(environ: Any) -> None:
     the usage details) would otherwise fill the deployment's log."""
     environ.setdefault("PF_DISABLE_TRACING", "false")
     logging.getLogger("opentelemetry.attributes").setLevel(logging.ERROR)
-    logging.getLogger("execution.flow").addFilter(_not_usage_details_warning)
+    # promptflow's flow_logger is a logging.Logger of its own, not logging.getLogger's
+    from promptflow._utils.logger_utils import flow_logger
+
+    flow_logger.addFilter(_not_usage_details_warning)
 
 
 def install(app: Any) -> Carrier:

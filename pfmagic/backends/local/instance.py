@@ -9,7 +9,9 @@ Never imported by the kernel: promptflow mutates process-global state.
 Environment read here (set by the supervisor):
 ``PROMPTFLOW_PROJECT_PATH`` flow folder; ``PFMAGIC_CONNECTIONS_FILE`` stored connections;
 ``PFMAGIC_PARENT_PID`` the router -- the instance exits when its router is gone, so a killed
-router never leaves orphans holding ports and memory.
+router never leaves orphans holding ports and memory. ``PF_DISABLE_TRACING`` defaults to
+"false" here: promptflow counts LLM tokens only while tracing, and each reply carries its
+token counts and flow duration to the router (``flow_figures.py``).
 """
 
 from __future__ import annotations
