@@ -24,51 +24,16 @@ sys.path.insert(0, str(Path(__file__).parent))
 import common  # noqa: E402
 from loadgen import percentile  # noqa: E402
 
-ENDPOINT_YAML = """\
-$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schema.json
-name: {name}
-auth_mode: key
-"""
-
-DEPLOYMENT_YAML = """\
-$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json
-name: {deployment}
-endpoint_name: {name}
-model:
-  name: bench-chat-echo
-  path: {flow}
-environment:
-  image: mcr.microsoft.com/azureml/promptflow/promptflow-runtime:latest
-  inference_config:
-    liveness_route:
-      path: /health
-      port: 8080
-    readiness_route:
-      path: /health
-      port: 8080
-    scoring_route:
-      path: /score
-      port: 8080
-instance_type: Standard_E16s_v3
-instance_count: {instances}
-environment_variables:
-  PROMPTFLOW_RUN_MODE: serving
-"""
+from pfmagic.spec.templates import deployment_yaml, endpoint_yaml  # noqa: E402
 
 
 def entities(name: str, instances: int = 1, deployment: str = "blue") -> tuple[Any, Any]:
     from azure.ai.ml import load_online_deployment, load_online_endpoint
 
     origin = str(common.ROOT / "bench" / "cell.yml")
-    ep = load_online_endpoint(io.StringIO(ENDPOINT_YAML.format(name=name)), relative_origin=origin)
-    dep = load_online_deployment(
-        io.StringIO(
-            DEPLOYMENT_YAML.format(
-                name=name, deployment=deployment, flow=common.FLOW, instances=instances
-            )
-        ),
-        relative_origin=origin,
-    )
+    ep = load_online_endpoint(io.StringIO(endpoint_yaml(name)), relative_origin=origin)
+    text = deployment_yaml(deployment, name, common.FLOW, instance_count=instances)
+    dep = load_online_deployment(io.StringIO(text), relative_origin=origin)
     return ep, dep
 
 

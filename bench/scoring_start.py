@@ -25,7 +25,7 @@ from azure.ai.ml.entities import (
 )
 
 from pfmagic.backends.local.backend import LocalBackend
-from pfmagic.backends.local.executors import environment
+from pfmagic.environments import scoring as environment
 
 ROOT = Path(__file__).resolve().parents[1] / "tests"
 

@@ -7,11 +7,9 @@ as ``wall_s``.
 
 from __future__ import annotations
 
-ENDPOINT_CELL = """\
-$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schema.json
-name: bench-chat-endpoint
-auth_mode: key
-"""
+from pfmagic.spec.templates import endpoint_yaml
+
+ENDPOINT_CELL = endpoint_yaml("bench-chat-endpoint")  # the article's endpoint
 
 # Baseline: what an extension that imports azure-ai-ml eagerly would cost at %load_ext.
 IMPORT_AZURE = """

@@ -9,6 +9,11 @@ knowledge base as the offline flow (``flows/seed-chat``), prefixed with ``[stand
     llm.stop()
 
 With a real OpenAI or Azure OpenAI account, skip this and put your own key in the connection.
+
+The tests use it too (one stand-in, not two), with a fixed key and ``answer=echo`` so that a
+reply shows what the flow sent:
+
+    with StandInLLM(api_key="sk-test", answer=echo) as llm: ...
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import secrets
 import sys
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -25,25 +31,49 @@ from typing import Any
 _KB_DIR = Path(__file__).parent / "flows" / "seed-chat"
 
 
-def _answer(messages: list[dict[str, Any]]) -> str:
-    if str(_KB_DIR) not in sys.path:
-        sys.path.insert(0, str(_KB_DIR))
-    import kb  # the offline flow's knowledge base
+Answer = Callable[[list[dict[str, Any]]], str]  # the chat messages → the reply's text
 
+
+def _last_question(messages: list[dict[str, Any]]) -> str:
     question = next(
         (m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), ""
     )
     if isinstance(question, list):  # content parts
         question = " ".join(p.get("text", "") for p in question if isinstance(p, dict))
-    hits = kb.search(str(question), k=1)
+    return str(question)
+
+
+def article_answer(messages: list[dict[str, Any]]) -> str:
+    """The notebooks' answer: the best passage of the deployment article."""
+    if str(_KB_DIR) not in sys.path:
+        sys.path.insert(0, str(_KB_DIR))
+    import kb  # the offline flow's knowledge base
+
+    question = _last_question(messages)
+    hits = kb.search(question, k=1)
     if not hits or hits[0][0] <= 0:
         return "[stand-in LLM] I only know the deployment article."
-    return "[stand-in LLM] " + kb.best_sentences(hits[0][1].text, str(question), 240)
+    return "[stand-in LLM] " + kb.best_sentences(hits[0][1].text, question, 240)
+
+
+def echo(messages: list[dict[str, Any]]) -> str:
+    """The tests' answer: the last question and how many messages came with it."""
+    return f"You said: {_last_question(messages)} (history msgs={len(messages)})"
 
 
 class StandInLLM:
-    def __init__(self, host: str = "127.0.0.1", port: int = 0):
-        self.api_key = secrets.token_hex(16)
+    """Serves on ``host:port`` (a free port by default) from construction until ``stop()``
+    (or the end of a ``with`` block). ``api_key`` defaults to a random one."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        api_key: str | None = None,
+        answer: Answer = article_answer,
+    ):
+        self.api_key = api_key or secrets.token_hex(16)
         self.requests: list[dict[str, Any]] = []
         owner = self
 
@@ -82,7 +112,7 @@ class StandInLLM:
                     self._json(404, {"error": {"message": f"no route {self.path}"}})
                     return
                 owner.requests.append(body)
-                text = _answer(body.get("messages", []))
+                text = answer(body.get("messages", []))
                 model = body.get("model", "gpt-3.5-turbo")
                 rid = "chatcmpl-standin"
                 created = int(time.time())
@@ -137,7 +167,8 @@ class StandInLLM:
 
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
-        self.base_url = f"http://{host}:{self._server.server_address[1]}/v1"
+        self.port = self._server.server_address[1]
+        self.base_url = f"http://{host}:{self.port}/v1"
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="llm-standin", daemon=True
         )
@@ -149,6 +180,12 @@ class StandInLLM:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def __enter__(self) -> StandInLLM:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 def start(port: int = 0) -> StandInLLM:

@@ -16,6 +16,9 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from pfmagic.spec import templates
+from pfmagic.spec.templates import PRT_PLACEHOLDERS, endpoint_yaml
+
 HERE = Path(__file__).resolve().parent
 TAG_AZURE = "needs-azure"  # cells that need an Azure ML workspace (skipped without one)
 
@@ -48,16 +51,7 @@ properties:
   azureml.promptflow.chat_output: answer
 """
 
-ENDPOINT_YAML = """
-$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schema.json
-name: {{endpoint_name}}
-auth_mode: key
-properties:
-# this property only works for system-assigned identity.
-# if the deploy user has access to connection secrets,
-# the endpoint system-assigned identity will be auto-assigned connection secrets reader role as well
-  enforce_access_to_default_secret_stores: enabled
-"""
+ENDPOINT_YAML = endpoint_yaml()  # the article's endpoint (pfmagic/spec/templates.py)
 
 
 def deployment_yaml(
@@ -68,38 +62,17 @@ def deployment_yaml(
     count: int = 1,
     prt: bool = False,
 ) -> str:
-    prt_line = (
-        "\n  # for pulling connections from workspace\n"
-        "  PRT_CONFIG_OVERRIDE: deployment.subscription_id={{subscription_id}},"
-        "deployment.resource_group={{resource_group}},deployment.workspace_name={{workspace}},"
-        "deployment.endpoint_name={{endpoint_name}},deployment.deployment_name=" + name + "\n"
-        if prt
-        else ""
+    """The article's deployment on the notebook's ``{{endpoint_name}}``; ``prt`` adds the
+    article's PRT_CONFIG_OVERRIDE (placeholders that ``--fill-prt-config`` fills on Azure)."""
+    return templates.deployment_yaml(
+        name,
+        "{{endpoint_name}}",
+        model,
+        instance_type=instance_type,
+        instance_count=count,
+        prt=PRT_PLACEHOLDERS if prt else None,
+        extra_env=extra_env,
     )
-    return f"""
-$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json
-name: {name}
-endpoint_name: {{{{endpoint_name}}}}
-model: {model}
-environment:
-  image: mcr.microsoft.com/azureml/promptflow/promptflow-runtime:latest
-  # inference config is used to build a serving container for online deployments
-  inference_config:
-    liveness_route:
-      path: /health
-      port: 8080
-    readiness_route:
-      path: /health
-      port: 8080
-    scoring_route:
-      path: /score
-      port: 8080
-instance_type: {instance_type}
-instance_count: {count}
-environment_variables:
-  # "compute" mode is the default mode, if you want to deploy to serving mode, you need to set this env variable to "serving"
-  PROMPTFLOW_RUN_MODE: serving
-{prt_line}{extra_env}"""
 
 
 # --------------------------------------------------------------------------------------------
@@ -493,23 +466,17 @@ costs money: `%pf_delete` at the end removes the endpoint.
             """
 import os
 
-config = os.environ.get("PFMAGIC_AZURE_CONFIG")
-subscription_id = os.environ.get("AZURE_SUBSCRIPTION_ID", "")
-resource_group = os.environ.get("AZURE_RESOURCE_GROUP", "")
-workspace = os.environ.get("AZUREML_WORKSPACE_NAME", "")
-if config:
-    azure_args = f"--config {config}"
-elif subscription_id and resource_group and workspace:
-    azure_args = (f"--subscription {subscription_id} --resource-group {resource_group} "
-                  f"--workspace {workspace}")
-else:
-    azure_args = ""  # %pf_backend azure then looks for config.json and says what is missing
+from pfmagic.backends.azure.client import workspace_args
+
+# "--config $PFMAGIC_AZURE_CONFIG", or the three variables as arguments; "" if neither is set
+# (%pf_backend azure then looks for config.json and says what is missing)
+azure_args = workspace_args()
 print("Azure workspace configured:", bool(azure_args))
 """,
             "azure-guard",
         ),
         code("%load_ext pfmagic"),
-        code("%pf_backend azure {azure_args}", a),
+        code("%pf_backend azure {azure_args} --fill-prt-config", a),
         md("""
 Same model as locally: the flow folder is uploaded and registered as `seed-chat-model`. A new
 version is created each time the cell runs with `--register`.
@@ -520,9 +487,10 @@ version is created each time the cell runs with `--register`.
         code("%%pf_endpoint endpoint --create\n" + ENDPOINT_YAML.strip("\n"), a),
         md("""
 On Azure the deployment also needs `PRT_CONFIG_OVERRIDE` so that it can pull the workspace's
-connections; pfmagic fills the deployment's own subscription, group, workspace, endpoint and
-deployment names. `model: azureml:seed-chat-model:1` refers to the first registered version —
-change it if you registered more. The calculator checks your workspace's quota for the SKU.
+connections; `--fill-prt-config` (above) fills its `<placeholders>` with the deployment's own
+subscription, group, workspace, endpoint and deployment names. `model: azureml:seed-chat-model:1`
+refers to the first registered version — change it if you registered more. The calculator checks
+your workspace's quota for the SKU.
 """),
         code(
             "%%pf_deployment blue --create --all-traffic\n"
@@ -539,10 +507,190 @@ change it if you registered more. The calculator checks your workspace's quota f
     ]
 
 
+# --------------------------------------------------------------------------------------------
+# (d) the article's "Deploy with a custom environment", on the local backend
+# --------------------------------------------------------------------------------------------
+CUSTOM_MODEL_YAML = """
+$schema: https://azuremlschemas.azureedge.net/latest/model.schema.json
+name: ascii-chat-model
+path: flows/ascii-chat
+description: a chat flow that needs a package of its own (text-unidecode)
+properties:
+  azureml.promptflow.source_flow_id: ascii-chat
+  azureml.promptflow.mode: chat
+  azureml.promptflow.chat_input: question
+  azureml.promptflow.chat_output: answer
+"""
+
+
+def build_deployment_yaml(name: str, context: str) -> str:
+    return "\n" + templates.deployment_yaml(
+        name,
+        "{{endpoint_name}}",
+        "azureml:ascii-chat-model:1",
+        instance_type="Standard_DS3_v2",
+        build=context,
+    )
+
+
+def custom_environment() -> list:
+    return [
+        md("""
+# Deploy with a custom environment
+
+The article's section *"Deploy with a custom environment"* gives a deployment a **docker build
+context**: a folder with a `Dockerfile` that starts from the prompt flow runtime image and
+installs the flow's `requirements.txt`. On Azure, the image is built when the deployment is
+created; a requirement that cannot be installed ends in `ImageBuildFailure` after 15–25 minutes.
+
+On pfmagic's **local backend** the same YAML deploys in seconds: the Dockerfile is read
+(`FROM` the runtime image = promptflow at the version pfmagic pins, `COPY`, `RUN pip install -r
+…`) and its requirements are installed with **uv** into a venv of the deployment's own, cached
+by what it contains. A broken requirement fails the deployment in seconds, naming the package
+and the file and line it came from. Nothing is installed into this kernel's environment.
+
+| Article / Azure | Here |
+|---|---|
+| image build when the deployment is created | *Building environment* stage of the progress view |
+| image build log (studio, *Environments*) | `%pf_logs ENDPOINT DEPLOYMENT --build` |
+| `ImageBuildFailure` after 15–25 minutes | `ImageBuildFailure` in seconds, with file:line |
+| environments of the workspace | `%pf_envs` (size, last use), `%pf_envs --prune` |
+"""),
+        code("""
+%load_ext pfmagic
+endpoint_name = "custom-env-endpoint"
+"""),
+        md("""
+## A flow with a dependency of its own
+
+`flows/ascii-chat` is a chat flow whose tool imports `text_unidecode` (it answers with the
+question spelled in plain ASCII). pfmagic does not ship that package, and this kernel does not
+have it; the flow declares it in its `requirements.txt`:
+"""),
+        code("""
+import importlib.util
+from pathlib import Path
+
+print(Path("flows/ascii-chat/requirements.txt").read_text())
+print("text_unidecode importable in this kernel:", importlib.util.find_spec("text_unidecode") is not None)
+"""),
+        md("""
+## 1. The build context
+
+As in the article: a folder `image_build_with_reqirements` (the article's spelling) with the
+flow's `requirements.txt` ("inherited from the flow folder") and a `Dockerfile`:
+"""),
+        code("""
+import shutil
+
+context = Path("image_build_with_reqirements")
+context.mkdir(exist_ok=True)
+shutil.copy("flows/ascii-chat/requirements.txt", context / "requirements.txt")
+"""),
+        code("""
+%%writefile image_build_with_reqirements/Dockerfile
+FROM mcr.microsoft.com/azureml/promptflow/promptflow-runtime:latest
+COPY ./requirements.txt .
+RUN pip install -r requirements.txt
+"""),
+        md("Register the flow as a model and create the endpoint, as in the deploy notebook:"),
+        code("%%pf_model --register\n" + CUSTOM_MODEL_YAML.strip("\n")),
+        code("%%pf_endpoint --create\n" + ENDPOINT_YAML.strip("\n")),
+        md("""
+## 2. The deployment, with `environment.build`
+
+The environment section is the article's: `build.path` is the context folder (relative to this
+notebook), `dockerfile_path` the Dockerfile in it, and `inference_config` the routes of the
+serving container. The progress view gets a **Building environment** stage before the instances
+start: uv resolves and installs `text-unidecode` (promptflow comes from pfmagic's own
+environment, so a build adds seconds, not a full promptflow install).
+"""),
+        code(
+            "%%pf_deployment blue --create --all-traffic\n"
+            + build_deployment_yaml("blue", "image_build_with_reqirements").strip("\n")
+        ),
+        md(
+            "The build log, the local twin of the image build log Azure keeps with the environment:"
+        ),
+        code("%pf_logs custom-env-endpoint blue --build"),
+        md("The first score runs in that environment: the flow's import works."),
+        code("%%pf_invoke custom-env-endpoint\nÇa va? Déjà vu in Zürich, São Paulo and Kraków."),
+        code(
+            'print("text_unidecode importable in this kernel:", '
+            'importlib.util.find_spec("text_unidecode") is not None)'
+        ),
+        md("""
+## 3. A broken requirement fails in seconds
+
+A second build context whose `requirements.txt` names a package that does not exist (a typo, a
+private package missing from the index, a version that was never released). On Azure this is
+the classic `ImageBuildFailure` after a long wait; here the build fails at once, the deployment
+is **Failed** with one line that names the package and the file and line it came from.
+"""),
+        code("""
+broken = Path("image_build_broken")
+broken.mkdir(exist_ok=True)
+shutil.copy(context / "Dockerfile", broken / "Dockerfile")
+(broken / "requirements.txt").write_text(
+    "# what the flow imports beyond promptflow\\n"
+    "text-unidecode==1.3\\n"
+    "pfmagic-no-such-package-zz==0.1\\n"
+)
+"""),
+        code(
+            "%%pf_deployment green --create\n"
+            + build_deployment_yaml("green", "image_build_broken").strip("\n"),
+            "raises-exception",
+        ),
+        md("The resolver's own message is in the build log:"),
+        code("%pf_logs custom-env-endpoint green --build"),
+        md("Blue was not touched: it keeps all the traffic and keeps answering."),
+        code("%pf_status custom-env-endpoint"),
+        code("%pf_invoke Still there?"),
+        md("""
+## 4. Check before you deploy
+
+`--check-env` resolves and builds the environment locally **without creating anything**, on the
+local backend and before an Azure create alike: what Azure would say after 20 minutes, in
+seconds. With the typo fixed, green asks for the same packages as blue, so the check (and the
+deployment) reuse blue's environment from the cache:
+"""),
+        code("""
+(broken / "requirements.txt").write_text(
+    "# what the flow imports beyond promptflow\\ntext-unidecode==1.3\\n"
+)
+"""),
+        code(
+            "%%pf_deployment green --check-env --create\n"
+            + build_deployment_yaml("green", "image_build_broken").strip("\n")
+        ),
+        code(
+            "%%pf_invoke custom-env-endpoint --deployment green --reset\nCrème brûlée, s'il vous plaît."
+        ),
+        md("""
+## 5. The environments
+
+`%pf_envs` lists the environments built for local deployments: one venv per distinct set of
+requirements, shared by blue and green, kept across kernel restarts (under `PFMAGIC_HOME`).
+`%pf_envs --prune` removes the ones no deployment uses.
+"""),
+        code("%pf_envs"),
+        code("%pf_delete custom-env-endpoint"),
+        code("""
+%pf_envs --prune
+"""),
+        code("""
+for folder in (context, broken):
+    shutil.rmtree(folder)
+"""),
+    ]
+
+
 NOTEBOOKS = {
     "01-deploy-local.ipynb": deploy_local,
     "02-safe-rollout.ipynb": safe_rollout,
     "03-azure.ipynb": azure,
+    "04-custom-environment.ipynb": custom_environment,
 }
 
 

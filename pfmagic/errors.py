@@ -78,6 +78,9 @@ def usage_errors(func: F) -> F:
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         from IPython.core.error import UsageError
 
+        from pfmagic import warmup
+
+        warmup.wait()  # never import azure.* beside the warm-up thread (pfmagic/warmup.py)
         # A failed cell changes nothing: entities parsed earlier and the default endpoint stay.
         session = getattr(self, "session", None)
         before = session.snapshot() if session is not None else None

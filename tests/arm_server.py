@@ -57,6 +57,9 @@ class Logged:
         return self.query.get("api-version")
 
 
+NULL = object()  # a body of JSON ``null`` (real ARM's DELETE 202), unlike no body at all
+
+
 def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, timezone.utc).isoformat()
 
@@ -68,6 +71,8 @@ class _Op:
     error: dict[str, str] | None = None
     delete: bool = False
     status: str = "InProgress"
+    # properties the resource takes only when the op succeeds (an endpoint's new traffic)
+    pending: dict[str, Any] | None = None
     started: str = field(default_factory=lambda: _iso(time.time()))
     ended: str | None = None
 
@@ -110,7 +115,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- plumbing ----------------------------------------------------------------------
     def _reply(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
-        data = b"" if body is None else json.dumps(body).encode()
+        data = b"" if body is None else b"null" if body is NULL else json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -243,10 +248,12 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._reply(204)
             op_id = self.server.new_op(key, delete=True)
             st.resources[key]["properties"]["provisioningState"] = "Deleting"
-            # real Azure: DELETE → 202, null body, both Azure-AsyncOperation and Location
+            # real Azure (azure-ai-ml's test_online_deployment recording): DELETE → 202, body
+            # ``null``, both Azure-AsyncOperation and Location, and ARM's timeout
             headers = self._poll_headers(op_id=op_id, location=True)
             headers.update(self._poll_headers(op_id=op_id))
-            return self._reply(202, None, headers)
+            headers["x-ms-async-operation-timeout"] = "PT30M"
+            return self._reply(202, NULL, headers)
         return self._error(405, "MethodNotAllowed", verb)
 
     def _put(self, key: str, path: str, rest: str, body: dict[str, Any]) -> None:
@@ -269,6 +276,7 @@ class _Handler(BaseHTTPRequestHandler):
                 resource["type"] = "Microsoft.MachineLearningServices/workspaces/models/versions"
             st.resources[key] = resource
             return self._reply(200 if existed else 201, resource)
+        pending: dict[str, Any] | None = None
         if is_endpoint:
             old = st.resources.get(key, {}).get("properties", {})
             props.setdefault("authMode", old.get("authMode", "Key"))
@@ -281,6 +289,12 @@ class _Handler(BaseHTTPRequestHandler):
                 props["scoringUri"] = props["swaggerUri"] = None
             props.setdefault("traffic", {})
             props.setdefault("mirrorTraffic", {})
+            if key in st.resources:
+                # the recorded traffic update answered with the traffic it had before ({}), and
+                # the GET after the operation showed the new one
+                pending = {k: props[k] for k in ("traffic", "mirrorTraffic")}
+                props["traffic"] = old.get("traffic") or {}
+                props["mirrorTraffic"] = old.get("mirrorTraffic") or {}
             if "compute" not in props:
                 resource.setdefault("kind", "Managed")
         else:
@@ -291,16 +305,20 @@ class _Handler(BaseHTTPRequestHandler):
             if props.get("endpointComputeType") == "Kubernetes":
                 props.setdefault("containerResourceRequirements", {})
         created = key not in st.resources
-        props["provisioningState"] = "Creating" if created else "Updating"
+        # recorded: a new endpoint starts Creating, a new deployment already Updating
+        props["provisioningState"] = "Creating" if created and is_endpoint else "Updating"
         st.resources[key] = resource
         fail = st.fail_deployment if is_deployment else st.fail_endpoint
         op_id = self.server.new_op(key, error=fail)
+        st.ops[op_id].pending = pending
         headers = self._poll_headers(op_id=op_id)
-        if created:  # 201 carries the resource's own URL as Location too, and ARM's timeout
+        if created or is_endpoint:
+            # 201 carries the resource's own URL as Location too, and ARM's timeout; the
+            # recorded endpoint update (traffic) answered 201 the same way
             version = parse_qs(urlsplit(self.path).query).get("api-version", ["x"])[0]
             headers["Location"] = f"{ARM}{path}?api-version={version}"
             headers["x-ms-async-operation-timeout"] = "PT30M"
-        return self._reply(201 if created else 200, resource, headers)
+        return self._reply(201 if created or is_endpoint else 200, resource, headers)
 
     def _action(self, key: str, rest: str, body: Any) -> None:
         st = self.server.state
@@ -454,6 +472,8 @@ class _Server(ThreadingHTTPServer):
                 del self.state.resources[key]
         else:
             res["properties"]["provisioningState"] = op.status
+            if op.status == "Succeeded" and op.pending:
+                res["properties"].update(op.pending)
 
 
 class ArmServer:

@@ -5,7 +5,8 @@ RequestUri, ...}, "Response": {StatusCode, Headers, ContentHeaders, Content}}}``
 served by method + path (case-insensitive); the api-version is not matched, because
 azure-ai-ml pins other api-versions than PowerShell did. Both are kept in ``versions`` so a test
 can say which differed. Repeated requests (LRO polls) get the recorded responses in recorded
-order; the last one repeats.
+order; the last one repeats. ``play`` swaps in the responses of one step of a longer recording
+(tests/test_azure_replay_deployments.py plays create, traffic and delete one after another).
 
 Requests no recording covers fall through to ``tests/arm_server.py`` (the workspace GET, an
 endpoint GET before listKeys, ...), and ``replayed`` / ``fallback`` tell which were which. The
@@ -86,12 +87,16 @@ def load_recording(name: str) -> list[Recorded]:
 
 def _load_sdk_entries(entries: list[dict[str, Any]]) -> list[Recorded]:
     """azure-sdk-for-python's test-proxy format: ``{"Entries": [{RequestUri, RequestMethod,
-    StatusCode, ResponseHeaders, ResponseBody}]}``; only management.azure.com entries are
-    served (storage goes to Azurite, sign-in never happens here)."""
+    StatusCode, ResponseHeaders, ResponseBody}]}``; management.azure.com and scoring
+    (``*.inference.ml.azure.com``) entries are served (storage goes to Azurite, sign-in never
+    happens here). A string ``ResponseBody`` is the raw body text (the proxy records a DELETE's
+    ``null`` body and a scoring reply that way), anything else is JSON."""
     out = []
     for entry in entries:
         parts = urlsplit(entry["RequestUri"])
-        if parts.netloc != "management.azure.com":
+        if parts.netloc != "management.azure.com" and not parts.netloc.endswith(
+            ".inference.ml.azure.com"
+        ):
             continue
         body = entry.get("ResponseBody")
         headers = {
@@ -106,10 +111,18 @@ def _load_sdk_entries(entries: list[dict[str, Any]]) -> list[Recorded]:
                 (parse_qs(parts.query).get("api-version") or [None])[0],
                 int(entry["StatusCode"]),
                 headers,
-                b"" if body is None else json.dumps(body).encode(),
+                _sdk_body(body),
             )
         )
     return out
+
+
+def _sdk_body(body: Any) -> bytes:
+    if body is None:
+        return b""
+    if isinstance(body, str):
+        return body.encode()
+    return json.dumps(body).encode()
 
 
 class _ReplayHandler(_Handler):
@@ -153,12 +166,20 @@ class ReplayServer(ArmServer):
     def __init__(self, *recordings: str) -> None:
         super().__init__()
         self._server.RequestHandlerClass = _ReplayHandler
-        table: dict[tuple[str, str], list[Recorded]] = defaultdict(list)
-        for name in recordings:
-            for rec in load_recording(name):
-                table[(rec.method, rec.path.lower())].append(rec)
-        self._server.replay = dict(table)
         self._server.replay_log = ReplayLog()
+        self.play([rec for name in recordings for rec in load_recording(name)])
+
+    def play(self, records: list[Recorded]) -> None:
+        """Answer from ``records`` from now on (in their order), instead of what was loaded.
+
+        A test plays a recording step by step (create, then traffic, then delete) because
+        pfmagic reads a resource more often than the recorded client did: with one table, its
+        extra GETs during the create would use up the responses recorded after the traffic
+        update."""
+        table: dict[tuple[str, str], list[Recorded]] = defaultdict(list)
+        for rec in records:
+            table[(rec.method, rec.path.lower())].append(rec)
+        self._server.replay = dict(table)
 
     @property
     def log(self) -> ReplayLog:

@@ -19,48 +19,17 @@ from azure.ai.ml.entities import EndpointAuthKeys, EndpointAuthToken
 from pfmagic.backends.azure.backend import AzureBackend
 from pfmagic.backends.azure.prt import fill_prt_value
 from pfmagic.errors import BackendError, NotFound, PfError
+from pfmagic.spec.templates import PRT_PLACEHOLDERS, deployment_yaml, endpoint_yaml
 
 W = "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/ws"
 EP = "basic-chat-endpoint"
 EP_PATH = f"{W}/onlineEndpoints/{EP}"
-PRT_SEED = (
-    "deployment.subscription_id=<subscription_id>,deployment.resource_group="
-    "<resource_group>,deployment.workspace_name=<workspace_name>,"
-    "deployment.endpoint_name=<endpoint_name>,deployment.deployment_name=<deployment_name>"
+PRT_SEED = PRT_PLACEHOLDERS
+
+ENDPOINT_YAML = endpoint_yaml(EP)
+DEPLOYMENT_YAML = deployment_yaml(
+    "blue", EP, "azureml:basic-chat-model:1", fields="app_insights_enabled: true\n", prt=PRT_SEED
 )
-
-ENDPOINT_YAML = f"""
-$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schema.json
-name: {EP}
-auth_mode: key
-properties:
-  enforce_access_to_default_secret_stores: enabled
-"""
-
-DEPLOYMENT_YAML = f"""
-$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json
-name: blue
-endpoint_name: {EP}
-model: azureml:basic-chat-model:1
-environment:
-  image: mcr.microsoft.com/azureml/promptflow/promptflow-runtime:latest
-  inference_config:
-    liveness_route:
-      path: /health
-      port: 8080
-    readiness_route:
-      path: /health
-      port: 8080
-    scoring_route:
-      path: /score
-      port: 8080
-instance_type: Standard_E16s_v3
-instance_count: 1
-app_insights_enabled: true
-environment_variables:
-  PROMPTFLOW_RUN_MODE: serving
-  PRT_CONFIG_OVERRIDE: {PRT_SEED}
-"""
 
 K8S_ENDPOINT_YAML = f"""
 $schema: https://azuremlschemas.azureedge.net/latest/kubernetesOnlineEndpoint.schema.json
@@ -173,8 +142,9 @@ def test_seed_endpoint_then_deployment_all_traffic(
     # stages in the local backend's order, each ending Succeeded
     assert [s for s, _ in states(op) if _ == "Succeeded"] == list(op.stages)
     running = [e for e in op.events if e.stage == "deployment" and e.state == "Running"]
-    creating = [e for e in running if e.provisioning_state == "Creating"]
-    assert creating and creating[-1].log_tail[-1] == "log 29" and len(creating[-1].log_tail) == 20
+    # a new deployment reports Updating from its PUT on (recorded, tests/recordings/SOURCES.md)
+    busy = [e for e in running if e.provisioning_state == "Updating"]
+    assert busy and busy[-1].log_tail[-1] == "log 29" and len(busy[-1].log_tail) == 20
 
     # model checked by GET of the registered version
     model_get = arm.state.requests("GET", "/models/basic-chat-model/versions/1")
@@ -381,9 +351,9 @@ def test_no_wait_reports_and_cancel(
     import time
 
     deadline = time.time() + 20
-    while time.time() < deadline and not any(e.provisioning_state == "Creating" for e in op.events):
+    while time.time() < deadline and not any(e.provisioning_state == "Updating" for e in op.events):
         time.sleep(0.02)
-    assert any(e.provisioning_state == "Creating" and e.log_tail for e in op.events)
+    assert any(e.provisioning_state == "Updating" and e.log_tail for e in op.events)
     op.cancel()
     op.wait(10)
     assert op.status() == "Canceled"

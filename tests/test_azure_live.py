@@ -20,6 +20,7 @@ import uuid
 import pytest
 
 from pfmagic.backends.azure.client import azure_configured
+from pfmagic.spec.templates import PRT_PLACEHOLDERS, deployment_yaml, endpoint_yaml
 
 WORKSPACE = {
     k: os.environ.get(k)
@@ -83,30 +84,12 @@ def test_live_seed_deploy_invoke_delete(backend) -> None:
     from azure.ai.ml import load_online_deployment, load_online_endpoint
 
     name = f"pfmagic-smoke-{uuid.uuid4().hex[:8]}"
-    endpoint = load_online_endpoint(
-        io.StringIO(
-            f"name: {name}\nauth_mode: key\n"
-            "properties:\n  enforce_access_to_default_secret_stores: enabled\n"
-        )
+    endpoint = load_online_endpoint(io.StringIO(endpoint_yaml(name)))
+    model = f"azureml:{os.environ['PFMAGIC_AZURE_MODEL']}"
+    text = deployment_yaml(
+        "blue", name, model, instance_type="Standard_DS3_v2", prt=PRT_PLACEHOLDERS
     )
-    deployment = load_online_deployment(
-        io.StringIO(f"""
-name: blue
-endpoint_name: {name}
-model: azureml:{os.environ["PFMAGIC_AZURE_MODEL"]}
-environment:
-  image: mcr.microsoft.com/azureml/promptflow/promptflow-runtime:latest
-  inference_config:
-    liveness_route: {{path: /health, port: 8080}}
-    readiness_route: {{path: /health, port: 8080}}
-    scoring_route: {{path: /score, port: 8080}}
-instance_type: Standard_DS3_v2
-instance_count: 1
-environment_variables:
-  PROMPTFLOW_RUN_MODE: serving
-  PRT_CONFIG_OVERRIDE: deployment.subscription_id=<subscription_id>,deployment.resource_group=<resource_group>,deployment.workspace_name=<workspace_name>,deployment.endpoint_name=<endpoint_name>,deployment.deployment_name=<deployment_name>
-""")  # noqa: E501 - the seed's line, verbatim
-    )
+    deployment = load_online_deployment(io.StringIO(text))
     try:
         backend.create_endpoint(endpoint).result(timeout=1800)
         op = backend.create_deployment(deployment, all_traffic=True, fill_prt_config=True)

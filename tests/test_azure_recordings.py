@@ -110,6 +110,21 @@ def test_azure_configured_is_one_rule() -> None:
     assert azure_configured({"PFMAGIC_AZURE_CONFIG": "/x/config.json"})
 
 
+def test_workspace_args_are_what_pf_backend_azure_takes() -> None:
+    from pfmagic.backends.azure.client import workspace_args
+
+    three = {
+        "AZURE_SUBSCRIPTION_ID": "s",
+        "AZURE_RESOURCE_GROUP": "g",
+        "AZUREML_WORKSPACE_NAME": "w",
+    }
+    assert workspace_args(three) == "--subscription s --resource-group g --workspace w"
+    # a config.json wins over the three (MLClient.from_config's file is the user's choice)
+    both = dict(three, PFMAGIC_AZURE_CONFIG="/x/config.json")
+    assert workspace_args(both) == "--config /x/config.json"
+    assert workspace_args(dict(three, AZURE_RESOURCE_GROUP="")) == ""
+
+
 def test_status_shows_arm_model_id_as_name_version() -> None:
     from pfmagic.render.status import _model_text
 

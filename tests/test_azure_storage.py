@@ -25,6 +25,7 @@ from replay import ReplayServer
 
 from pfmagic.backends.azure.backend import AzureBackend
 from pfmagic.magics import session_of
+from pfmagic.spec.templates import deployment_yaml, endpoint_yaml
 
 RECORDING = "test_model.pyTestModeltest_create_autoincrement.json"
 WS = ("00000000-0000-0000-0000-000000000", "00000", "00000")  # the recording's workspace
@@ -163,11 +164,7 @@ def build_context(tmp_path: Path) -> Path:
     return ctx
 
 
-ENDPOINT_CELL = """
-$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schema.json
-name: chat-storage-ep
-auth_mode: key
-"""
+ENDPOINT_CELL = endpoint_yaml("chat-storage-ep")
 
 PRT = ",".join(
     f"deployment.{k}={v}"
@@ -177,31 +174,11 @@ PRT = ",".join(
         strict=True,
     )
 )
-DEPLOYMENT_CELL = f"""
-$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json
-name: blue
-endpoint_name: chat-storage-ep
-model:
-  path: chat-flow
-environment:
-  build:
-    path: image_build_with_reqirements
-    dockerfile_path: Dockerfile
-  inference_config:
-    liveness_route:
-      path: /health
-      port: 8080
-    readiness_route:
-      path: /health
-      port: 8080
-    scoring_route:
-      path: /score
-      port: 8080
-instance_type: Standard_E16s_v3
-instance_count: 1
-environment_variables:
-  PRT_CONFIG_OVERRIDE: {PRT}
-"""
+# the article's deployment with its "custom environment" build context instead of the image
+DEPLOYMENT_CELL = deployment_yaml("blue", "chat-storage-ep", "chat-flow", prt=PRT).replace(
+    "  image: mcr.microsoft.com/azureml/promptflow/promptflow-runtime:latest\n",
+    "  build:\n    path: image_build_with_reqirements\n    dockerfile_path: Dockerfile\n",
+)
 
 
 def test_deployment_uploads_its_model_folder_and_build_context(

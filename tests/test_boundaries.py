@@ -27,7 +27,8 @@ def _hits(pattern: str, *, allowed: set[str]) -> list[str]:
 
 def test_nothing_reads_session_backend_outside_session() -> None:
     allowed = {"pfmagic/session.py", "tests/test_boundaries.py"}
-    assert not _hits(r"session\._backend\b", allowed=allowed)
+    # any x._backend but self's: session._backend, session_of(ip)._backend, ... (active_backend)
+    assert not _hits(r"(?<!\bself)\._backend\b", allowed=allowed)
 
 
 def test_traffic_rules_have_one_home() -> None:
@@ -36,3 +37,27 @@ def test_traffic_rules_have_one_home() -> None:
         r"def _?check_(traffic|mirror)\b|def parse_(weights|mirror)\b", allowed=allowed
     )
     assert not _hits(r"random\.choices\(", allowed=allowed)  # the router picks via traffic.pick
+
+
+def test_yaml_templates_have_one_home() -> None:
+    # the article's endpoint/deployment YAML: rendered by pfmagic/spec/templates.py only
+    allowed = {"pfmagic/spec/templates.py", "tests/test_boundaries.py"}
+    assert not _hits(
+        r"\$schema: .*managedOnline(Endpoint|Deployment)\.schema\.json", allowed=allowed
+    )
+    assert not _hits(r"inference config is used to build a serving container", allowed=allowed)
+
+
+def test_openai_stand_in_has_one_home() -> None:
+    allowed = {"notebooks/llm_standin.py", "tests/test_boundaries.py"}
+    assert not _hits(r"chat\.completion", allowed=allowed)
+
+
+def test_azure_configured_is_one_rule_in_the_source() -> None:
+    allowed = {"pfmagic/backends/azure/client.py", "tests/test_boundaries.py"}
+    assert not _hits(r"def (azure_configured|workspace_args)\b", allowed=allowed)
+    # test_azure_live reads the variables' values to build its client, not to decide
+    allowed.add("tests/test_azure_live.py")
+    assert not _hits(
+        r"environ\.get\(.(PFMAGIC_AZURE_CONFIG|AZUREML_WORKSPACE_NAME)", allowed=allowed
+    )

@@ -61,6 +61,29 @@ def test_seed_build_context_from_the_deployment_yaml(tmp_path: Path) -> None:
     assert [Path(s).name for s in resolved.sources] == ["Dockerfile", "requirements.txt"]
 
 
+def test_inherited_requirements_listed_once_and_named_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The seed's context holds a copy of the flow's requirements.txt: each line once, named by
+    the file it came first from, relative to the notebook's folder even in the router."""
+    flow = tmp_path / "flow"
+    shutil.copytree(FLOWS / "needs-pkg", flow)
+    _context(tmp_path, SEED_DOCKERFILE, (flow / "requirements.txt").read_text() + "six\n")
+    monkeypatch.chdir(tmp_path)
+    env = Environment(build=BuildContext(path="image_build_with_reqirements"))
+    resolved = resolve(env, flow)
+    mine = [(r.spec, r.where) for r in resolved.requirements[2:]]
+    assert mine == [
+        ("text-unidecode==1.3", "image_build_with_reqirements/requirements.txt:2"),
+        ("six", "image_build_with_reqirements/requirements.txt:3"),
+    ]
+    stored = resolved.to_json()  # kernel side, in the notebook's folder
+    monkeypatch.chdir("/")  # the router's directory
+    routed = Resolved.from_json(stored)
+    assert [r.where for r in routed.requirements[2:]] == [w for _, w in mine]
+    assert routed.key("x") == resolved.key("x")
+
+
 def test_dockerfile_instructions_not_reproduced_are_warnings(tmp_path: Path) -> None:
     ctx = _context(
         tmp_path,
@@ -190,7 +213,10 @@ def test_build_layers_on_pfmagic_and_is_cached(envs: Path) -> None:
     assert listed[first.key]["packages"] == ["text-unidecode==1.3"]
 
 
-def test_broken_requirement_names_package_file_and_line(envs: Path, tmp_path: Path) -> None:
+def test_broken_requirement_names_package_file_and_line(
+    envs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FORCE_COLOR", "1")  # as a Jupyter kernel may have it: no escapes
     req = tmp_path / "requirements.txt"
     req.write_text("text-unidecode==1.3\npfmagic-no-such-package-zz==0.1\n")
     resolved = Resolved()
@@ -206,6 +232,7 @@ def test_broken_requirement_names_package_file_and_line(envs: Path, tmp_path: Pa
     assert "\n" not in message and info.value.code == "ImageBuildFailure"
     assert "pfmagic-no-such-package-zz==0.1 (" in message and "requirements.txt:2)" in message
     assert "not found in the package registry" in "\n".join(log)  # the resolver's message
+    assert "\x1b[" not in message + "".join(log)
     assert not [p for p in envs.iterdir() if p.name.startswith(f".{resolved.key()[:4]}")]
 
 

@@ -176,3 +176,31 @@ def test_warm_up_defers_rfc3987_syntax_and_iri_checks_still_work() -> None:
     assert "deferred True True" in lines, out
     assert "iri True False" in lines, out
     assert "real True" in lines, out
+
+
+def test_a_magic_right_after_load_ext_waits_for_the_warm_up(
+    ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two threads importing the azure packages at once can see half-initialised modules
+    (seen: "cannot import name 'Pipeline' from 'azure.core.pipeline'" from `%pf_backend azure`
+    typed at once): a magic runs only once the warm-up has ended."""
+    import threading
+    import time
+
+    import pfmagic.spec.load
+
+    order: list[str] = []
+    started = threading.Event()
+
+    def slow_warm_up() -> None:
+        started.set()
+        time.sleep(6.0)
+        order.append("warm-up done")
+
+    monkeypatch.setattr(pfmagic.spec.load, "warm_up", slow_warm_up)
+    ip.run_line_magic("unload_ext", "pfmagic")
+    ip.run_line_magic("load_ext", "pfmagic")
+    assert started.wait(10)
+    ip.run_line_magic("pf_backend", "")  # takes ~1-3 s of its own on a busy machine
+    order.append("magic done")
+    assert order == ["warm-up done", "magic done"]

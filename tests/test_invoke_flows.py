@@ -79,7 +79,9 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InteractiveSh
             )
         yield ip
     finally:
-        session_of(ip)._backend.close()
+        backend = session_of(ip).active_backend
+        if backend is not None:
+            backend.close()
         shutdown_all(home)
         ip.run_line_magic("unload_ext", "pfmagic")
         InteractiveShell.clear_instance()

@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import stat
+import sys
 import threading
 import time
 from collections import Counter
@@ -31,13 +32,16 @@ from azure.ai.ml.entities import (
     ProbeSettings,
 )
 from binomial import FALSE_FAILURE, false_failure, tail_bounds
-from fakes.fake_openai import FakeOpenAI
 
 from pfmagic.backends.local.backend import LocalBackend
 from pfmagic.backends.local.control import RouterControl
 from pfmagic.backends.local.procs import pid_alive
 from pfmagic.backends.local.state import read_json, write_json
 from pfmagic.errors import BackendError, NotFound, PfError
+
+# the OpenAI stand-in has one home, beside the notebooks that use it
+sys.path.append(str(Path(__file__).resolve().parents[1] / "notebooks"))
+from llm_standin import StandInLLM, echo  # noqa: E402
 
 FLOWS = Path(__file__).parent / "flows"
 MAIN, SIDE = "ep-main", "ep-side"
@@ -78,13 +82,13 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def llm() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI(api_key="sk-local-backend-test-0123456789") as server:
+def llm() -> Iterator[StandInLLM]:
+    with StandInLLM(api_key="sk-local-backend-test-0123456789", answer=echo) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
-def backend(home: Path, llm: FakeOpenAI) -> Iterator[LocalBackend]:
+def backend(home: Path, llm: StandInLLM) -> Iterator[LocalBackend]:
     # prewarm off: the test machine is shared, only endpoints with deployments import promptflow
     b = LocalBackend(home=str(home), token_lifetime=2.0, prewarm=False)
     try:
@@ -97,7 +101,7 @@ def backend(home: Path, llm: FakeOpenAI) -> Iterator[LocalBackend]:
 
 
 @pytest.fixture(scope="module")
-def ops(backend: LocalBackend, llm: FakeOpenAI) -> dict[str, Any]:
+def ops(backend: LocalBackend, llm: StandInLLM) -> dict[str, Any]:
     """Both endpoints and all deployments, started together (they start in parallel)."""
     backend.create_connection(
         {"name": "my_openai", "type": "open_ai", "api_key": LLM_KEY_REF, "base_url": llm.base_url}
@@ -764,7 +768,7 @@ def test_bad_flow_fails_with_reason_and_log_tail(
 
 
 def test_llm_flow_uses_stored_connection(
-    backend: LocalBackend, ops: dict[str, Any], llm: FakeOpenAI
+    backend: LocalBackend, ops: dict[str, Any], llm: StandInLLM
 ) -> None:
     _ready(backend, ops["chat"], SIDE)
     _remember_pids(backend, SIDE)

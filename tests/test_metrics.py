@@ -274,17 +274,22 @@ def test_live_updates_one_display(shell: Any, monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_promptflow_tokens_and_flow_latency_counted_once(shell: Any) -> None:
-    """basic-chat's LLM node calls FakeOpenAI, whose JSON replies report 17 prompt + 5
-    completion tokens; the flow answers only its text, so the tokens counted are promptflow's
-    own (its run info, handed over by the instance), once per request, under the deployment."""
+    """basic-chat's LLM node calls the OpenAI stand-in, whose JSON replies report 0 prompt +
+    one completion token per word of its answer; the flow answers only its text, so the
+    tokens counted are promptflow's own (its run info, handed over by the instance), once per
+    request, under the deployment."""
+    import sys
+
     from azure.ai.ml.entities import ManagedOnlineDeployment, ManagedOnlineEndpoint, Model
-    from fakes.fake_openai import FakeOpenAI
 
     from pfmagic.backends.local import flow_figures
 
+    sys.path.append(str(Path(__file__).resolve().parents[1] / "notebooks"))
+    from llm_standin import StandInLLM, echo
+
     backend = session_of(shell).backend
     ep = "tokens"
-    with FakeOpenAI(api_key="sk-metrics-tokens-0123456789", usage=(17, 5)) as llm:
+    with StandInLLM(api_key="sk-metrics-tokens-0123456789", answer=echo) as llm:
         backend.create_connection(
             {
                 "name": "tokens_llm",
@@ -308,11 +313,13 @@ def test_promptflow_tokens_and_flow_latency_counted_once(shell: Any) -> None:
             url = f"http://127.0.0.1:{cfg['port']}/score"
             auth = {"Authorization": f"Bearer {cfg['keys']['primary']}"}
             events = []
+            reported = 0  # what the stand-in's usage said: one completion token per word
             with httpx.Client(trust_env=False, timeout=60) as client:
                 for i in range(3):
                     r = client.post(url, json={"question": f"q{i}"}, headers=auth)
                     assert r.status_code == 200, r.text
                     assert r.json() == {"answer": f"You said: q{i} (history msgs=2)"}
+                    reported += len(r.json()["answer"].split())
                     assert flow_figures.HEADER not in r.headers  # the router keeps it
                 sse = {**auth, "Accept": "text/event-stream"}
                 for i in range(2):
@@ -329,10 +336,11 @@ def test_promptflow_tokens_and_flow_latency_counted_once(shell: Any) -> None:
 
             m = shell.run_line_magic("pf_metrics", f"{ep} --window 1h")
             row = m.frame.loc["chat"]
-            # 3 JSON replies x (17 + 5). The streams add nothing: promptflow records a request
+            # the 3 JSON replies' usage. The streams add nothing: promptflow records a request
             # before its stream is read and never recounts it (it would estimate the prompt
             # with tiktoken, whose encoding file is downloaded; this test machine is offline)
-            assert (row["requests"], row["errors"], row["tokens"]) == (5, 0, 66)
+            assert reported == 15
+            assert (row["requests"], row["errors"], row["tokens"]) == (5, 0, reported)
             # promptflow's flow duration is part of each request's time at the router
             assert 0 < row["flow_p50_ms"] <= row["p50_ms"]
             assert row["flow_p50_ms"] <= row["flow_p95_ms"] <= row["p95_ms"]
@@ -346,7 +354,7 @@ def test_promptflow_tokens_and_flow_latency_counted_once(shell: Any) -> None:
             )
             prom = counters(resp.text)
             assert prom["pfmagic_requests_total|chat"] == 5
-            assert prom["pfmagic_tokens_total|chat"] == 66
+            assert prom["pfmagic_tokens_total|chat"] == reported
             assert prom["pfmagic_flow_latency_seconds_count|chat"] == 5
         finally:  # the shared home holds test_invoke's endpoint only (test_ops lists them)
             backend.delete_endpoint(ep).result(60)

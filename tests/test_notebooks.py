@@ -2,7 +2,7 @@
 
 - ``test_main_command``: ``python notebooks/run.py`` (what ``make main`` runs) executes
   01-deploy-local.ipynb end to end on the local backend and prints a three-turn transcript.
-- ``test_nbval``: ``pytest --nbval`` re-runs the three notebooks and compares every cell's text
+- ``test_nbval``: ``pytest --nbval`` re-runs the four notebooks and compares every cell's text
   output with the committed one, through ``tests/nbval_sanitize.cfg`` (times, ports, keys, ids).
   03-azure's ``needs-azure`` cells are skipped without a workspace (``nbval-skip``).
 
@@ -31,7 +31,12 @@ from pfmagic.backends.azure.client import azure_configured
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
-ALL = ["01-deploy-local.ipynb", "02-safe-rollout.ipynb", "03-azure.ipynb"]
+ALL = [
+    "01-deploy-local.ipynb",
+    "02-safe-rollout.ipynb",
+    "03-azure.ipynb",
+    "04-custom-environment.ipynb",
+]
 TAG_AZURE = "needs-azure"
 
 
@@ -131,7 +136,11 @@ def _nbval_copy(dest: Path) -> list[Path]:
         NOTEBOOKS,
         dest,
         ignore=shutil.ignore_patterns(
-            ".ipynb_checkpoints", "__pycache__", ".promptflow", "sample-request.json"
+            ".ipynb_checkpoints",
+            "__pycache__",
+            ".promptflow",
+            "sample-request.json",
+            "image_build_*",  # 04's build contexts, left by a run that stopped early
         ),
     )
     with_azure = azure_configured()

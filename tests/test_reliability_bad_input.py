@@ -25,31 +25,15 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 from reliability.helpers import FLOW, processes_under, stop_leftovers
 
+from pfmagic.spec.templates import deployment_yaml, endpoint_yaml
+
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(600)]
 
 CORPUS = Path(__file__).parent / "reliability" / "bad_cells.txt"
 EP = "rel-bad-input"
 
-SETUP_ENDPOINT = f"""%%pf_endpoint --create
-name: {EP}
-auth_mode: key
-"""
-SETUP_DEPLOYMENT = f"""%%pf_deployment --create --all-traffic
-name: blue
-endpoint_name: {EP}
-model:
-  path: {FLOW}
-environment:
-  image: mcr.microsoft.com/azureml/promptflow/promptflow-runtime:latest
-  inference_config:
-    liveness_route: {{path: /health, port: 8080}}
-    readiness_route: {{path: /health, port: 8080}}
-    scoring_route: {{path: /score, port: 8080}}
-instance_type: Standard_E16s_v3
-instance_count: 1
-environment_variables:
-  PROMPTFLOW_RUN_MODE: serving
-"""
+SETUP_ENDPOINT = "%%pf_endpoint --create\n" + endpoint_yaml(EP)
+SETUP_DEPLOYMENT = "%%pf_deployment --create --all-traffic\n" + deployment_yaml("blue", EP, FLOW)
 
 
 def load_corpus(**subst: str) -> list[tuple[str, str]]:

@@ -59,20 +59,25 @@ def _instances(backend: Any, deployment: str) -> list[dict[str, Any]]:
     return backend.router_status(EP)["deployments"][deployment]["instances"]
 
 
-def test_10000_requests_16_clients(endpoint: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    "requests",
+    [3_000, pytest.param(10_000, marks=pytest.mark.slow)],  # the 10k run: make test-slow
+    ids=["3k", "10k"],
+)
+def test_requests_16_clients_lose_nothing(endpoint: dict[str, Any], requests: int) -> None:
     res = run_load(
         endpoint["uri"],
         clients=16,
-        requests=10_000,
+        requests=requests,
         deadline_s=300,
         headers=endpoint["headers"],
         warmup=16,
     )
-    _report("10k x 16 clients", res)
-    assert res.sent == 10_000, "the deadline stopped the run before 10,000 requests"
+    _report(f"{requests // 1000}k x 16 clients", res)
+    assert res.sent == requests, f"the deadline stopped the run before {requests:,} requests"
     assert res.lost == 0
     assert res.errors == 0
-    assert res.ok == 10_000
+    assert res.ok == requests
 
 
 def test_instance_killed_under_load(backend: Any, endpoint: dict[str, Any]) -> None:

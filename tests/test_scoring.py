@@ -28,7 +28,7 @@ from azure.ai.ml.entities import (
 )
 
 from pfmagic.backends.local.backend import LocalBackend
-from pfmagic.backends.local.executors import environment
+from pfmagic.environments import scoring as environment
 from pfmagic.errors import BackendError
 
 HERE = Path(__file__).parent
@@ -233,6 +233,20 @@ def test_environment_spec_from_conda_file() -> None:
 
 
 @pytest.mark.slow
+def test_scoring_environments_are_listed_and_in_use(backend: LocalBackend, ops: dict) -> None:
+    """A scoring script's venv sits in the flows' environment cache: %pf_envs lists it with its
+    packages, and it counts as in use (``--prune`` keeps it) while a deployment runs in it."""
+    from pfmagic.environments import build
+
+    maf = environment.spec_of(Environment(conda_file=str(SCRIPTS / "maf-chat" / "conda.yml")))
+    server_only = environment.spec_of(None)
+    listed = {e["key"]: e for e in build.list_envs(build.envs_root(backend.home.root))}
+    for spec in (maf, server_only):
+        key = environment.key_of(spec)
+        assert listed[key]["packages"] == spec["pip"]
+        assert key in build.in_use(backend.home)
+
+
 def test_azureml_examples_model_1_sample(backend: LocalBackend, ops: dict) -> None:
     """cli/endpoints/online/managed/sample/blue-deployment.yml's model, script and conda file:
     the endpoint answers the sample request as the script does in-process."""

@@ -278,3 +278,20 @@ def test_log_lines_are_written_when_a_connection_names_an_unset_variable(
     line = log.read_text()
     assert "creating deployment dep" in line
     assert "sk-set-0123456789abcdef" not in line and "***" in line
+
+
+def test_log_lines_keep_the_working_directory_readable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PWD is the shell's working directory (POSIX), not a password: a path in a log line
+    stays readable, while a deployment variable named like a password is still masked."""
+    from pfmagic.backends.local.logs import log_event
+
+    cwd = str(tmp_path / "work" / "notebooks")
+    monkeypatch.setenv("PWD", cwd)
+    monkeypatch.setenv("DB_PWD", "hunter2-not-a-path")
+    log = tmp_path / "pfhome" / "logs" / "ep" / "dep" / "inference-server.log"
+    log_event(log, f"flow folder {cwd}/flow; db hunter2-not-a-path")
+    line = log.read_text()
+    assert f"flow folder {cwd}/flow" in line
+    assert "hunter2-not-a-path" not in line

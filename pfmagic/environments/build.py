@@ -29,14 +29,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from pfmagic.backends.local.state import Home, ensure_dir, locked
+from pfmagic.backends.local.state import Home, ensure_dir
+from pfmagic.environments import uv
 from pfmagic.environments.resolve import Requirement, Resolved
+from pfmagic.environments.uv import LAST_USED, META, envs_root, key_lock
 from pfmagic.errors import PfError
 
-BUILD_TIMEOUT = float(os.environ.get("PFMAGIC_BUILD_TIMEOUT", "600"))
-META = "pfmagic-environment.json"
 BASE = "base"  # the key of "pfmagic's own environment": nothing to build
-LAST_USED = ".last-used"
 NETWORK = re.compile(
     r"Failed to fetch|error sending request|Connection refused|dns error|tcp connect|"
     r"network was disabled|not found in the cache|timed out|Could not connect|tunnel error",
@@ -58,15 +57,6 @@ class Built:
     python: str
     cached: bool
     installed: tuple[str, ...]
-
-
-def envs_root(home_root: Path) -> Path:
-    return Path(os.environ.get("PFMAGIC_ENVS_DIR") or home_root / "envs")
-
-
-def _uv() -> list[str]:
-    found = shutil.which("uv")
-    return [found] if found else [sys.executable, "-m", "uv"]
 
 
 def base_fingerprint() -> str:
@@ -142,29 +132,6 @@ def _layer(venv: Path) -> None:
     (purelib / "zz-pfmagic-base.pth").write_text(text, encoding="utf-8")
 
 
-def _run(cmd: list[str], log: Callable[[str], None], env: dict[str, str]) -> tuple[int, str]:
-    """Run uv, every output line to ``log`` as it comes; (exit code, whole output)."""
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
-    lines: list[str] = []
-    end = time.monotonic() + BUILD_TIMEOUT
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        lines.append(line.rstrip())
-        log(line.rstrip())
-        if time.monotonic() > end:
-            proc.kill()
-            lines.append(f"timed out after {BUILD_TIMEOUT:.0f} s")
-            break
-    return proc.wait(), "\n".join(lines)
-
-
 def _culprit(output: str, todo: list[Requirement]) -> Requirement | None:
     """The requirement uv's message is about (the first named, by normalized name)."""
     text = re.sub(r"[-_.]+", "-", output.lower())
@@ -221,9 +188,9 @@ def ensure(
     python = final / "bin" / "python"
     if offline is None:
         offline = os.environ.get("PFMAGIC_OFFLINE", "").lower() in ("1", "true", "yes")
-    with locked(root / f".{key}.lock"):
+    with key_lock(root, key):
         if python.is_file() and (final / META).is_file():
-            _touch(final)
+            uv.touch(final)
             meta = json.loads((final / META).read_text())
             log(f"environment {key} is cached ({', '.join(meta.get('installed') or []) or '-'})")
             return Built(key, final, str(python), True, tuple(meta.get("installed") or ()))
@@ -233,9 +200,7 @@ def ensure(
         tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{key}."))
         try:
             venv = tmp / key  # built under its final name's sibling, then moved
-            code, out = _run(
-                [*_uv(), "venv", "-q", "--python", sys.executable, str(venv)], log, dict(os.environ)
-            )
+            code, out = uv.run(["venv", "-q", "--python", sys.executable, str(venv)], log)
             if code != 0:
                 raise BuildFailure(f"uv venv failed: {_reason(out)}")
             _layer(venv)
@@ -254,7 +219,7 @@ def ensure(
                     indent=1,
                 )
             )
-            _touch(venv)
+            uv.touch(venv)
             os.replace(venv, final)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -276,7 +241,6 @@ def _install(
     )
     (venv / "constraints.txt").write_text(_constraints({r.name for r in todo}))
     cmd = [
-        *_uv(),
         "pip",
         "install",
         "--python",
@@ -292,19 +256,15 @@ def _install(
     env.setdefault("UV_HTTP_TIMEOUT", "15")
     env.pop("VIRTUAL_ENV", None)
     started = time.monotonic()
-    code, out = _run([*cmd, "--offline"] if offline else cmd, log, env)
+    code, out = uv.run([*cmd, "--offline"] if offline else cmd, log, env)
     if code != 0 and not offline and NETWORK.search(out):
         log("package index not reachable: trying uv's cache (--offline)")
-        code, out2 = _run([*cmd, "--offline"], log, env)
+        code, out2 = uv.run([*cmd, "--offline"], log, env)
         if code != 0:
             raise _failure(out + "\n" + out2, todo, True)
     elif code != 0:
         raise _failure(out, todo, offline)
     log(f"installed in {time.monotonic() - started:.1f} s")
-
-
-def _touch(path: Path) -> None:
-    (path / LAST_USED).write_text(str(time.time()))
 
 
 # -- cache listing and prune ------------------------------------------------------------------
@@ -347,7 +307,7 @@ def prune(root: Path, in_use: set[str]) -> list[str]:
     for env in list_envs(root):
         if env["key"] in in_use:
             continue
-        with locked(root / f".{env['key']}.lock"):
+        with key_lock(root, env["key"]):
             shutil.rmtree(env["path"], ignore_errors=True)
         (root / f".{env['key']}.lock").unlink(missing_ok=True)
         removed.append(env["key"])
@@ -355,9 +315,10 @@ def prune(root: Path, in_use: set[str]) -> list[str]:
 
 
 def in_use(home: Home) -> set[str]:
-    """Keys of the environments some deployment of ``home`` runs in (or will)."""
+    """Keys of the environments some deployment of ``home`` runs in (or will): a flow's
+    (``runtime['environment']``) or a scoring script's (``runtime['scoring_environment']``)."""
     from pfmagic.backends.local.state import read_json
-    from pfmagic.environments.resolve import Resolved
+    from pfmagic.environments import scoring
 
     keys: set[str] = set()
     base = base_fingerprint()
@@ -367,7 +328,9 @@ def in_use(home: Home) -> set[str]:
             runtime = (read_json(home.deployment_file(endpoint, name)) or {}).get("runtime") or {}
             if runtime.get("environment"):
                 keys.add(Resolved.from_json(runtime["environment"]).key(base))
+            if runtime.get("scoring_environment"):
+                keys.add(scoring.key_of(runtime["scoring_environment"]))
             python = Path(str(runtime.get("python") or ""))
-            if python.is_relative_to(root):  # a scoring script's environment
+            if python.is_relative_to(root):  # its interpreter (a deployment file from before)
                 keys.add(python.relative_to(root).parts[0])
     return keys

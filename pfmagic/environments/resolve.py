@@ -99,11 +99,16 @@ class Resolved:
         return self.sources[-1] if self.sources else "requirements.txt"
 
     def to_json(self) -> dict[str, Any]:
+        """File names as the user wrote them (relative to the kernel's working directory when
+        below it): the router, in another directory, names them in its build errors."""
         return {
-            "requirements": [asdict(r) for r in self.requirements],
+            "requirements": [
+                asdict(Requirement(r.spec, _short(r.source) if r.source else "", r.line))
+                for r in self.requirements
+            ],
             "python": self.python,
             "warnings": list(self.warnings),
-            "sources": list(self.sources),
+            "sources": [_short(s) for s in self.sources],
             "runtime_image": self.runtime_image,
             "index_options": list(self.index_options),
         }
@@ -482,5 +487,10 @@ def resolve(environment: Any, flow_dir: Path | None = None) -> Resolved:
             reqs += read_requirements(found, resolved)
     if resolved.runtime_image:
         reqs = [Requirement(spec, "") for spec in pinned_runtime()] + reqs
-    resolved.requirements = reqs
+    # the seed's build context copies the flow's requirements.txt: the same line twice is
+    # listed (and named in errors) once, where it came first
+    first: dict[str, Requirement] = {}
+    for req in reqs:
+        first.setdefault(req.spec, req)
+    resolved.requirements = list(first.values())
     return resolved

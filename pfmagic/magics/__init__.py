@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import importlib
-import threading
 from typing import Any
 
 from pfmagic.config import PfMagics
@@ -19,14 +18,6 @@ from pfmagic.session import Session
 
 FAMILIES = ("cells", "ops", "invoke", "quota", "export", "envs", "metrics")
 _STATE_KEY = "_pfmagic_session"
-
-
-def _warm_up() -> None:
-    # Pays azure.ai.ml's import (2-3 s) off the main thread so the first YAML cell is fast.
-    try:
-        importlib.import_module("pfmagic.spec.load").warm_up()
-    except Exception:  # warm-up is an optimisation; the cell will report real errors
-        pass
 
 
 def register(shell: Any) -> Session:
@@ -52,7 +43,9 @@ def register(shell: Any) -> Session:
             if transformer not in shell.input_transformers_cleanup:
                 shell.input_transformers_cleanup.append(transformer)
     if settings.warmup:
-        threading.Thread(target=_warm_up, name="pfmagic-warmup", daemon=True).start()
+        from pfmagic import warmup
+
+        warmup.start()  # azure.ai.ml's import, off the main thread (pfmagic/warmup.py)
     return session
 
 

@@ -18,43 +18,21 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from loadgen import LoadResult, run_load  # noqa: E402
 
+from pfmagic.spec.templates import deployment_yaml, endpoint_yaml  # noqa: E402
+
 __all__ = ["LoadResult", "run_load", "deploy", "Background", "wait_for", "kill"]
-
-ENDPOINT_YAML = """\
-$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schema.json
-name: {name}
-auth_mode: key
-"""
-
-DEPLOYMENT_YAML = """\
-$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json
-name: {deployment}
-endpoint_name: {name}
-model:
-  path: {flow}
-environment:
-  image: mcr.microsoft.com/azureml/promptflow/promptflow-runtime:latest
-  inference_config:
-    liveness_route: {{path: /health, port: 8080}}
-    readiness_route: {{path: /health, port: 8080}}
-    scoring_route: {{path: /score, port: 8080}}
-instance_type: Standard_E16s_v3
-instance_count: {instances}
-environment_variables:
-  PROMPTFLOW_RUN_MODE: serving
-"""
 
 
 def endpoint_entity(name: str) -> Any:
     from azure.ai.ml import load_online_endpoint
 
-    return load_online_endpoint(io.StringIO(ENDPOINT_YAML.format(name=name)))
+    return load_online_endpoint(io.StringIO(endpoint_yaml(name)))
 
 
 def deployment_entity(name: str, deployment: str, instances: int = 1) -> Any:
     from azure.ai.ml import load_online_deployment
 
-    text = DEPLOYMENT_YAML.format(name=name, deployment=deployment, flow=FLOW, instances=instances)
+    text = deployment_yaml(deployment, name, FLOW, instance_count=instances)
     return load_online_deployment(io.StringIO(text), relative_origin=str(ROOT / "cell.yml"))
 
 

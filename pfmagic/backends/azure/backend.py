@@ -148,18 +148,16 @@ class AzureBackend(Backend):
     def _endpoint_stage_create(self, op: Operation, endpoint: OnlineEndpoint) -> Any:
         ops = self.ml_client.online_endpoints
         what = f"endpoint {endpoint.name}"
-        op.emit("endpoint", "Running", f"creating {what}")
         result = self._stage(
             op,
             "endpoint",
             lambda: ops.begin_create_or_update(endpoint),
+            running=f"creating {what}",
+            done=what,
             what=what,
             fail_what=f"create {what}",
             read_state=lambda: ops.get(endpoint.name).provisioning_state,
             endpoint=endpoint.name,
-        )
-        op.emit(
-            "endpoint", "Succeeded", what, provisioning_state=state_name(result.provisioning_state)
         )
         return plain(result)
 
@@ -185,16 +183,16 @@ class AzureBackend(Backend):
     def _delete(self, what: str, begin: Any, read_state: Any) -> Operation:
         def work(op: Operation) -> None:
             with quiet_sdk():
-                op.emit("delete", "Running", f"deleting {what}")
                 self._stage(
                     op,
                     "delete",
                     begin,
+                    running=f"deleting {what}",
+                    done=f"{what} deleted",
                     what=what,
                     fail_what=f"delete {what}",
                     read_state=read_state,
                 )
-                op.emit("delete", "Succeeded", f"{what} deleted")
 
         return Operation(f"delete {what}", ("delete",), work)
 
@@ -314,7 +312,6 @@ class AzureBackend(Backend):
         ops = self.ml_client.online_deployments
         ep, name = deployment.endpoint_name, deployment.name
         what = f"deployment {ep}/{name}"
-        op.emit("deployment", "Running", f"creating {what}")
 
         def details(exc: BaseException) -> dict[str, Any]:
             # the deployment's own state and log tail explain a failure without an error body
@@ -330,6 +327,8 @@ class AzureBackend(Backend):
             op,
             "deployment",
             lambda: ops.begin_create_or_update(deployment),
+            running=f"creating {what}",
+            done=what,
             what=what,
             fail_what=f"deploy {ep}/{name}",
             read_state=lambda: ops.get(name, ep).provisioning_state,
@@ -337,8 +336,6 @@ class AzureBackend(Backend):
             endpoint=ep,
             details=details,
         )
-        state = state_name(result.provisioning_state)
-        op.emit("deployment", "Succeeded", what, provisioning_state=state)
         return plain(result)
 
     def _traffic_stage(
@@ -349,7 +346,6 @@ class AzureBackend(Backend):
         mirror: dict[str, int] | None = None,
     ) -> Any:
         ops = self.ml_client.online_endpoints
-        op.emit("traffic", "Running", _traffic_text(traffic, mirror))
 
         def begin() -> Any:
             ep = ops.get(endpoint)
@@ -365,22 +361,17 @@ class AzureBackend(Backend):
                 ep.mirror_traffic = dict(mirror)
             return ops.begin_create_or_update(ep)
 
-        result = self._stage(
+        return self._stage(
             op,
             "traffic",
             begin,
+            running=_traffic_text(traffic, mirror),
+            done=_traffic_text(traffic, mirror),
             what=f"traffic of {endpoint}",
             fail_what=f"set traffic of {endpoint}",
             read_state=lambda: ops.get(endpoint).provisioning_state,
             endpoint=endpoint,
         )
-        op.emit(
-            "traffic",
-            "Succeeded",
-            _traffic_text(traffic, mirror),
-            provisioning_state=state_name(result.provisioning_state),
-        )
-        return result
 
     def _stage(
         self,
@@ -388,6 +379,8 @@ class AzureBackend(Backend):
         stage: str,
         begin: Any,
         *,
+        running: str,
+        done: str,
         what: str,
         fail_what: str,
         read_state: Any,
@@ -395,13 +388,16 @@ class AzureBackend(Backend):
         endpoint: str | None = None,
         details: Any = None,
     ) -> Any:
-        """One stage: begin the LRO, watch it, and on failure emit Failed with a one-line error.
+        """One stage, the same for endpoint, deployment, traffic and delete: emit Running
+        (``running``), begin the LRO, watch it, then emit Succeeded (``done``, with the
+        resource's state) or Failed with a one-line error (``fail_what`` names the action).
 
         ``details(exc)`` adds the deployment's log tail, quota sentence and state; a stage with
         ``details`` passes PfErrors raised while watching (timeouts, cancel) through as they are.
         """
+        op.emit(stage, "Running", running)
         try:
-            return watch(
+            result = watch(
                 op,
                 stage,
                 begin(),
@@ -415,6 +411,10 @@ class AzureBackend(Backend):
                 raise
             extra = details(exc) if details is not None else {}
             raise self._fail(op, stage, exc, what=fail_what, endpoint=endpoint, **extra) from None
+        # a delete's LRO has no result: its Succeeded event carries no provisioning state
+        state = state_name(getattr(result, "provisioning_state", None))
+        op.emit(stage, "Succeeded", done, provisioning_state=state)
+        return result
 
     def _fail(
         self,

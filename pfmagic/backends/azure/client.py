@@ -16,19 +16,26 @@ from pfmagic.errors import PfError
 CredentialSpec = Any  # "default" | "browser" | a TokenCredential
 
 
-def azure_configured(env: Any = None) -> bool:
-    """Whether a workspace is named (the one rule for notebooks, notebook tests, live tests):
-    ``PFMAGIC_AZURE_CONFIG`` (a config.json) or all three of ``AZURE_SUBSCRIPTION_ID``,
-    ``AZURE_RESOURCE_GROUP`` and ``AZUREML_WORKSPACE_NAME``."""
+def workspace_args(env: Any = None) -> str:
+    """The ``%pf_backend azure`` arguments that name a workspace from the environment, or ''.
+
+    The one rule (notebooks, notebook tests, live tests): ``PFMAGIC_AZURE_CONFIG`` (a
+    config.json) or all three of ``AZURE_SUBSCRIPTION_ID``, ``AZURE_RESOURCE_GROUP`` and
+    ``AZUREML_WORKSPACE_NAME``."""
     env = os.environ if env is None else env
-    return bool(
-        env.get("PFMAGIC_AZURE_CONFIG")
-        or (
-            env.get("AZURE_SUBSCRIPTION_ID")
-            and env.get("AZURE_RESOURCE_GROUP")
-            and env.get("AZUREML_WORKSPACE_NAME")
-        )
-    )
+    if env.get("PFMAGIC_AZURE_CONFIG"):
+        return f"--config {env['PFMAGIC_AZURE_CONFIG']}"
+    names = [env.get(k) for k in ("AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP")]
+    names.append(env.get("AZUREML_WORKSPACE_NAME"))
+    if not all(names):
+        return ""
+    subscription, group, workspace = names
+    return f"--subscription {subscription} --resource-group {group} --workspace {workspace}"
+
+
+def azure_configured(env: Any = None) -> bool:
+    """Whether a workspace is named in the environment (``workspace_args``' rule)."""
+    return bool(workspace_args(env))
 
 
 def make_credential(spec: CredentialSpec = "default") -> Any:

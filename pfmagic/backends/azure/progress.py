@@ -27,7 +27,12 @@ def state_name(value: Any) -> str | None:
 
 
 def log_lines(text: str | None, lines: int = 20) -> tuple[str, ...]:
-    return tuple((text or "").splitlines()[-lines:])
+    """The last ``lines`` lines, without the blank lines a real getLogs content ends with
+    (they would take a place in the tail shown under a failed deployment)."""
+    found = (text or "").splitlines()
+    while found and not found[-1].strip():
+        found.pop()
+    return tuple(found[-lines:])
 
 
 def quietly(fn: Callable[[], Any] | None, default: Any = None) -> Any:

@@ -18,6 +18,7 @@ from pfmagic.backends.local.state import PRIVATE_FILE, ensure_dir, read_json
 
 _SECRETISH = re.compile(r"(?i)(bearer\s+|api[_-]?key[\"']?\s*[:=]\s*[\"']?)([^\s\"',}]+)")
 _MIN_SECRET = 6  # shorter values would mask ordinary words in the log
+_SHELL_PATHS = frozenset({"PWD", "OLDPWD"})
 _cache: dict[Path, tuple[tuple[tuple[str, int], ...], frozenset[str]]] = {}
 
 
@@ -53,7 +54,8 @@ def known_secrets(path: Path) -> frozenset[str]:
             and (is_secret_name(name) or is_secret_value(value))
         )
 
-    own = {v for k, v in os.environ.items() if secretish(k, v)}
+    # the process's own variables; PWD/OLDPWD are the shell's working directories, not passwords
+    own = {v for k, v in os.environ.items() if k not in _SHELL_PATHS and secretish(k, v)}
     home = _home_of(Path(path))
     if home is None:
         return frozenset(own)

@@ -9,7 +9,7 @@ process on an already-bound loopback socket.
                 from the zygote); the deployment has a model and no ``code_configuration``.
 ``scoring``     a ``code_configuration`` scoring script (``init()`` / ``run(raw_data)``) under
                 azureml-inference-server-http in the deployment's own environment
-                (``scoring.py``, ``scoring_boot.py``, ``environment.py``).
+                (``scoring.py``, ``scoring_boot.py``; the venv: ``pfmagic.environments.scoring``).
 
 The deployment's runtime spec (``deployment.json``) names its executor (``"executor"``; no
 key means promptflow, as before this module existed).

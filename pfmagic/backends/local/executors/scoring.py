@@ -1,8 +1,8 @@
 """The scoring-script executor: ``init()`` / ``run(raw_data)`` under azureml-inference-server-http.
 
 Kernel side (``runtime``): the deployment's ``code_configuration`` is snapshotted by content
-under ``<home>/code/<hash>``, its environment built (``environment.py``), and the model --
-optional -- resolved to its registered copy, which becomes ``AZUREML_MODEL_DIR``.
+under ``<home>/code/<hash>``, its environment built (``pfmagic.environments.scoring``), and the
+model -- optional -- resolved to its registered copy, which becomes ``AZUREML_MODEL_DIR``.
 Router side (``ScoringExecutor``): ``scoring_boot.py`` in that environment's interpreter, on the
 socket the router bound. Probes default to the server's own ``GET /``; scoring is ``/score``.
 """
@@ -118,7 +118,7 @@ def runtime(
 ) -> dict[str, Any]:
     """The runtime spec of a scoring-script deployment (``common``: the executor-neutral
     fields -- instance count, variables, probes, request settings, routes)."""
-    from pfmagic.backends.local.executors import environment
+    from pfmagic.environments import scoring as environment
 
     code_dir, script = snapshot_code(home, dep.code_configuration)
     named = getattr(dep, "environment", None)

@@ -1,11 +1,13 @@
-"""Per-deployment Python environments for scoring scripts, built with uv.
+"""A scoring script's environment: its ``conda_file`` -> a standalone uv venv with the server.
 
-A small private builder until the environments module (issue 13) lands: the environment's
-``conda_file`` -- its pip list, and its conda packages as pip pins (``numpy=2.3.1`` ->
-``numpy==2.3.1``) -- plus azureml-inference-server-http, installed into a venv keyed by the
-hash of what goes in, under ``$PFMAGIC_ENVS_DIR`` or ``<home>/envs``. Built once, reused by
-every deployment asking for the same packages. The requested python version is used when uv
-has that interpreter here, else the kernel's own (said in the progress message).
+The environment's ``conda_file`` -- its pip list, and its conda packages as pip pins
+(``numpy=2.3.1`` -> ``numpy==2.3.1``) -- plus azureml-inference-server-http, installed into a
+venv keyed by the hash of what goes in, in the same cache as a flow's environments
+(``uv.envs_root``). Unlike those (``build.py``) it is not layered on pfmagic's environment: the
+script runs under the inference server, not promptflow, and may ask for another python. Built
+once, reused by every deployment asking for the same packages. The requested python version is
+used when uv has that interpreter here, else the kernel's own (said in the progress message).
+Built in the kernel, before the rollout (the router only starts its interpreter).
 """
 
 from __future__ import annotations
@@ -15,19 +17,18 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pfmagic.backends.local.state import Home, ensure_dir, locked
+from pfmagic.backends.local.state import Home, ensure_dir
+from pfmagic.environments import uv
 from pfmagic.errors import BackendError
 
 SERVER = "azureml-inference-server-http"
 SKIP_CONDA = {"python", "pip", "setuptools", "wheel"}
-BUILD_TIMEOUT = 900.0
+BUILD_TIMEOUT = 900.0  # the server and an agent framework: a first install takes minutes
 
 
 def _conda_dict(environment: Any) -> dict[str, Any]:
@@ -66,54 +67,41 @@ def spec_of(environment: Any) -> dict[str, Any]:
     return {"python": python, "pip": sorted(set(pip))}
 
 
-def _uv() -> list[str]:
-    found = shutil.which("uv")
-    return [found] if found else [sys.executable, "-m", "uv"]
-
-
-def _interpreter(version: str | None, log: Callable[[str], None]) -> str:
-    if version:
-        found = subprocess.run(
-            [*_uv(), "python", "find", "--no-python-downloads", version],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if found.returncode == 0 and found.stdout.strip():
-            return found.stdout.strip()
-        log(f"python {version} is not installed here; using {sys.version.split()[0]}")
-    return sys.executable
+def key_of(spec: dict[str, Any]) -> str:
+    """Same spec -> same key -> same venv."""
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def ensure(spec: dict[str, Any], home: Home, log: Callable[[str], None]) -> str:
     """The python executable of the environment for ``spec`` (built when missing)."""
-    root = ensure_dir(Path(os.environ.get("PFMAGIC_ENVS_DIR") or home.root / "envs"))
-    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+    root = ensure_dir(uv.envs_root(home.root))
+    key = key_of(spec)
     final = root / key
     python = final / "bin" / "python"
-    with locked(root / f".{key}.lock"):
+    with uv.key_lock(root, key):
         if python.is_file():
+            uv.touch(final)
             return str(python)
         log(f"building environment {key} (uv)")
         tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{key}."))
         try:
-            interp = _interpreter(spec.get("python"), log)
+            interp = uv.find_python(spec.get("python"), log)
             steps = [
-                [*_uv(), "venv", "-q", "--python", interp, str(tmp)],
-                [*_uv(), "pip", "install", "-q", "--python", str(tmp / "bin/python"), *spec["pip"]],
+                ["venv", "-q", "--python", interp, str(tmp)],
+                ["pip", "install", "-q", "--python", str(tmp / "bin/python"), *spec["pip"]],
             ]
-            for cmd in steps:
-                done = subprocess.run(
-                    cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False
-                )
-                if done.returncode != 0:
-                    lines = (done.stderr or done.stdout).strip().splitlines()
+            for args in steps:
+                # uv's lines are kept for the error, not shown: the progress says what runs
+                code, out = uv.run(args, lambda _line: None, timeout=BUILD_TIMEOUT)
+                if code != 0:
+                    lines = out.strip().splitlines()
                     raise BackendError(
                         "building the deployment's environment failed: "
-                        + (lines[-1] if lines else f"exit code {done.returncode}"),
+                        + (lines[-1] if lines else f"exit code {code}"),
                         hint="check the conda_file's pip list",
                     )
-            (tmp / "pfmagic-environment.json").write_text(json.dumps(spec, indent=1))
+            (tmp / uv.META).write_text(json.dumps(spec, indent=1))
+            uv.touch(tmp)
             # a venv's scripts hold its path: build in place under the final name's sibling,
             # then move; the interpreter resolves sys.prefix from its own location
             os.replace(tmp, final)

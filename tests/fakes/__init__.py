@@ -1,1 +1,0 @@
-"""Loopback stand-ins for external services used by the tests."""
