@@ -77,7 +77,7 @@ def test_percentiles_within_five_percent() -> None:
 def test_recorder_windows_counts_and_series() -> None:
     now = [1000.0]
     rec = Recorder("ep", clock=lambda: now[0])
-    rec.record("blue", 200, 10.0, tokens=5)
+    rec.record("blue", 200, 10.0, tokens=5, flow_ms=4.0)
     rec.record("blue", 424, 20.0)
     rec.record_unauthorized()
     rec.record_mirrored("green")
@@ -88,6 +88,8 @@ def test_recorder_windows_counts_and_series() -> None:
     assert (blue["requests"], blue["errors"], blue["tokens"]) == (2, 1, 5)
     assert (green["requests"], green["mirrored"], green["tokens"]) == (1, 1, 2)
     assert red["requests"] == 0 and red["p50_ms"] is None
+    assert abs(blue["flow_p50_ms"] - 4.0) / 4.0 < 0.06  # only the request promptflow timed
+    assert green["flow_p50_ms"] is None
     assert snap["unauthorized"] == 1
     assert [(r["time"], r["deployment"]) for r in snap["series"]] == [
         (1000.0, "blue"),
@@ -111,10 +113,13 @@ def test_prometheus_text_parses() -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
     rec = Recorder("ep")
-    rec.record("blue", 200, 12.0, tokens=4)
+    rec.record("blue", 200, 12.0, tokens=4, flow_ms=3.0)
     rec.record("blue", 424, 12.0)
     rec.record_unauthorized()
     families = {f.name: f for f in text_string_to_metric_families(rec.prometheus().decode())}
+    flow = {s.name: s.value for s in families["pfmagic_flow_latency_seconds"].samples}
+    assert flow["pfmagic_flow_latency_seconds_count"] == 1.0
+    assert flow["pfmagic_flow_latency_seconds_sum"] == pytest.approx(0.003)
     requests = {s.labels["code"]: s.value for s in families["pfmagic_requests"].samples}
     assert requests == {"200": 1.0, "424": 1.0}
     assert families["pfmagic_unauthorized_requests"].samples[0].value == 1.0
@@ -356,6 +361,9 @@ def test_promptflow_tokens_and_flow_latency_counted_once(shell: Any) -> None:
             assert prom["pfmagic_requests_total|chat"] == 5
             assert prom["pfmagic_tokens_total|chat"] == reported
             assert prom["pfmagic_flow_latency_seconds_count|chat"] == 5
+            # tracing serialises the LLM call's inputs: the connection's key stays out of logs
+            log = backend.home.deployment_log(ep, "chat").read_text(errors="replace")
+            assert "Node chat completes" in log and llm.api_key not in log
         finally:  # the shared home holds test_invoke's endpoint only (test_ops lists them)
             backend.delete_endpoint(ep).result(60)
             backend.delete_connection("tokens_llm")
