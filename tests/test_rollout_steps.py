@@ -133,3 +133,5 @@ def test_three_faces_list_the_substeps(rollout: dict[str, Any]) -> None:
         assert re.search(rf"    · instance {name}: (forked|process started) .*ready ", plain_face)
         assert re.search(rf"    · instance {name}: .*ready ", lines[-1])  # printer's summary
     assert " 0s" not in plain_face and " 0 s" not in plain_face
+    # while it ran, the printer's lines said what it waited for (the terminal face of beats)
+    assert any(re.search(r" deployment Running .*waiting for ", line) for line in lines), lines

@@ -222,6 +222,8 @@ class ProgressView(TextTwinBox):
         row = self.tracker.current()
         if row is None:
             return " · waiting for the backend to start"
+        if row.message.startswith("waiting for "):  # a heartbeat says it already
+            return f" · {row.stage}: {row.message}"
         return f" · waiting for {row.stage}" + (f": {row.message}" if row.message else "")
 
     # -- text twin ---------------------------------------------------------------------
