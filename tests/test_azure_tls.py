@@ -57,9 +57,7 @@ def test_replay_reaches_the_client_over_tls_by_the_base_url_override() -> None:
         assert os.environ[MFE_OVERRIDE] == server.url == f"https://{HOST}:{server.port}"
         assert backend(server).list_endpoints() == []
         # the request came to the override's host, not rewritten from management.azure.com
-        assert [r.headers["x-original-host"] for r in server.state.log] == [
-            f"{HOST}:{server.port}"
-        ]
+        assert [r.headers["x-original-host"] for r in server.state.log] == [f"{HOST}:{server.port}"]
         # and the server speaks nothing but TLS: plain http gets no answer
         with pytest.raises((urllib.error.URLError, ConnectionError)):
             urllib.request.urlopen(f"http://{HOST}:{server.port}{LIST}", timeout=5)
@@ -95,3 +93,26 @@ def test_the_server_certificate_is_signed_by_the_session_ca() -> None:
             assert tls.version() in ("TLSv1.2", "TLSv1.3")
             names = [v for _, v in tls.getpeercert()["subjectAltName"]]
         assert HOST in names and "localhost" in names
+
+
+def test_recorded_lro_polls_on_management_azure_com_come_over_tls_too() -> None:
+    """The base URL covers the requests azure-ai-ml builds; the recorded ``Azure-AsyncOperation``
+    URL is absolute (management.azure.com) and comes through RedirectTransport, over the same
+    verified TLS."""
+    from test_azure_replay_deployments import (
+        CREATE_OP,
+        EP_PATH,
+        SDK_WS,
+        endpoint_entity,
+        make_backend,
+        play_endpoint_create,
+    )
+
+    with ReplayServer() as server:
+        play_endpoint_create(server)
+        created = make_backend(server, SDK_WS).create_endpoint(endpoint_entity()).result(10)
+        hosts = {(r.method, r.path): r.headers["x-original-host"] for r in server.state.log}
+    assert created.provisioning_state == "Succeeded"
+    assert hosts[("PUT", EP_PATH)] == hosts[("GET", EP_PATH)] == f"{HOST}:{server.port}"
+    polls = [h for (m, p), h in hosts.items() if p.endswith(CREATE_OP)]
+    assert polls == ["management.azure.com"]
