@@ -2,8 +2,13 @@
 
 It speaks the real protocol (PUT → 201 + ``Azure-AsyncOperation``, status polling until
 Succeeded/Failed, DELETE → 202 + ``Location``, ARM error bodies) so tests drive the real
-``MLClient``. ``RedirectTransport`` sends every https request (management.azure.com and the
-scoring hosts) here and restores the URL afterwards (see /work/shared/notes/azure-ai-ml.md §2).
+``MLClient``. The server speaks HTTPS with a certificate from this session's test CA
+(tests/tls.py); while it runs, azure-ai-ml's base-URL override (``AZUREML_DEV_URL_MFE``) points
+the MLClient's ARM clients at it, and the client trusts the CA through azure-core's
+``connection_verify`` (a CA bundle, as behind a TLS-inspecting proxy). ``RedirectTransport``
+sends here only what the override does not cover: absolute URLs the server itself hands out
+(``Azure-AsyncOperation`` / ``Location`` polls on management.azure.com, as recorded) and the
+scoring hosts, and restores the URL afterwards (see /work/shared/notes/azure-ai-ml.md §2).
 
 Knobs for failure tests: ``fail_deployment`` / ``fail_endpoint`` (async failure with an ARM
 error), ``reject`` (synchronous error for a method + path suffix), ``op_seconds`` (how long
@@ -13,7 +18,9 @@ an LRO stays InProgress), ``logs``.
 from __future__ import annotations
 
 import json
+import os
 import re
+import ssl
 import threading
 import time
 import uuid
@@ -25,8 +32,10 @@ from urllib.parse import parse_qs, urlsplit
 
 from azure.core.credentials import AccessToken
 from azure.core.pipeline.transport import RequestsTransport
+from tls import HOST, ca_bundle, server_context
 
 ARM = "https://management.azure.com"
+MFE_OVERRIDE = "AZUREML_DEV_URL_MFE"  # azure-ai-ml's base-URL override (aml/_utils/utils.py)
 PROVIDER = "/providers/Microsoft.MachineLearningServices"
 WS_RE = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)"
@@ -438,8 +447,26 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, state: ArmState):
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__((HOST, 0), _Handler)
         self.state = state
+
+    def get_request(self) -> tuple[Any, Any]:
+        sock, addr = super().get_request()
+        # handshake later, in the request's own thread (finish_request), not in the accept loop
+        return server_context().wrap_socket(
+            sock, server_side=True, do_handshake_on_connect=False
+        ), addr
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        request.do_handshake()
+        super().finish_request(request, client_address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], ssl.SSLError | ConnectionError):
+            return  # a client that does not trust the test CA aborts the handshake: expected
+        super().handle_error(request, client_address)
 
     def new_op(
         self, resource: str | None, *, error: dict[str, str] | None = None, delete: bool = False
@@ -477,24 +504,38 @@ class _Server(ThreadingHTTPServer):
 
 
 class ArmServer:
-    """Run the fake ARM on 127.0.0.1 in a thread; ``state`` holds resources and the log."""
+    """Run the fake ARM on https://127.0.0.1 in a thread; ``state`` holds resources and the log.
+
+    While entered, ``AZUREML_DEV_URL_MFE`` names it, so an MLClient made then sends its ARM
+    requests here by azure-ai-ml's own base URL."""
 
     def __init__(self) -> None:
         self.state = ArmState()
         self._server = _Server(self.state)
         self.port = self._server.server_address[1]
+        self.url = f"https://{HOST}:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._saved_override: str | None = None
 
     def __enter__(self) -> ArmServer:
         self._thread.start()
+        self._saved_override = os.environ.get(MFE_OVERRIDE)
+        os.environ[MFE_OVERRIDE] = self.url
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        if self._saved_override is None:
+            os.environ.pop(MFE_OVERRIDE, None)
+        else:
+            os.environ[MFE_OVERRIDE] = self._saved_override
         self._server.shutdown()
         self._server.server_close()
 
-    def transport(self) -> RedirectTransport:
-        return RedirectTransport(self.port)
+    def transport(self, **kw: Any) -> RedirectTransport:
+        """A transport that trusts this session's test CA (``connection_verify`` = its bundle);
+        ``kw`` overrides, e.g. ``connection_verify=True`` for the default trust store."""
+        kw.setdefault("connection_verify", ca_bundle())
+        return RedirectTransport(self.port, **kw)
 
     def seed(self, path: str, resource: dict[str, Any]) -> None:
         """Put a resource in the store directly (``path`` is its ARM id)."""
@@ -504,7 +545,10 @@ class ArmServer:
 
 
 class RedirectTransport(RequestsTransport):
-    """Send https requests to the local server; restore the URL so ARM polling stays https."""
+    """azure-core's RequestsTransport, sending the requests the base-URL override does not reach
+    (absolute management.azure.com poll URLs, scoring hosts) to the local server over https, and
+    restoring the URL so ARM polling and the bearer-token policy see the real one. Requests
+    already addressed to the server pass unchanged."""
 
     def __init__(self, port: int, **kw: Any):
         super().__init__(**kw)
@@ -513,10 +557,12 @@ class RedirectTransport(RequestsTransport):
     def send(self, request: Any, **kwargs: Any) -> Any:
         original = request.url
         parts = urlsplit(original)
-        request.url = f"http://127.0.0.1:{self.port}{parts.path}" + (
+        request.headers["x-original-host"] = parts.netloc
+        if parts.netloc == f"{HOST}:{self.port}":
+            return super().send(request, **kwargs)
+        request.url = f"https://{HOST}:{self.port}{parts.path}" + (
             f"?{parts.query}" if parts.query else ""
         )
-        request.headers["x-original-host"] = parts.netloc
         try:
             return super().send(request, **kwargs)
         finally:

@@ -10,8 +10,11 @@ order; the last one repeats. ``play`` swaps in the responses of one step of a lo
 
 Requests no recording covers fall through to ``tests/arm_server.py`` (the workspace GET, an
 endpoint GET before listKeys, ...), and ``replayed`` / ``fallback`` tell which were which. The
-server reuses arm_server's plumbing: ``RedirectTransport`` rewrites https to this server and
-restores the URL, so ARM polling and the bearer-token policy see real https URLs.
+server reuses arm_server's plumbing: HTTPS with a certificate from the session's test CA
+(tests/tls.py), azure-ai-ml's base-URL override (``AZUREML_DEV_URL_MFE``) pointing the MLClient
+here, the CA trusted through azure-core's ``connection_verify``, and ``RedirectTransport`` for
+the recorded absolute URLs (management.azure.com polls, scoring hosts), restoring each URL so
+ARM polling and the bearer-token policy see the real one (tests/test_azure_tls.py).
 """
 
 from __future__ import annotations

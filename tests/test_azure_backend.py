@@ -299,16 +299,20 @@ def test_invoke_through_the_sdk(arm: ArmServer, backend: AzureBackend) -> None:
 
 
 def test_invoke_stream_uses_pfmagic_http(arm: ArmServer) -> None:
+    import ssl
+
     import httpx
+    from tls import ca_bundle
 
     class Redirect(httpx.HTTPTransport):
         def handle_request(self, request: Any) -> Any:
             request.headers["x-original-host"] = request.url.host
-            request.url = request.url.copy_with(scheme="http", host="127.0.0.1", port=arm.port)
+            request.url = request.url.copy_with(scheme="https", host="127.0.0.1", port=arm.port)
             return super().handle_request(request)
 
     seed_endpoint(arm)
-    with httpx.Client(transport=Redirect()) as client:
+    trust = ssl.create_default_context(cafile=ca_bundle())  # the test CA, as for MLClient
+    with httpx.Client(transport=Redirect(verify=trust)) as client:
         backend = make_backend(arm, score_client=client)
         reply = backend.invoke(EP, {"question": "hi"}, deployment="blue", stream=True)
     assert reply.status == 200 and reply.outputs["answer"] == "hi"

@@ -397,6 +397,7 @@ def test_arm_server_answers_like_the_recording() -> None:
     shows for the same requests (status, LRO headers, state and traffic in the body)."""
     import requests
     from arm_server import ArmServer
+    from tls import ca_bundle
 
     data = json.loads((Path(__file__).parent / "recordings" / SDK_REC).read_text())["Entries"]
 
@@ -418,11 +419,13 @@ def test_arm_server_answers_like_the_recording() -> None:
 
     ep_body = request_body("PUT", EP_PATH)
     dep_body = request_body("PUT", DEP_PATH)
-    with ArmServer() as arm:
+    with ArmServer() as arm, requests.Session() as http:
+        http.verify = ca_bundle()  # the server's TLS certificate is from the session's test CA
+        http.trust_env = False  # else a REQUESTS_CA_BUNDLE in the environment replaces it
         arm.state.op_seconds = 60  # every operation still running when polled
-        base = f"http://127.0.0.1:{arm.port}"
+        base = arm.url
         q = "?api-version=2023-04-01-preview"
-        created = requests.put(base + EP_PATH + q, json=ep_body, timeout=5)
+        created = http.put(base + EP_PATH + q, json=ep_body, timeout=5)
         same_shape(
             created,
             recorded("PUT", EP_PATH),
@@ -432,21 +435,21 @@ def test_arm_server_answers_like_the_recording() -> None:
             "mirrorTraffic",
         )
         status_url = created.headers["Azure-AsyncOperation"]
-        poll = requests.get(status_url.replace("https://management.azure.com", base), timeout=5)
+        poll = http.get(status_url.replace("https://management.azure.com", base), timeout=5)
         assert poll.json()["status"] == recorded("GET", CREATE_OP)["ResponseBody"]["status"]
         arm.state.resources[EP_PATH.lower()]["properties"]["provisioningState"] = "Succeeded"
         same_shape(
-            requests.put(base + DEP_PATH + q, json=dep_body, timeout=5),
+            http.put(base + DEP_PATH + q, json=dep_body, timeout=5),
             recorded("PUT", DEP_PATH),
             "provisioningState",
         )
         same_shape(
-            requests.put(base + EP_PATH + q, json=request_body("PUT", EP_PATH, 1), timeout=5),
+            http.put(base + EP_PATH + q, json=request_body("PUT", EP_PATH, 1), timeout=5),
             recorded("PUT", EP_PATH, 1),
             "provisioningState",
             "traffic",
         )
-        gone = requests.delete(base + EP_PATH + q, timeout=5)
+        gone = http.delete(base + EP_PATH + q, timeout=5)
         want = recorded("DELETE", EP_PATH)
         assert gone.status_code == want["StatusCode"] and gone.content == b"null"
         assert lro <= set(gone.headers)

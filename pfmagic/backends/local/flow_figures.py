@@ -192,5 +192,15 @@ def install(app: Any) -> Carrier:
     """Capture promptflow's figures in ``app`` (a promptflow serving app); serve the result."""
     monitor = getattr(app, "flow_monitor", None)
     if monitor is not None:
-        monitor.metrics_recorder = FiguresRecorder(monitor.metrics_recorder)
+        recorder = monitor.metrics_recorder = FiguresRecorder(monitor.metrics_recorder)
+        original = monitor.handle_error
+
+        def handle_error(exc: Exception, code: int) -> None:
+            # promptflow skips this without a recorder of its own; with one it reads request
+            # context that a failed flow may not have, and an exception here turned the flow's
+            # 500/424 error JSON into a bare "Internal Server Error"
+            if recorder.inner is not None:
+                original(exc, code)
+
+        monitor.handle_error = handle_error
     return Carrier(app)
