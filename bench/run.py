@@ -505,6 +505,7 @@ def main(argv: list[str] | None = None) -> int:
         "details": rep.details,
     }
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     md = [
         f"Machine: {mach['cpu']}, {mach['nproc']} cores, {mach['mem_gb']} GB RAM, "

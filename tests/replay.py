@@ -30,6 +30,15 @@ RECORDINGS = Path(__file__).parent / "recordings"
 _SKIP = {"content-length", "transfer-encoding", "connection", "date"}
 
 
+def ws_path(ws: tuple[str, str, str], rest: str = "") -> str:
+    """The ARM path of workspace ``(subscription, resource group, name)`` + ``rest``."""
+    sub, rg, name = ws
+    return (
+        f"/subscriptions/{sub}/resourceGroups/{rg}/providers/"
+        f"Microsoft.MachineLearningServices/workspaces/{name}{rest}"
+    )
+
+
 @dataclass
 class Recorded:
     method: str

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from arm_server import FakeCredential
 from replay import ReplayServer
+from replay import ws_path as _path
 
 from pfmagic.backends.azure.backend import AzureBackend
 
@@ -18,14 +19,6 @@ KEY_WS = ("0e745469-49f8-48c9-873b-24ca87143db1", "ml-test", "mlworkspace-test2"
 TOKEN_WS = ("9e223dbe-3399-4e19-88eb-0975f02ac87f", "ml-test", "mlworkspace-test2")
 LIST_WS = ("9e223dbe-3399-4e19-88eb-0975f02ac87f", "ml-psh-test", "mlworkspace-test1")
 EP = "online-pwsh01"
-
-
-def _path(ws: tuple[str, str, str], rest: str = "") -> str:
-    sub, rg, name = ws
-    return (
-        f"/subscriptions/{sub}/resourceGroups/{rg}/providers/"
-        f"Microsoft.MachineLearningServices/workspaces/{name}{rest}"
-    )
 
 
 def _backend(server: ReplayServer, ws: tuple[str, str, str]) -> AzureBackend:

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from arm_server import FakeCredential
-from replay import Recorded, ReplayServer, load_recording
+from replay import Recorded, ReplayServer, load_recording, ws_path
 
 from pfmagic.backends.azure.backend import AzureBackend
 
@@ -44,14 +44,6 @@ CONDA = (
     "  - scikit-learn==0.19.1\n  - scipy==1.5.1\nname: model-env\n"
 )
 IMAGE = "mcr.microsoft.com/azureml/openmpi3.1.2-ubuntu18.04:20210727.v1"
-
-
-def ws_path(ws: tuple[str, str, str], rest: str = "") -> str:
-    sub, rg, name = ws
-    return (
-        f"/subscriptions/{sub}/resourceGroups/{rg}/providers/"
-        f"Microsoft.MachineLearningServices/workspaces/{name}{rest}"
-    )
 
 
 EP_PATH = ws_path(SDK_WS, f"/onlineEndpoints/{EP}")

@@ -22,6 +22,7 @@ from pfmagic.metrics.model import EndpointMetrics
 from pfmagic.metrics.window import format_window, parse_window
 
 PNG = b"\x89PNG\r\n\x1a\n"
+FLOWS = Path(__file__).parent / "flows"
 
 
 # -- pure parts ----------------------------------------------------------------------------
@@ -76,7 +77,7 @@ def test_percentiles_within_five_percent() -> None:
 def test_recorder_windows_counts_and_series() -> None:
     now = [1000.0]
     rec = Recorder("ep", clock=lambda: now[0])
-    rec.record("blue", 200, 10.0, tokens=5)
+    rec.record("blue", 200, 10.0, tokens=5, flow_ms=4.0)
     rec.record("blue", 424, 20.0)
     rec.record_unauthorized()
     rec.record_mirrored("green")
@@ -87,6 +88,8 @@ def test_recorder_windows_counts_and_series() -> None:
     assert (blue["requests"], blue["errors"], blue["tokens"]) == (2, 1, 5)
     assert (green["requests"], green["mirrored"], green["tokens"]) == (1, 1, 2)
     assert red["requests"] == 0 and red["p50_ms"] is None
+    assert abs(blue["flow_p50_ms"] - 4.0) / 4.0 < 0.06  # only the request promptflow timed
+    assert green["flow_p50_ms"] is None
     assert snap["unauthorized"] == 1
     assert [(r["time"], r["deployment"]) for r in snap["series"]] == [
         (1000.0, "blue"),
@@ -110,10 +113,13 @@ def test_prometheus_text_parses() -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
     rec = Recorder("ep")
-    rec.record("blue", 200, 12.0, tokens=4)
+    rec.record("blue", 200, 12.0, tokens=4, flow_ms=3.0)
     rec.record("blue", 424, 12.0)
     rec.record_unauthorized()
     families = {f.name: f for f in text_string_to_metric_families(rec.prometheus().decode())}
+    flow = {s.name: s.value for s in families["pfmagic_flow_latency_seconds"].samples}
+    assert flow["pfmagic_flow_latency_seconds_count"] == 1.0
+    assert flow["pfmagic_flow_latency_seconds_sum"] == pytest.approx(0.003)
     requests = {s.labels["code"]: s.value for s in families["pfmagic_requests"].samples}
     assert requests == {"200": 1.0, "424": 1.0}
     assert families["pfmagic_unauthorized_requests"].samples[0].value == 1.0
@@ -270,6 +276,110 @@ def test_live_updates_one_display(shell: Any, monkeypatch: pytest.MonkeyPatch) -
     assert shell.run_line_magic("pf_metrics", f"{EP} --live --every 0.1 --refreshes 3") is None
     assert len(shown) == 1 and len(updates) == 2
     assert all(isinstance(u, EndpointMetrics) for u in updates)
+
+
+def test_promptflow_tokens_and_flow_latency_counted_once(shell: Any) -> None:
+    """basic-chat's LLM node calls the OpenAI stand-in, whose JSON replies report 0 prompt +
+    one completion token per word of its answer; the flow answers only its text, so the
+    tokens counted are promptflow's own (its run info, handed over by the instance), once per
+    request, under the deployment."""
+    import sys
+
+    from azure.ai.ml.entities import ManagedOnlineDeployment, ManagedOnlineEndpoint, Model
+
+    from pfmagic.backends.local import flow_figures
+
+    sys.path.append(str(Path(__file__).resolve().parents[1] / "notebooks"))
+    from llm_standin import StandInLLM, echo
+
+    backend = session_of(shell).backend
+    ep = "tokens"
+    with StandInLLM(api_key="sk-metrics-tokens-0123456789", answer=echo) as llm:
+        backend.create_connection(
+            {
+                "name": "tokens_llm",
+                "type": "open_ai",
+                "api_key": llm.api_key,
+                "base_url": llm.base_url,
+            }
+        )
+        try:
+            backend.create_endpoint(ManagedOnlineEndpoint(name=ep, auth_mode="key")).result(120)
+            chat = ManagedOnlineDeployment(
+                name="chat",
+                endpoint_name=ep,
+                model=Model(path=str(FLOWS / "basic-chat")),
+                instance_type="Standard_DS3_v2",
+                instance_count=1,
+                environment_variables={"open_ai_connection": "tokens_llm"},
+            )
+            backend.create_deployment(chat, all_traffic=True).result(240)
+            cfg = backend._config(ep)
+            url = f"http://127.0.0.1:{cfg['port']}/score"
+            auth = {"Authorization": f"Bearer {cfg['keys']['primary']}"}
+            events = []
+            reported = 0  # what the stand-in's usage said: one completion token per word
+            with httpx.Client(trust_env=False, timeout=60) as client:
+                for i in range(3):
+                    r = client.post(url, json={"question": f"q{i}"}, headers=auth)
+                    assert r.status_code == 200, r.text
+                    assert r.json() == {"answer": f"You said: q{i} (history msgs=2)"}
+                    reported += len(r.json()["answer"].split())
+                    assert flow_figures.HEADER not in r.headers  # the router keeps it
+                sse = {**auth, "Accept": "text/event-stream"}
+                for i in range(2):
+                    with client.stream("POST", url, json={"question": f"s{i}"}, headers=sse) as r:
+                        assert r.status_code == 200
+                        assert r.headers["content-type"].startswith("text/event-stream")
+                        assert flow_figures.HEADER not in r.headers
+                        events.append([x for x in r.iter_lines() if x.startswith("data:")])
+            assert (
+                len(llm.requests) == 5
+                and [bool(q.get("stream")) for q in llm.requests] == [False] * 3 + [True] * 2
+            )
+            assert all(len(e) > 3 for e in events)  # still an event stream, piece by piece
+
+            m = shell.run_line_magic("pf_metrics", f"{ep} --window 1h")
+            row = m.frame.loc["chat"]
+            # the 3 JSON replies' usage. The streams add nothing: promptflow records a request
+            # before its stream is read and never recounts it (it would estimate the prompt
+            # with tiktoken, whose encoding file is downloaded; this test machine is offline)
+            assert reported == 15
+            assert (row["requests"], row["errors"], row["tokens"]) == (5, 0, reported)
+            # promptflow's flow duration is part of each request's time at the router
+            assert 0 < row["flow_p50_ms"] <= row["p50_ms"]
+            assert row["flow_p50_ms"] <= row["flow_p95_ms"] <= row["p95_ms"]
+            assert "flow_p50_ms" in repr(m)
+
+            resp = httpx.get(
+                f"http://127.0.0.1:{cfg['port']}/_pfmagic/metrics",
+                headers={"X-Pfmagic-Admin": cfg["admin_token"]},
+                trust_env=False,
+                timeout=30,
+            )
+            prom = counters(resp.text)
+            assert prom["pfmagic_requests_total|chat"] == 5
+            assert prom["pfmagic_tokens_total|chat"] == reported
+            assert prom["pfmagic_flow_latency_seconds_count|chat"] == 5
+            # tracing serialises the LLM call's inputs: the connection's key stays out of logs
+            log = backend.home.deployment_log(ep, "chat").read_text(errors="replace")
+            assert "Node chat completes" in log and llm.api_key not in log
+        finally:  # the shared home holds test_invoke's endpoint only (test_ops lists them)
+            backend.delete_endpoint(ep).result(60)
+            backend.delete_connection("tokens_llm")
+
+
+def test_flow_figures_header_round_trip() -> None:
+    from pfmagic.backends.local.flow_figures import FlowFigures, parse
+
+    figures = FlowFigures(prompt_tokens=17, completion_tokens=5, flow_ms=12.3456)
+    assert figures.encode() == b"prompt=17;completion=5;flow_ms=12.346"
+    back = parse(figures.encode().decode())
+    assert back == FlowFigures(17, 5, 12.346) and back.tokens == 22
+    assert parse("flow_ms=8") == FlowFigures(None, None, 8.0)
+    assert parse("flow_ms=8").tokens is None  # no token figure: the router walks the reply
+    assert parse("prompt=-1;completion=x;flow_ms=nan;what=3") == FlowFigures()
+    assert parse(None) is None and parse("") is None
 
 
 # -- Azure: Azure Monitor's ARM metrics replies, through the SDK's own transport ------------

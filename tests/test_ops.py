@@ -287,7 +287,11 @@ def test_traffic_split_mirror_and_no_traffic(shell: Any) -> None:
 
 def test_logs_tail_and_follow(shell: Any) -> None:
     logs = line(shell, "pf_logs", f"{EP} blue --lines 5")
-    assert isinstance(logs, str) and 1 <= len(logs.splitlines()) <= 5
+    readable = [x for x in logs.splitlines() if not x.endswith("--all shows them)")]
+    assert isinstance(logs, str) and 1 <= len(readable) <= 5
+    assert "health probe(s)" in logs.splitlines()[-1]  # the router probes every few seconds
+    everything = line(shell, "pf_logs", f"{EP} blue --lines 400 --all")
+    assert '"GET /health HTTP/1.1" 200' in everything and "folded" not in everything
     shown = shell.display_formatter.format(logs)[0]["text/plain"]
     assert shown == str(logs)  # shown as lines, not as a quoted repr
     start = time.monotonic()

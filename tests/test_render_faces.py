@@ -293,3 +293,21 @@ def test_chat_bubbles_read_and_stand_out(theme: str) -> None:
     # the bubble is not the page colour (#eee on #fff, #424242 on #111), and has a border
     assert contrast(bubble, page) >= 1.15, (bubble, page)
     assert "border:1px solid" in chat._BOT
+
+
+def test_paths_are_shown_relative_to_pfmagic_home_or_the_user_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A saved notebook shows `$PFMAGIC_HOME/...` or `~/...`, not the /tmp folder of its run."""
+    from pfmagic.backends.local.backend import LocalBackend
+    from pfmagic.render.paths import shown
+
+    home = tmp_path / "pfhome"
+    monkeypatch.setenv("PFMAGIC_HOME", str(home))
+    assert shown(home) == "$PFMAGIC_HOME"
+    assert shown(home / "envs") == "$PFMAGIC_HOME/envs"
+    assert shown(str(home) + "-other") == str(home) + "-other"  # a sibling is not inside
+    assert shown(Path.home() / "x" / "y") == "~/x/y"
+    assert "state in $PFMAGIC_HOME" in LocalBackend(home=str(home), prewarm=False).describe()
+    monkeypatch.delenv("PFMAGIC_HOME")
+    assert shown(home) == str(home)

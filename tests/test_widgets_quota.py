@@ -145,3 +145,30 @@ def test_text_plain_is_the_text_block() -> None:
     assert text == calc.text() == repr(calc)
     assert text.startswith("Quota for blue: 1 × Standard_F4s_v2") and "short by 2 cores" in text
     assert "Box(" not in text and "children" not in text
+
+
+def test_sku_list_narrows_by_kind_and_text_and_keeps_the_choice() -> None:
+    calc = QuotaCalculator(managed("Standard_F4s_v2"))
+    calc.kind.value = "GPU"
+    names = [v for _label, v in calc.picker.options]
+    gpus = [s.name for s in SKUS if s.gpus]
+    assert names[1:] == gpus and names[0] == "Standard_F4s_v2"  # the choice stays listed
+    assert calc.picker.value == "Standard_F4s_v2" and calc.check.needed == 8
+    calc.search.value = "a100"
+    names = [v for _label, v in calc.picker.options]
+    assert names[1:] == [s.name for s in SKUS if s.gpus and "a100" in s.label().lower()]
+    assert len(names) > 1
+    calc.picker.value = names[1]
+    calc.kind.value = "CPU"
+    calc.search.value = ""
+    assert calc.picker.value == names[1]  # a filter never changes the chosen SKU
+    calc.kind.value = "All"
+    assert [v for _label, v in calc.picker.options] == [s.name for s in SKUS]
+
+
+def test_cores_left_after_the_deployment_are_shown() -> None:
+    calc = QuotaCalculator(managed(), usage={"standardFSv2Family": (2, 20)}, backend_name="azure")
+    assert calc.check.needed == 8
+    assert "18 of 20 free in the family now, 10 left after this deployment" in (
+        calc.result_box.value
+    )

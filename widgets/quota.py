@@ -28,6 +28,11 @@ from .twin import TextTwinBox
 
 UsageSource = Callable[[], "dict[str, tuple[int, int]] | None"]
 MAX_INSTANCES = 50
+KINDS: dict[str, Any] = {
+    "All": lambda sku: True,
+    "CPU": lambda sku: not sku.gpus,
+    "GPU": lambda sku: bool(sku.gpus),
+}
 # Apply asks for a second click above these (a slip of the slider can cost a lot)
 CONFIRM_INSTANCES = 10
 CONFIRM_VCPUS = 64
@@ -60,11 +65,26 @@ class QuotaCalculator(TextTwinBox):
         )
         start_sku = sku or dep_sku
         info = sku_info(start_sku)
-        options = [(s.label(), s.name) for s in SKUS]
-        if info is None and not self.kubernetes:
-            options.insert(0, (f"{start_sku} (not in the SKU list)", start_sku))
+        self._extra = (
+            [(f"{start_sku} (not in the SKU list)", start_sku)]
+            if info is None and not self.kubernetes
+            else []
+        )
+        # 85 SKUs: narrowed by kind (CPU / GPU) and by a text filter (ipywidgets has no optgroup)
+        self.kind = w.ToggleButtons(
+            options=list(KINDS),
+            value="All",
+            description="Show",
+            style={"description_width": "90px", "button_width": "70px"},
+            tooltips=["every SKU", "no GPU", "with a GPU"],
+        )
+        self.search = w.Text(
+            placeholder="filter: E16, NC, A100, family…",
+            layout=w.Layout(width="260px"),
+            continuous_update=True,
+        )
         self.picker = w.Dropdown(
-            options=options,
+            options=self._options(),
             value=info.name if info else (start_sku if not self.kubernetes else DEFAULT_SKU),
             description="VM SKU",
             layout=w.Layout(width="640px"),
@@ -77,6 +97,7 @@ class QuotaCalculator(TextTwinBox):
             max=max(MAX_INSTANCES, count),
             description="Instances",
             continuous_update=True,
+            layout=w.Layout(width="640px"),  # 1-50 in 115 px could not be set one by one
             style={"description_width": "90px"},
         )
         self.header = w.HTML()
@@ -103,14 +124,19 @@ class QuotaCalculator(TextTwinBox):
         self.check: QuotaCheck = check_quota(
             start_sku, count, backend_name=backend_name, kubernetes=self.kubernetes
         )
+        self.filters = w.HBox([self.kind, self.search])
         self.picker.observe(self._changed, names="value")
+        self.kind.observe(self._filter, names="value")
+        self.search.observe(self._filter, names="value")
         self.slider.observe(self._changed, names="value")
         if self.kubernetes:
             self.picker.layout.display = "none"  # instance types live on the cluster
+            self.filters.layout.display = "none"
             self.skip_box.layout.display = "none"
         super().__init__(
             children=[
                 self.header,
+                self.filters,
                 self.picker,
                 self.slider,
                 self.sku_box,
@@ -149,6 +175,28 @@ class QuotaCalculator(TextTwinBox):
         finally:
             self.usage_loaded.set()
             self.update()
+
+    def _options(self) -> list[tuple[str, str]]:
+        """Picker entries for the chosen kind and filter text (case-insensitive, any field)."""
+        wanted = KINDS[self.kind.value]
+        words = self.search.value.lower().split()
+        shown = [
+            (s.label(), s.name)
+            for s in SKUS
+            if wanted(s) and all(word in s.label().lower() for word in words)
+        ]
+        return self._extra + shown
+
+    def _filter(self, _change: dict[str, Any]) -> None:
+        current = self.picker.value
+        options = self._options()
+        names = [name for _label, name in options]
+        if current not in names:  # keep the chosen SKU visible: a filter never changes it
+            chosen = next((label for label, name in self.picker.options if name == current), None)
+            if chosen is not None:
+                options = [(chosen, current), *options]
+        self.picker.options = options
+        self.picker.value = current
 
     def _changed(self, _change: dict[str, Any]) -> None:
         if self._pending is not None:  # a new choice needs its own confirmation
@@ -211,7 +259,14 @@ class QuotaCalculator(TextTwinBox):
         else:
             self.sku_box.value = ""
             self.formula_box.value = ""
-        needed = f"<b>{check.needed} vCPUs needed</b><br>" if check.needed is not None else ""
+        needed = f"<b>{check.needed} vCPUs needed</b>" if check.needed is not None else ""
+        if check.needed is not None and check.available is not None:
+            left = check.available - check.needed
+            needed += (
+                f" <small>· {check.available} of {check.limit} free in the family now, "
+                f"{left} left after this deployment</small>"
+            )
+        needed += "<br>" if needed else ""
         self.result_box.value = (
             f"{needed}{badge(check.verdict, MARKS.get(check.verdict, '·'))} {_link(check.message)}"
         )

@@ -157,6 +157,13 @@ class OpsMagics(SessionMagics):
         action="store_true",
         help="The environment build log (local backend: uv's output; Azure's image build).",
     )
+    @argument(
+        "--all",
+        dest="show_all",
+        action="store_true",
+        help="Every line as written (local: promptflow's exporter start-up lines and the "
+        "health probes are folded by default).",
+    )
     @line_magic
     @usage_errors
     def pf_logs(self, line: str) -> LogText | None:
@@ -172,6 +179,7 @@ class OpsMagics(SessionMagics):
             logs = %pf_logs basic-chat-endpoint blue
             %pf_logs basic-chat-endpoint blue --follow --for 30
             %pf_logs basic-chat-endpoint blue --build
+            %pf_logs basic-chat-endpoint blue --all
         """
         args = parse_argstring(self.pf_logs, line)
         if args.lines < 1:
@@ -187,15 +195,26 @@ class OpsMagics(SessionMagics):
             args.container = "build"
         self.session.endpoint_name(args.endpoint)
 
+        from pfmagic.render.logs import readable
+
+        fold = backend.name == "local" and not args.show_all and args.container != "build"
+        note = ""
+
         def tail() -> list[str]:
+            nonlocal note
+            # folding drops lines: read more so that --lines readable ones remain
+            wanted = args.lines * 4 + 50 if fold else args.lines
             text = backend.get_logs(
-                args.endpoint, args.deployment, lines=args.lines, container_type=args.container
+                args.endpoint, args.deployment, lines=wanted, container_type=args.container
             )
-            return text.splitlines()
+            if not fold:
+                return text.splitlines()[-args.lines :]
+            kept, note = readable(text.splitlines(), args.lines)
+            return kept
 
         shown = tail()
         if not args.follow:
-            return LogText("\n".join(shown))
+            return LogText("\n".join([*shown, note] if note else shown))
         print("\n".join(shown) if shown else "(no log lines yet)", flush=True)
         deadline = time.monotonic() + args.follow_for
         try:

@@ -19,6 +19,8 @@ COLUMNS = (
     "p50_ms",
     "p95_ms",
     "p99_ms",
+    "flow_p50_ms",  # promptflow's own flow duration (local backend)
+    "flow_p95_ms",
     "tokens",
     "cpu_percent",
     "memory_mb",

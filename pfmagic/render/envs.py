@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from pfmagic.render.paths import shown
+
 
 def _size(n: int) -> str:
     for unit in ("B", "KB", "MB", "GB"):
@@ -44,7 +46,7 @@ class EnvList:
         ]
 
     def _title(self) -> str:
-        head = f"{len(self.envs)} environment(s) in {self.root}"
+        head = f"{len(self.envs)} environment(s) in {shown(self.root)}"
         if self.removed:
             head = f"removed {len(self.removed)} unused environment(s); " + head
         return head

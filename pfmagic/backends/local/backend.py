@@ -123,7 +123,9 @@ class LocalBackend(Backend):
         self._clients: dict[tuple[str, str], Any] = {}  # (endpoint, admin token) -> httpx
 
     def describe(self) -> str:
-        return f"local: endpoints on 127.0.0.1, state in {self.home.root}"
+        from pfmagic.render.paths import shown
+
+        return f"local: endpoints on 127.0.0.1, state in {shown(self.home.root)}"
 
     def _router(self, endpoint: str) -> RouterControl:
         return RouterControl(self.home, endpoint)

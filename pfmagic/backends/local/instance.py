@@ -9,7 +9,9 @@ Never imported by the kernel: promptflow mutates process-global state.
 Environment read here (set by the supervisor):
 ``PROMPTFLOW_PROJECT_PATH`` flow folder; ``PFMAGIC_CONNECTIONS_FILE`` stored connections;
 ``PFMAGIC_PARENT_PID`` the router -- the instance exits when its router is gone, so a killed
-router never leaves orphans holding ports and memory.
+router never leaves orphans holding ports and memory. ``PF_DISABLE_TRACING`` defaults to
+"false" here: promptflow counts LLM tokens only while tracing, and each reply carries its
+token counts and flow duration to the router (``flow_figures.py``).
 """
 
 from __future__ import annotations
@@ -113,7 +115,11 @@ def main(argv: list[str] | None = None) -> int:
         import uvicorn
         from promptflow.core._serving.app import create_app
 
+        from pfmagic.backends.local import flow_figures
+
+        flow_figures.enable_tracing(os.environ)  # promptflow counts tokens only when tracing
         app = create_app(engine="fastapi", extension_type="azureml")
+        served = flow_figures.install(app)  # its tokens and flow time ride on each reply
     except Exception as exc:  # reported to the router through the log and the exit code
         traceback.print_exc()
         print(f"[pfmagic] instance {args.id} failed to start: {_why(exc)}", flush=True)
@@ -129,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     # httptools + uvloop (explicit: uvicorn's "auto" would also pick them when installed,
     # PFMAGIC_PURE_PYTHON_HTTP=1 keeps h11 + asyncio for A/B runs)
     config = uvicorn.Config(
-        app,
+        served,
         log_level="info",
         access_log=True,
         timeout_graceful_shutdown=30,

@@ -12,10 +12,13 @@ Served by the router at the admin-authenticated ``/_pfmagic/metrics``: Prometheu
 ``?format=json&window=SECONDS``, the windowed snapshot the kernel turns into
 ``pfmagic.metrics.EndpointMetrics``.
 
-Tokens: promptflow 1.18.5 reports token use only to OpenTelemetry exporters
-(``promptflow/core/_serving/monitor/metrics.py``), never in the reply, so the router counts
-the OpenAI-style ``usage`` objects (``total_tokens``, or ``prompt_tokens`` +
-``completion_tokens``) found in a flow's JSON reply.
+Tokens and flow latency: promptflow 1.18.5 reports them only to OpenTelemetry exporters
+(``promptflow/core/_serving/monitor/metrics.py``), never in the reply; each instance hands
+them to the router on the reply's head (``flow_figures.py``: prompt + completion tokens
+summed over the flow's nodes, the flow run's duration). When promptflow counted no tokens
+for a request, the router counts the OpenAI-style ``usage`` objects (``total_tokens``, or
+``prompt_tokens`` + ``completion_tokens``) found in a flow's JSON reply instead -- one source
+per request, never both.
 """
 
 from __future__ import annotations
@@ -94,12 +97,20 @@ class Bucket:
     tokens: int = 0
     mirrored: int = 0
     latency: dict[int, int] = field(default_factory=dict)  # bin -> count
+    flow_latency: dict[int, int] = field(default_factory=dict)  # promptflow's flow duration
     cpu_percent: float | None = None
     memory_mb: float | None = None
 
     def add_latency(self, ms: float) -> None:
-        index = _bin(ms)
-        self.latency[index] = self.latency.get(index, 0) + 1
+        _add(self.latency, ms)
+
+    def add_flow_latency(self, ms: float) -> None:
+        _add(self.flow_latency, ms)
+
+
+def _add(hist: dict[int, int], ms: float) -> None:
+    index = _bin(ms)
+    hist[index] = hist.get(index, 0) + 1
 
 
 class Recorder:
@@ -154,6 +165,13 @@ class Recorder:
             buckets=LATENCY_BUCKETS_S,
             registry=self.registry,
         )
+        self._p_flow_latency = Histogram(
+            "pfmagic_flow_latency_seconds",
+            "promptflow's own duration of the flow run (executor time, reported by the instance)",
+            labels,
+            buckets=LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
         self._p_cpu = Gauge(
             "pfmagic_instance_cpu_percent",
             "CPU of the deployment's instances (sum, % of one core)",
@@ -193,7 +211,9 @@ class Recorder:
         latency_ms: float,
         tokens: int = 0,
         now: float | None = None,
+        flow_ms: float | None = None,
     ) -> None:
+        """One answered request; ``flow_ms``: promptflow's flow duration when it sent one."""
         bucket = self._bucket(deployment, now)
         bucket.requests += 1
         error = not 200 <= status < 300
@@ -207,6 +227,9 @@ class Recorder:
         if tokens:
             self._p_tokens.labels(*labels).inc(tokens)
         self._p_latency.labels(*labels).observe(latency_ms / 1000)
+        if flow_ms is not None:
+            bucket.add_flow_latency(flow_ms)
+            self._p_flow_latency.labels(*labels).observe(flow_ms / 1000)
 
     def record_mirrored(self, deployment: str, now: float | None = None) -> None:
         self._bucket(deployment, now).mirrored += 1
@@ -282,9 +305,11 @@ class Recorder:
             t.errors += b.errors
             t.tokens += b.tokens
             t.mirrored += b.mirrored
-            for index, count in b.latency.items():
-                t.latency[index] = t.latency.get(index, 0) + count
+            for mine, theirs in ((t.latency, b.latency), (t.flow_latency, b.flow_latency)):
+                for index, count in theirs.items():
+                    mine[index] = mine.get(index, 0) + count
             p50, p95, p99 = percentiles(b.latency, (50, 95, 99))
+            flow_p50, flow_p95 = percentiles(b.flow_latency, (50, 95))
             series.append(
                 {
                     "time": start,
@@ -296,6 +321,8 @@ class Recorder:
                     "p50_ms": p50,
                     "p95_ms": p95,
                     "p99_ms": p99,
+                    "flow_p50_ms": flow_p50,
+                    "flow_p95_ms": flow_p95,
                     "cpu_percent": b.cpu_percent,
                     "memory_mb": b.memory_mb,
                 }
@@ -303,6 +330,7 @@ class Recorder:
         summary = {}
         for name, t in totals.items():
             p50, p95, p99 = percentiles(t.latency, (50, 95, 99))
+            flow_p50, flow_p95 = percentiles(t.flow_latency, (50, 95))
             cpu, memory = self.resources.get(name, (None, None))
             summary[name] = {
                 "requests": t.requests,
@@ -310,6 +338,8 @@ class Recorder:
                 "p50_ms": p50,
                 "p95_ms": p95,
                 "p99_ms": p99,
+                "flow_p50_ms": flow_p50,
+                "flow_p95_ms": flow_p95,
                 "tokens": t.tokens,
                 "cpu_percent": cpu,
                 "memory_mb": memory,

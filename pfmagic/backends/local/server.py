@@ -52,7 +52,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from pfmagic import traffic as traffic_rules
-from pfmagic.backends.local import auth
+from pfmagic.backends.local import auth, flow_figures
+from pfmagic.backends.local.flow_figures import FlowFigures
 from pfmagic.backends.local.guard import Guard
 from pfmagic.backends.local.identity import IDENTITY_PATH, proof
 from pfmagic.backends.local.limits import (
@@ -131,6 +132,12 @@ class Upstream:
                 await self.resp.aclose()
 
 
+class _Answer(Response):
+    """A reply read whole, with what promptflow reported for it (``flow_figures.py``)."""
+
+    figures: FlowFigures | None = None
+
+
 class _Passthrough(StreamingResponse):
     """A streamed reply that always releases its instance, even if the client went away
     before the first byte (starlette then never starts the body iterator)."""
@@ -139,6 +146,7 @@ class _Passthrough(StreamingResponse):
         super().__init__(content, **kw)
         self._release = release
         self.on_done: Any = None  # metrics: a streamed reply counts when its last byte went
+        self.figures: FlowFigures | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
@@ -428,15 +436,21 @@ class Router:
             self.metrics.record_unrouted()
         elif isinstance(resp, _Passthrough):
 
-            def done(status: int = resp.status_code) -> None:
+            def done(status: int = resp.status_code, figures: Any = resp.figures) -> None:
                 latency = (time.perf_counter() - started) * 1000
-                self.metrics.record(deployment, status, latency)
+                tokens = figures.tokens if figures is not None else None
+                flow_ms = figures.flow_ms if figures is not None else None
+                self.metrics.record(deployment, status, latency, tokens or 0, flow_ms=flow_ms)
 
             resp.on_done = done
         else:
-            tokens = usage_tokens(resp.body) if 200 <= resp.status_code < 300 else 0
+            figures = getattr(resp, "figures", None)
+            tokens = figures.tokens if figures is not None else None
+            if tokens is None:  # promptflow counted none: OpenAI-style usage in the reply
+                tokens = usage_tokens(resp.body) if 200 <= resp.status_code < 300 else 0
+            flow_ms = figures.flow_ms if figures is not None else None
             latency = (time.perf_counter() - started) * 1000
-            self.metrics.record(deployment, resp.status_code, latency, tokens)
+            self.metrics.record(deployment, resp.status_code, latency, tokens, flow_ms=flow_ms)
         return resp
 
     async def _score(self, request: Request) -> Response:
@@ -524,6 +538,8 @@ class Router:
         dep.requests += 1
         resp = up.resp
         content_type = resp.headers.get("content-type", "application/json")
+        # promptflow's own figures; like every instance header, never passed to the client
+        figures = flow_figures.parse(resp.headers.get(flow_figures.HEADER))
         if up.rest is None:  # read whole: a plain reply, the instance is free again
             await up.release()
             status = resp.status_code
@@ -531,9 +547,11 @@ class Router:
                 # Azure wraps a model's error reply as 424 and keeps its body
                 reply_headers["ms-azureml-model-error-statuscode"] = str(status)
                 status = 424
-            return Response(
+            answer = _Answer(
                 up.head, status_code=status, media_type=content_type, headers=reply_headers
             )
+            answer.figures = figures
+            return answer
         rest = up.rest
 
         async def passthrough() -> AsyncIterator[bytes]:
@@ -554,13 +572,15 @@ class Router:
             finally:
                 await up.release()
 
-        return _Passthrough(
+        streamed = _Passthrough(
             passthrough(),
             up.release,
             status_code=resp.status_code,
             media_type=content_type,
             headers=reply_headers,
         )
+        streamed.figures = figures
+        return streamed
 
     def log_unexpected(self, what: str, exc: BaseException) -> None:
         allowed, suppressed = self._log_limit.allow(f"{what}|{type(exc).__name__}")

@@ -1,0 +1,196 @@
+"""promptflow's own per-request figures (LLM tokens, flow duration), instance -> router.
+
+promptflow's serving app hands every request's run info to its ``FlowMonitor``'s metrics
+recorder (``record_tracing_metrics(flow_run, node_runs)``, promptflow 1.18.5
+``core/_serving/monitor/flow_monitor.py``): each node run's ``system_metrics`` holds
+``prompt_tokens`` / ``completion_tokens`` when the node called an LLM, the flow run's holds
+``duration`` (seconds, the executor's time). Without Application Insights that recorder is
+None and the figures are dropped; promptflow only exports them through OpenTelemetry.
+
+``install(app)`` (in the instance, after ``create_app``) puts a ``FiguresRecorder`` in that
+slot -- it keeps the figures and passes every call on to promptflow's own recorder when there
+is one, so App Insights export is unchanged -- and returns the app wrapped in ``Carrier``, an
+ASGI layer that adds them to the reply's head as ``x-pfmagic-flow-figures``. The router reads
+that header (``parse``) and never passes instance headers on, so the ``/score`` contract is
+unchanged. An event stream carries what promptflow knew when the head went out: it records
+before the reply starts, and never recounts the tokens of a streamed reply afterwards.
+
+promptflow only collects token counts while tracing is on (``PF_DISABLE_TRACING``, default
+"true": its tracer then records no LLM calls), so ``enable_tracing()`` turns it on unless the
+deployment set it. Nothing here starts a thread or imports OpenTelemetry's metrics SDK.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+HEADER = "x-pfmagic-flow-figures"
+_HEADER_BYTES = HEADER.encode()
+TOKEN_KEYS = ("prompt_tokens", "completion_tokens")
+
+# One dict per request, set by ``Carrier``; promptflow's middleware runs the app in child
+# tasks, which see the same dict (contextvars are copied, the dict is shared).
+_slot: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "pfmagic_flow_figures", default=None
+)
+
+
+@dataclass(frozen=True)
+class FlowFigures:
+    """What promptflow reported for one request; None where it reported nothing."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    flow_ms: float | None = None
+
+    @property
+    def tokens(self) -> int | None:
+        """prompt + completion, or None when no node reported any token count."""
+        if self.prompt_tokens is None and self.completion_tokens is None:
+            return None
+        return (self.prompt_tokens or 0) + (self.completion_tokens or 0)
+
+    def encode(self) -> bytes:
+        parts = [
+            f"{name}={value}"
+            for name, value in (
+                ("prompt", self.prompt_tokens),
+                ("completion", self.completion_tokens),
+                ("flow_ms", None if self.flow_ms is None else round(self.flow_ms, 3)),
+            )
+            if value is not None
+        ]
+        return ";".join(parts).encode("ascii")
+
+
+def parse(value: str | None) -> FlowFigures | None:
+    """The header's figures (router side); None for no header. Unknown or bad parts are
+    ignored: an instance never makes the router fail a reply."""
+    if not value:
+        return None
+    fields: dict[str, str] = {}
+    for part in value.split(";"):
+        name, _, text = part.partition("=")
+        fields[name.strip()] = text.strip()
+
+    def count(name: str) -> int | None:
+        text = fields.get(name, "")
+        return int(text) if text.isdigit() else None
+
+    try:
+        flow_ms: float | None = float(fields["flow_ms"])
+        if not flow_ms >= 0:  # NaN too
+            flow_ms = None
+    except (KeyError, ValueError):
+        flow_ms = None
+    return FlowFigures(count("prompt"), count("completion"), flow_ms)
+
+
+def figures_of(flow_run: Any, node_runs: dict[str, Any] | None) -> FlowFigures:
+    """Tokens summed over the node runs (as promptflow's ``Token_Consumption`` metric counts
+    them) and the flow run's duration."""
+    sums: dict[str, int | None] = dict.fromkeys(TOKEN_KEYS)
+    for run in (node_runs or {}).values():
+        metrics = getattr(run, "system_metrics", None) or {}
+        for key in TOKEN_KEYS:
+            value = metrics.get(key)
+            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                sums[key] = (sums[key] or 0) + value
+    duration = (getattr(flow_run, "system_metrics", None) or {}).get("duration")
+    flow_ms = duration * 1000 if isinstance(duration, (int, float)) and duration >= 0 else None
+    return FlowFigures(sums["prompt_tokens"], sums["completion_tokens"], flow_ms)
+
+
+class FiguresRecorder:
+    """Stands in for promptflow's ``MetricsRecorder`` in ``FlowMonitor.metrics_recorder``:
+    keeps each request's figures for ``Carrier``, forwards every call to ``inner``."""
+
+    def __init__(self, inner: Any = None):
+        self.inner = inner
+
+    def record_tracing_metrics(self, flow_run: Any, node_runs: dict[str, Any]) -> None:
+        slot = _slot.get()
+        if slot is not None:
+            try:
+                slot["figures"] = figures_of(flow_run, node_runs)
+            except Exception:  # a figure is never worth a failed reply
+                logging.getLogger(__name__).debug("flow figures failed", exc_info=True)
+        if self.inner is not None:
+            self.inner.record_tracing_metrics(flow_run, node_runs)
+
+    def __getattr__(self, name: str) -> Any:
+        # record_flow_request / record_flow_latency / record_flow_streaming_response_duration
+        inner = self.__dict__.get("inner")
+        if inner is not None:
+            return getattr(inner, name)
+        if name.startswith("record_"):
+            return _ignore
+        raise AttributeError(name)
+
+
+def _ignore(*_args: Any, **_kw: Any) -> None:
+    return None
+
+
+class Carrier:
+    """ASGI layer around promptflow's app: the request's figures ride on the reply's head."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope.get("type") != "http" or scope.get("path") != "/score":
+            await self.app(scope, receive, send)
+            return
+        slot: dict[str, Any] = {}
+        token = _slot.set(slot)
+
+        async def send_with_figures(message: Any) -> None:
+            if message.get("type") == "http.response.start":
+                figures = slot.get("figures")
+                if figures is not None:
+                    encoded = figures.encode()
+                    if encoded:
+                        headers = list(message.get("headers") or [])
+                        headers.append((_HEADER_BYTES, encoded))
+                        message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_figures)
+        finally:
+            _slot.reset(token)
+
+
+# promptflow 1.18.5 adds up every field of an OpenAI reply's ``usage``; openai 1.x puts the
+# ``*_tokens_details`` (None or objects) after the three counts, so the counts are summed and
+# then the addition fails with this warning, once per LLM call (tracing/_openai_utils.py).
+_USAGE_DETAILS_WARNING = "Failed to calculate metrics due to exception: unsupported operand"
+
+
+def _not_usage_details_warning(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(_USAGE_DETAILS_WARNING)
+
+
+def enable_tracing(environ: Any) -> None:
+    """promptflow counts LLM tokens only with tracing on; a deployment may still turn it off
+    (``PF_DISABLE_TRACING: "true"``, then no token figures). The two complaints tracing brings
+    for every OpenAI reply (OpenTelemetry about None attributes, promptflow about adding up
+    the usage details) would otherwise fill the deployment's log."""
+    environ.setdefault("PF_DISABLE_TRACING", "false")
+    logging.getLogger("opentelemetry.attributes").setLevel(logging.ERROR)
+    # promptflow's flow_logger is a logging.Logger of its own, not logging.getLogger's
+    from promptflow._utils.logger_utils import flow_logger
+
+    flow_logger.addFilter(_not_usage_details_warning)
+
+
+def install(app: Any) -> Carrier:
+    """Capture promptflow's figures in ``app`` (a promptflow serving app); serve the result."""
+    monitor = getattr(app, "flow_monitor", None)
+    if monitor is not None:
+        monitor.metrics_recorder = FiguresRecorder(monitor.metrics_recorder)
+    return Carrier(app)
