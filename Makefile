@@ -5,7 +5,7 @@ UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 RUN := $(UV) run --frozen --extra test
 
-.PHONY: main test test-slow test-azure-live lab bench setup browser-deps azurite-deps lint mutate
+.PHONY: main test test-random test-slow test-azure-live lab bench setup browser-deps azurite-deps lint mutate
 
 setup:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
@@ -30,6 +30,11 @@ azurite-deps:
 
 test: setup browser-deps azurite-deps
 	$(RUN) python -m pytest
+
+# The default suite in a random order (pytest-randomly; off in pyproject's addopts): tests must
+# not depend on each other's order. The seed is printed; rerun one with SEED=<n>.
+test-random: setup browser-deps azurite-deps
+	$(RUN) python -m pytest -p randomly $(if $(SEED),--randomly-seed=$(SEED))
 
 # The long tests too (marked slow).
 test-slow: setup browser-deps azurite-deps

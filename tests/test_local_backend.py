@@ -2,6 +2,10 @@
 
 Everything listens on 127.0.0.1; expensive deployments are started once per module, all at
 the same time, and shared. Teardown stops every process under the temporary home.
+
+The tests run in any order (pytest-randomly): a test that changes a shared endpoint puts back
+what it changed (traffic, mirror, green's spec, killed processes) in a ``finally``, and the
+test that deletes a deployment and an endpoint has an endpoint of its own (DOOMED).
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ from llm_standin import StandInLLM, echo  # noqa: E402
 
 FLOWS = Path(__file__).parent / "flows"
 MAIN, SIDE = "ep-main", "ep-side"
+DOOMED = "ep-doomed"  # deleted by test_delete_deployment_and_endpoint, nothing else uses it
+MAIN_READY = {"blue": 2, "green": 1}  # ready instances of MAIN's deployments, as started
 LLM_KEY_VAR = "PFMAGIC_TEST_LLM_KEY"
 LLM_KEY_REF = "${env:PFMAGIC_TEST_LLM_KEY}"
 SEEN_PIDS: set[int] = set()
@@ -109,13 +115,20 @@ def ops(backend: LocalBackend, llm: StandInLLM) -> dict[str, Any]:
     started = time.monotonic()
     main = backend.create_endpoint(ManagedOnlineEndpoint(name=MAIN, auth_mode="key"))
     side = backend.create_endpoint(ManagedOnlineEndpoint(name=SIDE, auth_mode="aml_token"))
-    main.result(60), side.result(60)
+    doomed = backend.create_endpoint(ManagedOnlineEndpoint(name=DOOMED, auth_mode="key"))
+    main.result(60), side.result(60), doomed.result(60)
     # set after the routers started (as with %env in a notebook): the deployment carries it
     os.environ[LLM_KEY_VAR] = llm.api_key
     echo = backend.create_model(Model(name="chat-echo", path=str(FLOWS / "chat-echo")))
     result: dict[str, Any] = {"started": started}
     result["blue"] = backend.create_deployment(_deployment("blue", MAIN, echo, 2), all_traffic=True)
     result["green"] = backend.create_deployment(_deployment("green", MAIN, echo, 1))
+    # DOOMED: blue slow (a request in flight when the endpoint is deleted), green deleted first
+    result["doomed_blue"] = backend.create_deployment(
+        _deployment("blue", DOOMED, echo, 1, environment_variables={"ECHO_DELAY": "0.2"}),
+        all_traffic=True,
+    )
+    result["doomed_green"] = backend.create_deployment(_deployment("green", DOOMED, echo, 1))
     result["bad"] = backend.create_deployment(
         _deployment(
             "bad",
@@ -206,6 +219,22 @@ def main(backend: LocalBackend, ops: dict[str, Any]) -> dict[str, Any]:
     ops["main_ready_s"] = time.monotonic() - ops["started"]
     _remember_pids(backend, MAIN)
     return ops
+
+
+def _settle(
+    backend: LocalBackend, endpoint: str = MAIN, ready: dict[str, int] = MAIN_READY
+) -> None:
+    """Wait until each deployment has its instances ready again (after a kill or an update),
+    so the next test, whichever it is, finds the endpoint as the fixture started it."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        deps = _remember_pids(backend, endpoint)["deployments"]
+        now = {name: deps[name]["ready"] for name in ready if name in deps}
+        starting = any(deps[name]["starting"] for name in now)
+        if now == ready and not starting:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{endpoint} not back to {ready}: {now}")
 
 
 def _remember_pids(backend: LocalBackend, endpoint: str) -> dict[str, Any]:
@@ -523,15 +552,17 @@ def test_traffic_split(backend: LocalBackend, main: dict[str, Any]) -> None:
         backend.set_traffic(MAIN, {"blue": 50, "ghost": 50})
     # 50/50 and 100/0 alone cannot tell weights from a uniform choice: 90/10 and 80/20 can
     # (a uniform router lands outside their bounds with p > 0.9999; a correct one, p < 1e-6)
-    for blue, green, n in ((50, 50, 100), (90, 10, 200), (80, 20, 200)):
-        ep = backend.set_traffic(MAIN, {"blue": blue, "green": green})
-        assert ep.traffic == {"blue": blue, "green": green}
-        counts = _deployments_of(backend, n)
-        lo, hi = tail_bounds(n, green / 100)
-        assert false_failure(n, green / 100, lo, hi) < FALSE_FAILURE
-        assert lo <= counts["green"] <= hi, (blue, green, counts)
-        assert counts["blue"] + counts["green"] == n
-    backend.set_traffic(MAIN, {"blue": 100, "green": 0})
+    try:
+        for blue, green, n in ((50, 50, 100), (90, 10, 200), (80, 20, 200)):
+            ep = backend.set_traffic(MAIN, {"blue": blue, "green": green})
+            assert ep.traffic == {"blue": blue, "green": green}
+            counts = _deployments_of(backend, n)
+            lo, hi = tail_bounds(n, green / 100)
+            assert false_failure(n, green / 100, lo, hi) < FALSE_FAILURE
+            assert lo <= counts["green"] <= hi, (blue, green, counts)
+            assert counts["blue"] + counts["green"] == n
+    finally:
+        backend.set_traffic(MAIN, {"blue": 100, "green": 0})
     assert _deployments_of(backend, 20) == Counter({"blue": 20})
 
 
@@ -539,17 +570,19 @@ def test_mirror_traffic(backend: LocalBackend, main: dict[str, Any]) -> None:
     with pytest.raises(BackendError, match="above the 50% limit"):
         backend.set_traffic(MAIN, {"blue": 100}, mirror={"green": 60})
     before = backend.router_status(MAIN)["deployments"]["green"]["mirrored"]
-    ep = backend.set_traffic(MAIN, {"blue": 100, "green": 0}, mirror={"green": 50})
-    assert ep.mirror_traffic == {"green": 50}
-    assert _deployments_of(backend, 40) == Counter({"blue": 40})  # mirror replies discarded
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        mirrored = backend.router_status(MAIN)["deployments"]["green"]["mirrored"] - before
-        if mirrored >= 5:
-            break
-        time.sleep(0.2)
-    assert 5 <= mirrored <= 35  # binomial(40, 0.5): 4.7 sd either side
-    backend.set_traffic(MAIN, {"blue": 100}, mirror={})
+    try:
+        ep = backend.set_traffic(MAIN, {"blue": 100, "green": 0}, mirror={"green": 50})
+        assert ep.mirror_traffic == {"green": 50}
+        assert _deployments_of(backend, 40) == Counter({"blue": 40})  # mirror replies discarded
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            mirrored = backend.router_status(MAIN)["deployments"]["green"]["mirrored"] - before
+            if mirrored >= 5:
+                break
+            time.sleep(0.2)
+        assert 5 <= mirrored <= 35  # binomial(40, 0.5): 4.7 sd either side
+    finally:
+        backend.set_traffic(MAIN, {"blue": 100}, mirror={})
     assert backend.get_endpoint(MAIN).mirror_traffic == {}
 
 
@@ -574,28 +607,32 @@ def test_rolling_update_without_failed_requests(
     threads = [threading.Thread(target=hammer) for _ in range(3)]
     for t in threads:
         t.start()
+    echo = backend.get_model("chat-echo")
     try:
-        echo = backend.get_model("chat-echo")
-        op = backend.create_deployment(
-            _deployment(
-                "green",
-                MAIN,
-                echo,
-                1,
-                environment_variables={"PROMPTFLOW_RESPONSE_INCLUDED_FIELDS": '["answer"]'},
+        try:
+            op = backend.create_deployment(
+                _deployment(
+                    "green",
+                    MAIN,
+                    echo,
+                    1,
+                    environment_variables={"PROMPTFLOW_RESPONSE_INCLUDED_FIELDS": '["answer"]'},
+                )
             )
-        )
-        updated = op.result(240)
-        time.sleep(1.0)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join()
-    assert updated.provisioning_state == "Succeeded"
-    assert "Updating" in {e.provisioning_state for e in op.events}
-    assert not failures, failures[:3]
-    assert "turns" in replies[0] and "turns" not in replies[-1]  # new env var applied
-    _remember_pids(backend, MAIN)
+            updated = op.result(240)
+            time.sleep(1.0)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        assert updated.provisioning_state == "Succeeded"
+        assert "Updating" in {e.provisioning_state for e in op.events}
+        assert not failures, failures[:3]
+        assert "turns" in replies[0] and "turns" not in replies[-1]  # new env var applied
+        _remember_pids(backend, MAIN)
+    finally:  # green as the fixture made it: its replies carry "turns" again
+        backend.create_deployment(_deployment("green", MAIN, echo, 1)).result(240)
+        _settle(backend)
 
 
 def test_killed_instance_is_restarted_and_logged(
@@ -814,35 +851,23 @@ def test_killed_router_comes_back_on_next_use(backend: LocalBackend, main: dict[
     keys = backend.get_keys(MAIN)
     old_instances = [i["pid"] for d in before["deployments"].values() for i in d["instances"]]
     os.kill(before["pid"], signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and (
-        pid_alive(before["pid"]) or any(pid_alive(p) for p in old_instances)
-    ):
-        time.sleep(0.1)
-    assert not any(pid_alive(p) for p in old_instances), "instances outlived their router"
-    reply = backend.invoke(MAIN, {"question": "back?"})  # starts the router, waits for blue
-    assert reply.status == 200 and reply.deployment == "blue"
-    after = _remember_pids(backend, MAIN)
-    assert after["pid"] != before["pid"] and after["port"] == before["port"]
-    again = backend.get_keys(MAIN)
-    assert (again.primary_key, again.secondary_key) == (keys.primary_key, keys.secondary_key)
-    assert backend.get_endpoint(MAIN).scoring_uri.endswith(f":{before['port']}/score")
-
-
-def test_delete_deployment_and_endpoint(backend: LocalBackend, main: dict[str, Any]) -> None:
-    with pytest.raises(BackendError, match="traffic"):
-        backend.delete_deployment(MAIN, "blue")
-    green = backend.router_status(MAIN)["deployments"]["green"]
-    backend.delete_deployment(MAIN, "green").result(120)
-    assert not any(pid_alive(i["pid"]) for i in green["instances"])
-    assert [d.name for d in backend.list_deployments(MAIN)] == ["blue"]
-    router = backend.router_status(MAIN)["pid"]
-    backend.delete_endpoint(MAIN).result(120)
-    assert not pid_alive(router)
-    assert not backend.home.endpoint_dir(MAIN).exists()
-    with pytest.raises(NotFound):
-        backend.get_endpoint(MAIN)
-    assert MAIN not in [e.name for e in backend.list_endpoints()]
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and (
+            pid_alive(before["pid"]) or any(pid_alive(p) for p in old_instances)
+        ):
+            time.sleep(0.1)
+        assert not any(pid_alive(p) for p in old_instances), "instances outlived their router"
+        reply = backend.invoke(MAIN, {"question": "back?"})  # starts the router, waits for blue
+        assert reply.status == 200 and reply.deployment == "blue"
+        after = _remember_pids(backend, MAIN)
+        assert after["pid"] != before["pid"] and after["port"] == before["port"]
+        again = backend.get_keys(MAIN)
+        assert (again.primary_key, again.secondary_key) == (keys.primary_key, keys.secondary_key)
+        assert backend.get_endpoint(MAIN).scoring_uri.endswith(f":{before['port']}/score")
+    finally:  # the next test finds all of blue's and green's instances ready, not starting
+        backend.router_status(MAIN)  # starts the router if the test failed before invoke did
+        _settle(backend)
 
 
 def _descendants(pid: int) -> set[int]:
@@ -861,8 +886,45 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
-def test_delete_endpoint_is_quick_and_drains_requests(
-    backend: LocalBackend, home: Path, ops: dict[str, Any]
+def test_delete_deployment_and_endpoint(backend: LocalBackend, ops: dict[str, Any]) -> None:
+    """On DOOMED, the module's one endpoint that is deleted: a deployment with traffic cannot
+    be deleted, one without can; a request in flight when its endpoint is deleted still gets
+    its whole answer."""
+    _ready(backend, ops["doomed_blue"], DOOMED)
+    _ready(backend, ops["doomed_green"], DOOMED)
+    status = _remember_pids(backend, DOOMED)
+    SEEN_PIDS.update(_descendants(status["pid"]))
+    with pytest.raises(BackendError, match="traffic"):
+        backend.delete_deployment(DOOMED, "blue")
+    green = status["deployments"]["green"]
+    backend.delete_deployment(DOOMED, "green").result(120)
+    assert not any(pid_alive(i["pid"]) for i in green["instances"])
+    assert [d.name for d in backend.list_deployments(DOOMED)] == ["blue"]
+
+    with ThreadPoolExecutor(1) as pool:  # blue's ECHO_DELAY: ~1 s for five words
+        pending = pool.submit(_score, backend, DOOMED, {"question": "a b c d e"})
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(
+            i["inflight"] for i in backend.router_status(DOOMED)["deployments"]["blue"]["instances"]
+        ):
+            time.sleep(0.02)
+        start = time.monotonic()
+        backend.delete_endpoint(DOOMED).result(60)
+        took = time.monotonic() - start
+        reply = pending.result(30)
+    assert reply.status_code == 200 and reply.json()["answer"].strip() == "Echo: a b c d e", (
+        reply.text
+    )
+    assert took < 5.0
+    assert not pid_alive(status["pid"])
+    assert not backend.home.endpoint_dir(DOOMED).exists()
+    with pytest.raises(NotFound):
+        backend.get_endpoint(DOOMED)
+    assert DOOMED not in [e.name for e in backend.list_endpoints()]
+
+
+def test_delete_endpoint_is_quick_while_its_zygote_starts(
+    backend: LocalBackend, home: Path
 ) -> None:
     # prewarm (the notebook default): its zygote is still importing promptflow when deleted
     warm = LocalBackend(home=str(home), prewarm=True)
@@ -873,27 +935,3 @@ def test_delete_endpoint_is_quick_and_drains_requests(
     warm.delete_endpoint("ep-quick").result(60)
     assert time.monotonic() - start < 3.0
     assert not any(pid_alive(p) for p in {router} | _descendants(router))
-
-    # a request in flight when its endpoint is deleted still gets its whole answer
-    _ready(backend, ops["slow"], SIDE)
-    status = _remember_pids(backend, SIDE)
-    SEEN_PIDS.update(_descendants(status["pid"]))
-    token = backend.get_keys(SIDE).access_token
-    with ThreadPoolExecutor(1) as pool:
-        pending = pool.submit(
-            _score, backend, SIDE, {"question": "a b c d e"}, key=token, deployment="slow"
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not any(
-            i["inflight"] for i in backend.router_status(SIDE)["deployments"]["slow"]["instances"]
-        ):
-            time.sleep(0.02)
-        start = time.monotonic()
-        backend.delete_endpoint(SIDE).result(60)
-        took = time.monotonic() - start
-        reply = pending.result(30)
-    assert reply.status_code == 200 and reply.json()["answer"].strip() == "Echo: a b c d e", (
-        reply.text
-    )
-    assert took < 5.0
-    assert not pid_alive(status["pid"])

@@ -148,32 +148,44 @@ def test_traffic_moved_blue_to_green_under_load(backend: Any, endpoint: dict[str
         stop=stop,
     )
     load.start()
-    time.sleep(1.0)
-    for blue, green in steps:
-        backend.set_traffic(EP, {"blue": blue, "green": green})
+    try:
         time.sleep(1.0)
-    stop.set()
-    res = load.finish(timeout=300)
-    _report("blue→green in 6 steps, 8 clients", res)
-    res_tail = run_load(
-        endpoint["uri"], clients=4, requests=200, deadline_s=60, headers=endpoint["headers"]
-    )
-    _report("after the move (100 % green)", res_tail)
-    assert res.lost == 0
-    assert res.errors == 0
-    assert res.deployments.get("blue", 0) > 0 and res.deployments.get("green", 0) > 0
-    assert res_tail.ok == 200 and res_tail.deployments == {"green": 200}
-    assert backend.get_endpoint(EP).traffic == {"blue": 0, "green": 100}
+        for blue, green in steps:
+            backend.set_traffic(EP, {"blue": blue, "green": green})
+            time.sleep(1.0)
+        stop.set()
+        res = load.finish(timeout=300)
+        _report("blue→green in 6 steps, 8 clients", res)
+        res_tail = run_load(
+            endpoint["uri"], clients=4, requests=200, deadline_s=60, headers=endpoint["headers"]
+        )
+        _report("after the move (100 % green)", res_tail)
+        assert res.lost == 0
+        assert res.errors == 0
+        assert res.deployments.get("blue", 0) > 0 and res.deployments.get("green", 0) > 0
+        assert res_tail.ok == 200 and res_tail.deployments == {"green": 200}
+        assert backend.get_endpoint(EP).traffic == {"blue": 0, "green": 100}
+    finally:  # blue's 100 % back: the other tests load blue, in whatever order they run
+        stop.set()
+        backend.set_traffic(EP, {"blue": 100, "green": 0})
 
 
 def test_router_killed_comes_back_on_next_use(backend: Any, endpoint: dict[str, Any]) -> None:
-    import httpx
-
     # whatever deployments the tests before left (blue, and green after the traffic move);
     # with two, a split of its own so that "traffic intact" is not a default value
     deps = sorted(d.name for d in backend.list_deployments(EP))
+    traffic = backend.get_endpoint(EP).traffic
     if deps == ["blue", "green"]:
         backend.set_traffic(EP, {"blue": 30, "green": 70})
+    try:
+        _router_killed_comes_back(backend, endpoint, deps)
+    finally:  # the split as it was, for the tests after this one
+        backend.set_traffic(EP, traffic)
+
+
+def _router_killed_comes_back(backend: Any, endpoint: dict[str, Any], deps: list[str]) -> None:
+    import httpx
+
     ep_before = backend.get_endpoint(EP)
     keys_before = backend.get_keys(EP)
     status = backend.router_status(EP)

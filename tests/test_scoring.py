@@ -212,15 +212,17 @@ def test_flow_and_agent_framework_workflow_on_one_endpoint(
     assert workflow.json() == {"answer": "Echo: second (earlier: first)"}
     assert flow.json()["answer"].split() == workflow.json()["answer"].split()
     backend.set_traffic(MIXED, {"blue": 50, "green": 50})
-    served = Counter(
-        _score(backend, MIXED, {"question": "q"}).headers["azureml-model-deployment"]
-        for _ in range(60)
-    )
-    # binomial(60, 0.5): sd ~3.9; 12..48 is ~4.6 sd either side
-    assert 12 <= served["green"] <= 48 and served["blue"] + served["green"] == 60
-    status = backend.router_status(MIXED)["deployments"]
-    assert status["green"]["requests"] >= served["green"]
-    backend.set_traffic(MIXED, {"blue": 100, "green": 0})
+    try:
+        served = Counter(
+            _score(backend, MIXED, {"question": "q"}).headers["azureml-model-deployment"]
+            for _ in range(60)
+        )
+        # binomial(60, 0.5): sd ~3.9; 12..48 is ~4.6 sd either side
+        assert 12 <= served["green"] <= 48 and served["blue"] + served["green"] == 60
+        status = backend.router_status(MIXED)["deployments"]
+        assert status["green"]["requests"] >= served["green"]
+    finally:  # the split the fixture made, whichever test comes next
+        backend.set_traffic(MIXED, {"blue": 100, "green": 0})
 
 
 def test_environment_spec_from_conda_file() -> None:
@@ -262,29 +264,38 @@ def test_azureml_examples_model_1_sample(backend: LocalBackend, ops: dict) -> No
             ),
         )
     )
-    op.result(600)
-    request = json.loads((SAMPLE / "sample-request.json").read_text())
-    reply = _score(backend, SCORE, request, deployment="sample")
-    assert reply.status_code == 200, reply.text
-    predictions = reply.json()
-    assert len(predictions) == 2 and all(isinstance(p, float) for p in predictions)
-    # the same script in-process, in the same environment, on the same model copy
-    import subprocess
+    try:
+        op.result(600)
+        request = json.loads((SAMPLE / "sample-request.json").read_text())
+        reply = _score(backend, SCORE, request, deployment="sample")
+        assert reply.status_code == 200, reply.text
+        predictions = reply.json()
+        assert len(predictions) == 2 and all(isinstance(p, float) for p in predictions)
+        # the same script in-process, in the same environment, on the same model copy
+        import subprocess
 
-    python = backend._deployment_data(SCORE, "sample")["runtime"]["python"]
-    model_dir = backend._deployment_data(SCORE, "sample")["runtime"]["model_dir"]
-    code = (
-        "import json, sys; sys.path.insert(0, sys.argv[1]); import score; score.init(); "
-        "print(json.dumps(score.run(open(sys.argv[2]).read())))"
-    )
-    local = subprocess.run(
-        [python, "-c", code, str(SAMPLE / "onlinescoring"), str(SAMPLE / "sample-request.json")],
-        env={**os.environ, "AZUREML_MODEL_DIR": model_dir},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert json.loads(local.stdout.strip().splitlines()[-1]) == predictions
+        python = backend._deployment_data(SCORE, "sample")["runtime"]["python"]
+        model_dir = backend._deployment_data(SCORE, "sample")["runtime"]["model_dir"]
+        code = (
+            "import json, sys; sys.path.insert(0, sys.argv[1]); import score; score.init(); "
+            "print(json.dumps(score.run(open(sys.argv[2]).read())))"
+        )
+        local = subprocess.run(
+            [
+                python,
+                "-c",
+                code,
+                str(SAMPLE / "onlinescoring"),
+                str(SAMPLE / "sample-request.json"),
+            ],
+            env={**os.environ, "AZUREML_MODEL_DIR": model_dir},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert json.loads(local.stdout.strip().splitlines()[-1]) == predictions
+    finally:  # SCORE's deployments as the fixture made them (test_failing_init lists them)
+        backend.delete_deployment(SCORE, "sample").result(120)
 
 
 def test_killed_scoring_instance_is_restarted(backend: LocalBackend, ops: dict) -> None:

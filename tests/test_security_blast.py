@@ -5,6 +5,10 @@ with an audit hook (``sitecustomize`` on ``PYTHONPATH``, inherited by the router
 and every fork) that records each ``socket.connect`` / ``getaddrinfo`` to a non-loopback
 address: promptflow's telemetry must never call home. The zygote is SIGKILLed under load:
 the instances keep their pids and keep answering, a new zygote starts in the background.
+
+The tests run in any order (pytest-randomly): the process tree as started is recorded when the
+endpoint is ready (the zygote kill reparents the instances), the audit hook's own check writes
+to a log of its own, and the module's whole record is checked again after every process ends.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -81,8 +86,21 @@ def audit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
                 os.environ[key] = value
 
 
+@dataclass(frozen=True)
+class Tree:
+    """The endpoint's processes when it first became ready."""
+
+    zygotes: list[int]
+    instances: list[int]
+    parents: set[int]  # of the instances
+    router_log: str  # what the router logged while starting them
+
+
 @pytest.fixture(scope="module")
-def backend(audit: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBackend]:
+def started(
+    audit: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[LocalBackend, Tree]]:
+    """The endpoint; its process tree as started (before any test kills a part of it)."""
     home = tmp_path_factory.mktemp("pfblast") / "pfhome"
     b = LocalBackend(home=str(home), prewarm=False)
     try:
@@ -98,35 +116,52 @@ def backend(audit: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[L
             ),
             all_traffic=True,
         ).result(300)
-        yield b
+        router = read_json(b.home.run_file(EP))["pid"]
+        instances = instance_pids(b.router_status(EP))
+        parents = {_ppid(p) for p in instances}
+        log = b.home.router_log(EP).read_text()
+        tree = Tree(zygote_pids(router), instances, parents, log)
+        yield b, tree
     finally:
         b.shutdown_all()
+    # every process of the module has ended: whatever ran, in whatever order, stayed local
+    text = audit.read_text() if audit.exists() else ""
+    assert text == "", text
+
+
+@pytest.fixture(scope="module")
+def backend(started: tuple[LocalBackend, Tree]) -> LocalBackend:
+    return started[0]
+
+
+@pytest.fixture(scope="module")
+def tree(started: tuple[LocalBackend, Tree]) -> Tree:
+    return started[1]
 
 
 def _ppid(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
-def test_audit_hook_sees_a_real_outbound_connect(audit: Path) -> None:
-    """The guard can fail: a process with the same environment that connects out is logged."""
+def test_audit_hook_sees_a_real_outbound_connect(audit: Path, tmp_path: Path) -> None:
+    """The guard can fail: a process with the same environment that connects out is logged
+    (to a log of its own: the endpoint's record, checked by the other tests, stays its own)."""
     code = (
         "import socket\ntry:\n socket.create_connection(('192.0.2.1', 9), timeout=0.05)\n"
         "except OSError:\n pass"
     )
-    subprocess.run([sys.executable, "-c", code], env=dict(os.environ), timeout=60, check=True)
-    assert "192.0.2.1" in audit.read_text()
-    audit.write_text("")  # the endpoint's own record starts clean
+    own = tmp_path / "connects.log"
+    env = {**os.environ, "PF12_AUDIT_LOG": str(own)}
+    subprocess.run([sys.executable, "-c", code], env=env, timeout=60, check=True)
+    assert "192.0.2.1" in own.read_text()
 
 
-def test_instances_are_forked_from_a_single_threaded_zygote(backend: LocalBackend) -> None:
-    router = read_json(backend.home.run_file(EP))["pid"]
-    zygotes = zygote_pids(router)
-    assert len(zygotes) == 1
-    pids = instance_pids(backend.router_status(EP))
-    assert len(pids) == 2
+def test_instances_are_forked_from_a_single_threaded_zygote(tree: Tree) -> None:
+    assert len(tree.zygotes) == 1
+    assert len(tree.instances) == 2
     # forked by the zygote: it refuses to fork unless threading.active_count() == 1
-    assert {_ppid(p) for p in pids} == set(zygotes)
-    assert "did not fork" not in backend.home.router_log(EP).read_text()
+    assert tree.parents == set(tree.zygotes)
+    assert "did not fork" not in tree.router_log
 
 
 def test_zygote_kill_under_load_costs_no_request(backend: LocalBackend) -> None:
@@ -169,7 +204,8 @@ def test_killed_instance_reports_unavailable_not_succeeded(backend: LocalBackend
 
 
 def test_no_network_call_from_any_endpoint_process(backend: LocalBackend, audit: Path) -> None:
-    """Router, zygote(s) and instances ran, served and restarted: nothing left loopback."""
+    """Router, zygote(s) and instances ran and served: nothing left loopback (so far; the
+    fixture checks the record again once the module's processes, restarted ones too, end)."""
     backend.invoke(EP, {"question": "hi"})
     text = audit.read_text() if audit.exists() else ""
     assert text == "", text
