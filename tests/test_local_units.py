@@ -37,6 +37,24 @@ def test_tokens_sign_expire_and_bind_to_endpoint() -> None:
     assert auth.check_token("k1", "ep", "garbage") == "invalid token"
     old, _ = auth.mint_token("k1", "ep", -1)
     assert auth.check_token("k1", "ep", old) == "token expired"
+    # a token from another scheme, signed right, is refused by its prefix (mutation survivor)
+    assert auth.check_token("k1", "ep", f"pfm0.{payload}.{mac}") == "invalid token"
+
+
+def test_token_expires_at_its_expiry_instant(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Valid strictly before ``exp``, expired at ``exp`` itself (mutation survivor ``<``)."""
+    monkeypatch.setattr(auth.time, "time", lambda: 1_000_000.0)
+    token, expiry = auth.mint_token("k1", "ep", 60)
+    assert expiry == 1_000_060.0
+    monkeypatch.setattr(auth.time, "time", lambda: 1_000_059.999)
+    assert auth.check_token("k1", "ep", token) is None
+    monkeypatch.setattr(auth.time, "time", lambda: 1_000_060.0)
+    assert auth.check_token("k1", "ep", token) == "token expired"
+
+
+def test_check_key_answers_a_bool() -> None:
+    assert auth.check_key(["a-key"], "other") is False and auth.check_key([], "x") is False
+    assert auth.check_key(["a-key"], "a-key") is True
 
 
 def test_probe_settings_explicit_vs_local_defaults() -> None:
