@@ -172,3 +172,23 @@ def test_cores_left_after_the_deployment_are_shown() -> None:
     assert "18 of 20 free in the family now, 10 left after this deployment" in (
         calc.result_box.value
     )
+
+
+def test_a_validation_only_panel_asks_the_workspace_only_on_request() -> None:
+    """Under a %%pf_deployment cell without --create, no workspace call (no sign-in prompt)
+    until the user clicks "Read workspace quota" (issue 14)."""
+    calls: list[int] = []
+
+    def usage() -> dict[str, tuple[int, int]]:
+        calls.append(1)
+        return {"standardFSv2Family": (2, 20)}
+
+    calc = QuotaCalculator(managed(), usage=usage, backend_name="azure", read_now=False)
+    assert not calc.usage_loaded.wait(0.3) and calls == []
+    assert "workspace usage not read (Read workspace quota)" in calc.result_box.value
+    assert calc.read_button.layout.display != "none"
+    calc.read_button.click()
+    assert calc.usage_loaded.wait(5) and calls == [1]
+    assert calc.check.verdict == "fits" and calc.read_button.layout.display == "none"
+    calc.read_usage()  # once
+    assert calls == [1]

@@ -150,7 +150,10 @@ class DeploymentPanel(TextTwinBox):
         backend_name: str = "local",
         **kwargs: Any,
     ):
-        self.quota = QuotaCalculator(deployment, usage=usage, backend_name=backend_name)
+        # a validation-only cell makes no workspace request until the user asks
+        self.quota = QuotaCalculator(
+            deployment, usage=usage, backend_name=backend_name, read_now=False
+        )
         self.deploy_panel = DeployPanel(deployment, session, on_busy=self.quota.set_locked)
         super().__init__(children=[self.quota, self.deploy_panel], **kwargs)
 

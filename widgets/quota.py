@@ -53,6 +53,7 @@ class QuotaCalculator(TextTwinBox):
         backend_name: str = "local",
         sku: str | None = None,
         instances: int | None = None,
+        read_now: bool = True,
         **kwargs: Any,
     ):
         self.deployment = deployment
@@ -118,6 +119,17 @@ class QuotaCalculator(TextTwinBox):
             "deployment of this session (the cell is unchanged)",
         )
         self.apply_status = w.HTML()
+        # Under a validation-only cell the workspace is asked only on request (it may prompt
+        # for a sign-in); %pf_quota, asked for the quota, reads it at once (read_now).
+        self._usage_source: UsageSource | None = usage if callable(usage) else None
+        self._reading = False
+        self.read_button = w.Button(
+            description="Read workspace quota",
+            icon="cloud-download",
+            layout=w.Layout(width="auto", display="" if callable(usage) else "none"),
+            tooltip="Ask the workspace for its vCPU usage (may sign in)",
+        )
+        self.read_button.on_click(lambda _b: self.read_usage())
         self.locked = False  # a deploy of this deployment runs or succeeded
         self._pending: tuple[str, int] | None = None  # a large choice waiting for confirmation
         self.apply_button.on_click(lambda _b: self.apply())
@@ -144,15 +156,14 @@ class QuotaCalculator(TextTwinBox):
                 self.result_box,
                 self.warn_box,
                 self.skip_box,
-                w.HBox([self.apply_button, self.apply_status]),
+                w.HBox([self.read_button, self.apply_button, self.apply_status]),
             ],
             **kwargs,
         )
         self._k8s_type = dep_sku if self.kubernetes else ""
         if callable(usage):
-            threading.Thread(
-                target=self._load_usage, args=(usage,), daemon=True, name="pfmagic-quota-usage"
-            ).start()
+            if read_now:
+                self.read_usage()
         else:
             self.usage = usage
             self.usage_loaded.set()
@@ -166,6 +177,20 @@ class QuotaCalculator(TextTwinBox):
     @property
     def instances(self) -> int:
         return int(self.slider.value)
+
+    def read_usage(self) -> None:
+        """Ask the workspace for its usage (in the background; once)."""
+        if self._usage_source is None or self._reading:
+            return
+        self._reading = True
+        self.read_button.disabled = True
+        self.read_button.layout.display = "none"
+        threading.Thread(
+            target=self._load_usage,
+            args=(self._usage_source,),
+            daemon=True,
+            name="pfmagic-quota-usage",
+        ).start()
 
     def _load_usage(self, source: UsageSource) -> None:
         try:
@@ -233,7 +258,9 @@ class QuotaCalculator(TextTwinBox):
             kubernetes=self.kubernetes,
         )
         if self.usage is None and self.backend_name != "local":
-            if not self.usage_loaded.is_set():
+            if self._usage_source is not None and not self._reading:
+                check.message = "workspace usage not read (Read workspace quota); " + check.message
+            elif not self.usage_loaded.is_set():
                 check.message = "reading workspace quota… " + check.message
             elif self.usage_error:
                 check.message = f"{self.usage_error}; {check.message}"
