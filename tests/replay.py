@@ -33,6 +33,26 @@ RECORDINGS = Path(__file__).parent / "recordings"
 _SKIP = {"content-length", "transfer-encoding", "connection", "date"}
 
 
+def replay_backend(
+    server: ArmServer, ws: tuple[str, str, str], *, polling_interval: float = 0, **transport: Any
+) -> Any:
+    """pfmagic's AzureBackend for workspace ``ws`` through ``server``'s transport."""
+    from arm_server import FakeCredential
+
+    from pfmagic.backends.azure.backend import AzureBackend
+
+    sub, rg, name = ws
+    return AzureBackend(
+        subscription_id=sub,
+        resource_group=rg,
+        workspace=name,
+        credential=FakeCredential(),
+        transport=server.transport(**transport),
+        polling_interval=polling_interval,
+        poll_seconds=0.02,
+    )
+
+
 def ws_path(ws: tuple[str, str, str], rest: str = "") -> str:
     """The ARM path of workspace ``(subscription, resource group, name)`` + ``rest``."""
     sub, rg, name = ws

@@ -8,8 +8,7 @@ requests were replayed so a recording that stops matching fails loudly.
 
 from __future__ import annotations
 
-from arm_server import FakeCredential
-from replay import ReplayServer
+from replay import ReplayServer, replay_backend
 from replay import ws_path as _path
 
 from pfmagic.backends.azure.backend import AzureBackend
@@ -22,16 +21,7 @@ EP = "online-pwsh01"
 
 
 def _backend(server: ReplayServer, ws: tuple[str, str, str]) -> AzureBackend:
-    sub, rg, name = ws
-    return AzureBackend(
-        subscription_id=sub,
-        resource_group=rg,
-        workspace=name,
-        credential=FakeCredential(),
-        transport=server.transport(),
-        polling_interval=0,
-        poll_seconds=0.02,
-    )
+    return replay_backend(server, ws)
 
 
 def _seed_endpoint(server: ReplayServer, ws: tuple[str, str, str], auth: str) -> None:

@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from arm_server import FakeCredential
-from replay import Recorded, ReplayServer, load_recording, ws_path
+from replay import Recorded, ReplayServer, load_recording, replay_backend, ws_path
 
 from pfmagic.backends.azure.backend import AzureBackend
 
@@ -60,16 +59,8 @@ def fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def make_backend(server: ReplayServer, ws: tuple[str, str, str]) -> AzureBackend:
-    sub, rg, name = ws
-    return AzureBackend(
-        subscription_id=sub,
-        resource_group=rg,
-        workspace=name,
-        credential=FakeCredential(),
-        transport=server.transport(),
-        polling_interval=0.5,  # endpoint LROs wait this between polls (deployments: POLL_INTERVAL)
-        poll_seconds=0.02,
-    )
+    # endpoint LROs wait polling_interval between polls (deployments: POLL_INTERVAL)
+    return replay_backend(server, ws, polling_interval=0.5)
 
 
 def sdk_entries() -> list[Recorded]:

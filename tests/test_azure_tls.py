@@ -16,8 +16,8 @@ import urllib.request
 from typing import Any
 
 import pytest
-from arm_server import MFE_OVERRIDE, FakeCredential
-from replay import ReplayServer
+from arm_server import MFE_OVERRIDE
+from replay import ReplayServer, replay_backend
 from tls import HOST
 
 from pfmagic.backends.azure.backend import AzureBackend
@@ -39,17 +39,7 @@ def no_ca_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def backend(server: ReplayServer, **transport: Any) -> AzureBackend:
-    sub, rg, name = WS
-    return AzureBackend(
-        subscription_id=sub,
-        resource_group=rg,
-        workspace=name,
-        credential=FakeCredential(),
-        transport=server.transport(**transport),
-        polling_interval=0,
-        poll_seconds=0.02,
-        retry_total=0,  # a failed handshake is not retried: the test is about the first one
-    )
+    return replay_backend(server, WS, **transport)
 
 
 def test_replay_reaches_the_client_over_tls_by_the_base_url_override() -> None:
