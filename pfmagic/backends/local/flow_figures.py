@@ -7,10 +7,10 @@ recorder (``record_tracing_metrics(flow_run, node_runs)``, promptflow 1.18.5
 ``duration`` (seconds, the executor's time). Without Application Insights that recorder is
 None and the figures are dropped; promptflow only exports them through OpenTelemetry.
 
-``install(app)`` (in the instance, after ``create_app``) puts a ``FiguresRecorder`` in that
-slot -- it keeps the figures and passes every call on to promptflow's own recorder when there
-is one, so App Insights export is unchanged -- and returns the app wrapped in ``Carrier``, an
-ASGI layer that adds them to the reply's head as ``x-pfmagic-flow-figures``. The router reads
+``install(app)`` (in the instance, after ``create_app``) reads the same run info where the
+monitor finishes a request, leaving promptflow's recorder as it is (App Insights export and
+error handling unchanged), and returns the app wrapped in ``Carrier``, an ASGI layer that adds
+the figures to the reply's head as ``x-pfmagic-flow-figures``. The router reads
 that header (``parse``) and never passes instance headers on, so the ``/score`` contract is
 unchanged. An event stream carries what promptflow knew when the head went out: it records
 before the reply starts, and never recounts the tokens of a streamed reply afterwards.
@@ -104,37 +104,6 @@ def figures_of(flow_run: Any, node_runs: dict[str, Any] | None) -> FlowFigures:
     return FlowFigures(sums["prompt_tokens"], sums["completion_tokens"], flow_ms)
 
 
-class FiguresRecorder:
-    """Stands in for promptflow's ``MetricsRecorder`` in ``FlowMonitor.metrics_recorder``:
-    keeps each request's figures for ``Carrier``, forwards every call to ``inner``."""
-
-    def __init__(self, inner: Any = None):
-        self.inner = inner
-
-    def record_tracing_metrics(self, flow_run: Any, node_runs: dict[str, Any]) -> None:
-        slot = _slot.get()
-        if slot is not None:
-            try:
-                slot["figures"] = figures_of(flow_run, node_runs)
-            except Exception:  # a figure is never worth a failed reply
-                logging.getLogger(__name__).debug("flow figures failed", exc_info=True)
-        if self.inner is not None:
-            self.inner.record_tracing_metrics(flow_run, node_runs)
-
-    def __getattr__(self, name: str) -> Any:
-        # record_flow_request / record_flow_latency / record_flow_streaming_response_duration
-        inner = self.__dict__.get("inner")
-        if inner is not None:
-            return getattr(inner, name)
-        if name.startswith("record_"):
-            return _ignore
-        raise AttributeError(name)
-
-
-def _ignore(*_args: Any, **_kw: Any) -> None:
-    return None
-
-
 class Carrier:
     """ASGI layer around promptflow's app: the request's figures ride on the reply's head."""
 
@@ -189,18 +158,26 @@ def enable_tracing(environ: Any) -> None:
 
 
 def install(app: Any) -> Carrier:
-    """Capture promptflow's figures in ``app`` (a promptflow serving app); serve the result."""
+    """Capture promptflow's figures in ``app`` (a promptflow serving app); serve the result.
+
+    ``FlowMonitor.finish_monitoring`` runs once per request after the flow, before the reply's
+    head goes out; the flow result is read there. promptflow's own recorder (None without
+    Application Insights) is left as it is, so none of promptflow's paths change."""
     monitor = getattr(app, "flow_monitor", None)
-    if monitor is not None:
-        recorder = monitor.metrics_recorder = FiguresRecorder(monitor.metrics_recorder)
-        original = monitor.handle_error
+    if monitor is None:
+        return Carrier(app)
+    original = monitor.finish_monitoring
 
-        def handle_error(exc: Exception, code: int) -> None:
-            # promptflow skips this without a recorder of its own; with one it reads request
-            # context that a failed flow may not have, and an exception here turned the flow's
-            # 500/424 error JSON into a bare "Internal Server Error"
-            if recorder.inner is not None:
-                original(exc, code)
+    def finish_monitoring(resp_status_code: int) -> Any:
+        slot = _slot.get()
+        if slot is not None:
+            try:
+                result = monitor.context_data_provider.get_flow_result()
+                if result is not None:
+                    slot["figures"] = figures_of(result.run_info, result.node_run_infos)
+            except Exception:  # a figure is never worth a failed reply
+                logging.getLogger(__name__).debug("flow figures failed", exc_info=True)
+        return original(resp_status_code)
 
-        monitor.handle_error = handle_error
+    monitor.finish_monitoring = finish_monitoring
     return Carrier(app)
