@@ -130,14 +130,19 @@ class Operation:
             )
 
     @contextlib.contextmanager
-    def heartbeat(self, describe: Callable[[float], str], every: float = 1.0) -> Iterator[None]:
-        """While the block runs (a blocking call), ``beat`` on the running stage: what it
-        waits for, ``describe(seconds since the block began)``."""
+    def heartbeat(
+        self,
+        describe: Callable[[float], str | None],
+        every: float = 1.0,
+        stage: Stage | None = None,
+    ) -> Iterator[None]:
+        """While the block runs, ``beat`` on ``stage`` (None: the running one): what it waits
+        for, ``describe(seconds since the block began)``."""
         stop, began = threading.Event(), time.time()
 
         def run() -> None:
             while not stop.wait(every / 4):
-                self.beat(None, lambda: describe(time.time() - began), every)
+                self.beat(stage, lambda: describe(time.time() - began), every)
 
         ticker = threading.Thread(target=run, daemon=True, name=f"pfmagic-heartbeat:{self.title}")
         ticker.start()

@@ -23,7 +23,7 @@ from pfmagic.backends.local.control import RouterControl, free_port, shutdown_al
 from pfmagic.backends.local.executors import scoring as scoring_executor
 from pfmagic.backends.local.identity import router_client
 from pfmagic.backends.local.logs import log_event, tail, tail_rotated
-from pfmagic.backends.local.rollout_steps import StepReporter, span
+from pfmagic.backends.local.rollout_steps import HEARTBEAT, StepReporter, span
 from pfmagic.backends.local.state import Home, locked, read_json, write_json
 from pfmagic.errors import BackendError, NotFound, PfError
 
@@ -569,60 +569,62 @@ class LocalBackend(Backend):
         steps = StepReporter(op, count, gen)
         if not building:
             op.emit("environment", "Skipped", "nothing declared: pfmagic's environment")
-        while time.monotonic() < end:
-            op.check_canceled()
-            status = ctl.status() or ctl.ensure()
-            st = status["deployments"].get(name)
-            if st and st["generation"] == gen and building:
-                building = self._build_progress(op, endpoint, name, st)
-            if st and st["generation"] == gen and not building:
-                state = st["provisioning_state"]
-                if state == "Degraded" and st.get("applied_generation") == gen:
-                    state = "Succeeded"  # rolled out; an instance is restarting since
-                if state == "Succeeded":
-                    steps.update(st, provisioning_state=state)  # the last "ready" sub-steps
-                    op.emit(
-                        "deployment",
-                        "Succeeded",
-                        f"{st['ready']}/{count} instances ready",
-                        provisioning_state=state,
-                        progress=1.0,
-                        substeps=steps.lines,
-                    )
-                    return st
-                if state == "Failed":
-                    lines = tuple(st.get("log_tail") or tail(log, LOG_TAIL))
-                    reason = st.get("reason") or "unknown reason"
-                    op.emit(
-                        "deployment", "Failed", reason, provisioning_state=state, log_tail=lines
-                    )
-                    exc = BackendError(
-                        f"deployment '{name}' failed: {reason}\n" + "\n".join(lines[-10:]),
-                        code="DeploymentFailed",
-                    )
-                    exc.log_tail = lines  # type: ignore[attr-defined]
-                    raise exc
-                ready = sum(1 for i in st.get("starting", []) if i.get("start_seconds"))
-                key = (state, ready)
-                if key != last:
-                    last = key
-                    op.emit(
-                        "deployment",
-                        "Running",
-                        f"{state}: {ready}/{count} instances ready",
-                        provisioning_state=state,
-                        progress=ready / count,
-                        log_tail=tuple(tail(log, 5)),
-                        substeps=steps.lines,
-                    )
-                steps.update(st, provisioning_state=state)  # sub-steps, heartbeat
-            elif not (st and st["generation"] == gen):
-                steps.update(None, provisioning_state=None)  # heartbeat: router not there yet
-            time.sleep(self.poll_interval)
-        raise BackendError(
-            f"deployment '{name}' still not ready after {self._deploy_timeout():.0f} s",
-            hint=f"%pf_logs {endpoint} {name}",
-        )
+        # a ticker beats (what it waits for) while a status call or a sleep holds the loop
+        with op.heartbeat(steps.beat_message, HEARTBEAT, stage="deployment"):
+            while time.monotonic() < end:
+                op.check_canceled()
+                status = ctl.status() or ctl.ensure()
+                st = status["deployments"].get(name)
+                if st and st["generation"] == gen and building:
+                    building = self._build_progress(op, endpoint, name, st)
+                if st and st["generation"] == gen and not building:
+                    state = st["provisioning_state"]
+                    if state == "Degraded" and st.get("applied_generation") == gen:
+                        state = "Succeeded"  # rolled out; an instance is restarting since
+                    if state == "Succeeded":
+                        steps.update(st, provisioning_state=state)  # the last "ready" sub-steps
+                        op.emit(
+                            "deployment",
+                            "Succeeded",
+                            f"{st['ready']}/{count} instances ready",
+                            provisioning_state=state,
+                            progress=1.0,
+                            substeps=steps.lines,
+                        )
+                        return st
+                    if state == "Failed":
+                        lines = tuple(st.get("log_tail") or tail(log, LOG_TAIL))
+                        reason = st.get("reason") or "unknown reason"
+                        op.emit(
+                            "deployment", "Failed", reason, provisioning_state=state, log_tail=lines
+                        )
+                        exc = BackendError(
+                            f"deployment '{name}' failed: {reason}\n" + "\n".join(lines[-10:]),
+                            code="DeploymentFailed",
+                        )
+                        exc.log_tail = lines  # type: ignore[attr-defined]
+                        raise exc
+                    ready = sum(1 for i in st.get("starting", []) if i.get("start_seconds"))
+                    key = (state, ready)
+                    if key != last:
+                        last = key
+                        op.emit(
+                            "deployment",
+                            "Running",
+                            f"{state}: {ready}/{count} instances ready",
+                            provisioning_state=state,
+                            progress=ready / count,
+                            log_tail=tuple(tail(log, 5)),
+                            substeps=steps.lines,
+                        )
+                    steps.update(st, provisioning_state=state)  # sub-steps, heartbeat
+                elif not (st and st["generation"] == gen):
+                    steps.update(None, provisioning_state=None)  # heartbeat: router not there yet
+                time.sleep(self.poll_interval)
+            raise BackendError(
+                f"deployment '{name}' still not ready after {self._deploy_timeout():.0f} s",
+                hint=f"%pf_logs {endpoint} {name}",
+            )
 
     def _build_progress(self, op: Operation, endpoint: str, name: str, st: dict[str, Any]) -> bool:
         """Emit the "environment" stage from the router's build status; True while building."""

@@ -68,7 +68,9 @@ class RolloutSteps:
             inst["steps"].append({"step": step, "at": time.time(), **info})
 
     def instance_wait(self, name: str, what: str | None) -> None:
-        self.instance(name)["waiting"] = {"what": what, "since": time.time()} if what else None
+        inst = self.instance(name)
+        if (inst["waiting"] or {}).get("what") != what:  # the same wait keeps its start
+            inst["waiting"] = {"what": what, "since": time.time()} if what else None
 
     def watch_app_created(self, name: str, log: Path) -> None:
         """Record "app created" once the instance printed it (its own import + app time)."""
@@ -105,10 +107,10 @@ async def await_fork_server(sup: Supervisor, steps: RolloutSteps, runtime: dict[
     """Before the forks: wait, as its own sub-step, for the environment's fork server (zygote)
     to finish pre-importing promptflow -- on a first deployment that is most of the start
     time, and would otherwise read as a 17 s "fork"."""
+    from pfmagic.backends.local.executors import executor_for
+
     variables = runtime.get("environment_variables") or {}
-    if (runtime.get("executor") or "promptflow") != "promptflow" or variables.get(
-        "PFMAGIC_NO_ZYGOTE"
-    ):
+    if executor_for(runtime).kind != "promptflow" or variables.get("PFMAGIC_NO_ZYGOTE"):
         return
     zygote = sup._zygote(runtime.get("python") or sys.executable)
     if zygote is None or zygote.ready.is_set():
@@ -157,9 +159,10 @@ def waiting_for(steps: dict[str, Any] | None, now: float) -> str | None:
 class StepReporter:
     """Emits the rollout's sub-steps and heartbeats as "deployment" events of ``op``.
 
-    The poll loop calls ``update`` with each router status; a ticker thread beats when no event
-    came for ``HEARTBEAT`` s -- also while a status call itself is slow (a loaded machine, a
-    router busy forking), which a beat from the poll loop could not cover.
+    The poll loop calls ``update`` with each router status and runs inside
+    ``op.heartbeat(reporter.beat_message, HEARTBEAT, stage="deployment")``: a ticker thread
+    beats when no event came for ``HEARTBEAT`` s -- also while a status call itself is slow (a
+    loaded machine, a router busy forking), which a beat from the poll loop could not cover.
     """
 
     def __init__(self, op: Operation, count: int, generation: int):
@@ -172,7 +175,7 @@ class StepReporter:
         self._polled = time.time()  # when the router's status last answered
         self._armed = False
         self._lock = threading.Lock()
-        self._ticker: threading.Thread | None = None
+        self._begun = False
 
     def update(self, st: dict[str, Any] | None, *, provisioning_state: str | None) -> None:
         """One event per changed sub-step line (from the router's status ``st``)."""
@@ -187,14 +190,11 @@ class StepReporter:
         for line in lines:
             if line not in seen:
                 self._emit(line)
-        if self._ticker is None:
+        if not self._begun:
+            self._begun = True
             events = self.op.events
             if not events or events[-1].stage != "deployment":  # the router has not begun
                 self._emit(self.waiting(time.time()))
-            self._ticker = threading.Thread(
-                target=self._tick, daemon=True, name=f"pfmagic-heartbeat:{self.op.title}"
-            )
-            self._ticker.start()
 
     def _progress(self) -> float:
         ready = sum(
@@ -228,11 +228,6 @@ class StepReporter:
             return f"waiting for the router's status ({span(now - polled)}); last: {what}"
         return what
 
-    def _tick(self) -> None:
-        """Beat until the deployment stage ended (``Operation.beat`` checks, atomically)."""
-        while not self.op.done():
-            time.sleep(HEARTBEAT / 4)
-            events = self.op.events
-            if events and (events[-1].stage, events[-1].state) != ("deployment", "Running"):
-                return
-            self.op.beat("deployment", lambda: self.waiting(time.time()), HEARTBEAT)
+    def beat_message(self, _seconds: float) -> str:
+        """For ``Operation.heartbeat``: what the rollout waits for now."""
+        return self.waiting(time.time())
