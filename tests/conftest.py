@@ -120,3 +120,19 @@ def arm():
             },
         )
         yield server
+
+
+# -- parallel runs (pytest-xdist ``--dist loadgroup``) -----------------------------------------
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run each test module on one worker, unless its tests name an ``xdist_group`` themselves.
+
+    Module- and session-scoped fixtures (real endpoints, Azurite, an ARM server) are built once
+    per worker that needs them, so splitting a module would build them twice and two workers
+    could share a server-side name (an Azurite container). Tests of different modules that share
+    a process-wide resource (``test_invoke.shared_endpoint``, ``test_notebooks.main_run``) carry
+    one explicit group. Without xdist the marks do nothing. Runs before xdist's own hook, which
+    reads the marks (tryfirst)."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))

@@ -362,8 +362,15 @@ def test_no_wait_reports_and_cancel(
     op.wait(10)
     assert op.status() == "Canceled"
     assert "Azure keeps going" in op.events[-1].message
-    # the SDK's poller thread goes on polling; its dots must stay out of the notebook
-    time.sleep(0.3)
+    # the SDK's poller thread goes on polling until Azure is done (op_seconds); its dots must
+    # stay out of the notebook all along, and it must not outlive the test (nor print into the
+    # next one once this test's ARM server is gone)
+    import threading
+
+    for thread in threading.enumerate():
+        if thread.name.startswith("LROPoller("):
+            thread.join(20)
+            assert not thread.is_alive()
     out, _ = capsys.readouterr()
     assert "." not in out
 

@@ -267,12 +267,18 @@ def test_offline_cached_builds_uncached_needs_network(
 
 
 def test_prune_keeps_what_is_in_use(envs: Path, tmp_path: Path) -> None:
+    # its own environments, whatever ran before: one in use, one a stale copy under another key
+    built = build.ensure(resolve(None, FLOWS / "needs-pkg"), envs, lambda _: None)
     root = tmp_path / "envs"
     shutil.copytree(envs, root, symlinks=True)
+    stale = "0" * len(built.key)
+    shutil.copytree(root / built.key, root / stale, symlinks=True)
     keys = [e["key"] for e in build.list_envs(root)]
-    assert keys
-    removed = build.prune(root, {keys[0]})
-    assert removed == keys[1:] and [e["key"] for e in build.list_envs(root)] == keys[:1]
+    assert built.key in keys and stale in keys
+    removed = build.prune(root, {built.key})
+    assert stale in removed and built.key not in removed
+    assert [e["key"] for e in build.list_envs(root)] == [built.key]
+    assert not (root / stale).exists() and (root / built.key / "bin").is_dir()
 
 
 # -- magics: --check-env before an Azure create, %pf_envs, %pf_logs --build -----------------

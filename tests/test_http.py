@@ -26,6 +26,9 @@ from test_invoke import EP, shared_endpoint
 from pfmagic.errors import BackendError
 from pfmagic.http import merge_events, score
 
+# one worker holds the process-wide endpoint of shared_endpoint (xdist group, tests/conftest.py)
+pytestmark = pytest.mark.xdist_group("shared-echo-invoke-endpoint")
+
 KEY = "sekrit-key-0123456789abcdef"
 
 

@@ -34,6 +34,9 @@ FLOW = Path(__file__).parent / "flows" / "chat-echo"
 EP = "echo-invoke"
 GREEN_DELAY = "0.3"
 
+# one worker holds the process-wide endpoint of shared_endpoint (xdist group, tests/conftest.py)
+pytestmark = pytest.mark.xdist_group("shared-echo-invoke-endpoint")
+
 
 _SHARED: dict[str, Any] = {}
 

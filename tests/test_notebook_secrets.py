@@ -15,7 +15,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from test_notebooks import ALL, NOTEBOOKS, main_run
+from test_notebooks import ALL, MAIN_RUN_GROUP, NOTEBOOKS, main_run
 
 GENERIC = {
     "bearer header": re.compile(r"Bearer\s+(?!\{|<|\$|\"|')[A-Za-z0-9+/=._-]{16,}"),
@@ -53,6 +53,7 @@ def test_scanner_catches_a_planted_key() -> None:
     assert scan_generic(text)
 
 
+@MAIN_RUN_GROUP
 @pytest.mark.timeout(800)
 def test_executed_notebook_contains_no_key_or_token() -> None:
     run = main_run()

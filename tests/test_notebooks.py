@@ -89,10 +89,15 @@ def main_run() -> MainRun:
     return MainRun(proc.returncode, proc.stdout, proc.stderr, executed, found, home)
 
 
+# the tests that read main_run() share one worker, so run.py runs once (tests/conftest.py)
+MAIN_RUN_GROUP = pytest.mark.xdist_group("notebook-01-main-run")
+
+
 def _report(run: MainRun) -> str:
     return f"\n--- stdout ---\n{run.stdout[-6000:]}\n--- stderr ---\n{run.stderr[-6000:]}"
 
 
+@MAIN_RUN_GROUP
 @pytest.mark.timeout(800)
 def test_main_command_runs_notebook_and_prints_transcript() -> None:
     run = main_run()
@@ -114,6 +119,7 @@ def test_main_command_runs_notebook_and_prints_transcript() -> None:
     assert "All cells ran in" in out
 
 
+@MAIN_RUN_GROUP
 @pytest.mark.timeout(800)
 def test_executed_notebook_has_outputs_and_no_errors() -> None:
     run = main_run()

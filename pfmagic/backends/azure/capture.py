@@ -98,8 +98,10 @@ def _uninstall() -> None:
 def _acquire() -> None:
     global _active
     _active += 1
-    if _active == 1:
-        _install()
+    # every time, not only on the first: a poller we stopped waiting for may still hold the
+    # routers while sys.stdout was replaced since (%%capture, a new cell's capture), and that
+    # stream needs its own router or this operation's dots reach it
+    _install()
 
 
 def _release() -> None:
