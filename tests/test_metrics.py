@@ -129,6 +129,7 @@ def test_prometheus_text_parses() -> None:
 
 
 from test_invoke import EP, shared_endpoint  # noqa: E402 - the process-wide real endpoint
+
 # one worker holds the process-wide endpoint of shared_endpoint (xdist group, tests/conftest.py)
 pytestmark = pytest.mark.xdist_group("shared-echo-invoke-endpoint")
 

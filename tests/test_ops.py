@@ -148,6 +148,7 @@ def test_mirror_none_clears_and_omitted_keeps_on_azure(ip, arm) -> None:  # noqa
 # -- live: real local endpoints (shared with test_invoke; this module deletes green last) -------
 
 from test_invoke import EP, secret_of, shared_endpoint  # noqa: E402 - same process-wide endpoint
+
 # one worker holds the process-wide endpoint of shared_endpoint (xdist group, tests/conftest.py)
 pytestmark = pytest.mark.xdist_group("shared-echo-invoke-endpoint")
 
