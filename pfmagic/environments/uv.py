@@ -51,7 +51,10 @@ def run(
     """``uv ARGS``, every output line to ``log`` as it comes; (exit code, whole output).
 
     Without colour: a kernel may force it (FORCE_COLOR), and the lines end up in one-line
-    errors and saved notebooks."""
+    errors and saved notebooks. Unwrapped: uv wraps its resolver report at ``$COLUMNS`` (set in
+    a kernel started from a terminal, and in pytest-xdist's workers), which would cut a cause
+    such as "not found in the package registry" over two lines."""
+    env = {k: v for k, v in (os.environ if env is None else env).items() if k != "COLUMNS"}
     proc = subprocess.Popen(
         [*uv_command(), *args, "--color", "never"],
         stdout=subprocess.PIPE,
