@@ -31,10 +31,11 @@ azurite-deps:
 test: setup browser-deps azurite-deps
 	$(RUN) python -m pytest
 
-# The default suite in a random order (pytest-randomly; off in pyproject's addopts): tests must
-# not depend on each other's order. The seed is printed; rerun one with SEED=<n>.
+# The default suite with a given order: `make test` already runs in a random order on 2 workers
+# (pyproject's addopts: pytest-randomly, pytest-xdist --dist loadgroup) and prints its seed;
+# SEED=<n> repeats that order.
 test-random: setup browser-deps azurite-deps
-	$(RUN) python -m pytest -p randomly $(if $(SEED),--randomly-seed=$(SEED))
+	$(RUN) python -m pytest $(if $(SEED),-p randomly --randomly-seed=$(SEED))
 
 # The long tests too (marked slow).
 test-slow: setup browser-deps azurite-deps

@@ -5,13 +5,16 @@ set -u
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 export PYTEST_DISABLE_PLUGIN_AUTOLOAD=1  # pytest startup dominates a mutant run: no nbval, jupyter
+# no addopts (-n 2 needs xdist, not loaded here); `|| exit 1`: mutmut 2 counts only exit code 1
+# as killed, so a mutant that breaks the import (pytest's exit 2) would pass for a survivor
+OPTS="-x -q -p no:cacheprovider -o addopts="
 # module : the fast tests that hold its rules [: slower tests tried on that run's survivors only]
 TARGETS=(
   "pfmagic/traffic.py:tests/test_traffic.py"
   "pfmagic/render/mask.py:tests/test_mask.py"
   "pfmagic/backends/local/auth.py:tests/test_local_units.py"
-  # the SKU table is checked cell by cell by test_skus' first test (-x stops there); the quota
-  # widget's tests import azure.ai.ml (seconds per mutant), so they see only the survivors
+  # the quota arithmetic (the SKU table is data in sku_table.py, checked cell by cell); the
+  # quota widget's tests import azure.ai.ml (seconds per mutant): they see only the survivors
   "pfmagic/skus.py:tests/test_skus.py:tests/test_skus.py tests/test_widgets_quota.py"
 )
 for target in "${@:-${TARGETS[@]}}"; do
@@ -19,14 +22,14 @@ for target in "${@:-${TARGETS[@]}}"; do
   rm -f .mutmut-cache
   echo "== $module ($tests${more:+; survivors: $more})"
   timeout 1800 .venv/bin/mutmut run --paths-to-mutate "$module" --no-progress --simple-output \
-    --runner "$PY -m pytest -x -q -p no:cacheprovider $tests" >/dev/null
+    --runner "sh -c '$PY -m pytest $OPTS $tests || exit 1'" >/dev/null
   if [ -n "$more" ]; then  # `mutmut run ID` re-tests one mutant, here against the wider tests
     for id in $(.venv/bin/mutmut result-ids survived); do
       .venv/bin/mutmut run "$id" --paths-to-mutate "$module" --no-progress --simple-output \
-        --runner "$PY -m pytest -x -q -p no:cacheprovider $more" >/dev/null
+        --runner "sh -c '$PY -m pytest $OPTS $more || exit 1'" >/dev/null
     done
   fi
-  .venv/bin/mutmut results | sed -n '/Survived/,/^$/p'
+  for id in $(.venv/bin/mutmut result-ids survived); do .venv/bin/mutmut show "$id"; done
   killed=$(.venv/bin/mutmut result-ids killed | wc -w)
   survived=$(.venv/bin/mutmut result-ids survived | wc -w)
   other=$(( $(.venv/bin/mutmut result-ids timeout | wc -w) + $(.venv/bin/mutmut result-ids suspicious | wc -w) ))

@@ -225,3 +225,151 @@ def test_text_block_is_readable() -> None:
     assert "ceil(1.2 × 1) × 4 = 2 × 4 = 8 vCPUs" in text and "0/6 used, 6 free" in text
     assert "✗ short by 2 cores" in text and "ND40rs_v2" in text
     assert all(len(line) <= 100 or "https://" in line for line in text.splitlines())
+
+
+# -- killed mutants (bench/mutation.md): messages, defaults, usage rows, the table guard ------
+def test_sku_rows_are_frozen_and_labelled() -> None:
+    import dataclasses
+
+    ds3, nv6 = sku_info("DS3_v2"), sku_info("NV6ads_A10_v5")
+    assert ds3 is not None and nv6 is not None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ds3.vcpus = 8  # type: ignore[misc]
+    assert ds3.label() == "Standard_DS3_v2 · 4 vCPU, 14 GiB · standardDSv2Family"
+    assert (
+        nv6.label() == "Standard_NV6ads_A10_v5 · 6 vCPU, 1/6 GPU, 55 GiB · standardNVADSA10v5Family"
+    )
+    # InfiniBand: only the 'r' variant of the ND H100 row
+    assert sku_info("ND96isr_H100_v5").note == "InfiniBand"  # type: ignore[union-attr]
+    assert sku_info("ND96is_H100_v5").note == ""  # type: ignore[union-attr]
+
+
+def test_a_ragged_table_row_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    row = ("standardDSv2Family", ("DS1_v2", "DS2_v2"), (1,), ("0", "0"), (3.5, 7), False, "")
+    monkeypatch.setattr(skus, "ROWS", (row,))
+    with pytest.raises(ValueError):
+        skus._build()
+
+
+def test_close_skus_and_family_keys() -> None:
+    assert skus.close_skus(" Standard_DS3_V3 ") == skus.close_skus("ds3_v3")
+    near = skus.close_skus("ds3_v3")
+    assert near[0] == "Standard_DS3_v2" and len(near) == 3
+    assert len(skus.close_skus("ds3_v3", n=1)) == 1
+    assert normalise_family("TotalDedicatedCores") == "totaldedicatedcores"  # no "family": kept
+    assert normalise_family("standardDSv2Family vCPUs") == "standarddsv2family"
+
+
+def test_bad_arguments_name_what_is_wrong() -> None:
+    with pytest.raises(ValueError, match="instance count must be at least 1"):
+        cores_needed("DS3_v2", 0)
+    with pytest.raises(KeyError, match="'DS9_v9' is not in the managed online endpoint SKU list"):
+        cores_needed("DS9_v9", 1)
+
+
+def test_usage_rows_low_priority_and_localized_names() -> None:
+    dedicated = "Microsoft.MachineLearningServices/workspaces/dedicatedCores/usages"
+    low = "Microsoft.MachineLearningServices/workspaces/lowPriorityCores/usages"
+    rows = [
+        # a real list: each family twice; the low-priority row first, then last
+        {"type": low, "name": {"value": "standardDSv2Family"}, "currentValue": 0, "limit": 99},
+        {"type": dedicated, "name": {"value": "standardDSv2Family"}, "currentValue": 4, "limit": 6},
+        {"type": dedicated, "name": {"value": "standardFSv2Family"}, "currentValue": 1, "limit": 8},
+        {
+            "name": {"value": "standardFSv2Family", "localizedValue": "Low Priority FSv2 Family"},
+            "currentValue": 0,
+            "limit": 50,
+        },
+        # a second row of a family with limit -1 never replaces the first
+        {"name": {"value": "standardESv3Family"}, "currentValue": 2, "limit": 24},
+        {"name": {"value": "standardESv3Family"}, "currentValue": 0, "limit": -1},
+        # no value: the localized name is used
+        {
+            "name": {"value": "", "localizedValue": "Standard LSv2 Family vCPUs"},
+            "currentValue": 3,
+            "limit": 16,
+        },
+        # incomplete rows are skipped
+        {"name": {"value": "standardNCSv3Family"}, "currentValue": None, "limit": 12},
+        {"name": {"value": "standardNCSv2Family"}, "currentValue": 1, "limit": None},
+        {"name": None, "currentValue": 1, "limit": 2},
+    ]
+    assert usage_table(rows) == {
+        "standarddsv2family": (4, 6),
+        "standardfsv2family": (1, 8),
+        "standardesv3family": (2, 24),
+        "standardlsv2family": (3, 16),
+    }
+
+
+def test_check_messages_name_numbers_family_and_links() -> None:
+    short = check_quota("F4s_v2", 1, {"standardFSv2Family": (2, 8)}, backend_name="azure")
+    assert short.message == (
+        "short by 2 cores: standardFSv2Family usage 2/8, 6 free, 8 needed; request more at "
+        "https://ml.azure.com/quota (https://learn.microsoft.com/azure/machine-learning/"
+        "how-to-manage-quotas#request-quota-and-limit-increases)"
+    )
+    assert (short.available, short.short_by, short.family) == (6, 2, "standardFSv2Family")
+    fits = check_quota("F4s_v2", 1, {"standardFSv2Family": (0, 8)})
+    assert fits.message == "fits: 8 of 8 free vCPUs in standardFSv2Family (usage 0/8)"
+    assert (fits.short_by, fits.current, fits.limit) == (0, 0, 8)
+    over = check_quota("F4s_v2", 1, {"standardFSv2Family": (9, 8)})  # over the limit already
+    assert over.verdict == "short" and over.available == -1 and over.short_by == 9
+    missing = check_quota("DS3_v2", 1, {})
+    assert missing.message == (
+        "the workspace reports no standardDSv2Family quota (limit 0?); 8 vCPUs needed: "
+        "request them at https://ml.azure.com/quota"
+    )
+    assert (missing.available, missing.short_by) == (None, 0)
+    local = check_quota("DS3_v2", 1)
+    assert local.message == (
+        "local backend: quota is not checked here; Azure would need 8 free vCPUs in "
+        "standardDSv2Family"
+    )
+    assert (local.current, local.limit, local.title, local.kubernetes) == (None, None, None, False)
+    unknown = check_quota("DS3_v3", 0)
+    assert unknown.instances == 1 and unknown.formula == "?"
+    assert unknown.message == (
+        "'DS3_v3' is not in the managed online endpoint SKU list (did you mean "
+        f"{', '.join(skus.close_skus('DS3_v3'))}?); see https://learn.microsoft.com/azure/"
+        "machine-learning/reference-managed-online-endpoints-vm-sku-list"
+    )
+    assert "did you mean" not in check_quota("zzzzzzzz", 1).message
+    k8s = check_quota("", 1, kubernetes=True)
+    assert k8s.kubernetes and k8s.formula == "no managed reservation" and k8s.family is None
+    assert k8s.message.startswith("Kubernetes deployment: 'default' is an instance type defined")
+    assert k8s.message.endswith(
+        "(https://learn.microsoft.com/azure/machine-learning/"
+        "how-to-manage-kubernetes-instance-types)."
+    )
+    assert check_quota("gpu", 1, kubernetes=True).message.startswith("Kubernetes deployment: 'gpu'")
+
+
+def test_warning_texts() -> None:
+    assert warnings_for(None, 1) == [
+        "1 instance: fine for testing; use at least 3 for production (high availability)"
+    ]
+    assert warnings_for(None, 2)[0].startswith("2 instances: fine for testing;")
+    assert warnings_for(sku_info("DS2_v2"), 3) == [
+        "Standard_DS2_v2 may be too small for a flow (out of memory, slow start, probe "
+        "failures); Standard_DS3_v2 is the practical minimum"
+    ]
+    assert warnings_for(sku_info("NC6s_v3"), 3) == ["Standard_NC6s_v3: V100; retired 2025-09-30"]
+
+
+def test_deployment_choice_reads_kind_sku_and_count() -> None:
+    from azure.ai.ml.entities import KubernetesOnlineDeployment, ManagedOnlineDeployment
+
+    managed = ManagedOnlineDeployment(name="blue", endpoint_name="ep")
+    assert skus.deployment_choice(managed) == ("Standard_DS3_v2", 1, False)
+    managed.instance_type, managed.instance_count = "Standard_F4s_v2", 3
+    assert skus.deployment_choice(managed) == ("Standard_F4s_v2", 3, False)
+    k8s = KubernetesOnlineDeployment(name="blue", endpoint_name="ep")
+    assert skus.deployment_choice(k8s) == ("", 1, True)
+    # a plain object that says it is Kubernetes (the REST 'type' field), any case
+    assert skus.deployment_choice(SimpleNamespace(type="KUBERNETES", instance_type="gpu")) == (
+        "gpu",
+        1,
+        True,
+    )
+    assert skus.deployment_choice(SimpleNamespace(type="Managed")) == ("Standard_DS3_v2", 1, False)
