@@ -16,7 +16,7 @@ from typing import Any
 import ipywidgets as w
 
 from pfmagic.backends.events import Operation, ProgressEvent
-from pfmagic.render.style import badge
+from pfmagic.render.style import badge, state_bg
 
 from .text import elapsed, provisioning_note, shown_once, substep_lines, summary_text
 from .track import LOG_LINES, Tracker, failure_details, outcome_details, target_of
@@ -226,7 +226,24 @@ class ProgressView(TextTwinBox):
             return f" · {row.stage}: {row.message}"
         return f" · waiting for {row.stage}" + (f": {row.message}" if row.message else "")
 
-    # -- text twin ---------------------------------------------------------------------
+    # -- text and HTML twins ---------------------------------------------------------------
+    def html(self) -> str:
+        """The view as inline-styled HTML (no JavaScript, theme colours): title, bar, stages,
+        log tail, outcome."""
+        with self._draw_lock:
+            pct = round(self.bar.value * 100)
+            status = self.op.status() if self.op.done() else "InProgress"
+            bar = (
+                "<div style='display:flex;align-items:center;gap:.5em;margin:2px 0'>"
+                "<div style='width:420px;max-width:70%;height:.8em;border:1px solid #8a8a8a'>"
+                f"<div style='width:{pct}%;height:100%;background:{state_bg(status)}'></div>"
+                f"</div><span>{pct}%</span></div>"
+            )
+            return (
+                f"<div>{self.title.value}</div>{bar}{self.stages_box.value}"
+                f"{self.logs_box.value}{self.result_box.value}"
+            )
+
     def text(self) -> str:
         if self.outcome is not None:
             return self.outcome

@@ -204,7 +204,8 @@ def open_notebook(context: Any, lab: Lab, path: str) -> Any:
     """A new page with ``path`` open, its kernel started and idle."""
     from playwright import sync_api
 
-    page = context.new_page()
+    blank = [p for p in context.pages if p.url == "about:blank"]
+    page = blank[0] if blank else context.new_page()
     page.goto(lab.url(path))
     page.locator(".jp-Notebook .jp-Cell").first.wait_for()
     # the kernel is the notebook's python3 (this venv); JupyterLab may still ask

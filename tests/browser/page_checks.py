@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 # The outputs pfmagic draws: HTML (tables, badges, chat) and widgets.
+# (ipywidgets' renderer sets no data-mime-type: a widget output is one holding a widget view)
 OUTPUTS = (
     ".jp-OutputArea-output[data-mime-type='text/html'],"
-    ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.widget-view+json']"
+    ".jp-OutputArea-output:has(> .jupyter-widgets), .jp-OutputArea-output.jupyter-widgets"
 )
 AA = 4.5
 
@@ -124,7 +125,9 @@ _BROKEN_JS = r"""
       const src = c && c.querySelector('.jp-InputArea .cm-content');
       return (src ? src.textContent.slice(0, 50) : '?') + ' -> ' + o.textContent.trim();
     });
-  return {images: images.length, broken, placeholders};
+  const widgets = document.querySelectorAll('.jp-Notebook .jp-OutputArea-output .jupyter-widgets')
+    .length;
+  return {images: images.length, broken, placeholders, widgets};
 }
 """
 
