@@ -201,16 +201,16 @@ class ProgressView(TextTwinBox):
             spent = row.elapsed(now)
             prov = html.escape(provisioning_note(row.state, row.provisioning_state))
             rows.append(
-                f"<tr><td>{ICONS.get(row.state, '·')}</td>"
-                f"<td><b>{html.escape(row.stage)}</b></td>"
-                f"<td>{badge(row.state)}{prov}</td>"
+                f"<tr><td style='{_TD}'>{ICONS.get(row.state, '·')}</td>"
+                f"<td style='{_TD}'><b>{html.escape(row.stage)}</b></td>"
+                f"<td style='{_TD}'>{badge(row.state)}{prov}</td>"
                 f"<td style='text-align:right'>{f'{spent:.1f}s' if spent is not None else ''}"
-                f"</td><td>{html.escape(row.message)}</td></tr>"
+                f"</td><td style='{_TD}'>{html.escape(row.message)}</td></tr>"
             )
             if row.substeps:  # sub-steps with their own timings, under their stage
                 items = "".join(f"<li>{html.escape(line)}</li>" for line in row.substeps)
                 rows.append(
-                    "<tr><td></td><td></td><td colspan='3'><ul style='margin:0;"
+                    f"<tr><td></td><td></td><td colspan='3' style='{_TD}'><ul style='margin:0;"
                     f"padding-left:1.2em;font-size:90%'>{items}</ul></td></tr>"
                 )
         return "<table style='border-spacing:8px 0'>" + "".join(rows) + "</table>"
@@ -258,9 +258,14 @@ class ProgressView(TextTwinBox):
         return "\n".join(lines)
 
 
+# JupyterLab right-aligns the cells of HTML outputs (the finished view's face is one)
+_TD = "text-align:left;vertical-align:top"
+
+
 def _table(rows: list[tuple[str, str]]) -> str:
     cells = "".join(
-        f"<tr><td><b>{html.escape(k)}</b></td><td><code>{html.escape(v)}</code></td></tr>"
+        f"<tr><td style='{_TD}'><b>{html.escape(k)}</b></td>"
+        f"<td style='{_TD}'><code>{html.escape(v)}</code></td></tr>"
         for k, v in rows
     )
     return f"<table style='border-spacing:8px 2px'>{cells}</table>"

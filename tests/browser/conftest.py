@@ -211,9 +211,24 @@ def open_notebook(context: Any, lab: Lab, path: str) -> Any:
     # the kernel is the notebook's python3 (this venv); JupyterLab may still ask
     dialog = page.locator(".jp-Dialog").filter(has_text="Select Kernel")
     with contextlib.suppress(sync_api.TimeoutError):
-        dialog.wait_for(timeout=3_000)
+        dialog.wait_for(timeout=5_000)
         dialog.get_by_role("button", name="Select").click()
     page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(timeout=60_000)
+    # the session's kernel connected and answered kernel_info: a Run All sent earlier can be
+    # lost (outputs cleared, nothing runs)
+    page.wait_for_function(
+        """async () => {
+            const panel = window.jupyterapp.shell.currentWidget;
+            if (!panel || !panel.sessionContext) return false;
+            await panel.sessionContext.ready;
+            const kernel = panel.sessionContext.session?.kernel;
+            if (!kernel || kernel.connectionStatus !== 'connected') return false;
+            await kernel.info;
+            return kernel.status === 'idle';
+        }""",
+        timeout=60_000,
+        polling=250,
+    )
     return page
 
 
@@ -265,11 +280,18 @@ def shot(page: Any, name: str, *, whole_notebook: bool = False) -> Path:
         page.screenshot(path=str(path))
         return path
     size = page.viewport_size
+    # from the notebook's top: its scroller grows with the viewport, so the whole of it shows
     height = page.evaluate(
-        "() => document.querySelector('.jp-NotebookPanel .jp-WindowedPanel-outer')?.scrollHeight"
-        " || document.querySelector('.jp-Notebook').scrollHeight"
+        """() => {
+            const outer = document.querySelector('.jp-NotebookPanel .jp-WindowedPanel-outer');
+            outer.scrollTop = 0;
+            const cells = [...outer.querySelectorAll('.jp-Cell')];
+            const last = cells[cells.length - 1].getBoundingClientRect();
+            return last.bottom - outer.getBoundingClientRect().top + window.innerHeight
+                - outer.clientHeight;
+        }"""
     )
-    page.set_viewport_size({"width": size["width"], "height": min(int(height) + 200, 16_000)})
+    page.set_viewport_size({"width": size["width"], "height": min(int(height) + 40, 16_000)})
     try:
         page.wait_for_timeout(300)
         page.screenshot(path=str(path))

@@ -181,7 +181,7 @@ def test_saved_notebook_reopens_clean(lab: Lab, browser: Any, ran: Any) -> None:
         # must carry its text/html face in the saved file (nbconvert, GitHub, nbviewer).
         saved = json.loads((lab.root / SAVED).read_text())
         widget_outputs = [
-            o["data"]
+            {k: "".join(v) if isinstance(v, list) else v for k, v in o["data"].items()}
             for c in saved["cells"]
             for o in c.get("outputs", [])
             if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
