@@ -149,6 +149,21 @@ def _load_sdk_entries(entries: list[dict[str, Any]]) -> list[Recorded]:
     return out
 
 
+def vcr_reply(name: str, index: int = 0) -> tuple[int, dict[str, str], bytes]:
+    """Interaction ``index`` of a vcrpy cassette (azure-cli's recordings, YAML): the response
+    as (status, headers without hop-by-hop/length ones, body bytes exactly as recorded)."""
+    import yaml
+
+    data = yaml.safe_load((RECORDINGS / name).read_text())
+    resp = data["interactions"][index]["response"]
+    headers = {
+        k: ", ".join(v) if isinstance(v, list) else str(v)
+        for k, v in (resp.get("headers") or {}).items()
+        if k.lower() not in _SKIP
+    }
+    return int(resp["status"]["code"]), headers, resp["body"]["string"].encode()
+
+
 def _sdk_body(body: Any) -> bytes:
     if body is None:
         return b""

@@ -429,6 +429,10 @@ def test_azure_metrics_from_azure_monitor(arm: Any) -> None:
     assert (f.loc["blue", "cpu_percent"], f.loc["blue", "memory_percent"]) == (45, 61)
     assert len(m.series[m.series["deployment"] == "blue"]) == 2
     assert m._repr_png_().startswith(PNG)
+    # neither deployment sends promptflow's metrics to Application Insights: unknown, not 0
+    assert f["tokens"].isna().all()
+    assert m.notes == [f"tokens unknown: no deployment of '{EP}' has app_insights_enabled: true"]
+    assert m.notes[0] in repr(m)
 
     asked = arm.state.requests("GET", "/providers/Microsoft.Insights/metrics")
     first = [r for r in asked if r.query.get("metricnames") == "RequestsPerMinute"][-1]
@@ -442,6 +446,168 @@ def test_azure_metrics_from_azure_monitor(arm: Any) -> None:
         backend.metrics(EP, deployment="red")
     with pytest.raises(NotFound):
         backend.metrics("nosuch")
+
+
+# -- Azure: tokens from Application Insights (promptflow's Token_Consumption metric) -------
+
+# recordings (tests/recordings/SOURCES.md): a real workspace GET naming its Application
+# Insights component; real App Insights query replies; the reply adapted to promptflow's rows
+SDK_REC = "test_online_deployment.pyTestOnlineDeploymenttest_online_deployment.excerpt.json"
+SDK_WS = ("00000000-0000-0000-0000-000000000", "00000", "00000")
+COMPONENT = (
+    "/subscriptions/00000000-0000-0000-0000-000000000/resourceGroups/00000/providers"
+    "/Microsoft.insights/components/aino4nluz7tny6e"
+)
+ROWS_REC = "appinsights_test_query_execute.excerpt.yaml"
+EMPTY_REC = "appinsights_test_query_execute_for_app.excerpt.yaml"
+ADAPTED = "appinsights_promptflow_tokens.adapted.json"
+
+
+def test_adapted_app_insights_reply_keeps_the_recorded_envelope() -> None:
+    import json
+
+    from replay import RECORDINGS, vcr_reply
+
+    recorded = vcr_reply(ROWS_REC)[2]
+    adapted = (RECORDINGS / ADAPTED).read_bytes()
+    head = recorded[: recorded.index(b'"rows":[') + len(b'"rows":[')]
+    assert adapted.startswith(head) and adapted.endswith(recorded[-len(b"]]}]}") :])
+    envelopes = [json.loads(adapted), json.loads(recorded)]
+    for e in envelopes:
+        e["tables"][0]["rows"] = []
+    assert envelopes[0] == envelopes[1]
+
+
+def _seed_tokens_endpoint(server: Any, ep: str, enabled: dict[str, bool]) -> str:
+    from replay import ws_path
+
+    path = ws_path(SDK_WS, f"/onlineEndpoints/{ep}")
+    server.seed(
+        path,
+        {
+            "location": "eastus2",
+            "kind": "Managed",
+            "identity": {"type": "None"},
+            "properties": {"authMode": "Key", "provisioningState": "Succeeded", "traffic": {}},
+        },
+    )
+    for name, on in enabled.items():
+        server.seed(
+            f"{path}/deployments/{name}",
+            {
+                "location": "eastus2",
+                "sku": {"name": "Default", "capacity": 1},
+                "properties": {
+                    "endpointComputeType": "Managed",
+                    "instanceType": "Standard_DS3_v2",
+                    "provisioningState": "Succeeded",
+                    "scaleSettings": {"scaleType": "Default"},
+                    "appInsightsEnabled": on,
+                },
+            },
+        )
+    t0, t1 = "2026-12-03T12:00:00Z", "2026-12-03T12:01:00Z"
+    server.state.metrics[path.lower()] = {
+        "RequestsPerMinute": [
+            (
+                {"deployment": d, "statusCode": "200"},
+                [{"timeStamp": t0, "total": 4}, {"timeStamp": t1, "total": 5}],
+            )
+            for d in enabled
+        ]
+    }
+    return path
+
+
+def test_azure_tokens_from_application_insights() -> None:
+    """The workspace GET is azure-ai-ml's recorded one (its ``applicationInsights`` names the
+    component); the Log Analytics query replies are recorded App Insights replies, the first
+    verbatim (no rows: nothing sent yet), the second with promptflow's rows in the recorded
+    envelope. Both reach LogsQueryClient through azure-core's transport over https."""
+    from replay import RECORDINGS, ReplayServer, load_recording, replay_backend, vcr_reply, ws_path
+
+    ep = "tokens-ep"
+    with ReplayServer() as server:
+        ws_get = [
+            r for r in load_recording(SDK_REC) if (r.method, r.path) == ("GET", ws_path(SDK_WS))
+        ]
+        server.play(ws_get[:1])
+        path = _seed_tokens_endpoint(server, ep, {"blue": True, "green": True, "red": False})
+        status, headers, _ = vcr_reply(ROWS_REC)
+        server.state.log_queries[COMPONENT.lower()] = [
+            vcr_reply(EMPTY_REC),
+            (status, headers, (RECORDINGS / ADAPTED).read_bytes()),
+        ]
+        backend = replay_backend(server, SDK_WS)
+
+        m = backend.metrics(ep, window=3600)  # App Insights has nothing yet
+        assert m.frame["tokens"].isna().all() and m.frame.loc["blue", "requests"] == 9
+        note = f"tokens unknown: Application Insights has no promptflow token metrics for '{ep}'"
+        assert any(n.startswith(note) for n in m.notes) and note in repr(m)
+        assert "unknown" in repr(m).splitlines()[-1] and "unknown" in m._repr_html_()
+
+        m = backend.metrics(ep, window=3600)
+        f = m.frame
+        assert (f.loc["blue", "tokens"], f.loc["blue", "prompt_tokens"]) == (1137, 922)
+        assert f.loc["blue", "completion_tokens"] == 215
+        assert (f.loc["green", "tokens"], f.loc["green", "completion_tokens"]) == (100, 19)
+        assert pd_isna(f.loc["red", "tokens"])  # app_insights_enabled: false -- unknown, not 0
+        assert m.notes == []
+        green = m.series[m.series["deployment"] == "green"].set_index("time")
+        assert list(green["tokens"]) == [63, 0, 37]  # 12:02 has tokens but no request point
+        assert list(green["requests"]) == [4, 5, 0]
+        assert m._repr_png_().startswith(PNG)
+
+        asked = server.state.requests("POST", "/query")
+        assert [r.host for r in asked] == ["api.loganalytics.io"] * 2
+        assert asked[-1].path.lower() == f"/v1{COMPONENT}/query".lower()
+        body = asked[-1].body
+        assert body["timespan"] == "PT3600.0S"  # azure-monitor-query writes a timedelta so
+        assert 'name == "Token_Consumption"' in body["query"]
+        assert f'tostring(customDimensions.endpoint) == "{ep}"' in body["query"]
+        assert asked[-1].headers["authorization"] == "Bearer fake-token"
+        assert ("https://api.loganalytics.io/.default",) in backend.credential.scopes
+        assert server.log.replayed[0] == ("GET", ws_path(SDK_WS))
+        del path
+
+
+def test_azure_tokens_unknown_without_app_insights(arm: Any) -> None:
+    from test_azure_backend import EP, EP_PATH, make_backend, seed_endpoint
+
+    backend = make_backend(arm)
+    seed_endpoint(arm)
+    arm.seed(
+        f"{EP_PATH}/deployments/blue",
+        {
+            "location": "eastus",
+            "sku": {"name": "Default", "capacity": 1},
+            "properties": {
+                "endpointComputeType": "Managed",
+                "instanceType": "Standard_DS3_v2",
+                "provisioningState": "Succeeded",
+                "scaleSettings": {"scaleType": "Default"},
+                "appInsightsEnabled": True,
+            },
+        },
+    )
+    arm.state.metrics[EP_PATH.lower()] = {
+        "RequestsPerMinute": [
+            (
+                {"deployment": "blue", "statusCode": "200"},
+                [{"timeStamp": "2026-12-03T12:00:00Z", "total": 3}],
+            )
+        ]
+    }
+    m = backend.metrics(EP, window=900)
+    assert m.notes == ["tokens unknown: workspace 'ws' has no Application Insights"]
+    assert pd_isna(m.frame.loc["blue", "tokens"]) and m.frame.loc["blue", "requests"] == 3
+    assert not arm.state.requests("POST", "/query")  # nothing to ask
+
+
+def pd_isna(v: Any) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(v))
 
 
 def test_help_names_the_flags(ip: Any) -> None:
