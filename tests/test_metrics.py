@@ -405,6 +405,56 @@ def test_flow_figures_header_round_trip() -> None:
     assert parse(None) is None and parse("") is None
 
 
+def test_stream_figures_kept_once_for_their_id_and_bounded() -> None:
+    """The instance's side of a streamed reply's tokens, over httpx's ASGI transport: kept
+    only for an event stream, answered once to its id, at most KEPT waiting."""
+    import asyncio
+
+    from pfmagic.backends.local import stream_figures as sf
+    from pfmagic.backends.local.flow_figures import Carrier, FlowFigures, _slot
+
+    async def flow(scope: Any, receive: Any, send: Any) -> None:
+        # stands in for promptflow's app: counted when its stream was used up (the collector
+        # wrapper writes the slot the same way; the real path: the test above)
+        ctype = b"application/json" if scope["query_string"] == b"json" else b"text/event-stream"
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", ctype)]}
+        )
+        await send({"type": "http.response.body", "body": b"data: hi\n\n", "more_body": True})
+        _slot.get()["streamed"] = {"prompt_tokens": 7, "completion_tokens": 3}
+        await send({"type": "http.response.body", "body": b""})
+
+    inner = sf.StreamFigures(flow)
+
+    async def run() -> None:
+        transport = httpx.ASGITransport(app=Carrier(inner))
+        async with httpx.AsyncClient(transport=transport, base_url="http://instance") as c:
+
+            async def score(stream_id: str, query: str = "") -> None:
+                r = await c.post(f"/score?{query}", headers={sf.HEADER: stream_id})
+                assert r.status_code == 200
+
+            await score("a")
+            first = await c.get(sf.PATH + "a")
+            assert (first.status_code, first.text) == (200, "prompt=7;completion=3")
+            assert (await c.get(sf.PATH + "a")).status_code == 204  # once
+            assert (await c.get(sf.PATH + "guess")).status_code == 204
+            await score("j", "json")  # a JSON reply: its head carried the figures already
+            assert (await c.get(sf.PATH + "j")).status_code == 204
+            for i in range(sf.KEPT + 5):
+                await score(f"s{i}")
+            assert len(inner.kept) == sf.KEPT and "s0" not in inner.kept and "s5" in inner.kept
+            got = await sf.fetch(c, f"http://instance{sf.PATH}s5")
+            assert got == FlowFigures(7, 3)
+
+    asyncio.run(run())
+    assert sf.merge(FlowFigures(None, None, 12.0), FlowFigures(7, 3)) == FlowFigures(7, 3, 12.0)
+    assert sf.merge(FlowFigures(2, 1, 5.0), FlowFigures(7, 3)) == FlowFigures(9, 4, 5.0)
+    assert sf.merge(FlowFigures(2, 1, 5.0), None) == FlowFigures(2, 1, 5.0)
+    assert sf.merge(None, None) is None
+    assert len({sf.new_id() for _ in range(50)}) == 50 and len(sf.new_id()) >= 22
+
+
 # -- Azure: Azure Monitor's ARM metrics replies, through the SDK's own transport ------------
 
 
