@@ -402,6 +402,8 @@ def test_flow_figures_header_round_trip() -> None:
     assert parse("flow_ms=8") == FlowFigures(None, None, 8.0)
     assert parse("flow_ms=8").tokens is None  # no token figure: the router walks the reply
     assert parse("prompt=-1;completion=x;flow_ms=nan;what=3") == FlowFigures()
+    later = FlowFigures(flow_ms=3.0, streamed_later=True)
+    assert later.encode() == b"flow_ms=3.0;later=1" and parse(later.encode().decode()) == later
     assert parse(None) is None and parse("") is None
 
 

@@ -45,6 +45,8 @@ class FlowFigures:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     flow_ms: float | None = None
+    # a node streams an LLM call: its tokens follow when the stream ends (stream_figures.py)
+    streamed_later: bool = False
 
     @property
     def tokens(self) -> int | None:
@@ -60,6 +62,7 @@ class FlowFigures:
                 ("prompt", self.prompt_tokens),
                 ("completion", self.completion_tokens),
                 ("flow_ms", None if self.flow_ms is None else round(self.flow_ms, 3)),
+                ("later", 1 if self.streamed_later else None),
             )
             if value is not None
         ]
@@ -86,15 +89,17 @@ def parse(value: str | None) -> FlowFigures | None:
             flow_ms = None
     except (KeyError, ValueError):
         flow_ms = None
-    return FlowFigures(count("prompt"), count("completion"), flow_ms)
+    return FlowFigures(count("prompt"), count("completion"), flow_ms, fields.get("later") == "1")
 
 
 def figures_of(flow_run: Any, node_runs: dict[str, Any] | None) -> FlowFigures:
     """Tokens summed over the node runs (as promptflow's ``Token_Consumption`` metric counts
     them) and the flow run's duration."""
     sums: dict[str, int | None] = dict.fromkeys(TOKEN_KEYS)
+    later = False
     for run in (node_runs or {}).values():
         if _streamed(getattr(run, "api_calls", None)):
+            later = True
             # a streamed LLM call, its stream not read yet: promptflow counted the prompt and
             # 0 completion tokens (over the chunks seen so far: none); the whole call is
             # counted when the stream ends (stream_figures.py), so the node is left out here
@@ -106,7 +111,7 @@ def figures_of(flow_run: Any, node_runs: dict[str, Any] | None) -> FlowFigures:
                 sums[key] = (sums[key] or 0) + value
     duration = (getattr(flow_run, "system_metrics", None) or {}).get("duration")
     flow_ms = duration * 1000 if isinstance(duration, (int, float)) and duration >= 0 else None
-    return FlowFigures(sums["prompt_tokens"], sums["completion_tokens"], flow_ms)
+    return FlowFigures(sums["prompt_tokens"], sums["completion_tokens"], flow_ms, later)
 
 
 def _streamed(calls: Any, depth: int = 0) -> bool:

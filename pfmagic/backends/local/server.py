@@ -562,7 +562,8 @@ class Router:
                 async for chunk in rest:
                     yield chunk
                 stream_id = headers.get(stream_figures.HEADER)
-                if stream_id:  # used up: promptflow has counted the stream's tokens now
+                if stream_id and figures is not None and figures.streamed_later:
+                    # used up: promptflow has counted the streamed call's tokens now
                     url = up.inst.url(stream_figures.PATH + stream_id)
                     got = await stream_figures.fetch(up.inst.client, url)
                     streamed.figures = stream_figures.merge(streamed.figures, got)

@@ -16,8 +16,10 @@ random bits, known only to the router and this instance: the capability to read 
 ``GET /_pfmagic/figures/<id>`` answers them once (then they are gone); at most ``KEPT`` wait,
 the oldest dropped first, so a router that never asks costs nothing lasting.
 
-Router side (``fetch``): after the instance's stream ended, one GET with a short timeout; what
-it answers is added to the figures of the reply's head (``merge``).
+Router side (``fetch``): when the reply's head said a node streams an LLM call
+(``FlowFigures.streamed_later``), one GET with a short timeout after the instance's stream
+ended; what it answers is added to the head's figures (``merge``). Other streams (a flow
+that yields its own pieces) cost no extra request.
 """
 
 from __future__ import annotations
