@@ -169,6 +169,17 @@ def vcr_reply(name: str, index: int = 0) -> tuple[int, dict[str, str], bytes]:
     return int(resp["status"]["code"]), headers, resp["body"]["string"].encode()
 
 
+def sdk_reply(name: str, index: int = 0) -> tuple[int, dict[str, str], bytes]:
+    """Entry ``index`` of an azure-sdk-for-python recording as (status, headers, body): a JSON
+    body in compact form, which is how the service sent it (its recorded Content-Length)."""
+    entry = json.loads((RECORDINGS / name).read_text())["Entries"][index]
+    headers = {
+        k: v for k, v in (entry.get("ResponseHeaders") or {}).items() if k.lower() not in _SKIP
+    }
+    body = json.dumps(entry["ResponseBody"], separators=(",", ":")).encode()
+    return int(entry["StatusCode"]), headers, body
+
+
 def _sdk_body(body: Any) -> bytes:
     if body is None:
         return b""

@@ -536,6 +536,7 @@ COMPONENT = (
 ROWS_REC = "appinsights_test_query_execute.excerpt.yaml"
 EMPTY_REC = "appinsights_test_query_execute_for_app.excerpt.yaml"
 ADAPTED = "appinsights_promptflow_tokens.adapted.json"
+FAILED_REC = "test_logs_client.pyTestLogsClienttest_logs_single_query_with_non_200.excerpt.json"
 
 
 def test_adapted_app_insights_reply_keeps_the_recorded_envelope() -> None:
@@ -599,7 +600,17 @@ def test_azure_tokens_from_application_insights() -> None:
     component); the Log Analytics query replies are recorded App Insights replies, the first
     verbatim (no rows: nothing sent yet), the second with promptflow's rows in the recorded
     envelope. Both reach LogsQueryClient through azure-core's transport over https."""
-    from replay import RECORDINGS, ReplayServer, load_recording, replay_backend, vcr_reply, ws_path
+    import json
+
+    from replay import (
+        RECORDINGS,
+        ReplayServer,
+        load_recording,
+        replay_backend,
+        sdk_reply,
+        vcr_reply,
+        ws_path,
+    )
 
     ep = "tokens-ep"
     with ReplayServer() as server:
@@ -609,9 +620,16 @@ def test_azure_tokens_from_application_insights() -> None:
         server.play(ws_get[:1])
         path = _seed_tokens_endpoint(server, ep, {"blue": True, "green": True, "red": False})
         status, headers, _ = vcr_reply(ROWS_REC)
+        failed = sdk_reply(FAILED_REC)
+        assert failed[0] == 400 and len(failed[2]) == int(
+            json.loads((RECORDINGS / FAILED_REC).read_text())["Entries"][0]["ResponseHeaders"][
+                "Content-Length"
+            ]
+        )
         server.state.log_queries[COMPONENT.lower()] = [
             vcr_reply(EMPTY_REC),
             (status, headers, (RECORDINGS / ADAPTED).read_bytes()),
+            failed,
         ]
         backend = replay_backend(server, SDK_WS)
 
@@ -643,6 +661,12 @@ def test_azure_tokens_from_application_insights() -> None:
         assert asked[-1].headers["authorization"] == "Bearer fake-token"
         assert ("https://api.loganalytics.io/.default",) in backend.credential.scopes
         assert server.log.replayed[0] == ("GET", ws_path(SDK_WS))
+
+        m = backend.metrics(ep, window=3600)  # a real 400 of the query API: still a frame
+        assert m.notes == [
+            "tokens unknown: the Application Insights query failed (BadArgumentError)"
+        ]
+        assert m.frame["tokens"].isna().all() and m.frame.loc["blue", "requests"] == 9
         del path
 
 
