@@ -66,21 +66,22 @@ def query_tokens(backend: Any, endpoint: str, deployments: list[Any], window: fl
             note=f"tokens unknown: no deployment of '{endpoint}' has app_insights_enabled: true"
         )
     ml = backend.ml_client
-    component = getattr(ml.workspaces.get(ml.workspace_name), "application_insights", None)
+    try:
+        component = getattr(ml.workspaces.get(ml.workspace_name), "application_insights", None)
+    except Exception as exc:  # Azure Monitor's figures are still worth showing
+        return Tokens(note=f"tokens unknown: the workspace could not be read ({_why(exc)})")
     if not component:
         return Tokens(
             note=f"tokens unknown: workspace '{ml.workspace_name}' has no Application Insights"
         )
-    from azure.core.exceptions import HttpResponseError
     from azure.monitor.query import LogsQueryStatus
 
     try:
         result = logs_client(backend).query_resource(
             component, kql(endpoint), timespan=timedelta(seconds=window)
         )
-    except HttpResponseError as exc:
-        why = getattr(getattr(exc, "error", None), "code", None) or exc.status_code or "error"
-        return Tokens(note=f"tokens unknown: the Application Insights query failed ({why})")
+    except Exception as exc:
+        return Tokens(note=f"tokens unknown: the Application Insights query failed ({_why(exc)})")
     partial = result.status != LogsQueryStatus.SUCCESS
     tables = result.partial_data if partial else result.tables
     out = Tokens()
@@ -91,7 +92,9 @@ def query_tokens(backend: Any, endpoint: str, deployments: list[Any], window: fl
         at, key, count = cols.index("timestamp"), cols.index("name"), cols.index("count_")
         for row in table.rows:
             name, _, token_type = str(row[key]).rpartition("/")
-            if name not in enabled or token_type not in TOKEN_TYPES or row[count] is None:
+            if name not in enabled or token_type not in TOKEN_TYPES:
+                continue
+            if row[count] is None or not hasattr(row[at], "timestamp"):
                 continue
             cell = out.by_minute.setdefault((row[at].timestamp(), name), {})
             cell[token_type] = cell.get(token_type, 0) + int(row[count])
@@ -107,3 +110,9 @@ def query_tokens(backend: Any, endpoint: str, deployments: list[Any], window: fl
     if partial:
         out.note = "tokens may be incomplete: Application Insights returned part of its data"
     return out
+
+
+def _why(exc: Exception) -> str:
+    """The service's error code (``BadArgumentError``), else the status, else the kind."""
+    code = getattr(getattr(exc, "error", None), "code", None)
+    return str(code or getattr(exc, "status_code", None) or type(exc).__name__)
