@@ -64,7 +64,7 @@ bench: setup
 mutate: setup
 	bash bench/mutate.sh
 
-LINTED := pfmagic widgets tests bench notebooks/run.py notebooks/make_notebooks.py notebooks/llm_standin.py
+LINTED := pfmagic widgets tests bench labextension/develop.py labextension/source_hash.py notebooks/run.py notebooks/make_notebooks.py notebooks/llm_standin.py
 
 lint: setup
 	$(RUN) ruff check $(LINTED)

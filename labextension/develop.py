@@ -17,19 +17,21 @@ HERE = Path(__file__).resolve().parent
 PREBUILT = HERE / "prebuilt"
 
 
-def link(prefix: Path = Path(sys.prefix)) -> Path:
+def link(prefix: Path = Path(sys.prefix)) -> Path | None:
+    """The link made, or None when JupyterLab finds the extension there already."""
     name = json.loads((PREBUILT / "package.json").read_text())["name"]
     dest = prefix / "share" / "jupyter" / "labextensions" / name
     if dest.is_symlink() and dest.resolve() == PREBUILT:
-        return dest
+        return None
     if dest.is_symlink():
         dest.unlink()  # another checkout's link
     elif dest.exists():
-        return dest  # installed from a wheel
+        return None  # installed from a wheel
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.symlink_to(PREBUILT, target_is_directory=True)
     return dest
 
 
 if __name__ == "__main__":
-    print(f"labextension: {link()} -> {PREBUILT}")
+    if made := link():
+        print(f"labextension: {made} -> {PREBUILT}")
