@@ -5,8 +5,8 @@ A notebook with a ``%%pf_endpoint`` cell and a plain Python cell is opened in Ju
 it). From the DOM: the pf cell's editor runs the extension's language (``data-language``), its
 YAML keys are painted with JupyterLab's atom colour and its magic with the keyword colour; the
 Python cell keeps Python (``def`` a keyword, a name followed by ``:`` not an atom). Typing a
-YAML cell magic over the Python cell's first line switches it to YAML. Screenshot:
-``test-artifacts/browser/yaml-cells.png``.
+YAML cell magic over the Python cell's first line switches it to YAML; in the dark theme the
+keys take the dark atom colour. Screenshots: ``test-artifacts/browser/yaml-cells*.png``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -219,6 +220,20 @@ def test_pf_cells_highlight_as_yaml(lab: str) -> None:
             page.keyboard.type("%%pf_deployment blue\n")
             _wait_language(page, py_cell, "pfmagic-yaml")
             page.screenshot(path=str(ARTIFACTS / "yaml-cells-typed.png"))
+
+            # dark theme: the keys follow the theme's atom colour
+            page.get_by_role("menuitem", name="Settings", exact=True).click()
+            for label in ("Theme", "JupyterLab Dark"):
+                page.locator(".lm-Menu-itemLabel", has_text=re.compile(f"^{label}$")).click()
+            page.wait_for_function("document.body.dataset.jpThemeLight === 'false'")
+            page.wait_for_function(
+                "([c, light]) => getComputedStyle(c.querySelector('.cm-content')).color !== light",
+                arg=[pf_cell.element_handle(), pf["text"]],
+            )
+            dark = _facts(page, pf_cell, ["auth_mode"])
+            assert dark["atom"] != pf["atom"], (dark, pf)
+            assert dark["tokens"].get("auth_mode") == dark["atom"], dark
+            page.screenshot(path=str(ARTIFACTS / "yaml-cells-dark.png"))
             assert errors == [], errors
         finally:
             browser.close()
