@@ -34,7 +34,12 @@ _SKIP = {"content-length", "transfer-encoding", "connection", "date"}
 
 
 def replay_backend(
-    server: ArmServer, ws: tuple[str, str, str], *, polling_interval: float = 0, **transport: Any
+    server: ArmServer,
+    ws: tuple[str, str, str],
+    *,
+    polling_interval: float = 0,
+    poll_seconds: float = 0.02,
+    **transport: Any,
 ) -> Any:
     """pfmagic's AzureBackend for workspace ``ws`` through ``server``'s transport."""
     from arm_server import FakeCredential
@@ -49,7 +54,7 @@ def replay_backend(
         credential=FakeCredential(),
         transport=server.transport(**transport),
         polling_interval=polling_interval,
-        poll_seconds=0.02,
+        poll_seconds=poll_seconds,
     )
 
 
