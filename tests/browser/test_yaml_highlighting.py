@@ -58,8 +58,9 @@ pytestmark = [
 
 
 @pytest.fixture
-def lab(tmp_path: Path) -> Iterator[str]:
-    """JupyterLab on a port it picks itself (port 0: no race between parallel tests)."""
+def cells_lab(tmp_path: Path) -> Iterator[str]:
+    """JupyterLab on a port it picks itself (port 0: no race between parallel tests), with a
+    two-cell notebook as its only file (no kernel work: nothing is run)."""
     root = tmp_path / "root"
     root.mkdir()
     nb = nbformat.v4.new_notebook(
@@ -170,7 +171,7 @@ def _wait_language(page, cell, name: str) -> None:  # noqa: ANN001
     )
 
 
-def test_pf_cells_highlight_as_yaml(lab: str) -> None:
+def test_pf_cells_highlight_as_yaml(cells_lab: str) -> None:
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
@@ -187,7 +188,7 @@ def test_pf_cells_highlight_as_yaml(lab: str) -> None:
                     errors.append(m.text) if m.type == "error" and "activat" in m.text else None
                 ),
             )
-            page.goto(f"{lab}/lab/tree/cells.ipynb")
+            page.goto(f"{cells_lab}/lab/tree/cells.ipynb")
             cells = page.locator(".jp-Notebook .jp-CodeCell")
             try:
                 cells.nth(1).locator(".cm-line").first.wait_for()
