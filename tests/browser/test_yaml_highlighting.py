@@ -114,13 +114,13 @@ def cells_lab(tmp_path: Path) -> Iterator[str]:
         )
         try:
             deadline = time.monotonic() + 60
-            info = runtime / f"jpserver-{proc.pid}.json"
-            while not info.exists():
+            # the server writes its URL (with the port it got) to the private runtime folder
+            while not (found := list(runtime.glob("jpserver-*.json"))):
                 if proc.poll() is not None or time.monotonic() > deadline:
                     pytest.fail("jupyter lab did not start:\n" + log_path.read_text()[-3000:])
                 time.sleep(0.2)
             time.sleep(0.1)  # the file is written in one go, but not atomically
-            yield json.loads(info.read_text())["url"].rstrip("/")
+            yield json.loads(found[0].read_text())["url"].rstrip("/")
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)  # the server and its kernel
