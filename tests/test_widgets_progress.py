@@ -224,6 +224,50 @@ def test_text_printer_gives_up_after_timeout_and_resumes() -> None:
     assert lines[-1].startswith("deploy chat-ep/blue: Succeeded")
 
 
+def waiting_deploy(gate: threading.Event) -> Callable[[Operation], Any]:
+    """A deploy whose deployment stage waits for ``gate`` with a real 0.05 s heartbeat."""
+
+    def work(op: Operation) -> Any:
+        op.emit("deployment", "Running", "starting 1 instance", provisioning_state="Creating")
+        with op.heartbeat(lambda s: f"waiting for readiness ({s:.1f} s)", 0.05, "deployment"):
+            gate.wait(10)
+        op.emit("deployment", "Succeeded", "1/1 ready", provisioning_state="Succeeded")
+        return deployment_result()
+
+    return work
+
+
+def test_printed_heartbeats_are_throttled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A heartbeat a second printed as a line each made ~25 lines of a 30 s deploy."""
+    monkeypatch.setattr("pfmagic.widgets.track.BEAT_LINE_EVERY", 0.5)
+    gate = threading.Event()
+    lines: list[str] = []
+    op = Operation("deploy chat-ep/blue", ("deployment",), waiting_deploy(gate), start=False)
+    printer = TextProgress(op, backend=RecordingBackend(), write=lines.append)
+    op.start()
+    threading.Timer(1.3, gate.set).start()
+    assert printer.pump(timeout=5)
+    beats = [e for e in op.events if e.beat]
+    printed = [line for line in lines if "waiting for readiness" in line]
+    assert len(beats) >= 10, len(beats)  # 1.3 s of 0.05 s beats
+    assert 1 <= len(printed) <= 3, printed  # one per 0.5 s at most
+    assert not any(e.beat for e in op.events if e.state != "Running")
+
+
+def test_a_live_text_display_rewrites_its_heartbeat_line() -> None:
+    gate = threading.Event()
+    lines: list[str] = []
+    op = Operation("deploy chat-ep/blue", ("deployment",), waiting_deploy(gate), start=False)
+    printer = TextProgress(op, backend=RecordingBackend(), write=lines.append)
+    printer.rewrite_beats = True
+    op.start()
+    threading.Timer(0.6, gate.set).start()
+    assert printer.pump(timeout=5)
+    shown = [line for line in printer.lines if "waiting for readiness" in line]
+    assert len(shown) == 1 and len(lines) > len(printer.lines)  # written often, kept once
+    assert "deployment Succeeded" in printer.lines[-2]
+
+
 # -- through the magics' run_operation ------------------------------------------------------
 def _magics(ip: Any) -> Any:
     return ip.magics_manager.registry["QuotaMagics"]

@@ -95,6 +95,7 @@ def _keep_reporting(printer: Any, *, shown: int) -> None:
         handle = _display(block)
         if handle is not None:
             printer.write = lambda _line: handle.update(block)
+            printer.rewrite_beats = True
     printer.begin()
     printer.start_background()
 
