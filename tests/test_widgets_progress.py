@@ -422,3 +422,27 @@ def test_view_of_a_finished_operation_replays_and_ends() -> None:
     view = ProgressView(op, backend=RecordingBackend(), tick=5.0)  # no tick needed to end
     assert view.wait(2) and view.bar.value == 1.0
     assert [view.stage_state(s) for s in STAGES] == ["Succeeded"] * 4
+
+
+def test_finished_view_leaves_its_faces_not_a_widget(
+    ip: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A saved notebook has no widget model: the finished view's display is updated to its
+    HTML + text faces, so a reopened notebook shows them instead of "Loading widget..."."""
+    monkeypatch.setenv("PFMAGIC_FORCE_WIDGETS", "1")
+    ip.run_line_magic("config", "PfMagics.widgets = True")
+    published: list[tuple[dict[str, Any], bool]] = []
+
+    def publish(data: dict[str, Any], metadata: Any = None, *a: Any, **kw: Any) -> None:
+        published.append((data, bool(kw.get("update"))))
+
+    monkeypatch.setattr(ip.display_pub, "publish", publish)
+    gate, reached = threading.Event(), threading.Event()
+    gate.set()
+    op = Operation("deploy chat-ep/blue", STAGES, stepped(gate, reached))
+    _magics(ip).run_operation(op, wait=True)
+    (first, new), (last, update) = published[0], published[-1]
+    assert new is False and "application/vnd.jupyter.widget-view+json" in first
+    assert update is True and "application/vnd.jupyter.widget-view+json" not in last
+    assert "deploy chat-ep/blue" in last["text/html"] and "Succeeded" in last["text/html"]
+    assert "100%" in last["text/html"] and "deploy chat-ep/blue: Succeeded" in last["text/plain"]
