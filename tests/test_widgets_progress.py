@@ -446,3 +446,33 @@ def test_finished_view_leaves_its_faces_not_a_widget(
     assert update is True and "application/vnd.jupyter.widget-view+json" not in last
     assert "deploy chat-ep/blue" in last["text/html"] and "Succeeded" in last["text/html"]
     assert "100%" in last["text/html"] and "deploy chat-ep/blue: Succeeded" in last["text/plain"]
+
+
+def test_a_late_subscriber_sees_events_in_order() -> None:
+    """Replayed events come before the ones emitted while the replay runs (a progress view
+    subscribing mid-operation drew an old 'Running' over the stage's 'Succeeded')."""
+    replaying, go = threading.Event(), threading.Event()
+
+    def work(op: Operation) -> None:
+        op.emit("endpoint", "Running", "checking")
+        replaying.wait(5)
+        op.emit("endpoint", "Succeeded", "up")  # while the subscriber is still replaying
+        go.set()
+
+    op = Operation("deploy chat-ep/llm", ("endpoint",), work, start=False)
+    calls: list[str] = []
+    seen: list[str] = []
+
+    def slow(event: Any) -> None:
+        calls.append(event.state)
+        if len(calls) == 1:
+            replaying.set()
+            go.wait(0.5)  # the worker emits now, unless it has to wait for the replay
+        seen.append(event.state)
+
+    op.start()
+    while not op.events:
+        time.sleep(0.01)
+    op.subscribe(slow)
+    assert op.wait(5)
+    assert seen == ["Running", "Succeeded"], seen

@@ -199,11 +199,14 @@ class Operation:
 
     def subscribe(self, listener: Listener, *, replay: bool = True) -> None:
         """Call ``listener`` for every future event (and, with ``replay``, past ones)."""
-        with self._lock:
-            past = list(self._events) if replay else []
-            self._listeners.append(listener)
-        for event in past:
-            listener(event)
+        # under the dispatch lock: an event emitted meanwhile reaches the listener after the
+        # replayed ones (a replayed "Running" drew over a live "Succeeded" in a progress view)
+        with self._dispatch:
+            with self._lock:
+                past = list(self._events) if replay else []
+                self._listeners.append(listener)
+            for event in past:
+                listener(event)
 
     def cancel(self) -> None:
         self._cancel.set()
