@@ -5,11 +5,12 @@ UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 RUN := $(UV) run --frozen --extra test
 
-.PHONY: main test test-random test-slow test-azure-live lab bench setup browser-deps azurite-deps lint mutate
+.PHONY: main test test-random test-slow test-azure-live lab labext bench setup browser-deps azurite-deps lint mutate
 
 setup:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
 	$(UV) sync --frozen --extra test
+	@$(RUN) python labextension/develop.py
 
 # The teaching notebook end to end on the local backend; prints the chat transcript.
 main: setup
@@ -18,6 +19,17 @@ main: setup
 # Open the teaching notebooks in JupyterLab.
 lab: setup
 	$(RUN) jupyter lab notebooks/01-deploy-local.ipynb
+
+# Rebuild the prebuilt JupyterLab extension (YAML highlighting of %%pf_* cells) after a change
+# under labextension/: node + npm, against the venv's JupyterLab; commit labextension/prebuilt/.
+LABEXT_CORE = $$($(RUN) python -c "import jupyterlab, os; print(os.path.dirname(jupyterlab.__file__))")/staging
+labext: setup
+	cd labextension && npm ci --no-audit --no-fund --loglevel=error
+	rm -rf labextension/lib labextension/prebuilt
+	cd labextension && node_modules/.bin/tsc -p . && \
+		node node_modules/@jupyterlab/builder/lib/build-labextension.js --core-path "$(LABEXT_CORE)" .
+	$(RUN) python labextension/source_hash.py --write
+	@$(RUN) python labextension/develop.py
 
 # Debian's Chromium for the JupyterLab browser test (Playwright never downloads a browser).
 browser-deps:
@@ -53,7 +65,7 @@ bench: setup
 mutate: setup
 	bash bench/mutate.sh
 
-LINTED := pfmagic widgets tests bench notebooks/run.py notebooks/make_notebooks.py notebooks/llm_standin.py
+LINTED := pfmagic widgets tests bench labextension/develop.py labextension/source_hash.py notebooks/run.py notebooks/make_notebooks.py notebooks/llm_standin.py
 
 lint: setup
 	$(RUN) ruff check $(LINTED)

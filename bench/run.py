@@ -28,6 +28,7 @@ import common  # noqa: E402
 import local  # noqa: E402
 import scripts  # noqa: E402
 from loadgen import run_load  # noqa: E402
+from stream import stream_times  # noqa: E402
 
 HERE = Path(__file__).parent
 CLIENTS = ["8", "32"]  # client counts of the throughput runs (--clients)
@@ -279,12 +280,14 @@ def bench_score(
     memory: dict[str, Any] = {}
     # baseline 1: promptflow in-process (no HTTP)
     per_thread = 30 if quick else 80
+    streams = 50 if quick else 200
     results["in-process"] = _inprocess(env, quick, per_thread)
     # baseline 2: pf flow serve
     serve = PfServe(env, logdir)
     try:
         serve.start()
         results["pf flow serve"] = load_phases(serve.score_url, {}, quick)
+        results["pf flow serve"]["stream"] = stream_times(serve.score_url, {}, streams)
         memory["pf flow serve"] = common.rss_mb(serve.proc.pid)
     finally:
         serve.stop()
@@ -300,6 +303,11 @@ def bench_score(
             with local.endpoint(ep_env, f"bench-score{tag}-{instances}", instances=instances) as ep:
                 results[name] = load_phases(ep.scoring_uri, ep.headers, quick)
                 memory[name] = ep.memory()
+                if instances == 1:
+                    results[name]["stream"] = stream_times(ep.scoring_uri, ep.headers, streams)
+                    # what a second endpoint of the same flow adds while the first is up
+                    with local.endpoint(ep_env, f"bench-second{tag}", instances=1) as second:
+                        memory[f"second endpoint{suffix}"] = second.memory()
         except Exception as exc:
             rep.notes.append(f"{name}: {type(exc).__name__}: {exc}")
             traceback.print_exc()
@@ -351,8 +359,32 @@ def bench_score(
                 inproc["throughput"][clients]["rps"],
                 better="higher",
             )
+    one = results.get("pfmagic 1 instance", {}).get("stream")
+    if one:
+        for key, label in (
+            ("ttfb_p50_ms", "time to first byte p50"),
+            ("end_p50_ms", "to last byte p50"),
+        ):
+            rep.add(
+                "stream",
+                f"streamed reply, {label} (pfmagic 1 instance)",
+                one[key],
+                "ms",
+                "pf flow serve",
+                serve_r["stream"][key],
+            )
     # memory: per instance process vs one pf flow serve process
     base = memory.get("pf flow serve", {})
+    second = memory.get("second endpoint")
+    if second:
+        rep.add(
+            "memory",
+            "USS a second endpoint of the same flow adds (router + helpers + instance)",
+            second["endpoint_total_uss_mb"],
+            "MB",
+            "pf flow serve process USS",
+            base.get("uss_mb"),
+        )
     for name in ("pfmagic 1 instance", "pfmagic 2 instances"):
         m = memory.get(name)
         if m:

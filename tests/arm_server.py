@@ -105,6 +105,9 @@ class ArmState:
     metrics: dict[str, dict[str, list[tuple[dict[str, str], list[dict[str, Any]]]]]] = field(
         default_factory=dict
     )
+    # Log Analytics query API (api.loganalytics.io/v1/<resource id>/query): resource id (lower
+    # case) -> replies (status, headers, body bytes) served as given, in order, the last repeats
+    log_queries: dict[str, list[tuple[int, dict[str, str], bytes]]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def requests(self, method: str | None = None, contains: str = "") -> list[Logged]:
@@ -174,6 +177,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._score(host, body)
             if parts.path.lower().endswith("/providers/microsoft.insights/metrics"):
                 return self._metrics(parts.path, query)
+            if host == "api.loganalytics.io":
+                return self._log_query(parts.path)
             m = LOC_RE.match(parts.path)
             if m:
                 return self._location(m, query)
@@ -408,6 +413,21 @@ class _Handler(BaseHTTPRequestHandler):
                 "resourceregion": st.location,
             },
         )
+
+    def _log_query(self, path: str) -> None:
+        """``POST /v1/<resource id>/query`` (LogsQueryClient.query_resource): the seeded reply
+        bytes as they are; a resource nothing was seeded for answers 404 as the API does."""
+        resource = re.sub(r"^/v1/+", "/", path)[: -len("/query")].lower()
+        replies = self.server.state.log_queries.get(resource)
+        if not path.endswith("/query") or not replies:
+            return self._error(404, "ResourceNotFound", f"no logs for {resource}")
+        status, headers, data = replies[0] if len(replies) == 1 else replies.pop(0)
+        self.send_response(status)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def _score(self, host: str, body: Any) -> None:
         st = self.server.state

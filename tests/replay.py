@@ -34,7 +34,12 @@ _SKIP = {"content-length", "transfer-encoding", "connection", "date"}
 
 
 def replay_backend(
-    server: ArmServer, ws: tuple[str, str, str], *, polling_interval: float = 0, **transport: Any
+    server: ArmServer,
+    ws: tuple[str, str, str],
+    *,
+    polling_interval: float = 0,
+    poll_seconds: float = 0.02,
+    **transport: Any,
 ) -> Any:
     """pfmagic's AzureBackend for workspace ``ws`` through ``server``'s transport."""
     from arm_server import FakeCredential
@@ -49,7 +54,7 @@ def replay_backend(
         credential=FakeCredential(),
         transport=server.transport(**transport),
         polling_interval=polling_interval,
-        poll_seconds=0.02,
+        poll_seconds=poll_seconds,
     )
 
 
@@ -147,6 +152,32 @@ def _load_sdk_entries(entries: list[dict[str, Any]]) -> list[Recorded]:
             )
         )
     return out
+
+
+def vcr_reply(name: str, index: int = 0) -> tuple[int, dict[str, str], bytes]:
+    """Interaction ``index`` of a vcrpy cassette (azure-cli's recordings, YAML): the response
+    as (status, headers without hop-by-hop/length ones, body bytes exactly as recorded)."""
+    import yaml
+
+    data = yaml.safe_load((RECORDINGS / name).read_text())
+    resp = data["interactions"][index]["response"]
+    headers = {
+        k: ", ".join(v) if isinstance(v, list) else str(v)
+        for k, v in (resp.get("headers") or {}).items()
+        if k.lower() not in _SKIP
+    }
+    return int(resp["status"]["code"]), headers, resp["body"]["string"].encode()
+
+
+def sdk_reply(name: str, index: int = 0) -> tuple[int, dict[str, str], bytes]:
+    """Entry ``index`` of an azure-sdk-for-python recording as (status, headers, body): a JSON
+    body in compact form, which is how the service sent it (its recorded Content-Length)."""
+    entry = json.loads((RECORDINGS / name).read_text())["Entries"][index]
+    headers = {
+        k: v for k, v in (entry.get("ResponseHeaders") or {}).items() if k.lower() not in _SKIP
+    }
+    body = json.dumps(entry["ResponseBody"], separators=(",", ":")).encode()
+    return int(entry["StatusCode"]), headers, body
 
 
 def _sdk_body(body: Any) -> bytes:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -228,6 +229,33 @@ def test_deployment_create_registers_environment_and_polls_to_succeeded(tmp_path
     assert {p for _, p in server.log.fallback} == {
         ws_path(SDK_WS, "/models/mir_test_model/versions/1")
     }
+
+
+def test_deployment_progress_has_sub_steps_and_never_sits_still(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 18: Azure polls every few seconds; between them the view says what it waits for
+    (a heartbeat ≤ 1 s apart), and each change a poll saw is a sub-step with its own time."""
+    from azure.ai.ml.constants._common import LROConfigurations
+
+    monkeypatch.setattr(LROConfigurations, "POLL_INTERVAL", 2.0)
+    with ReplayServer() as server:
+        play_deployment_create(server)
+        backend = replay_backend(server, SDK_WS, polling_interval=0.5, poll_seconds=1.0)
+        op = backend.create_deployment(deployment_entity(tmp_path))
+        op.result(timeout=20)
+    running = [e for e in events(op, "deployment") if e.state == "Running"]
+    beats = [e for e in running if e.beat]
+    assert beats and all(e.message.startswith("waiting for Azure: ") for e in beats)
+    assert "last poll" in beats[-1].message and "every 1 s" in beats[-1].message
+    times = [e.time for e in events(op, "deployment")]
+    assert max(b - a for a, b in zip(times, times[1:], strict=False)) <= 2.0
+    # the recorded operation status reads "Updating"; the recording's only deployment GET is
+    # the final one (Succeeded), which the watch reads as the resource's state
+    steps = running[-1].substeps
+    assert steps[0].startswith("operation Updating at "), steps
+    assert any(s.startswith("provisioning state ") for s in steps), steps
+    assert all(re.search(r" at \d+(\.\d)? (ms|s)", s) for s in steps), steps
 
 
 # -- traffic: PUT 201 answers traffic {} while Updating; the GET after shows 100 % ------------

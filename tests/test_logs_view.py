@@ -4,6 +4,8 @@ The lines below are the real start-up of promptflow 1.18.5's serving app (notebo
 
 from __future__ import annotations
 
+import pytest
+
 from pfmagic.render.logs import readable
 
 STARTUP = """\
@@ -48,3 +50,15 @@ def test_limit_counts_readable_lines_and_nothing_folded_means_no_note() -> None:
     assert len(kept) == 3 and kept[-1].endswith("Load tool failed: No module named 'azureml'")
     kept, note = readable(["a", "b"], 5)
     assert (kept, note) == (["a", "b"], "")
+
+
+def test_paths_under_the_home_read_as_the_home(monkeypatch: pytest.MonkeyPatch) -> None:
+    """promptflow's "Project path" line named the runner's temporary home in a saved notebook."""
+    monkeypatch.setenv("PFMAGIC_HOME", "/tmp/pfmagic-run-cpmo8rgb")
+    line = (
+        "[2026-12-03 12:00:00,000][promptflow][INFO] - Project path: "
+        "/tmp/pfmagic-run-cpmo8rgb/endpoints/ep/deployments/blue/g1/model"
+    )
+    kept, _note = readable([line, "/tmp/pfmagic-run-cpmo8rgbX/other stays", "/tmp/x"], 5)
+    assert kept[0].endswith("Project path: $PFMAGIC_HOME/endpoints/ep/deployments/blue/g1/model")
+    assert kept[1:] == ["/tmp/pfmagic-run-cpmo8rgbX/other stays", "/tmp/x"]  # not its prefix

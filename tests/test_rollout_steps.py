@@ -18,7 +18,7 @@ from pfmagic.backends.events import ProgressEvent
 from pfmagic.backends.local.rollout_steps import span
 from pfmagic.config import PfMagics
 from pfmagic.widgets.progress import ProgressView
-from pfmagic.widgets.track import TextProgress
+from pfmagic.widgets.track import BEAT_LINE_EVERY, TextProgress
 
 FLOW = Path(__file__).parent / "flows" / "chat-echo"
 EP = "steps-ep"
@@ -133,5 +133,11 @@ def test_three_faces_list_the_substeps(rollout: dict[str, Any]) -> None:
         assert re.search(rf"    · instance {name}: (forked|process started) .*ready ", plain_face)
         assert re.search(rf"    · instance {name}: .*ready ", lines[-1])  # printer's summary
     assert " 0s" not in plain_face and " 0 s" not in plain_face
-    # while it ran, the printer's lines said what it waited for (the terminal face of beats)
-    assert any(re.search(r" deployment Running .*waiting for ", line) for line in lines), lines
+    # the printer's face of heartbeats: at most one line per BEAT_LINE_EVERY s (a line a
+    # second made ~25 lines of a 30 s deploy); every beat is in the events all the same
+    op = rollout["op"]
+    printed = [line for line in lines if re.search(r" deployment Running .*waiting for ", line)]
+    beats = [e for e in op.events if e.beat]
+    took = max(e.time for e in op.events) - op.started
+    assert len(printed) <= took / BEAT_LINE_EVERY + 1, (took, printed)
+    assert len(printed) <= len(beats) and all(e.message.startswith("waiting for ") for e in beats)

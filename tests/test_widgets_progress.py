@@ -224,6 +224,50 @@ def test_text_printer_gives_up_after_timeout_and_resumes() -> None:
     assert lines[-1].startswith("deploy chat-ep/blue: Succeeded")
 
 
+def waiting_deploy(gate: threading.Event) -> Callable[[Operation], Any]:
+    """A deploy whose deployment stage waits for ``gate`` with a real 0.05 s heartbeat."""
+
+    def work(op: Operation) -> Any:
+        op.emit("deployment", "Running", "starting 1 instance", provisioning_state="Creating")
+        with op.heartbeat(lambda s: f"waiting for readiness ({s:.1f} s)", 0.05, "deployment"):
+            gate.wait(10)
+        op.emit("deployment", "Succeeded", "1/1 ready", provisioning_state="Succeeded")
+        return deployment_result()
+
+    return work
+
+
+def test_printed_heartbeats_are_throttled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A heartbeat a second printed as a line each made ~25 lines of a 30 s deploy."""
+    monkeypatch.setattr("pfmagic.widgets.track.BEAT_LINE_EVERY", 0.5)
+    gate = threading.Event()
+    lines: list[str] = []
+    op = Operation("deploy chat-ep/blue", ("deployment",), waiting_deploy(gate), start=False)
+    printer = TextProgress(op, backend=RecordingBackend(), write=lines.append)
+    op.start()
+    threading.Timer(1.3, gate.set).start()
+    assert printer.pump(timeout=5)
+    beats = [e for e in op.events if e.beat]
+    printed = [line for line in lines if "waiting for readiness" in line]
+    assert len(beats) >= 10, len(beats)  # 1.3 s of 0.05 s beats
+    assert 1 <= len(printed) <= 3, printed  # one per 0.5 s at most
+    assert not any(e.beat for e in op.events if e.state != "Running")
+
+
+def test_a_live_text_display_rewrites_its_heartbeat_line() -> None:
+    gate = threading.Event()
+    lines: list[str] = []
+    op = Operation("deploy chat-ep/blue", ("deployment",), waiting_deploy(gate), start=False)
+    printer = TextProgress(op, backend=RecordingBackend(), write=lines.append)
+    printer.rewrite_beats = True
+    op.start()
+    threading.Timer(0.6, gate.set).start()
+    assert printer.pump(timeout=5)
+    shown = [line for line in printer.lines if "waiting for readiness" in line]
+    assert len(shown) == 1 and len(lines) > len(printer.lines)  # written often, kept once
+    assert "deployment Succeeded" in printer.lines[-2]
+
+
 # -- through the magics' run_operation ------------------------------------------------------
 def _magics(ip: Any) -> Any:
     return ip.magics_manager.registry["QuotaMagics"]
@@ -378,3 +422,57 @@ def test_view_of_a_finished_operation_replays_and_ends() -> None:
     view = ProgressView(op, backend=RecordingBackend(), tick=5.0)  # no tick needed to end
     assert view.wait(2) and view.bar.value == 1.0
     assert [view.stage_state(s) for s in STAGES] == ["Succeeded"] * 4
+
+
+def test_finished_view_leaves_its_faces_not_a_widget(
+    ip: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A saved notebook has no widget model: the finished view's display is updated to its
+    HTML + text faces, so a reopened notebook shows them instead of "Loading widget..."."""
+    monkeypatch.setenv("PFMAGIC_FORCE_WIDGETS", "1")
+    ip.run_line_magic("config", "PfMagics.widgets = True")
+    published: list[tuple[dict[str, Any], bool]] = []
+
+    def publish(data: dict[str, Any], metadata: Any = None, *a: Any, **kw: Any) -> None:
+        published.append((data, bool(kw.get("update"))))
+
+    monkeypatch.setattr(ip.display_pub, "publish", publish)
+    gate, reached = threading.Event(), threading.Event()
+    gate.set()
+    op = Operation("deploy chat-ep/blue", STAGES, stepped(gate, reached))
+    _magics(ip).run_operation(op, wait=True)
+    (first, new), (last, update) = published[0], published[-1]
+    assert new is False and "application/vnd.jupyter.widget-view+json" in first
+    assert update is True and "application/vnd.jupyter.widget-view+json" not in last
+    assert "deploy chat-ep/blue" in last["text/html"] and "Succeeded" in last["text/html"]
+    assert "100%" in last["text/html"] and "deploy chat-ep/blue: Succeeded" in last["text/plain"]
+
+
+def test_a_late_subscriber_sees_events_in_order() -> None:
+    """Replayed events come before the ones emitted while the replay runs (a progress view
+    subscribing mid-operation drew an old 'Running' over the stage's 'Succeeded')."""
+    replaying, go = threading.Event(), threading.Event()
+
+    def work(op: Operation) -> None:
+        op.emit("endpoint", "Running", "checking")
+        replaying.wait(5)
+        op.emit("endpoint", "Succeeded", "up")  # while the subscriber is still replaying
+        go.set()
+
+    op = Operation("deploy chat-ep/llm", ("endpoint",), work, start=False)
+    calls: list[str] = []
+    seen: list[str] = []
+
+    def slow(event: Any) -> None:
+        calls.append(event.state)
+        if len(calls) == 1:
+            replaying.set()
+            go.wait(0.5)  # the worker emits now, unless it has to wait for the replay
+        seen.append(event.state)
+
+    op.start()
+    while not op.events:
+        time.sleep(0.01)
+    op.subscribe(slow)
+    assert op.wait(5)
+    assert seen == ["Running", "Succeeded"], seen

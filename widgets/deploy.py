@@ -159,3 +159,6 @@ class DeploymentPanel(TextTwinBox):
 
     def text(self) -> str:
         return self.quota.text()
+
+    def html(self) -> str:
+        return self.quota.html()

@@ -16,7 +16,7 @@ from typing import Any
 import ipywidgets as w
 
 from pfmagic.backends.events import Operation, ProgressEvent
-from pfmagic.render.style import badge
+from pfmagic.render.style import badge, state_bg
 
 from .text import elapsed, provisioning_note, shown_once, substep_lines, summary_text
 from .track import LOG_LINES, Tracker, failure_details, outcome_details, target_of
@@ -201,16 +201,16 @@ class ProgressView(TextTwinBox):
             spent = row.elapsed(now)
             prov = html.escape(provisioning_note(row.state, row.provisioning_state))
             rows.append(
-                f"<tr><td>{ICONS.get(row.state, '·')}</td>"
-                f"<td><b>{html.escape(row.stage)}</b></td>"
-                f"<td>{badge(row.state)}{prov}</td>"
+                f"<tr><td style='{_TD}'>{ICONS.get(row.state, '·')}</td>"
+                f"<td style='{_TD}'><b>{html.escape(row.stage)}</b></td>"
+                f"<td style='{_TD}'>{badge(row.state)}{prov}</td>"
                 f"<td style='text-align:right'>{f'{spent:.1f}s' if spent is not None else ''}"
-                f"</td><td>{html.escape(row.message)}</td></tr>"
+                f"</td><td style='{_TD}'>{html.escape(row.message)}</td></tr>"
             )
             if row.substeps:  # sub-steps with their own timings, under their stage
                 items = "".join(f"<li>{html.escape(line)}</li>" for line in row.substeps)
                 rows.append(
-                    "<tr><td></td><td></td><td colspan='3'><ul style='margin:0;"
+                    f"<tr><td></td><td></td><td colspan='3' style='{_TD}'><ul style='margin:0;"
                     f"padding-left:1.2em;font-size:90%'>{items}</ul></td></tr>"
                 )
         return "<table style='border-spacing:8px 0'>" + "".join(rows) + "</table>"
@@ -226,7 +226,24 @@ class ProgressView(TextTwinBox):
             return f" · {row.stage}: {row.message}"
         return f" · waiting for {row.stage}" + (f": {row.message}" if row.message else "")
 
-    # -- text twin ---------------------------------------------------------------------
+    # -- text and HTML twins ---------------------------------------------------------------
+    def html(self) -> str:
+        """The view as inline-styled HTML (no JavaScript, theme colours): title, bar, stages,
+        log tail, outcome."""
+        with self._draw_lock:
+            pct = round(self.bar.value * 100)
+            status = self.op.status() if self.op.done() else "InProgress"
+            bar = (
+                "<div style='display:flex;align-items:center;gap:.5em;margin:2px 0'>"
+                "<div style='width:420px;max-width:70%;height:.8em;border:1px solid #8a8a8a'>"
+                f"<div style='width:{pct}%;height:100%;background:{state_bg(status)}'></div>"
+                f"</div><span>{pct}%</span></div>"
+            )
+            return (
+                f"<div>{self.title.value}</div>{bar}{self.stages_box.value}"
+                f"{self.logs_box.value}{self.result_box.value}"
+            )
+
     def text(self) -> str:
         if self.outcome is not None:
             return self.outcome
@@ -241,9 +258,14 @@ class ProgressView(TextTwinBox):
         return "\n".join(lines)
 
 
+# JupyterLab right-aligns the cells of HTML outputs (the finished view's face is one)
+_TD = "text-align:left;vertical-align:top"
+
+
 def _table(rows: list[tuple[str, str]]) -> str:
     cells = "".join(
-        f"<tr><td><b>{html.escape(k)}</b></td><td><code>{html.escape(v)}</code></td></tr>"
+        f"<tr><td style='{_TD}'><b>{html.escape(k)}</b></td>"
+        f"<td style='{_TD}'><code>{html.escape(v)}</code></td></tr>"
         for k, v in rows
     )
     return f"<table style='border-spacing:8px 2px'>{cells}</table>"

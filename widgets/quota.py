@@ -328,6 +328,11 @@ class QuotaCalculator(TextTwinBox):
         return msg
 
     # -- text twin ---------------------------------------------------------------------
+    def html(self) -> str:
+        """The calculator's current answer without its controls (saved notebooks, nbconvert)."""
+        parts = [self.header, self.sku_box, self.formula_box, self.result_box, self.warn_box]
+        return "".join(f"<div>{p.value}</div>" for p in parts if p.value)
+
     def text(self) -> str:
         name = getattr(self.deployment, "name", None)
         return quota_text(self.check, title=f"Quota for {name}" if name else None)

@@ -47,8 +47,10 @@ def run_operation(
             raise
         if finished:
             view.wait(10)  # the outcome (URI, traffic, key) is drawn before the cell ends
-            if handle is not None:  # saved notebooks / nbval keep the final text/plain twin
-                handle.update(view)
+            if handle is not None:
+                # the work is over: its faces replace the widget, so a saved notebook shows
+                # them (HTML, text) instead of a "Loading widget..." placeholder
+                handle.update(view.static_bundle(), raw=True)
     else:
         from .track import TextProgress
 
@@ -93,6 +95,7 @@ def _keep_reporting(printer: Any, *, shown: int) -> None:
         handle = _display(block)
         if handle is not None:
             printer.write = lambda _line: handle.update(block)
+            printer.rewrite_beats = True
     printer.begin()
     printer.start_background()
 

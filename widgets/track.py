@@ -221,8 +221,15 @@ def _stdout(line: str) -> None:
     print(line, flush=True)
 
 
+BEAT_LINE_EVERY = 10.0  # s: a printed heartbeat line at most this often (prints can't be undone)
+
+
 class TextProgress:
     """Prints each event as one line as it arrives, then a summary block.
+
+    Heartbeats (nothing new, the stage still waits) would be a line a second: printed, one
+    at most every ``BEAT_LINE_EVERY`` s; on a live display (``rewrite_beats``) each replaces
+    the heartbeat line before it.
 
     Lines are written by whoever calls ``pump``: the cell's own thread when waiting (output
     lands under the cell), or a background thread (``start_background``), whose ``write`` may
@@ -237,13 +244,29 @@ class TextProgress:
         self.lines: list[str] = []
         self.summary: str | None = None
         self.finished = threading.Event()
+        self.rewrite_beats = False
         self._queue: queue.Queue[ProgressEvent] = queue.Queue()
         self._begun = False
+        self._last_beat: float | None = None  # when the last line was a heartbeat's
+        self._last_line = time.time()
         op.subscribe(self._queue.put)
 
     def _emit(self, line: str) -> None:
         self.lines.append(line)
+        self._last_beat, self._last_line = None, time.time()
         self.write(line)
+
+    def _event(self, event: ProgressEvent) -> None:
+        line = event_line(event, self.op.started)
+        if not event.beat:
+            self._emit(line)
+        elif self.rewrite_beats and self._last_beat is not None and self.lines:
+            self.lines[-1] = line  # the display shows the newest heartbeat only
+            self._last_beat = event.time
+            self.write(line)
+        elif self.rewrite_beats or event.time - self._last_line >= BEAT_LINE_EVERY:
+            self._emit(line)
+            self._last_beat = event.time
 
     def begin(self) -> None:
         """Write the first line (title and start time) once."""
@@ -266,7 +289,7 @@ class TextProgress:
                     break
             else:
                 self.tracker.apply(event)
-                self._emit(event_line(event, self.op.started))
+                self._event(event)
             if deadline is not None and time.monotonic() >= deadline and not self.op.done():
                 return False
         self.summary = summary(self.op, self.tracker, self.backend)

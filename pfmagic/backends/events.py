@@ -17,6 +17,15 @@ from typing import Any, Literal
 Stage = Literal["model", "endpoint", "environment", "deployment", "traffic", "delete", "keys"]
 State = Literal["Pending", "Running", "Succeeded", "Failed", "Canceled", "Skipped"]
 TERMINAL: frozenset[str] = frozenset({"Succeeded", "Failed", "Canceled"})
+HEARTBEAT = 1.0  # s without an event before a backend says what it waits for (issue 18: ≤ 2 s)
+
+
+def span(seconds: float) -> str:
+    """A duration as people read it: ms below a second (never "0 s"), else tenths."""
+    seconds = max(0.0, seconds)
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    return f"{seconds:.1f} s" if seconds < 100 else f"{seconds:.0f} s"
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,9 @@ class ProgressEvent:
     # the stage's sub-steps so far, one line each with its own timings
     # ("instance blue-1-0: forked 96 ms, app created 2.3 s, ready 2.6 s"); views list them
     substeps: tuple[str, ...] = ()
+    # a heartbeat: nothing happened, the message says what the stage still waits for (a text
+    # printer need not give each one a line of its own)
+    beat: bool = False
     time: float = field(default_factory=time.time)
 
 
@@ -127,6 +139,7 @@ class Operation:
                 provisioning_state=last.provisioning_state,
                 progress=last.progress,
                 substeps=last.substeps,
+                beat=True,
             )
 
     @contextlib.contextmanager
@@ -186,11 +199,14 @@ class Operation:
 
     def subscribe(self, listener: Listener, *, replay: bool = True) -> None:
         """Call ``listener`` for every future event (and, with ``replay``, past ones)."""
-        with self._lock:
-            past = list(self._events) if replay else []
-            self._listeners.append(listener)
-        for event in past:
-            listener(event)
+        # under the dispatch lock: an event emitted meanwhile reaches the listener after the
+        # replayed ones (a replayed "Running" drew over a live "Succeeded" in a progress view)
+        with self._dispatch:
+            with self._lock:
+                past = list(self._events) if replay else []
+                self._listeners.append(listener)
+            for event in past:
+                listener(event)
 
     def cancel(self) -> None:
         self._cancel.set()

@@ -32,7 +32,7 @@ from typing import Any
 from pfmagic.backends.local.state import Home, ensure_dir
 from pfmagic.environments import uv
 from pfmagic.environments.resolve import Requirement, Resolved
-from pfmagic.environments.uv import LAST_USED, META, envs_root, key_lock
+from pfmagic.environments.uv import LAST_USED, META, envs_root, key_lock, lock_path
 from pfmagic.errors import PfError
 
 BASE = "base"  # the key of "pfmagic's own environment": nothing to build
@@ -309,7 +309,7 @@ def prune(root: Path, in_use: set[str]) -> list[str]:
             continue
         with key_lock(root, env["key"]):
             shutil.rmtree(env["path"], ignore_errors=True)
-        (root / f".{env['key']}.lock").unlink(missing_ok=True)
+        lock_path(root, env["key"]).unlink(missing_ok=True)
         removed.append(env["key"])
     return removed
 

@@ -27,9 +27,13 @@ def envs_root(home_root: Path) -> Path:
     return Path(os.environ.get("PFMAGIC_ENVS_DIR") or home_root / "envs")
 
 
+def lock_path(root: Path, key: str) -> Path:
+    return root / f".{key}.lock"
+
+
 def key_lock(root: Path, key: str) -> AbstractContextManager[None]:
     """Serialises builders (kernels, routers) of one key; others build in parallel."""
-    return locked(root / f".{key}.lock")
+    return locked(lock_path(root, key))
 
 
 def touch(venv: Path) -> None:

@@ -30,7 +30,10 @@ class MetricsMagics(SessionMagics):
     def pf_metrics(self, line: str) -> Any:
         """Requests, errors (non-2xx), p50/p95/p99 latency, tokens, CPU and memory per
         deployment, as a small figure with the table beside it. ``.frame`` is a pandas
-        DataFrame, ``.series`` the per-interval rows, ``.unauthorized`` the 401s.
+        DataFrame, ``.series`` the per-interval rows, ``.unauthorized`` the 401s. On Azure,
+        tokens (with their prompt/completion split) come from the workspace's Application
+        Insights for deployments with ``app_insights_enabled: true``; elsewhere they show as
+        ``unknown`` and ``.notes`` says why.
 
         Examples::
 

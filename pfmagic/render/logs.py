@@ -5,13 +5,16 @@ promptflow's serving app starts with a dozen lines about exporters and model dat
 module failed: No module named 'azureml'", "No metric exporter enabled.") that alarm users
 and ask for nothing they can do -- and the router's readiness/liveness probes add a
 ``GET /health 200`` line every few seconds. Those are folded into one closing line;
-``--all`` shows the log as written.
+``--all`` shows the log as written. Paths under ``$PFMAGIC_HOME`` or the home folder read
+as such (promptflow's "Project path: /tmp/…" would put the runner's folder in a saved notebook).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+
+from pfmagic.render.paths import shown_in
 
 _NOISE = re.compile(
     r"\]\[(INFO|WARNING)\] - ("
@@ -37,7 +40,7 @@ def readable(lines: Sequence[str], limit: int) -> tuple[list[str], str]:
         elif _PROBE.search(line):
             probes += 1
         else:
-            kept.append(line)
+            kept.append(shown_in(line))
     parts = []
     if noise:
         parts.append(f"{noise} start-up line(s) of promptflow about exporters not set up locally")

@@ -11,7 +11,8 @@ one-minute grain:
   ``CpuMemoryUtilizationPercentage`` (Average; Azure reports memory as a percentage).
 
 Window totals of latency percentiles are the request-weighted mean of the per-minute values
-(Azure Monitor gives no percentile over a window). Tokens need Application Insights: not read.
+(Azure Monitor gives no percentile over a window). Tokens (prompt + completion) come from the
+workspace's Application Insights, where promptflow sends them (``app_insights.py``).
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ def _rows(result: Any, value: str) -> list[tuple[str, dict[str, str], float, flo
 
 def query(backend: Any, endpoint: str, deployment: str | None, window: float) -> dict[str, Any]:
     backend.get_endpoint(endpoint)  # NotFound for an unknown endpoint
-    names = sorted(d.name for d in backend.list_deployments(endpoint))
+    deployments = list(backend.list_deployments(endpoint))
+    names = sorted(d.name for d in deployments)
     if deployment is not None and deployment not in names:
         raise NotFound(
             f"deployment '{deployment}' not found in endpoint '{endpoint}'",
@@ -110,7 +112,7 @@ def query(backend: Any, endpoint: str, deployment: str | None, window: float) ->
     def row(t: float, name: str) -> dict[str, Any]:
         return series.setdefault(
             (t, name),
-            {"time": t, "deployment": name, "requests": 0, "errors": 0, "tokens": 0, "mirrored": 0},
+            {"time": t, "deployment": name, "requests": 0, "errors": 0, "mirrored": 0},
         )
 
     unauthorized = 0
@@ -136,7 +138,17 @@ def query(backend: Any, endpoint: str, deployment: str | None, window: float) ->
         for metric, _dims, t, v in _rows(result, "average"):
             points += 1
             row(t, name)[RESOURCES[metric]] = v
-    if not points:
+    from pfmagic.backends.azure.app_insights import TOKEN_TYPES, query_tokens
+
+    tokens = query_tokens(backend, endpoint, deployments, window)
+    for t, name in tokens.by_minute:  # minutes with tokens but no Azure Monitor point
+        row(t, name)
+    for (t, name), r in series.items():
+        cell = tokens.by_minute.get((t, name), {})
+        for col in TOKEN_TYPES:
+            r[col] = cell.get(col, 0) if name in tokens.known else None
+        r["tokens"] = r["prompt_tokens"] + r["completion_tokens"] if name in tokens.known else None
+    if not points and not tokens.by_minute:
         raise PfError(
             f"endpoint '{endpoint}': Azure Monitor has no metrics for it yet",
             hint="they appear a few minutes after its first requests",
@@ -148,9 +160,10 @@ def query(backend: Any, endpoint: str, deployment: str | None, window: float) ->
         total: dict[str, Any] = {
             "requests": served,
             "errors": sum(r["errors"] for r in rows),
-            "tokens": 0,
             "mirrored": 0,
         }
+        for col in ("tokens", *TOKEN_TYPES):
+            total[col] = sum(r[col] for r in rows) if name in tokens.known else None
         for col in LATENCY.values():
             pairs = [(r[col], r["requests"]) for r in rows if r.get(col) is not None]
             weight = sum(w for _v, w in pairs)
@@ -171,4 +184,5 @@ def query(backend: Any, endpoint: str, deployment: str | None, window: float) ->
         "deployments": totals,
         "unauthorized": unauthorized,
         "series": [r for _k, r in sorted(series.items())],
+        "notes": [tokens.note] if tokens.note else [],
     }

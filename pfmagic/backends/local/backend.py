@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from pfmagic import traffic as traffic_rules
 from pfmagic.backends.base import Backend, KeyType, ScoreReply
-from pfmagic.backends.events import Operation, Stage
+from pfmagic.backends.events import HEARTBEAT, Operation, Stage, span
 from pfmagic.backends.local import auth, connections, entities, executors, kinds, models
 from pfmagic.backends.local.control import RouterControl, free_port, shutdown_all
 from pfmagic.backends.local.executors import scoring as scoring_executor
 from pfmagic.backends.local.identity import router_client
 from pfmagic.backends.local.logs import log_event, tail, tail_rotated
-from pfmagic.backends.local.rollout_steps import HEARTBEAT, StepReporter, span
+from pfmagic.backends.local.rollout_steps import StepReporter
 from pfmagic.backends.local.state import Home, locked, read_json, write_json
 from pfmagic.errors import BackendError, NotFound, PfError
 

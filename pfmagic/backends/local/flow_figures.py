@@ -12,8 +12,8 @@ monitor finishes a request, leaving promptflow's recorder as it is (App Insights
 error handling unchanged), and returns the app wrapped in ``Carrier``, an ASGI layer that adds
 the figures to the reply's head as ``x-pfmagic-flow-figures``. The router reads
 that header (``parse``) and never passes instance headers on, so the ``/score`` contract is
-unchanged. An event stream carries what promptflow knew when the head went out: it records
-before the reply starts, and never recounts the tokens of a streamed reply afterwards.
+unchanged. An event stream's head carries what promptflow knew when it went out; the tokens
+promptflow-tracing counts once the stream is used up follow by ``stream_figures.py``.
 
 promptflow only collects token counts while tracing is on (``PF_DISABLE_TRACING``, default
 "true": its tracer then records no LLM calls), so ``enable_tracing()`` turns it on unless the
@@ -45,6 +45,8 @@ class FlowFigures:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     flow_ms: float | None = None
+    # a node streams an LLM call: its tokens follow when the stream ends (stream_figures.py)
+    streamed_later: bool = False
 
     @property
     def tokens(self) -> int | None:
@@ -60,6 +62,7 @@ class FlowFigures:
                 ("prompt", self.prompt_tokens),
                 ("completion", self.completion_tokens),
                 ("flow_ms", None if self.flow_ms is None else round(self.flow_ms, 3)),
+                ("later", 1 if self.streamed_later else None),
             )
             if value is not None
         ]
@@ -86,14 +89,21 @@ def parse(value: str | None) -> FlowFigures | None:
             flow_ms = None
     except (KeyError, ValueError):
         flow_ms = None
-    return FlowFigures(count("prompt"), count("completion"), flow_ms)
+    return FlowFigures(count("prompt"), count("completion"), flow_ms, fields.get("later") == "1")
 
 
 def figures_of(flow_run: Any, node_runs: dict[str, Any] | None) -> FlowFigures:
     """Tokens summed over the node runs (as promptflow's ``Token_Consumption`` metric counts
     them) and the flow run's duration."""
     sums: dict[str, int | None] = dict.fromkeys(TOKEN_KEYS)
+    later = False
     for run in (node_runs or {}).values():
+        if _streamed(getattr(run, "api_calls", None)):
+            later = True
+            # a streamed LLM call, its stream not read yet: promptflow counted the prompt and
+            # 0 completion tokens (over the chunks seen so far: none); the whole call is
+            # counted when the stream ends (stream_figures.py), so the node is left out here
+            continue
         metrics = getattr(run, "system_metrics", None) or {}
         for key in TOKEN_KEYS:
             value = metrics.get(key)
@@ -101,7 +111,19 @@ def figures_of(flow_run: Any, node_runs: dict[str, Any] | None) -> FlowFigures:
                 sums[key] = (sums[key] or 0) + value
     duration = (getattr(flow_run, "system_metrics", None) or {}).get("duration")
     flow_ms = duration * 1000 if isinstance(duration, (int, float)) and duration >= 0 else None
-    return FlowFigures(sums["prompt_tokens"], sums["completion_tokens"], flow_ms)
+    return FlowFigures(sums["prompt_tokens"], sums["completion_tokens"], flow_ms, later)
+
+
+def _streamed(calls: Any, depth: int = 0) -> bool:
+    """Whether a node's traced calls include a streamed one (``stream: true`` in its inputs)."""
+    for call in calls or []:
+        if not isinstance(call, dict) or depth > 8:
+            continue
+        if (call.get("inputs") or {}).get("stream") is True:
+            return True
+        if _streamed(call.get("children"), depth + 1):
+            return True
+    return False
 
 
 class Carrier:
@@ -163,7 +185,11 @@ def install(app: Any) -> Carrier:
     ``FlowMonitor.finish_monitoring`` runs once per request after the flow, before the reply's
     head goes out; the flow result is read there. promptflow's own recorder (None without
     Application Insights) is left as it is, so none of promptflow's paths change."""
-    monitor = getattr(app, "flow_monitor", None)
+    from pfmagic.backends.local import stream_figures
+
+    stream_figures.watch_streamed_tokens()
+    app = stream_figures.StreamFigures(app)  # inside Carrier: runs in the request's slot
+    monitor = getattr(app.app, "flow_monitor", None)
     if monitor is None:
         return Carrier(app)
     original = monitor.finish_monitoring

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pfmagic.backends.events import HEARTBEAT, span
 from pfmagic.backends.local.logs import tail
 
 if TYPE_CHECKING:
@@ -28,16 +29,7 @@ if TYPE_CHECKING:
     from pfmagic.backends.local.supervisor import Supervisor
 
 FORK_SERVER_WAIT = 180.0  # s; past it the spawn itself waits (and falls back to a process)
-HEARTBEAT = 1.0  # s without an event before the kernel says what it waits for (issue 18: ≤ 2 s)
 APP_CREATED = "app created in "
-
-
-def span(seconds: float) -> str:
-    """A duration as people read it: ms below a second (never "0 s"), else tenths."""
-    seconds = max(0.0, seconds)
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    return f"{seconds:.1f} s" if seconds < 100 else f"{seconds:.0f} s"
 
 
 # -- router side ----------------------------------------------------------------------------

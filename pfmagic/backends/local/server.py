@@ -52,7 +52,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from pfmagic import traffic as traffic_rules
-from pfmagic.backends.local import auth, flow_figures
+from pfmagic.backends.local import auth, flow_figures, stream_figures
 from pfmagic.backends.local.flow_figures import FlowFigures
 from pfmagic.backends.local.guard import Guard
 from pfmagic.backends.local.identity import IDENTITY_PATH, proof
@@ -436,7 +436,8 @@ class Router:
             self.metrics.record_unrouted()
         elif isinstance(resp, _Passthrough):
 
-            def done(status: int = resp.status_code, figures: Any = resp.figures) -> None:
+            def done(status: int = resp.status_code) -> None:
+                figures = resp.figures  # the head's, plus the stream's (set at its end)
                 latency = (time.perf_counter() - started) * 1000
                 tokens = figures.tokens if figures is not None else None
                 flow_ms = figures.flow_ms if figures is not None else None
@@ -478,6 +479,7 @@ class Router:
         headers = {k: v for k, v in request.headers.items() if k.lower() in FORWARD}
         request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
         headers["x-request-id"] = request_id
+        headers[stream_figures.HEADER] = stream_figures.new_id()  # never the client's
         mirror = self.config.get("mirror_traffic") or {}
         if not targeted and mirror:
             name, pct = next(iter(mirror.items()))
@@ -559,6 +561,12 @@ class Router:
                 yield up.head
                 async for chunk in rest:
                     yield chunk
+                stream_id = headers.get(stream_figures.HEADER)
+                if stream_id and figures is not None and figures.streamed_later:
+                    # used up: promptflow has counted the streamed call's tokens now
+                    url = up.inst.url(stream_figures.PATH + stream_id)
+                    got = await stream_figures.fetch(up.inst.client, url)
+                    streamed.figures = stream_figures.merge(streamed.figures, got)
             except httpx.HTTPError as exc:  # too late to fail over: the client has bytes
                 allowed, suppressed = self._log_limit.allow(f"broke|{up.inst.name}")
                 if allowed:
