@@ -57,7 +57,6 @@ def echo_flow() -> Path:
 
 
 # -- YAML-cell fixtures (foundation issue) ------------------------------------------------------
-FIXTURES_YAML = Path(__file__).parent / "fixtures_yaml"
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES_YAML
+from fixture_paths import FIXTURES_YAML
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 

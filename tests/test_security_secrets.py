@@ -17,7 +17,7 @@ from typing import Any
 
 import nbformat
 import pytest
-from conftest import FIXTURES_YAML
+from fixture_paths import FIXTURES_YAML
 from IPython.core.interactiveshell import InteractiveShell
 
 pytestmark = pytest.mark.usefixtures("no_atexit_reset")

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import ARTIFACTS, NOTEBOOKS, Lab, cell, lab_command, open_notebook, set_theme, shot
+from lab_session import ARTIFACTS, NOTEBOOKS, Lab, cell, lab_command, open_notebook, set_theme, shot
 from page_checks import broken, clipped, contrast_failures, report, with_probe
 
 NOTEBOOK = "01-deploy-local.ipynb"
