@@ -39,7 +39,6 @@ CHROMIUM_ARGS = [  # as test_jupyterlab.py: without these Chromium hangs on this
     "--disable-dev-shm-usage",
 ]
 ENDPOINT_CELL = """%%pf_endpoint my-endpoint --var ep
-$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schema.json
 name: my-endpoint
 auth_mode: key
 properties:

@@ -415,6 +415,17 @@ class LocalBackend(Backend):
                     op.emit("environment", "Skipped", "unchanged")
                 op.emit("deployment", "Succeeded", "unchanged", provisioning_state="Succeeded")
             else:
+                if not runtime.get("environment"):  # (a build reports its own stage first)
+                    # as Azure's PUT answers: Creating/Updating from the moment it is accepted
+                    # (a fast rollout could end before the first status poll saw the state)
+                    state = "Updating" if current else "Creating"
+                    op.emit(
+                        "deployment",
+                        "Running",
+                        f"{state.lower()} {name} (generation {gen})",
+                        provisioning_state=state,
+                        progress=0.0,
+                    )
                 self._wait_deployment(op, ctl, endpoint, name, gen, runtime)
 
             if all_traffic:
