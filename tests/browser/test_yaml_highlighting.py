@@ -24,20 +24,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from lab_session import CHROMIUM, CHROMIUM_ARGS
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [  # as test_jupyterlab.py: without these Chromium hangs on this closed network
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
 ENDPOINT_CELL = """%%pf_endpoint my-endpoint --var ep
 name: my-endpoint
 auth_mode: key
