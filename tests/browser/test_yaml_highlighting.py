@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -77,6 +78,7 @@ def cells_lab(tmp_path: Path) -> Iterator[str]:
         IPYTHONDIR=str(tmp_path / "ipython"),
     )
     log_path = tmp_path / "jupyter.log"
+    token = secrets.token_hex(24)
     with log_path.open("w") as log:
         proc = subprocess.Popen(
             [
@@ -87,8 +89,8 @@ def cells_lab(tmp_path: Path) -> Iterator[str]:
                 "--no-browser",
                 "--ip=127.0.0.1",
                 "--port=0",
-                "--ServerApp.token=",
-                "--IdentityProvider.token=",  # the port is private to this test's server
+                # a listener on a shared machine: authenticated even in a test
+                f"--IdentityProvider.token={token}",
                 f"--ServerApp.root_dir={root}",
                 f"--LabApp.user_settings_dir={settings}",
                 f"--LabApp.workspaces_dir={tmp_path / 'lab-workspaces'}",
@@ -109,7 +111,8 @@ def cells_lab(tmp_path: Path) -> Iterator[str]:
                     pytest.fail("jupyter lab did not start:\n" + log_path.read_text()[-3000:])
                 time.sleep(0.2)
             time.sleep(0.1)  # the file is written in one go, but not atomically
-            yield json.loads(found[0].read_text())["url"].rstrip("/")
+            url = json.loads(found[0].read_text())["url"].rstrip("/")
+            yield f"{url}/lab/tree/cells.ipynb?token={token}"
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)  # the server and its kernel
@@ -177,7 +180,7 @@ def test_pf_cells_highlight_as_yaml(cells_lab: str) -> None:
                     errors.append(m.text) if m.type == "error" and "activat" in m.text else None
                 ),
             )
-            page.goto(f"{cells_lab}/lab/tree/cells.ipynb")
+            page.goto(cells_lab)
             cells = page.locator(".jp-Notebook .jp-CodeCell")
             try:
                 cells.nth(1).locator(".cm-line").first.wait_for()
