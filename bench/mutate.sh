@@ -16,6 +16,11 @@ TARGETS=(
   # the quota arithmetic (the SKU table is data in sku_table.py, checked cell by cell); the
   # quota widget's tests import azure.ai.ml (seconds per mutant): they see only the survivors
   "pfmagic/skus.py:tests/test_skus.py:tests/test_skus.py tests/test_widgets_quota.py"
+  # error line mapping: a field path to the line the user wrote (positions), the line map of
+  # filled placeholders (interpolate), schema errors to one-line problems (diagnose)
+  "pfmagic/spec/positions.py:tests/test_bad_cells.py"
+  # LRO progress: the sub-steps and heartbeats of an Azure wait; events, replay order
+  "pfmagic/backends/azure/progress.py:tests/test_azure_progress.py"
 )
 for target in "${@:-${TARGETS[@]}}"; do
   IFS=: read -r module tests more <<<"$target"

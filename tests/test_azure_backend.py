@@ -636,25 +636,3 @@ def test_failed_without_error_body_explained_from_state_and_logs(
     assert "provisioning" in err.message and "Azure gave no reason" in err.message
     assert "model folder is empty" in err.message
     assert op.stage_states()["deployment"].state == "Failed"
-
-
-def test_log_tail_sub_steps_name_only_new_lines() -> None:
-    from pfmagic.backends.azure.progress import AzureSteps, new_lines
-
-    assert new_lines((), ("a", "b")) == ("a", "b")
-    assert new_lines(("a", "b", "c"), ("b", "c", "d", "e")) == ("d", "e")
-    assert new_lines(("a", "b"), ("a", "b")) == ()
-    assert new_lines(("x",), ("y", "z")) == ("y", "z")  # no overlap: all new
-    steps = AzureSteps(began=100.0)
-    assert steps.saw("InProgress", "Creating", ("booting",), 100.4)
-    assert not steps.saw("InProgress", "Creating", ("booting",), 105.0)
-    assert steps.saw("InProgress", "Creating", ("booting", "pulling image", "ready"), 110.0)
-    assert steps.lines == [
-        "operation InProgress at 400 ms",
-        "provisioning state Creating at 400 ms",
-        "log at 400 ms: booting",
-        "log at 10.0 s: ready (+1 lines)",
-    ]
-    assert steps.waiting("deployment x", 5, 111.0).startswith(
-        "waiting for Azure: deployment x (InProgress), 11.0 s; last poll 1.0 s ago"
-    )

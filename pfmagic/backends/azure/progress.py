@@ -78,20 +78,21 @@ class AzureSteps:
         """Record one poll; True when it showed something new."""
         self.polled = now
         at = span(now - self.began)
-        before = len(self.lines)
+        seen: list[str] = []
         if status != self.status:
-            self.lines.append(f"operation {status} at {at}")
+            seen.append(f"operation {status} at {at}")
             self.status = status
         if state and state != self.state:
-            self.lines.append(f"provisioning state {state} at {at}")
+            seen.append(f"provisioning state {state} at {at}")
             self.state = state
         fresh = new_lines(self.tail, tail) if tail else ()
         self.tail = tail or self.tail
         if fresh:
             more = f" (+{len(fresh) - 1} lines)" if len(fresh) > 1 else ""
-            self.lines.append(f"log at {at}: {fresh[-1].strip()[:160]}{more}")
-        del self.lines[: -self.LIMIT]
-        return len(self.lines) != before or bool(fresh)
+            seen.append(f"log at {at}: {fresh[-1].strip()[:160]}{more}")
+        # counted before trimming: with a full list the length stays, yet a change is news
+        self.lines = (self.lines + seen)[-self.LIMIT :]
+        return bool(seen)
 
     def waiting(self, what: str, every: float, now: float) -> str:
         """For ``Operation.heartbeat``: what the stage waits for, and how long already."""
