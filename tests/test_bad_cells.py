@@ -97,6 +97,18 @@ CASES: list[tuple[str, str, str, str]] = [
         "(did you mean 'inference_config'?)",
     ),
     (
+        "renamed-field",
+        "pf_deployment",
+        DEP + "target: azureml:cpu\n",
+        "field 'target', line 6: unknown field (its successor is 'compute:')",
+    ),
+    (
+        "unknown-in-sub-mapping",
+        "pf_endpoint",
+        "name: my-ep\nidentity:\n  typ: system_assigned\n",
+        "field 'identity.typ', line 4: unknown field (did you mean 'type'?)",
+    ),
+    (
         "unknown-no-hint",
         "pf_endpoint",
         "name: my-ep\nzzz: 1\n",
@@ -127,6 +139,36 @@ CASES: list[tuple[str, str, str, str]] = [
         "pf_deployment",
         DEP + "app_insights_enabled: maybe\n",
         "field 'app_insights_enabled', line 6: not a valid boolean (true / false)",
+    ),
+    (
+        "null",
+        "pf_endpoint",
+        "name:\nauth_mode: key\n",
+        "field 'name', line 2: must not be empty",
+    ),
+    (
+        "string",
+        "pf_endpoint",
+        "name: my-ep\ndescription: [a]\n",
+        "field 'description', line 3: not a valid string",
+    ),
+    (
+        "mapping",
+        "pf_endpoint",
+        "name: my-ep\ntags: abc\n",
+        "field 'tags', line 3: expected a mapping (key: value lines)",
+    ),
+    (
+        "union-type",
+        "pf_deployment",
+        DEP + "code_configuration: abc\n",
+        "field 'code_configuration', line 6: wrong type",
+    ),
+    (
+        "long-value",
+        "pf_endpoint",
+        "name: my-ep\nauth_mode: " + "k" * 300 + "\n",
+        "field 'auth_mode', line 3: Value '" + "k" * 193,  # cut at 200 characters
     ),
     (
         "model-ref",
