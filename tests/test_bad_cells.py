@@ -171,6 +171,19 @@ CASES: list[tuple[str, str, str, str]] = [
         "field 'auth_mode', line 3: Value '" + "k" * 193,  # cut at 200 characters
     ),
     (
+        "dict-entry-value",  # a Dict field's "value" wrapper is no field the user wrote
+        "pf_deployment",
+        DEP + "data_collector:\n  collections:\n    model_inputs:\n      enabled: maybe\n",
+        "field 'data_collector.collections.model_inputs.enabled', line 9: Value 'maybe' passed "
+        "is not in set ['true', 'false']",
+    ),
+    (
+        "dict-entry-key",
+        "pf_deployment",
+        DEP + "data_collector:\n  collections:\n    5:\n      enabled: 'true'\n",
+        "field 'data_collector.collections.5', line 8: invalid key: not a valid string",
+    ),
+    (
         "model-ref",
         "pf_deployment",
         DEP.replace("azureml:basic-chat-model:1", "basic-chat-model"),

@@ -77,6 +77,12 @@ def _walk(node: Any, path: Path, raw: Any, out: list[Problem]) -> None:
         for key, value in node.items():
             if key == "_schema":
                 _walk(value, path, raw, out)
+            elif key in ("key", "value") and _dict_entry(raw, path, key):
+                # a Dict field nests an entry's errors under "key" / "value": not fields
+                start = len(out)
+                _walk(value, path, raw, out)
+                for p in out[start:] if key == "key" else ():
+                    p.message = f"invalid key: {p.message}"
             else:
                 _walk(value, (*path, _key(key)), raw, out)
     elif isinstance(node, list):
@@ -116,6 +122,12 @@ def _union(alternatives: list[Any], path: Path, raw: Any, out: list[Problem]) ->
         out.append(Problem(path, _reword(first[0].splitlines()[0])))
     else:
         _walk(first, path, raw, out)
+
+
+def _dict_entry(raw: Any, path: Path, key: str) -> bool:
+    """Whether ``path`` is an entry of a mapping the user wrote that has no field ``key``."""
+    entry = _value_at(raw, path)
+    return isinstance(entry, dict) and key not in entry
 
 
 def _strings(node: Any) -> list[str]:
