@@ -358,6 +358,64 @@ CASES: list[tuple[str, str, str, str]] = [
 ]
 
 
+# -- the line a field path maps to (pfmagic/spec/positions.py), without a cell around it; first
+#    in the file, so a mutant they catch (bench/mutate.sh, -x) fails before any cell runs
+POSITIONS_YAML = """\
+name: blue
+environment:
+  image: img
+  inference_config:
+    scoring_route: {path: /score, port: 8080}
+env_list:
+  - name: A
+    value: '1'
+  - name: B
+name: green
+? [complex, key]
+: 1
+"""
+
+
+def test_a_field_path_maps_to_the_line_of_its_key() -> None:
+    pos = Positions(POSITIONS_YAML)
+    assert pos.line("environment.inference_config.scoring_route") == 5
+    assert pos.line(("environment", "inference_config", "scoring_route", "port")) == 5
+    assert pos.line(["environment", "image"]) == 3
+    assert pos.line("name") == 10  # given twice: the last one is what YAML keeps
+    assert pos.line("env_list.1.name") == 9  # a list item by index
+    assert pos.line(("env_list", 0)) == 7  # the item's own line (it has no key)
+    # missing: the deepest field that exists, where the missing one belongs
+    assert pos.line("environment.inference_config.readiness_route") == 4
+    assert pos.line("env_list.2.name") == 6  # past the end of the list
+    assert pos.line("env_list.-1") == 6  # no negative indexes: YAML paths count from 0
+    assert pos.line("env_list.first") == 6  # a list has no named fields
+    assert pos.line("environment.image.tag") == 3  # a scalar has no fields either
+    assert pos.line("environment.nope.image") == 2  # the walk stops at the first miss
+    assert pos.line("nope") is None and pos.line("") is None
+    assert pos.line("complex") is None  # a non-scalar key names no field
+
+
+def test_exists_follows_the_same_path() -> None:
+    pos = Positions(POSITIONS_YAML)
+    assert pos.exists("environment.inference_config.scoring_route.port")
+    assert pos.exists(("env_list", 1, "name")) and pos.exists("env_list.1")
+    assert not pos.exists("env_list.2") and not pos.exists("env_list.1.value")
+    assert not pos.exists("environment.inference_config.readiness_route")
+    assert not pos.exists("environment.image.tag")
+
+
+def test_duplicate_keys_are_listed_with_their_lines() -> None:
+    text = "a: 1\nb:\n  c: 1\n  c: 2\nl:\n  - x: 1\n    x: 2\na: 3\n"
+    assert list(Positions(text).duplicate_keys()) == [("b.c", 4), ("l.0.x", 7), ("a", 8)]
+    assert list(Positions("a: 1\nb: 2\n").duplicate_keys()) == []
+
+
+def test_yaml_that_does_not_parse_has_no_positions() -> None:
+    pos = Positions("name: [a, b\n")
+    assert pos.root is None and pos.line("name") is None and not pos.exists("name")
+    assert list(pos.duplicate_keys()) == []
+
+
 @pytest.fixture
 def nb(ip: InteractiveShell, tmp_path: Path, echo_flow: Path) -> Path:
     import shutil
@@ -421,60 +479,3 @@ def test_errors_are_fatal_raises_real_exception(ip: InteractiveShell, nb: Path) 
     with pytest.raises(SpecError) as info:
         ip.run_cell_magic("pf_endpoint", "", "name: ab\n")
     assert (info.value.field, info.value.line) == ("name", 2)
-
-
-# -- the line a field path maps to (pfmagic/spec/positions.py), without a cell around it
-POSITIONS_YAML = """\
-name: blue
-environment:
-  image: img
-  inference_config:
-    scoring_route: {path: /score, port: 8080}
-env_list:
-  - name: A
-    value: '1'
-  - name: B
-name: green
-? [complex, key]
-: 1
-"""
-
-
-def test_a_field_path_maps_to_the_line_of_its_key() -> None:
-    pos = Positions(POSITIONS_YAML)
-    assert pos.line("environment.inference_config.scoring_route") == 5
-    assert pos.line(("environment", "inference_config", "scoring_route", "port")) == 5
-    assert pos.line(["environment", "image"]) == 3
-    assert pos.line("name") == 10  # given twice: the last one is what YAML keeps
-    assert pos.line("env_list.1.name") == 9  # a list item by index
-    assert pos.line(("env_list", 0)) == 7  # the item's own line (it has no key)
-    # missing: the deepest field that exists, where the missing one belongs
-    assert pos.line("environment.inference_config.readiness_route") == 4
-    assert pos.line("env_list.2.name") == 6  # past the end of the list
-    assert pos.line("env_list.-1") == 6  # no negative indexes: YAML paths count from 0
-    assert pos.line("env_list.first") == 6  # a list has no named fields
-    assert pos.line("environment.image.tag") == 3  # a scalar has no fields either
-    assert pos.line("environment.nope.image") == 2  # the walk stops at the first miss
-    assert pos.line("nope") is None and pos.line("") is None
-    assert pos.line("complex") is None  # a non-scalar key names no field
-
-
-def test_exists_follows_the_same_path() -> None:
-    pos = Positions(POSITIONS_YAML)
-    assert pos.exists("environment.inference_config.scoring_route.port")
-    assert pos.exists(("env_list", 1, "name")) and pos.exists("env_list.1")
-    assert not pos.exists("env_list.2") and not pos.exists("env_list.1.value")
-    assert not pos.exists("environment.inference_config.readiness_route")
-    assert not pos.exists("environment.image.tag")
-
-
-def test_duplicate_keys_are_listed_with_their_lines() -> None:
-    text = "a: 1\nb:\n  c: 1\n  c: 2\nl:\n  - x: 1\n    x: 2\na: 3\n"
-    assert list(Positions(text).duplicate_keys()) == [("b.c", 4), ("l.0.x", 7), ("a", 8)]
-    assert list(Positions("a: 1\nb: 2\n").duplicate_keys()) == []
-
-
-def test_yaml_that_does_not_parse_has_no_positions() -> None:
-    pos = Positions("name: [a, b\n")
-    assert pos.root is None and pos.line("name") is None and not pos.exists("name")
-    assert list(pos.duplicate_keys()) == []
