@@ -34,6 +34,11 @@ def test_span_reads_as_people_read_durations() -> None:
     assert span(100.0) == "100 s" and span(125.4) == "125 s"
 
 
+def test_heartbeats_come_within_the_two_seconds_of_issue_18() -> None:
+    # a beat is due HEARTBEAT s after the last event; the ticker looks every HEARTBEAT / 4 s
+    assert events.HEARTBEAT + events.HEARTBEAT / 4 <= 2.0
+
+
 def test_an_event_defaults_to_nothing_but_its_time() -> None:
     before = time.time()
     event = ProgressEvent("endpoint", "Running")
@@ -87,6 +92,10 @@ def test_result_times_out_naming_the_last_event() -> None:
     op = Operation("deploy ep/blue", ("deployment",), work)
     while not op.events:
         time.sleep(0.01)
+    assert op.finished is None and op.status() == "InProgress"
+    # a worker stuck on Azure must not keep the kernel from exiting
+    (worker,) = [t for t in threading.enumerate() if t.name == "pfmagic:deploy ep/blue"]
+    assert worker.daemon
     with pytest.raises(TimeoutError) as err:
         op.result(timeout=0.01)
     assert str(err.value) == (
@@ -278,15 +287,17 @@ def test_heartbeat_beats_while_the_block_waits_then_stops() -> None:
 
 
 def test_heartbeat_stops_its_ticker_when_the_block_raises() -> None:
-    before = {t.name for t in threading.enumerate()}
+    tickers: list[threading.Thread] = []
 
     def work(op: Operation) -> None:
-        op.emit("deployment", "Running", "starting")
+        assert op.emit("deployment", "Running").message == ""
         with op.heartbeat(lambda s: "waiting", 0.05):
+            tickers.extend(
+                t for t in threading.enumerate() if t.name == "pfmagic-heartbeat:deploy ep/blue"
+            )
             raise ValueError("readiness probe 503")
 
     op = finished(work, ("deployment",))
     assert op.status() == "Failed" and op.events[-1].message == "readiness probe 503"
-    time.sleep(0.1)
-    tickers = {t.name for t in threading.enumerate()} - before
-    assert "pfmagic-heartbeat:deploy ep/blue" not in tickers
+    (ticker,) = tickers  # it ran during the block, as a daemon, and is gone after it
+    assert ticker.daemon and not ticker.is_alive()
