@@ -373,3 +373,51 @@ def test_deployment_choice_reads_kind_sku_and_count() -> None:
         True,
     )
     assert skus.deployment_choice(SimpleNamespace(type="Managed")) == ("Standard_DS3_v2", 1, False)
+
+
+def test_usage_rows_in_snake_case_and_the_edges_of_the_rules() -> None:
+    low = "Microsoft.MachineLearningServices/workspaces/lowPriorityCores/usages"
+    rows = [
+        {"name": None, "currentValue": 1, "limit": 2},  # skipped; the rows after it still count
+        # the SDK's snake_case: a localized name only, a low-priority row known by its type only
+        {"name": {"localized_value": "Standard DSv2 Family vCPUs"}, "current_value": 4, "limit": 6},
+        {"type": low, "name": {"value": "standardFSv2Family"}, "current_value": 0, "limit": 9},
+        {
+            "name": {"value": "", "localized_value": "Low Priority ESv3 Family"},
+            "limit": 5,
+            "current_value": 0,
+        },
+        # a first row with limit -1 is kept (nothing better yet); a later 0 is a real limit
+        {"name": {"value": "standardLSv2Family"}, "currentValue": 0, "limit": -1},
+        {"name": {"value": "standardNCSv3Family"}, "currentValue": 0, "limit": 12},
+        {"name": {"value": "standardNCSv3Family"}, "currentValue": 0, "limit": 0},
+    ]
+    assert usage_table(rows) == {
+        "standarddsv2family": (4, 6),
+        "standardlsv2family": (0, -1),
+        "standardncsv3family": (0, 0),
+    }
+
+
+def test_quota_messages_at_the_limit_and_without_a_near_sku() -> None:
+    full = check_quota("F4s_v2", 1, {"standardFSv2Family": (8, 8)})  # 0 free: short by all
+    assert full.verdict == "short" and full.message.startswith("short by 8 cores:")
+    assert "8/8, 0 free, 8 needed" in full.message
+    half = skus.QuotaCheck("F4s_v2", 1, None, 8, "", "unchecked", "", limit=8)
+    assert half.available is None  # a limit without a current value is no number of free cores
+    far = check_quota("zzzzzz", 1)
+    assert (
+        far.message
+        == f"'zzzzzz' is not in the managed online endpoint SKU list; see {skus.SKU_LIST_DOC}"
+    )
+    k8s = check_quota("gpu-large", 2, kubernetes=True)
+    assert (
+        "the attached cluster (CPU/memory/GPU requests and limits), not a VM SKU; Azure ML "
+        "reserves no extra 20 %" in k8s.message
+    )
+    with pytest.raises(ValueError, match=r"^instance count must be at least 1$"):
+        cores_needed("DS3_v2", 0)
+    with pytest.raises(
+        KeyError, match=r"^\"'DS9_v9' is not in the managed online endpoint SKU list\"$"
+    ):
+        cores_needed("DS9_v9", 1)
