@@ -182,7 +182,8 @@ def test_watch_emits_each_change_once_and_returns_the_result() -> None:
 def test_watch_stops_at_a_final_status_before_the_poller_is_done() -> None:
     # the SDK's status can say failed before done() does; the caller reports the end
     poller = ScriptedPoller(["InProgress", "InProgress", "failed"], done_at_end=False)
-    op, running = run_watch(poller, read_state=lambda: "Creating")
+    reads: list[int] = []
+    op, running = run_watch(poller, read_state=lambda: reads.append(poller.at) or "Creating")
     with pytest.raises(RuntimeError, match="operation failed"):
         op.result()
     changes = [e for e in running if not e.beat]
@@ -190,6 +191,7 @@ def test_watch_stops_at_a_final_status_before_the_poller_is_done() -> None:
         ["operation InProgress", "provisioning state Creating"]
     ]
     assert len(poller.waits) == 2  # no wait after the final status
+    assert reads == [1]  # and no more reads of the deployment once it is final
 
 
 @pytest.mark.parametrize("final", ["Succeeded", "canceled", "Cancelled"])
@@ -217,6 +219,12 @@ def test_watch_survives_failed_peeks() -> None:
     changes = [e for e in running if not e.beat]
     assert len(changes) == 1 and changes[0].provisioning_state is None
     assert [s.split(" at ")[0] for s in changes[0].substeps] == ["operation InProgress"]
+
+    # the state read works, the logs do not: no log line, and no made-up one
+    poller = ScriptedPoller(["InProgress", "InProgress", "Succeeded"])
+    op, running = run_watch(poller, read_state=lambda: "Creating", read_logs=boom)
+    (change,) = [e for e in running if not e.beat]
+    assert change.log_tail == () and not any(s.startswith("log") for s in change.substeps)
 
 
 def test_cancel_stops_the_waiting_not_azure() -> None:
