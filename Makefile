@@ -65,7 +65,7 @@ test-azure-live: setup
 bench: setup
 	$(RUN) python bench/run.py
 
-# Mutation testing of the rule modules (traffic, masking, auth, quota); survivors: bench/mutation.md
+# Mutation testing of the rule modules (list: bench/mutate.sh); survivors: bench/mutation.md
 mutate: setup
 	bash bench/mutate.sh
 

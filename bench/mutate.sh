@@ -16,11 +16,15 @@ TARGETS=(
   # the quota arithmetic (the SKU table is data in sku_table.py, checked cell by cell); the
   # quota widget's tests import azure.ai.ml (seconds per mutant): they see only the survivors
   "pfmagic/skus.py:tests/test_skus.py:tests/test_skus.py tests/test_widgets_quota.py"
-  # error line mapping: a field path to the line the user wrote (positions), the line map of
-  # filled placeholders (interpolate), schema errors to one-line problems (diagnose)
+  # error line mapping: a YAML field path to the line the user wrote (positions: its tests come
+  # first in the file, no cell needed); azure-ai-ml's schema errors to one-line problems
+  # (diagnose: through real cells, so azure-ai-ml's own messages are what is matched)
   "pfmagic/spec/positions.py:tests/test_bad_cells.py"
-  # LRO progress: the sub-steps and heartbeats of an Azure wait; events, replay order
+  "pfmagic/spec/diagnose.py:tests/test_bad_cells.py"
+  # LRO progress: an Azure wait's sub-steps and heartbeats (a scripted poller, no azure import);
+  # operations' events, failure / cancel, beats (the progress views see only the survivors)
   "pfmagic/backends/azure/progress.py:tests/test_azure_progress.py"
+  "pfmagic/backends/events.py:tests/test_events.py:tests/test_events.py tests/test_widgets_progress.py"
 )
 for target in "${@:-${TARGETS[@]}}"; do
   IFS=: read -r module tests more <<<"$target"
