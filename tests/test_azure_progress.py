@@ -266,3 +266,14 @@ def test_a_heartbeat_says_what_the_poll_waits_for(monkeypatch: pytest.MonkeyPatc
     count = len(op.events)
     time.sleep(0.2)
     assert len(op.events) == count  # no beat once the wait is over
+
+
+BUSY = ["Creating", "Updating", "Scaling", "Deleting"]  # what Azure shows while it works
+
+
+@pytest.mark.parametrize("state, read", [(s, True) for s in BUSY] + [("Succeeded", False)])
+def test_logs_are_read_while_the_deployment_is_busy(state: str, read: bool) -> None:
+    reads: list[str] = []
+    poller = ScriptedPoller(["InProgress", "InProgress", "Succeeded"])
+    run_watch(poller, read_state=lambda: state, read_logs=lambda: reads.append(state) or "x\n")
+    assert reads == ([state] if read else [])
