@@ -7,13 +7,16 @@ up, earlier entities are kept.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fixture_paths import FIXTURES_YAML
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
+from marshmallow import ValidationError
 
 from pfmagic.magics import session_of
+from pfmagic.spec.diagnose import _schema_for, _value_at, schema_problems
 from pfmagic.spec.positions import Positions
 
 pytestmark = pytest.mark.usefixtures("no_atexit_reset")
@@ -414,6 +417,51 @@ def test_yaml_that_does_not_parse_has_no_positions() -> None:
     pos = Positions("name: [a, b\n")
     assert pos.root is None and pos.line("name") is None and not pos.exists("name")
     assert list(pos.duplicate_keys()) == []
+
+
+# -- azure-ai-ml's nested error messages → one-line problems (pfmagic/spec/diagnose.py), fed
+#    marshmallow's own ValidationError; the cells below check them against azure-ai-ml's words
+def problems(messages: Any, raw: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(p.field, p.message) for p in schema_problems(ValidationError(messages), raw)]
+
+
+def test_messages_at_every_depth_become_one_line_each() -> None:
+    assert problems({"a": "Not a valid number.", "b": None, "c": 5}, {}) == [
+        ("a", "not a valid number"),  # a bare string, not a list of them
+        ("c", "5"),  # None is no message
+    ]
+    # a Dict field's entries: "value" is no field; a field named "value" stays one
+    raw = {"m": {"x": {"value": 1}, "y": {"k": 1}}}
+    messages = {"m": {"x": {"value": ["Unknown field."]}, "y": {"value": {"k": ["Bad."]}}}}
+    assert problems(messages, raw) == [("m.x.value", "unknown field"), ("m.y.k", "Bad.")]
+    # only the key's own problems say "invalid key"
+    messages = {
+        "a": ["Missing data for required field."],
+        "m": {"y": {"key": ["Not a valid string."]}},
+    }
+    assert problems(messages, raw) == [
+        ("a", "required field is missing"),
+        ("m.y", "invalid key: not a valid string"),
+    ]
+
+
+def test_a_union_reports_the_alternative_that_fits() -> None:
+    # no nested schema fits a number: the first alternative's first line
+    messages = {"env": [["Invalid input type.\nsecond line"], ["Not a valid string."]]}
+    assert problems(messages, {"env": 5}) == [("env", "wrong type")]
+    messages = {"env": [{"_schema": ["Not a valid mapping type."]}, ["Not a valid string."]]}
+    assert problems(messages, {"env": 5}) == [("env", "expected a mapping (key: value lines)")]
+    missing = [["No such file or directory: /nb/env.yml"], "x"]  # unquoted, at a line's end
+    assert problems({"env": missing}, {"env": {}}) == [("env", "path does not exist: /nb/env.yml")]
+
+
+def test_the_written_value_is_found_by_its_path() -> None:
+    raw = {"a": [{"b": "x"}, "y"], "s": "abc"}
+    assert _value_at(raw, ("a", 0, "b")) == "x" and _value_at(raw, ("a", 1)) == "y"
+    assert _value_at(raw, ("a", 2)) is None and _value_at(raw, ("a", -1)) is None
+    assert _value_at(raw, ("a", "b")) is None  # a list has no named fields
+    assert _value_at(raw, ("s", "b")) is None  # nor has a string
+    assert _schema_for("no schema named here") is None
 
 
 @pytest.fixture
