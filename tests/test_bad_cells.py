@@ -112,6 +112,44 @@ CASES: list[tuple[str, str, str, str]] = [
         "field 'identity.typ', line 4: unknown field (did you mean 'type'?)",
     ),
     (
+        "unknown-kubernetes-endpoint",
+        "pf_endpoint",
+        "name: my-ep\ncompute: azureml:k8s\nauth_mod: key\n",
+        "field 'auth_mod', line 4: unknown field (did you mean 'auth_mode'?)",
+    ),
+    (
+        "unknown-kubernetes-deployment",
+        "pf_deployment",
+        DEP + "type: kubernetes\nresources_x: {}\n",
+        "field 'resources_x', line 7: unknown field (did you mean 'resources'?)",
+    ),
+    # read-only fields of the schema are never suggested
+    ("hidden-id", "pf_endpoint", "name: my-ep\nidd: x\n", "field 'idd', line 3: unknown field"),
+    (
+        "hidden-provisioning-state",
+        "pf_endpoint",
+        "name: my-ep\nprovisioning_stat: x\n",
+        "field 'provisioning_stat', line 3: unknown field",
+    ),
+    (
+        "hidden-creation-context",
+        "pf_endpoint",
+        "name: my-ep\ncreation_contex: x\n",
+        "field 'creation_contex', line 3: unknown field",
+    ),
+    (
+        "hidden-schema-ignored",
+        "pf_endpoint",
+        "name: my-ep\nschema_ignore: x\n",
+        "field 'schema_ignore', line 3: unknown field",
+    ),
+    (
+        "hidden-latest-version",
+        "pf_model",
+        "name: m\npath: .\nlatest_versio: 1\n",
+        "field 'latest_versio', line 4: unknown field (did you mean 'version'?)",
+    ),
+    (
         "unknown-no-hint",
         "pf_endpoint",
         "name: my-ep\nzzz: 1\n",
