@@ -172,3 +172,25 @@ def test_failures_come_in_the_kinds_the_router_acts_on(tmp_path: Path) -> None:
             await client.aclose()
 
     asyncio.run(run())
+
+
+def test_instances_do_not_pay_for_the_routers_aiohttp() -> None:
+    """openai would import its optional aiohttp client (~15 MB, ~0.6 s) in every instance now
+    that aiohttp is installed; after ``quiet.install()`` it does not, and a flow that imports
+    aiohttp itself still can."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from pfmagic.backends.local import quiet\n"
+        "quiet.install()\n"
+        "import openai\n"
+        "print('aiohttp' in sys.modules)\n"
+        "import aiohttp\n"
+        "print(aiohttp.ClientSession.__name__)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.split() == ["False", "ClientSession"]
