@@ -106,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     from pfmagic.backends.local import quiet
 
     quiet.install()  # no promptflow telemetry exporter (threads, a call home)
+    from pfmagic import lazy_imports
+
+    lazy_imports.defer()  # rfc3987_syntax's grammar: seconds, unused (zygote.py says more)
     started = time.time()
     print(f"[pfmagic] instance {args.id} starting (pid {os.getpid()})", flush=True)
     try:
