@@ -44,6 +44,8 @@ LAYERS = [
     ("router.score (auth, choose, read body)", "score (pfmagic/backends/local/server.py"),
     ("router.forward (to the instance)", "forward (pfmagic/backends/local/server.py"),
     ("httpx client", "(httpx/"),
+    ("aiohttp client (router -> instance since issue 19)", "(aiohttp/"),
+    ("pfmagic upstream.py (wraps the aiohttp client)", "(pfmagic/backends/local/upstream.py"),
     ("httpcore (client HTTP/1.1 over the UNIX socket)", "(httpcore/"),
     ("fastapi", "(fastapi/"),
     ("promptflow serving app (middleware, request, response)", "(promptflow/core/_serving"),

@@ -18,7 +18,6 @@ ALLOWED: dict[str, str] = {
     "set PFMAGIC_AZURE_DEPLOY=1 and PFMAGIC_AZURE_MODEL": "a real deployment costs money: opt in",
     "needs root to act as another user": "test_security_net switches to user nobody",
     "/usr/bin/chromium is missing": "tests/browser needs chromium (.ci/browser-setup.sh)",
-    "playwright is not installed": "tests/browser: playwright's browser driver is optional",
 }
 
 

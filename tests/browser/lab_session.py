@@ -104,7 +104,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         pytest.skip(
             "/usr/bin/chromium is missing: run .ci/browser-setup.sh (apt-get install chromium)"
         )
-    pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     tmp = tmp_path_factory.mktemp("lab")
     root = tmp / "root"
     shutil.copytree(

@@ -26,6 +26,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from lab_session import CHROMIUM, CHROMIUM_ARGS
+from playwright import sync_api  # the test extra's: missing is a failure, not a skip
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
@@ -37,7 +38,6 @@ properties:
 PYTHON_CELL = """def score(auth_mode: str) -> dict:
     return {"auth_mode": auth_mode}"""
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytestmark = [
     pytest.mark.skipif(
         not CHROMIUM.exists(),

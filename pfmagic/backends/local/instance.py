@@ -106,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     from pfmagic.backends.local import quiet
 
     quiet.install()  # no promptflow telemetry exporter (threads, a call home)
+    from pfmagic import lazy_imports
+
+    lazy_imports.defer()  # rfc3987_syntax's grammar: seconds, unused (zygote.py says more)
     started = time.time()
     print(f"[pfmagic] instance {args.id} starting (pid {os.getpid()})", flush=True)
     try:
@@ -130,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     # object made from the fd (family and protocol auto-detected) keeps TCP_NODELAY.
     import socket
 
-    from pfmagic.backends.local.limits import fast_http, fast_loop
+    from pfmagic.backends.local.limits import INSTANCE_KEEP_ALIVE, fast_http, fast_loop
 
     # httptools + uvloop (explicit: uvicorn's "auto" would also pick them when installed,
     # PFMAGIC_PURE_PYTHON_HTTP=1 keeps h11 + asyncio for A/B runs)
@@ -139,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
         log_level="info",
         access_log=True,
         timeout_graceful_shutdown=30,
+        # the router closes an idle connection first (limits.UPSTREAM_IDLE_SECONDS): it never sends
+        # a request down a connection this side is closing for idleness at that moment
+        timeout_keep_alive=INSTANCE_KEEP_ALIVE,
         lifespan="off",
         http=fast_http(),
         loop=fast_loop(),

@@ -8,6 +8,7 @@
   request head (URL + headers) over ``MAX_HEADER_BYTES`` refused with 400, as h11's
   ``max_incomplete_event_size`` does for ``BoundedH11``. The router serves with this one when
   httptools is installed (with uvloop: half the router CPU per request, ``bench/profile/``).
+* ``UPSTREAM_*``, ``INSTANCE_KEEP_ALIVE`` -- the router's pool to each instance.
 * ``raise_nofile()`` -- the soft open-file limit up to the hard one (each client and each
   instance connection is a file descriptor).
 * ``rotate_in_place()`` -- size-based rotation of a log that other processes hold open with
@@ -38,6 +39,13 @@ HEADER_TIMEOUT = 10.0
 MAX_CONNECTIONS = 256
 MAX_HEADER_BYTES = 16 << 10
 MAX_LOG_BYTES = int(os.environ.get("PFMAGIC_MAX_LOG_BYTES") or 20 << 20)
+# Router -> instance connections (upstream.py): at most this many to one instance at once; an
+# idle one is closed by the router after UPSTREAM_IDLE_SECONDS, well before the instance's
+# uvicorn would (INSTANCE_KEEP_ALIVE), so the router never writes a request into a connection
+# the instance is closing for idleness -- which it would take for a failed instance.
+UPSTREAM_MAX_CONNECTIONS = 512
+UPSTREAM_IDLE_SECONDS = 5.0
+INSTANCE_KEEP_ALIVE = 30
 
 
 class BoundedH11(H11Protocol):

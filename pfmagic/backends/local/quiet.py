@@ -15,6 +15,9 @@ factory with a ``NullHandler`` the moment ``promptflow._sdk._telemetry.logging_h
 executed, before anything can call it, and keeps the flush thread from starting while
 ``tracing_utils`` executes. The local backend always runs promptflow with telemetry off
 (``state.ensure_pf_home``), so nothing is lost; the fork server stays single-threaded.
+
+It also keeps openai from importing aiohttp (a router dependency) into every instance
+(``OPENAI_AIOHTTP``).
 """
 
 from __future__ import annotations
@@ -81,8 +84,17 @@ class _Finder(importlib.abc.MetaPathFinder):
         return None
 
 
+# openai (>= 2) imports its optional aiohttp client at import time whenever aiohttp is
+# installed -- it is, for the router (upstream.py) -- costing every instance and the zygote
+# ~0.6 s of import and ~15 MB. Unavailable as before aiohttp was a dependency: only openai's
+# opt-in DefaultAioHttpClient is affected; aiohttp itself stays importable by a flow.
+OPENAI_AIOHTTP = "openai._vendor.httpx_aiohttp"
+
+
 def install() -> None:
-    """Silence promptflow's SDK telemetry in this process (idempotent)."""
+    """Silence promptflow's SDK telemetry in this process (idempotent), and keep openai from
+    importing aiohttp (``OPENAI_AIOHTTP``)."""
+    sys.modules.setdefault(OPENAI_AIOHTTP, None)  # type: ignore[arg-type]  # import: ImportError
     if TARGET in sys.modules:
         _patch(sys.modules[TARGET])
         return

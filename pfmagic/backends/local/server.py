@@ -43,7 +43,6 @@ from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import uvicorn
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -52,7 +51,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from pfmagic import traffic as traffic_rules
-from pfmagic.backends.local import auth, flow_figures, stream_figures
+from pfmagic.backends.local import auth, flow_figures, stream_figures, upstream
 from pfmagic.backends.local.flow_figures import FlowFigures
 from pfmagic.backends.local.guard import Guard
 from pfmagic.backends.local.identity import IDENTITY_PATH, proof
@@ -98,7 +97,7 @@ MAX_REQUEST_ENV = "PFMAGIC_MAX_REQUEST_BYTES"
 # answers, so an instance that dies mid-reply can still be failed over; beyond it, streamed.
 READ_AHEAD_BYTES = 4 << 20
 # The instance produced no reply we passed on: safe to send the request to another instance.
-RETRYABLE = (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ConnectTimeout)
+RETRYABLE = (upstream.Unreachable,)
 
 
 def error(
@@ -119,7 +118,7 @@ class Upstream:
     whole body when ``rest`` is None, else its start and ``rest`` streams the remainder."""
 
     inst: Instance
-    resp: httpx.Response
+    resp: upstream.Reply
     head: bytes
     rest: AsyncIterator[bytes] | None
     released: bool = False
@@ -374,51 +373,57 @@ class Router:
                 break
             tried.append(inst)
             deadline = deadline or time.monotonic() + timeout
-            resp: httpx.Response | None = None
             try:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise asyncio.TimeoutError
-                req = inst.client.build_request(
-                    method,
-                    inst.url(path),
-                    content=body,
-                    headers=headers,
-                    timeout=httpx.Timeout(remaining, connect=min(5.0, remaining)),
-                )
-                resp = await asyncio.wait_for(inst.client.send(req, stream=True), remaining)
-                head, rest = await asyncio.wait_for(
-                    self.read_ahead(resp), max(0.0, deadline - time.monotonic())
+                # the whole exchange up to the read-ahead within the deadline; once streaming,
+                # each read of the rest within the time that was left at the start
+                resp, head, rest = await upstream.within(
+                    remaining, self._exchange(inst, method, path, body, headers, remaining)
                 )
             except RETRYABLE as exc:
                 inst.inflight -= 1
-                if resp is not None:
-                    with contextlib.suppress(Exception):
-                        await resp.aclose()
-                self.supervisor.suspect(dep, inst, f"{type(exc).__name__}: {exc}".rstrip(": "))
+                self.supervisor.suspect(dep, inst, str(exc))  # names aiohttp's error
                 last = exc
                 continue
             except BaseException:
                 inst.inflight -= 1
-                if resp is not None:
-                    with contextlib.suppress(Exception):
-                        await resp.aclose()
                 raise
             inst.served += 1
             return Upstream(inst, resp, head, rest)
         if last is not None:
-            raise InstanceFailed(f"{type(last).__name__}: {last}".rstrip(": "))
+            raise InstanceFailed(str(last))
         raise ConnectionError("no ready instance")
 
+    async def _exchange(
+        self,
+        inst: Instance,
+        method: str,
+        path: str,
+        body: bytes,
+        headers: dict[str, str],
+        read_timeout: float,
+    ) -> tuple[upstream.Reply, bytes, AsyncIterator[bytes] | None]:
+        """Send, then read ahead; a reply not handed on (failed, cut off by the deadline) is
+        closed here, and its connection with it."""
+        resp = await inst.client.send(method, inst.url(path), body, headers, read_timeout)
+        try:
+            head, rest = await self.read_ahead(resp)
+        except BaseException:
+            await resp.aclose()
+            raise
+        return resp, head, rest
+
     @staticmethod
-    async def read_ahead(resp: httpx.Response) -> tuple[bytes, AsyncIterator[bytes] | None]:
+    async def read_ahead(resp: upstream.Reply) -> tuple[bytes, AsyncIterator[bytes] | None]:
         """Read before committing to the client: an error reply or a JSON reply whole (up to
         ``READ_AHEAD_BYTES``), an event stream up to its first chunk -- so an instance that
         dies after its status line but before its reply is complete can be failed over."""
         stream = resp.status_code < 400 and resp.headers.get("content-type", "").startswith(
             "text/event-stream"
         )
-        chunks = resp.aiter_raw()
+        chunks = resp.chunks()
         head = bytearray()
         async for chunk in chunks:
             head += chunk
@@ -509,7 +514,7 @@ class Router:
                 f"'{dep.name}' (max_concurrent_requests_per_instance).",
                 reply_headers,
             )
-        except (asyncio.TimeoutError, httpx.TimeoutException):
+        except asyncio.TimeoutError:  # the deadline, or a read of the reply (UpstreamTimeout)
             return error(
                 408, "RequestTimeout", "Request timed out (request_timeout_ms).", reply_headers
             )
@@ -567,7 +572,7 @@ class Router:
                     url = up.inst.url(stream_figures.PATH + stream_id)
                     got = await stream_figures.fetch(up.inst.client, url)
                     streamed.figures = stream_figures.merge(streamed.figures, got)
-            except httpx.HTTPError as exc:  # too late to fail over: the client has bytes
+            except upstream.UpstreamError as exc:  # too late to fail over: the client has bytes
                 allowed, suppressed = self._log_limit.allow(f"broke|{up.inst.name}")
                 if allowed:
                     more = f"; {suppressed} more not logged" if suppressed else ""

@@ -38,12 +38,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from pfmagic.backends.local.executors import executor_for
 from pfmagic.backends.local.logs import log_event, open_append, rotate, tail
 from pfmagic.backends.local.rollout_steps import RolloutSteps, await_fork_server
 from pfmagic.backends.local.state import Home, ensure_dir, read_json
+from pfmagic.backends.local.upstream import InstanceClient, UpstreamError
 from pfmagic.backends.local.zygote_client import ForkedProcess, Zygote, become_subreaper
 
 AZURE_PROBE = {"initial_delay": 10.0, "period": 10.0, "timeout": 2.0, "failure_threshold": 30}
@@ -56,12 +55,9 @@ LOG_TAIL = 20
 ZYGOTE_CHECK = 0.25  # how often the router looks for a dead zygote to restart
 
 
-def instance_client(path: str) -> httpx.AsyncClient:
-    """The router's connection pool to one instance, over its UNIX socket."""
-    transport = httpx.AsyncHTTPTransport(
-        uds=path, limits=httpx.Limits(max_connections=512, max_keepalive_connections=64)
-    )
-    return httpx.AsyncClient(transport=transport, trust_env=False)
+def instance_client(path: str) -> InstanceClient:
+    """The router's connection pool to one instance, over its UNIX socket (``upstream.py``)."""
+    return InstanceClient(path)
 
 
 @dataclass
@@ -110,7 +106,7 @@ class Instance:
     generation: int
     proc: Any  # subprocess.Popen or zygote_client.ForkedProcess
     socket_path: str
-    client: httpx.AsyncClient  # talks to this instance's UNIX socket only
+    client: InstanceClient  # talks to this instance's UNIX socket only
     started: float = field(default_factory=time.time)
     ready: bool = False
     ready_at: float | None = None
@@ -490,8 +486,8 @@ class Supervisor:
         """None when ``GET path`` answers 2xx in time, else what went wrong."""
         try:
             resp = await inst.client.get(inst.url(path), timeout=timeout)
-        except httpx.HTTPError as exc:
-            return f"{type(exc).__name__}"
+        except UpstreamError as exc:
+            return exc.cause
         return None if resp.status_code < 300 else f"HTTP {resp.status_code}"
 
     async def _wait_ready(

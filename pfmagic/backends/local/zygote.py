@@ -164,6 +164,12 @@ def main(argv: list[str] | None = None) -> int:
     from pfmagic.backends.local import quiet
 
     quiet.install()  # promptflow's telemetry would start 4 threads (and call home) on import
+    from pfmagic import lazy_imports
+
+    # promptflow's executor imports jsonschema, whose format checkers import rfc3987_syntax:
+    # a Lark grammar built at import, 9 of a zygote's 15 s (2 cores, load 3), for ``iri``
+    # checks no flow runs; deferred as in the kernel, and forked instances inherit it
+    lazy_imports.defer()
     try:
         _preload()
     except Exception as exc:  # the router falls back to plain subprocesses
