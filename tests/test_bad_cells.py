@@ -86,6 +86,28 @@ CASES: list[tuple[str, str, str, str]] = [
         "field 'request_settings.request_timeout', line 7: unknown field "
         "(did you mean 'request_timeout_ms'?)",
     ),
+    # -- a shape azure-ai-ml's loader calls .get on ("'int' object has no attribute 'get'")
+    (
+        "deployment-model-number",
+        "pf_deployment",
+        DEP.replace("model: azureml:basic-chat-model:1", "model: 5"),
+        "field 'model', line 4: expected a model (azureml:NAME:VERSION, a local path or a "
+        "mapping), got 5",
+    ),
+    (
+        "deployment-environment-list",
+        "pf_deployment",
+        DEP + "environment: [a, b]\n",
+        "field 'environment', line 6: expected an environment (azureml:NAME:VERSION or a "
+        "mapping), got a list",
+    ),
+    (
+        "deployment-code-configuration-bool",
+        "pf_deployment",
+        DEP + "code_configuration: true\n",
+        "field 'code_configuration', line 6: expected a mapping (code: and scoring_script:), "
+        "got true",
+    ),
     (
         "unknown-model",
         "pf_model",

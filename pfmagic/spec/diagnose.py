@@ -53,6 +53,32 @@ class Problem:
         return ".".join(str(p) for p in self.path)
 
 
+# Deployment fields azure-ai-ml reads as "a reference string or a mapping": given anything else
+# its loader calls ``.get`` on it before any validation and fails with "'int' object has no
+# attribute 'get'", naming no field. Checked only when a loader crashes (``shape_problems``).
+_SHAPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "model": ((str, dict), "a model (azureml:NAME:VERSION, a local path or a mapping)"),
+    "environment": ((str, dict), "an environment (azureml:NAME:VERSION or a mapping)"),
+    "code_configuration": ((dict,), "a mapping (code: and scoring_script:)"),
+}
+
+
+def shape_problems(raw: Any) -> list[Problem]:
+    """The reference fields of ``raw`` (top level) whose value has a shape no loader takes."""
+    if not isinstance(raw, dict):
+        return []
+    out = []
+    for field, (types, expected) in _SHAPES.items():
+        value = raw.get(field)
+        if field in raw and value is not None and not isinstance(value, types):
+            if isinstance(value, bool):
+                shown = str(value).lower()  # as the YAML said it
+            else:
+                shown = "a list" if isinstance(value, list) else repr(value)
+            out.append(Problem((field,), f"expected {expected}, got {shown}"))
+    return out
+
+
 def schema_problems(exc: Exception, raw: dict[str, Any]) -> list[Problem]:
     """Problems from a ``marshmallow.ValidationError`` raised by an azure-ai-ml loader."""
     cause = exc.__cause__ if getattr(exc.__cause__, "messages", None) else exc

@@ -29,7 +29,7 @@ import yaml
 
 from pfmagic.errors import SpecError
 from pfmagic.spec import checks
-from pfmagic.spec.diagnose import Problem, schema_problems
+from pfmagic.spec.diagnose import Problem, schema_problems, shape_problems
 from pfmagic.spec.flowinfo import FlowInfo
 from pfmagic.spec.interpolate import interpolate
 from pfmagic.spec.positions import Positions
@@ -223,8 +223,10 @@ def _load(kind: Kind, src: _Source, raw: dict[str, Any], base: Path) -> Any:
     except marshmallow.ValidationError as exc:
         problems = schema_problems(exc, raw)
     except Exception as exc:  # azure-ai-ml's ValidationException and friends
-        message = getattr(exc, "message", None) or str(exc)
-        raise SpecError(message.strip().splitlines()[0]) from None
+        problems = shape_problems(raw) if isinstance(exc, (AttributeError, TypeError)) else []
+        if not problems:  # a loader's own message; a crash on a wrong shape is named below
+            message = getattr(exc, "message", None) or str(exc)
+            raise SpecError(message.strip().splitlines()[0]) from None
     positions = Positions(src.text)
     overridden = {key for key, _ in src.overrides}
     for p in problems:
