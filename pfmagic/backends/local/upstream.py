@@ -21,8 +21,9 @@ asyncio protocol. What the router relies on, and this module keeps:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -67,6 +68,18 @@ def _translated(exc: BaseException) -> UpstreamError | None:
     return None
 
 
+@contextlib.contextmanager
+def _translating() -> Iterator[None]:
+    """aiohttp's and asyncio's errors as this module's kinds; any other passes unchanged."""
+    try:
+        yield
+    except Exception as exc:
+        failed = _translated(exc)
+        if failed is None:
+            raise
+        raise failed from exc
+
+
 if sys.version_info >= (3, 11):
 
     async def within(seconds: float, work: Awaitable[T]) -> T:
@@ -100,14 +113,9 @@ class Reply:
         self.headers: Mapping[str, str] = resp.headers  # case-insensitive
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        try:
+        with _translating():
             async for chunk in self._resp.content.iter_any():
                 yield chunk
-        except Exception as exc:
-            failed = _translated(exc)
-            if failed is None:
-                raise
-            raise failed from exc
 
     async def aclose(self) -> None:
         self._resp.close()  # a reply read to its end has already returned its connection
@@ -148,7 +156,7 @@ class InstanceClient:
             sock_connect=min(CONNECT_SECONDS, read_timeout),
             sock_read=read_timeout,
         )
-        try:
+        with _translating():
             resp = await self._pool().request(
                 method,
                 url,
@@ -157,25 +165,15 @@ class InstanceClient:
                 timeout=timeout,
                 allow_redirects=False,
             )
-        except Exception as exc:
-            failed = _translated(exc)
-            if failed is None:
-                raise
-            raise failed from exc
         return Reply(resp)
 
     async def get(self, url: str, timeout: float) -> Answer:
         """``GET url`` read whole within ``timeout`` seconds (``UpstreamError`` otherwise)."""
-        try:
+        with _translating():
             async with self._pool().get(
                 url, timeout=aiohttp.ClientTimeout(total=timeout), allow_redirects=False
             ) as resp:
                 return Answer(resp.status, await resp.text(errors="replace"))
-        except Exception as exc:
-            failed = _translated(exc)
-            if failed is None:
-                raise
-            raise failed from exc
 
     async def aclose(self) -> None:
         if self._session is not None:
