@@ -293,7 +293,7 @@ def bench_score(
         serve.stop()
     # pfmagic local endpoint with 1 and 2 instances; with --ab also the same endpoints served
     # the old way (h11 + asyncio, PFMAGIC_PURE_PYTHON_HTTP=1): before/after in one run
-    variants = [("", {**env, "PFMAGIC_PURE_PYTHON_HTTP": "0"})]  # the fast pair (opt-in)
+    variants = [("", {**env, "PFMAGIC_PURE_PYTHON_HTTP": "0"})]  # the fast pair (the default)
     if ab:
         variants.append((" (h11+asyncio)", {**env, "PFMAGIC_PURE_PYTHON_HTTP": "1"}))
     for (suffix, ep_env), instances in [(v, i) for v in variants for i in (1, 2)]:

@@ -140,14 +140,17 @@ else:
     BoundedHttpTools = None  # type: ignore[assignment,misc]
 
 
-# "0": httptools + uvloop; default (unset or "1"): h11 + asyncio. The fast pair is opt-in
-# until a loaded-machine run of the reliability load test loses nothing with it (it lost 3 of
-# 5,771 requests with ReadError at load 13-20 on 2 cores; it passed at low load).
+# Default (unset or "0"): httptools + uvloop; "1": h11 + asyncio (A/B runs, or a platform
+# without the wheels). The fast pair was opt-in while it lost requests under load (3 of 5,771
+# with ReadError at load 13-20, router->instance over httpx, whose 5 s idle pool raced the
+# instance's 5 s keep-alive); with aiohttp and the instance keeping connections longer than
+# the router, tests/test_reliability_load.py -m '' (10k + 3k requests, an instance killed,
+# traffic moved, the router killed) lost none at load 13.8 (4 Dec 2026, 12 CPU burners).
 PURE_PYTHON_ENV = "PFMAGIC_PURE_PYTHON_HTTP"
 
 
 def pure_python() -> bool:
-    return os.environ.get(PURE_PYTHON_ENV, "1") not in ("", "0")
+    return os.environ.get(PURE_PYTHON_ENV, "0") not in ("", "0")
 
 
 def fast_loop() -> str:
