@@ -223,7 +223,8 @@ def _load(kind: Kind, src: _Source, raw: dict[str, Any], base: Path) -> Any:
     except marshmallow.ValidationError as exc:
         problems = schema_problems(exc, raw)
     except Exception as exc:  # azure-ai-ml's ValidationException and friends
-        problems = shape_problems(raw) if isinstance(exc, (AttributeError, TypeError)) else []
+        crashed = kind == "deployment" and isinstance(exc, (AttributeError, TypeError))
+        problems = shape_problems(raw) if crashed else []
         if not problems:  # a loader's own message; a crash on a wrong shape is named below
             message = getattr(exc, "message", None) or str(exc)
             raise SpecError(message.strip().splitlines()[0]) from None

@@ -105,10 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         _exit_with_parent(parent, int(os.environ.pop("PFMAGIC_ZYGOTE_PID", "0") or 0))
     from pfmagic.backends.local import quiet
 
-    quiet.install()  # no promptflow telemetry exporter (threads, a call home)
-    from pfmagic import lazy_imports
-
-    lazy_imports.defer()  # rfc3987_syntax's grammar: seconds, unused (zygote.py says more)
+    quiet.install()  # no promptflow telemetry exporter (threads, a call home), no unused imports
     started = time.time()
     print(f"[pfmagic] instance {args.id} starting (pid {os.getpid()})", flush=True)
     try:

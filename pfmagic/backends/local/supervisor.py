@@ -55,11 +55,6 @@ LOG_TAIL = 20
 ZYGOTE_CHECK = 0.25  # how often the router looks for a dead zygote to restart
 
 
-def instance_client(path: str) -> InstanceClient:
-    """The router's connection pool to one instance, over its UNIX socket (``upstream.py``)."""
-    return InstanceClient(path)
-
-
 @dataclass
 class Probe:
     path: str
@@ -467,7 +462,7 @@ class Supervisor:
             generation=gen,
             proc=proc,
             socket_path=path,
-            client=instance_client(path),
+            client=InstanceClient(path),  # its pool over the UNIX socket (upstream.py)
             restarts=restarts,
         )
 

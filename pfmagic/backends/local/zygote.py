@@ -163,13 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     set_title(f"pfmagic zygote {os.environ.get('PFMAGIC_ENDPOINT', '?')}")
     from pfmagic.backends.local import quiet
 
-    quiet.install()  # promptflow's telemetry would start 4 threads (and call home) on import
-    from pfmagic import lazy_imports
-
-    # promptflow's executor imports jsonschema, whose format checkers import rfc3987_syntax:
-    # a Lark grammar built at import, 9 of a zygote's 15 s (2 cores, load 3), for ``iri``
-    # checks no flow runs; deferred as in the kernel, and forked instances inherit it
-    lazy_imports.defer()
+    # promptflow's telemetry would start 4 threads (and call home) on import; forked instances
+    # inherit what install() kept from importing
+    quiet.install()
     try:
         _preload()
     except Exception as exc:  # the router falls back to plain subprocesses
