@@ -43,8 +43,16 @@ def _preload() -> None:
     from promptflow.core._serving.utils import encode_dict  # noqa: F401
     from promptflow.core._serving.v2 import app  # noqa: F401
 
+    # imported later by every instance: by create_app (promptflow instruments the app with
+    # OpenTelemetry), by starlette on the first request (anyio's asyncio backend)
+    with contextlib.suppress(ImportError):
+        import anyio._backends._asyncio  # noqa: F401
+        import asgiref.sync  # noqa: F401
+        import opentelemetry.instrumentation.fastapi  # noqa: F401
+        import promptflow._sdk._connection_provider  # noqa: F401
     with contextlib.suppress(ImportError):  # LLM flows: the tools package and its client
         import openai  # noqa: F401
+        import openai.resources.chat  # noqa: F401 - promptflow's tracing patches it, 1st run
         import promptflow.tools.common  # noqa: F401
 
 
