@@ -5,7 +5,7 @@ it (no extra process): 10-s buckets kept for ``KEEP`` seconds, each with request
 token / mirrored counts and a latency histogram (log bins ~5 % wide, so percentiles are
 within ~5 %). 401s are counted per endpoint (``unauthorized``), replies made before any
 deployment was chosen (404 no traffic, 413 too large) as ``unrouted``. CPU % and resident
-memory of each deployment's instance processes are sampled with psutil.
+memory of each deployment's instance processes are sampled from /proc (``proc_stats.py``).
 
 Served by the router at the admin-authenticated ``/_pfmagic/metrics``: Prometheus text
 (``prometheus_client``, cumulative counters since the router started) or, with
@@ -127,7 +127,7 @@ class Recorder:
         self.unauthorized: dict[float, int] = {}
         self.unrouted: dict[float, int] = {}
         self.resources: dict[str, tuple[float, float]] = {}  # deployment -> (cpu %, MB)
-        self._procs: dict[int, Any] = {}  # pid -> psutil.Process (cpu_percent needs history)
+        self._procs: dict[int, Any] = {}  # pid -> proc_stats.Process (cpu % needs history)
         self._last_sample = 0.0
         self.registry = CollectorRegistry(auto_describe=True)
         labels = ("endpoint", "deployment")
@@ -251,7 +251,7 @@ class Recorder:
 
     def sample(self, pids: dict[str, list[int]], now: float | None = None) -> None:
         """CPU % and resident MB of each deployment's instance processes (summed)."""
-        import psutil
+        from pfmagic.backends.local.proc_stats import Process, ProcessGone
 
         now = self.clock() if now is None else now
         self._last_sample = now
@@ -262,12 +262,12 @@ class Recorder:
                 proc = self._procs.get(pid)
                 try:
                     if proc is None:
-                        proc = self._procs[pid] = psutil.Process(pid)
-                        proc.cpu_percent(None)  # the first reading is always 0: prime it
-                    cpu += proc.cpu_percent(None)
-                    memory += proc.memory_info().rss
+                        proc = self._procs[pid] = Process(pid)
+                        proc.cpu_percent()  # the first reading is always 0: prime it
+                    cpu += proc.cpu_percent()
+                    memory += proc.rss()
                     alive.add(pid)
-                except psutil.Error:
+                except ProcessGone:
                     continue
             self.resources[deployment] = (round(cpu, 1), round(memory / 2**20, 1))
             self._p_cpu.labels(self.endpoint, deployment).set(cpu)
