@@ -900,6 +900,20 @@ def test_killed_router_comes_back_on_next_use(backend: LocalBackend, main: dict[
         _settle(backend)
 
 
+def test_router_maps_no_extension_it_never_uses(backend: LocalBackend, main: Any) -> None:
+    """A real router, after serving and a metrics query, has loaded none of the C extensions
+    of psutil (instance figures come from /proc), yaml (flow files are the kernel's) or
+    pydantic (promptflow's), and still serves with httptools + uvloop. Its pure-Python modules
+    are checked in ``test_router_imports.py``."""
+    assert backend.invoke(MAIN, {"question": "lean"}).status == 200
+    backend.metrics(MAIN)  # samples the instances' CPU and memory
+    pid = backend.router_status(MAIN)["pid"]
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    never = ("_psutil_", "/yaml/_yaml", "pydantic_core", "/promptflow/")
+    assert [name for name in never if name in maps] == []
+    assert "/uvloop/loop." in maps and "/httptools/parser/parser." in maps
+
+
 def _descendants(pid: int) -> set[int]:
     found: set[int] = set()
     try:

@@ -23,7 +23,10 @@ router, one per endpoint (``python -m pfmagic.backends.local.server --home H --e
     errors), ``GET /swagger.json``, ``GET /health``, ``GET /_pfmagic/identity`` (the proof),
     and the admin API ``/_pfmagic/{status,reconcile,shutdown}`` guarded by the
     ``X-Pfmagic-Admin`` token; any other path is 404. Supervises the instances
-    (``supervisor.py``): rollouts, probes, restarts, drains.
+    (``supervisor.py``): rollouts, probes, restarts, drains. Imports only what it serves with
+    (``tests/test_router_imports.py``): uvicorn without its CLI (``uvicorn_core.py``), no
+    httpx, promptflow, azure, psutil (``proc_stats.py``) or prometheus_client until a scrape
+    (``prometheus_export.py``); freed C heap goes back to the kernel (``heap.py``).
 zygote, one per router (``zygote.py``)
     Imports promptflow's serving stack once and forks instances on request, so an instance is
     ready in ~0.3-1.5 s and shares the imported code with its siblings. Exits with its router.

@@ -18,8 +18,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pfmagic.backends.local.state import locked, read_json, write_json
 
 # connection YAML ``type`` -> promptflow's ConnectionType value (class name minus "Connection")
@@ -113,6 +111,8 @@ def flow_references(flow_dir: Path, stored: list[str] | set[str]) -> set[str]:
     """The stored connections a flow folder refers to: a node's ``connection:`` and any
     string in the flow file equal to a stored name (a tool input typed as a connection, a
     flex flow's ``init`` default). Each deployment's instances get only these."""
+    import yaml  # here: the router imports this module (log redaction) and never needs it
+
     from pfmagic.spec.flowinfo import flow_file
 
     path = flow_file(Path(flow_dir))

@@ -13,7 +13,6 @@ no window between check and use. A stranger gets nothing but the nonce.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import secrets
@@ -23,15 +22,11 @@ import h11
 import httpcore
 import httpx
 
+from pfmagic.backends.local.identity_proof import IDENTITY_PATH, proof
 from pfmagic.errors import BackendError
 
-IDENTITY_PATH = "/_pfmagic/identity"
+__all__ = ["IDENTITY_PATH", "NotRouter", "proof", "router_client", "stranger_message"]
 MAX_REPLY = 16 << 10
-
-
-def proof(secret: str, endpoint: str, port: int, nonce: str) -> str:
-    message = f"{endpoint}|{port}|{nonce}".encode()
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
 class NotRouter(BackendError):

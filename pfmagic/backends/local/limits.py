@@ -1,9 +1,10 @@
 """Bounds on what the router spends on its clients and its logs.
 
-* ``BoundedH11`` -- uvicorn's h11 protocol with a header deadline: a connection must deliver a
-  complete request head within ``header_timeout`` seconds of opening (or of its previous
-  reply), else it is closed. uvicorn alone never times out a connection that sends nothing,
-  and any byte received cancels its keep-alive timer (slowloris).
+* ``BoundedH11`` (``bounded_h11.py``, loaded on first use) -- uvicorn's h11 protocol with a
+  header deadline: a connection must deliver a complete request head within
+  ``header_timeout`` seconds of opening (or of its previous reply), else it is closed.
+  uvicorn alone never times out a connection that sends nothing, and any byte received
+  cancels its keep-alive timer (slowloris).
 * ``BoundedHttpTools`` -- the same deadline on uvicorn's httptools (C parser) protocol, and a
   request head (URL + headers) over ``MAX_HEADER_BYTES`` refused with 400, as h11's
   ``max_incomplete_event_size`` does for ``BoundedH11``. The router serves with this one when
@@ -27,8 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import h11
-from uvicorn.protocols.http.h11_impl import H11Protocol
+# uvicorn's package without its CLI, before any uvicorn submodule is imported
+from pfmagic.backends.local import uvicorn_core  # noqa: F401
 
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -46,37 +47,6 @@ MAX_LOG_BYTES = int(os.environ.get("PFMAGIC_MAX_LOG_BYTES") or 20 << 20)
 UPSTREAM_MAX_CONNECTIONS = 512
 UPSTREAM_IDLE_SECONDS = 5.0
 INSTANCE_KEEP_ALIVE = 30
-
-
-class BoundedH11(H11Protocol):
-    header_timeout = HEADER_TIMEOUT  # set per router from endpoint.json
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._arm_header_deadline()
-
-    def _arm_header_deadline(self) -> None:
-        self._header_deadline: asyncio.TimerHandle | None = self.loop.call_later(
-            self.header_timeout, self._header_expired
-        )
-
-    def _header_expired(self) -> None:
-        waiting = self.cycle is None or self.cycle.response_complete
-        if waiting and self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-            self.transport.close()  # no complete request head in time
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if self._header_deadline is not None:
-            self._header_deadline.cancel()
-        if not self.transport.is_closing():
-            self._arm_header_deadline()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._header_deadline is not None:
-            self._header_deadline.cancel()
-            self._header_deadline = None
-        super().connection_lost(exc)
 
 
 class _HeadTooLarge(Exception):
@@ -174,8 +144,19 @@ def fast_http() -> str:
 def router_protocol() -> type:
     """The router's bounded protocol class: ``BoundedHttpTools`` when available."""
     if pure_python() or BoundedHttpTools is None:
+        from pfmagic.backends.local.bounded_h11 import BoundedH11
+
         return BoundedH11
     return BoundedHttpTools
+
+
+def __getattr__(name: str) -> Any:
+    # h11 and uvicorn's h11 protocol load only where they serve (PFMAGIC_PURE_PYTHON_HTTP=1)
+    if name == "BoundedH11":
+        from pfmagic.backends.local.bounded_h11 import BoundedH11
+
+        return BoundedH11
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def raise_nofile() -> tuple[int, int]:

@@ -5,10 +5,10 @@ it (no extra process): 10-s buckets kept for ``KEEP`` seconds, each with request
 token / mirrored counts and a latency histogram (log bins ~5 % wide, so percentiles are
 within ~5 %). 401s are counted per endpoint (``unauthorized``), replies made before any
 deployment was chosen (404 no traffic, 413 too large) as ``unrouted``. CPU % and resident
-memory of each deployment's instance processes are sampled with psutil.
+memory of each deployment's instance processes are sampled from /proc (``proc_stats.py``).
 
 Served by the router at the admin-authenticated ``/_pfmagic/metrics``: Prometheus text
-(``prometheus_client``, cumulative counters since the router started) or, with
+(cumulative counters since the router started; ``prometheus_export.py``) or, with
 ``?format=json&window=SECONDS``, the windowed snapshot the kernel turns into
 ``pfmagic.metrics.EndpointMetrics``.
 
@@ -29,6 +29,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from pfmagic.backends.local.prometheus_export import Family, render
 
 INTERVAL = 10.0  # seconds per bucket
 KEEP = 6 * 3600.0  # seconds of buckets kept
@@ -117,8 +119,6 @@ class Recorder:
     """One endpoint's metrics, in the router's event loop (no locks: one thread)."""
 
     def __init__(self, endpoint: str, *, clock: Any = time.time):
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-
         self.endpoint = endpoint
         self.clock = clock
         self.started = clock()
@@ -127,63 +127,71 @@ class Recorder:
         self.unauthorized: dict[float, int] = {}
         self.unrouted: dict[float, int] = {}
         self.resources: dict[str, tuple[float, float]] = {}  # deployment -> (cpu %, MB)
-        self._procs: dict[int, Any] = {}  # pid -> psutil.Process (cpu_percent needs history)
+        self._procs: dict[int, Any] = {}  # pid -> proc_stats.Process (cpu % needs history)
         self._last_sample = 0.0
-        self.registry = CollectorRegistry(auto_describe=True)
+        # cumulative since the router started, for /_pfmagic/metrics (prometheus_export.py)
         labels = ("endpoint", "deployment")
-        self._p_requests = Counter(
+        self._p_requests = Family(
             "pfmagic_requests",
             "Scoring requests answered, by the deployment that served them and status code",
+            "counter",
             (*labels, "code"),
-            registry=self.registry,
         )
-        self._p_errors = Counter(
+        self._p_errors = Family(
             "pfmagic_request_errors",
             "Scoring requests answered with a non-2xx status",
+            "counter",
             labels,
-            registry=self.registry,
         )
-        self._p_tokens = Counter(
-            "pfmagic_tokens", "LLM tokens reported in replies", labels, registry=self.registry
+        self._p_tokens = Family(
+            "pfmagic_tokens", "LLM tokens reported in replies", "counter", labels
         )
-        self._p_mirrored = Counter(
+        self._p_mirrored = Family(
             "pfmagic_mirrored_requests",
             "Mirrored copies sent (replies discarded)",
+            "counter",
             labels,
-            registry=self.registry,
         )
-        self._p_unauthorized = Counter(
-            "pfmagic_unauthorized_requests",
-            "Requests refused with 401",
-            ("endpoint",),
-            registry=self.registry,
+        self._p_unauthorized = Family(
+            "pfmagic_unauthorized_requests", "Requests refused with 401", "counter", ("endpoint",)
         )
-        self._p_latency = Histogram(
+        self._p_latency = Family(
             "pfmagic_request_latency_seconds",
             "Scoring latency seen by the router (to the last byte)",
+            "histogram",
             labels,
             buckets=LATENCY_BUCKETS_S,
-            registry=self.registry,
         )
-        self._p_flow_latency = Histogram(
+        self._p_flow_latency = Family(
             "pfmagic_flow_latency_seconds",
             "promptflow's own duration of the flow run (executor time, reported by the instance)",
+            "histogram",
             labels,
             buckets=LATENCY_BUCKETS_S,
-            registry=self.registry,
         )
-        self._p_cpu = Gauge(
+        self._p_cpu = Family(
             "pfmagic_instance_cpu_percent",
             "CPU of the deployment's instances (sum, % of one core)",
+            "gauge",
             labels,
-            registry=self.registry,
         )
-        self._p_memory = Gauge(
+        self._p_memory = Family(
             "pfmagic_instance_memory_bytes",
             "Resident memory of the deployment's instances (sum)",
+            "gauge",
             labels,
-            registry=self.registry,
         )
+        self._families = [
+            self._p_requests,
+            self._p_errors,
+            self._p_tokens,
+            self._p_mirrored,
+            self._p_unauthorized,
+            self._p_latency,
+            self._p_flow_latency,
+            self._p_cpu,
+            self._p_memory,
+        ]
 
     # -- recording ---------------------------------------------------------------------------
     def _bucket(self, deployment: str, now: float | None) -> Bucket:
@@ -221,19 +229,19 @@ class Recorder:
         bucket.tokens += tokens
         bucket.add_latency(latency_ms)
         labels = (self.endpoint, deployment)
-        self._p_requests.labels(*labels, str(status)).inc()
+        self._p_requests.inc((*labels, str(status)))
         if error:
-            self._p_errors.labels(*labels).inc()
+            self._p_errors.inc(labels)
         if tokens:
-            self._p_tokens.labels(*labels).inc(tokens)
-        self._p_latency.labels(*labels).observe(latency_ms / 1000)
+            self._p_tokens.inc(labels, tokens)
+        self._p_latency.observe(labels, latency_ms / 1000)
         if flow_ms is not None:
             bucket.add_flow_latency(flow_ms)
-            self._p_flow_latency.labels(*labels).observe(flow_ms / 1000)
+            self._p_flow_latency.observe(labels, flow_ms / 1000)
 
     def record_mirrored(self, deployment: str, now: float | None = None) -> None:
         self._bucket(deployment, now).mirrored += 1
-        self._p_mirrored.labels(self.endpoint, deployment).inc()
+        self._p_mirrored.inc((self.endpoint, deployment))
 
     def _count(self, series: dict[float, int], now: float | None) -> None:
         now = self.clock() if now is None else now
@@ -244,14 +252,14 @@ class Recorder:
 
     def record_unauthorized(self, now: float | None = None) -> None:
         self._count(self.unauthorized, now)
-        self._p_unauthorized.labels(self.endpoint).inc()
+        self._p_unauthorized.inc((self.endpoint,))
 
     def record_unrouted(self, now: float | None = None) -> None:
         self._count(self.unrouted, now)
 
     def sample(self, pids: dict[str, list[int]], now: float | None = None) -> None:
         """CPU % and resident MB of each deployment's instance processes (summed)."""
-        import psutil
+        from pfmagic.backends.local.proc_stats import Process, ProcessGone
 
         now = self.clock() if now is None else now
         self._last_sample = now
@@ -262,31 +270,29 @@ class Recorder:
                 proc = self._procs.get(pid)
                 try:
                     if proc is None:
-                        proc = self._procs[pid] = psutil.Process(pid)
-                        proc.cpu_percent(None)  # the first reading is always 0: prime it
-                    cpu += proc.cpu_percent(None)
-                    memory += proc.memory_info().rss
+                        proc = self._procs[pid] = Process(pid)
+                        proc.cpu_percent()  # the first reading is always 0: prime it
+                    cpu += proc.cpu_percent()
+                    memory += proc.rss()
                     alive.add(pid)
-                except psutil.Error:
+                except ProcessGone:
                     continue
             self.resources[deployment] = (round(cpu, 1), round(memory / 2**20, 1))
-            self._p_cpu.labels(self.endpoint, deployment).set(cpu)
-            self._p_memory.labels(self.endpoint, deployment).set(memory)
+            self._p_cpu.set((self.endpoint, deployment), cpu)
+            self._p_memory.set((self.endpoint, deployment), memory)
             if plist:
                 bucket = self._bucket(deployment, now)
                 bucket.cpu_percent, bucket.memory_mb = self.resources[deployment]
         for deployment in [d for d in self.resources if d not in pids]:
             del self.resources[deployment]
-            self._p_cpu.remove(self.endpoint, deployment)
-            self._p_memory.remove(self.endpoint, deployment)
+            self._p_cpu.remove((self.endpoint, deployment))
+            self._p_memory.remove((self.endpoint, deployment))
         for pid in [p for p in self._procs if p not in alive]:
             del self._procs[pid]
 
     # -- reading -----------------------------------------------------------------------------
     def prometheus(self) -> bytes:
-        from prometheus_client import generate_latest
-
-        return generate_latest(self.registry)
+        return render(self._families)
 
     def snapshot(
         self, window: float, deployments: Iterable[str], now: float | None = None

@@ -43,7 +43,6 @@ from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
@@ -51,10 +50,10 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from pfmagic import traffic as traffic_rules
-from pfmagic.backends.local import auth, flow_figures, stream_figures, upstream
+from pfmagic.backends.local import auth, flow_figures, heap, stream_figures, upstream
 from pfmagic.backends.local.flow_figures import FlowFigures
 from pfmagic.backends.local.guard import Guard
-from pfmagic.backends.local.identity import IDENTITY_PATH, proof
+from pfmagic.backends.local.identity_proof import IDENTITY_PATH, proof
 from pfmagic.backends.local.limits import (
     HEADER_TIMEOUT,
     MAX_CONNECTIONS,
@@ -69,6 +68,7 @@ from pfmagic.backends.local.metrics import Recorder, usage_tokens
 from pfmagic.backends.local.procs import set_title
 from pfmagic.backends.local.state import Home, ensure_pf_home, read_json, write_json
 from pfmagic.backends.local.supervisor import Deployment, Instance, Supervisor
+from pfmagic.backends.local.uvicorn_core import Config, Server
 
 ADMIN_HEADER = "x-pfmagic-admin"
 DEPLOYMENT_HEADER = "azureml-model-deployment"
@@ -96,6 +96,7 @@ MAX_REQUEST_ENV = "PFMAGIC_MAX_REQUEST_BYTES"
 # A reply that is not an event stream is read whole (up to this much) before the router
 # answers, so an instance that dies mid-reply can still be failed over; beyond it, streamed.
 READ_AHEAD_BYTES = 4 << 20
+TRIM_SECONDS = 10.0  # how often freed C-heap pages go back to the kernel (heap.py)
 # The instance produced no reply we passed on: safe to send the request to another instance.
 RETRYABLE = (upstream.Unreachable,)
 
@@ -164,7 +165,7 @@ class Router:
         self.config: dict[str, Any] = {}
         self.config_mtime = 0.0
         self.started = time.time()
-        self.server: uvicorn.Server | None = None
+        self.server: Server | None = None
         self.port = 0  # the TCP port it listens on (set once bound)
         self._background: set[asyncio.Task[Any]] = set()
         self._log_limit = RateLimit()  # a repeated error fills the log at most ~5 times/min
@@ -187,8 +188,12 @@ class Router:
         """Pick up state written while no admin call came (cheap: a few stat calls). A router
         whose endpoint vanished (home deleted, e.g. a test's temp folder) stops itself."""
         missing = 0
+        trimmed = 0.0
         while True:
             await asyncio.sleep(1.0)
+            if time.monotonic() - trimmed >= TRIM_SECONDS:  # what a start or rollout freed
+                trimmed = time.monotonic()
+                heap.trim()
             if time.time() - self.metrics._last_sample >= 5.0:
                 with contextlib.suppress(Exception):
                     self.sample_instances()
@@ -814,7 +819,7 @@ def main(argv: list[str] | None = None) -> int:
     # PFMAGIC_PURE_PYTHON_HTTP=1 keeps the old h11 + asyncio pair (A/B runs).
     http = router_protocol()
     http.header_timeout = float(router.config.get("header_timeout") or HEADER_TIMEOUT)
-    config = uvicorn.Config(
+    config = Config(
         router.app(),
         log_level="warning",
         access_log=False,
@@ -825,7 +830,7 @@ def main(argv: list[str] | None = None) -> int:
         limit_concurrency=int(router.config.get("max_connections") or MAX_CONNECTIONS),
         h11_max_incomplete_event_size=MAX_HEADER_BYTES,
     )
-    router.server = uvicorn.Server(config)
+    router.server = Server(config)
     router.server.run(sockets=[socket.socket(fileno=sock.detach())])
     print(f"[pfmagic] router {args.endpoint} stopped", flush=True)
     return 0
