@@ -62,8 +62,7 @@ PACKAGE = "azure.ai.ml"
 # What azure/ai/ml/__init__.py imports first. Its submodules import one another in circles that
 # only resolve in that order: imported first, ``azure.ai.ml._schema``, ``.sweep``,
 # ``.data_transfer``, ``._internal``, ``._arm_deployments`` fail with "partially initialized".
-PRELUDE = "azure.ai.ml.entities"
-_ENTITIES = "azure.ai.ml.entities"
+PRELUDE = _ENTITIES = "azure.ai.ml.entities"
 _LOADERS = f"{_ENTITIES}._load_functions"
 _DISTRIBUTIONS = f"{_ENTITIES}._job.distribution"
 # The names azure/ai/ml/__init__.py takes from entities (and its version), served from there:
@@ -122,6 +121,7 @@ class DeferredInit:
         self._running: int | None = None  # thread ident running __init__
         self._lock = threading.RLock()
         self._early_handler: logging.Handler | None = None
+        self.finder = _PreludeFirstFinder(self)
 
     def attribute(self, name: str) -> Any:
         """The module's ``__getattr__`` until ``__init__`` has run (then it is the package's)."""
@@ -136,6 +136,9 @@ class DeferredInit:
             if name.startswith("__") and name != "__all__":  # probes (__wrapped__, ...)
                 raise AttributeError(f"module {PACKAGE!r} has no attribute {name!r}")
             self.complete()
+        namespace = self.module.__dict__
+        if name not in namespace and getattr(namespace.get("__getattr__"), "__self__", 0) is self:
+            raise AttributeError(f"module {PACKAGE!r} has no attribute {name!r}")  # no recursion
         return getattr(self.module, name)
 
     def complete(self) -> None:
@@ -148,7 +151,6 @@ class DeferredInit:
             self._running = threading.get_ident()
             try:
                 self.prelude_done = True  # __init__ imports in its own order from here
-                sys.meta_path[:] = [f for f in sys.meta_path if getattr(f, "state", None) is not self]
                 if self._early_handler is not None:  # __init__ adds its own
                     logging.getLogger(PACKAGE).removeHandler(self._early_handler)
                     self._early_handler = None
@@ -207,7 +209,10 @@ class _PreludeFirstLoader(importlib.abc.Loader):
 
 
 class _PreludeFirstFinder(importlib.abc.MetaPathFinder):
-    """Until ``PRELUDE`` is imported, makes the first ``azure.ai.ml.*`` import import it first."""
+    """Until ``PRELUDE`` is imported, makes the first ``azure.ai.ml.*`` import import it first.
+
+    It stays in ``sys.meta_path`` afterwards, inert: importlib iterates the live list, so taking
+    it out could make another thread's import in flight skip the finder after it."""
 
     def __init__(self, state: DeferredInit):
         self.state = state
@@ -263,5 +268,5 @@ def defer_package_init() -> bool:
     sys.modules[PACKAGE] = module
     parent, _, child = PACKAGE.rpartition(".")
     setattr(sys.modules[parent], child, module)
-    sys.meta_path.insert(0, _PreludeFirstFinder(state))
+    sys.meta_path.insert(0, state.finder)
     return True
