@@ -1,4 +1,6 @@
-"""Defer a third-party import that azure.ai.ml pays for without using it.
+"""Defer what azure.ai.ml costs at import that a local-backend cell never uses.
+
+``defer()``: a third-party import azure.ai.ml pays for without using it.
 
 azure.ai.ml imports ``jsonschema``; where ``jsonschema[format-nongpl]`` is installed (JupyterLab
 brings it, through jupyter-events) ``jsonschema._format`` imports ``rfc3987_syntax``, which
@@ -6,6 +8,12 @@ builds a Lark grammar at import: ~3.9 s of azure.ai.ml's ~13 s import on a 2-cor
 (``python -X importtime``), for the ``iri`` format checks no pfmagic cell ever runs. Until
 something calls it, ``rfc3987_syntax`` is a stand-in whose first use imports the real module,
 so every caller gets the real behaviour, only later.
+
+``defer_package_init()``: azure.ai.ml's own ``__init__``, which imports ``MLClient`` and with it
+every operations module and REST client (~1.3 s of its ~3.3 s). The cells need only the
+loaders, which live in ``azure.ai.ml.entities``; ``%load_ext``'s warm-up (and so the first
+cell, which waits for it) now imports just that. The Azure backend's first ``MLClient`` runs
+the real ``__init__``.
 """
 
 from __future__ import annotations
@@ -151,17 +159,21 @@ class DeferredInit:
             self._running = threading.get_ident()
             try:
                 self.prelude_done = True  # __init__ imports in its own order from here
-                if self._early_handler is not None:  # __init__ adds its own
-                    logging.getLogger(PACKAGE).removeHandler(self._early_handler)
-                    self._early_handler = None
+                logger = logging.getLogger(PACKAGE)
+                before = list(logger.handlers)
                 exec(self.code, self.module.__dict__)  # noqa: S102 - the package's own code
                 self.done = True
+                if self._early_handler in before:  # keep the one bound at prelude time
+                    for added in [h for h in logger.handlers if h not in before]:
+                        logger.removeHandler(added)
             finally:
                 self._running = None
 
     def after_prelude(self) -> None:
-        """What __init__ does to the "azure.ai.ml" logger (INFO to stderr, no propagation),
-        as soon as the prelude is imported, as when __init__ ran at once."""
+        """What __init__ does to the "azure.ai.ml" logger (INFO to stderr, no propagation), as
+        soon as the prelude is imported, as when __init__ ran at once. That handler stays:
+        ``complete`` drops the second one __init__ adds, which would bind whatever
+        ``sys.stderr`` is then (pfmagic's capture router, inside an Azure operation)."""
         from azure.ai.ml._utils._logger_utils import initialize_logger_info
 
         logger = logging.getLogger(PACKAGE)
