@@ -137,6 +137,12 @@ class DeferredInit:
             real_name = "VERSION" if name == "__version__" else name
             where = SERVED.get(real_name)
             if where is not None:
+                # The prelude first, holding no other module lock: if another thread is
+                # importing it, this waits for it (on its lock) instead of racing its imports
+                # from the middle, e.g. _load_functions' imports against the prelude's (a
+                # deadlock on azure.ai.ml.constants._common when a cell imported
+                # azure.ai.ml.constants right after %load_ext).
+                importlib.import_module(PRELUDE)
                 # a partly imported submodule lacks it: as from a half-initialised package
                 value = getattr(importlib.import_module(where), real_name)
                 self.module.__dict__.setdefault(name, value)  # next lookups skip this
@@ -197,7 +203,10 @@ class _PreludeFirstLoader(importlib.abc.Loader):
         self._meanwhile: tuple[types.ModuleType, Any] | None = None
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
-        if spec.name != PRELUDE:
+        # Another thread importing the prelude by now (the warm-up): waiting for it while this
+        # thread holds spec.name's module lock deadlocks as soon as the prelude needs spec.name
+        # (seen: azure.ai.ml.constants). Load it on its own then, as before any deferral.
+        if spec.name != PRELUDE and PRELUDE not in sys.modules:
             importlib.import_module(PRELUDE)
             already = sys.modules.get(spec.name)
             if already is not None:  # the prelude imported it (in this thread): keep that one

@@ -254,3 +254,31 @@ def test_azure_ai_ml_imported_before_load_ext_is_left_alone() -> None:
         """,
     )
     assert out == {"deferred": False, "same": True, "init_runs": 1, "finders": []}
+
+
+def test_a_cell_importing_a_submodule_right_after_load_ext_does_not_deadlock() -> None:
+    """%load_ext starts the warm-up; a cell that imports azure.ai.ml.constants at once used to
+    deadlock with it (each thread holding a module lock the other's imports needed:
+    ``_DeadlockError`` on azure.ai.ml.constants._common), 3 runs out of 3."""
+    out = run_python(
+        """
+        import threading
+        from IPython.core.interactiveshell import InteractiveShell
+        from traitlets.config import Config
+        c = Config()
+        c.HistoryManager.enabled = False
+        c.PfMagics.widgets = False
+        ip = InteractiveShell.instance(config=c)
+        ip.run_line_magic("load_ext", "pfmagic")
+        error = None
+        try:
+            from azure.ai.ml.constants import _common
+        except Exception as exc:
+            error = repr(exc)
+        (warm,) = [t for t in threading.enumerate() if t.name == "pfmagic-warmup"]
+        warm.join(150)
+        cell = ip.run_cell("%%pf_endpoint\\nname: abc\\n")
+        report(error=error, cell=cell.success, most_execs=max(EXECS.values()))
+        """
+    )
+    assert out == {"error": None, "cell": True, "most_execs": 1}, out
