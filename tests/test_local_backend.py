@@ -526,13 +526,17 @@ def test_invoke_is_one_post_and_follows_keys_changed_elsewhere(
     assert backend.invoke(MAIN, {"question": "warm"}).status == 200
     calls: list[str] = []
     admin, config = RouterControl.admin, RouterControl.config
+    # this thread's calls only: an earlier test's operation may still poll in the background
+    caller = threading.get_ident()
 
     def counted_admin(self: RouterControl, method: str, action: str, **kw: Any) -> Any:
-        calls.append(action)
+        if threading.get_ident() == caller:
+            calls.append(action)
         return admin(self, method, action, **kw)
 
     def counted_config(self: RouterControl) -> dict[str, Any]:
-        calls.append("state")
+        if threading.get_ident() == caller:
+            calls.append("state")
         return config(self)
 
     monkeypatch.setattr(RouterControl, "admin", counted_admin)

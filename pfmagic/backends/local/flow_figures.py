@@ -180,7 +180,8 @@ def enable_tracing(environ: Any) -> None:
 
 
 def install(app: Any) -> Carrier:
-    """Capture promptflow's figures in ``app`` (a promptflow serving app); serve the result.
+    """Capture promptflow's figures in ``app`` (a promptflow serving app, or an ASGI layer
+    around one with its ``flow_monitor``); serve the result.
 
     ``FlowMonitor.finish_monitoring`` runs once per request after the flow, before the reply's
     head goes out; the flow result is read there. promptflow's own recorder (None without
@@ -188,8 +189,8 @@ def install(app: Any) -> Carrier:
     from pfmagic.backends.local import stream_figures
 
     stream_figures.watch_streamed_tokens()
+    monitor = getattr(app, "flow_monitor", None)
     app = stream_figures.StreamFigures(app)  # inside Carrier: runs in the request's slot
-    monitor = getattr(app.app, "flow_monitor", None)
     if monitor is None:
         return Carrier(app)
     original = monitor.finish_monitoring
