@@ -7,9 +7,13 @@ RUN := $(UV) run --frozen --extra test
 
 .PHONY: main test test-random test-parallel test-slow test-azure-live lab labext bench setup browser-deps azurite-deps lint mutate
 
+# --compile-bytecode: uv writes no .pyc by default, and where PYTHONDONTWRITEBYTECODE is set
+# (as on our CI machines) Python never does either: every process then compiled every module it
+# imported, each time (`import azure.ai.ml` 5.1 s -> 2.8 s with them; ~15 s once, at setup).
 setup:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
-	$(UV) sync --frozen --extra test
+	$(UV) sync --frozen --extra test --compile-bytecode
+	@$(RUN) python -m compileall -q pfmagic widgets  # the editable install's own modules
 	@$(RUN) python labextension/develop.py
 
 # The teaching notebook end to end on the local backend; prints the chat transcript.
