@@ -10,38 +10,18 @@ import asyncio
 
 import h11
 
-from pfmagic.backends.local.limits import HEADER_TIMEOUT  # sets up uvicorn without its CLI
+from pfmagic.backends.local.limits import HeadDeadline  # sets up uvicorn without its CLI
 
 # isort: split
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 
-class BoundedH11(H11Protocol):
-    header_timeout = HEADER_TIMEOUT  # set per router from endpoint.json
-
+class BoundedH11(HeadDeadline, H11Protocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm_header_deadline()
-
-    def _arm_header_deadline(self) -> None:
-        self._header_deadline: asyncio.TimerHandle | None = self.loop.call_later(
-            self.header_timeout, self._header_expired
-        )
 
     def _header_expired(self) -> None:
         waiting = self.cycle is None or self.cycle.response_complete
         if waiting and self.conn.their_state is h11.IDLE and not self.transport.is_closing():
             self.transport.close()  # no complete request head in time
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if self._header_deadline is not None:
-            self._header_deadline.cancel()
-        if not self.transport.is_closing():
-            self._arm_header_deadline()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._header_deadline is not None:
-            self._header_deadline.cancel()
-            self._header_deadline = None
-        super().connection_lost(exc)

@@ -53,20 +53,44 @@ class _HeadTooLarge(Exception):
     pass
 
 
+class HeadDeadline:
+    """The header deadline both bounded protocols keep: armed at connect and after each
+    reply, dropped with the connection (each protocol says when a head is overdue)."""
+
+    header_timeout = HEADER_TIMEOUT  # set per router from endpoint.json
+    _header_deadline: asyncio.TimerHandle | None = None
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
+
+    def _header_expired(self) -> None:
+        raise NotImplementedError
+
+    def _arm_header_deadline(self) -> None:
+        self._header_deadline = self.loop.call_later(self.header_timeout, self._header_expired)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # type: ignore[misc]
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+        if not self.transport.is_closing():
+            self._arm_header_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+        super().connection_lost(exc)  # type: ignore[misc]
+
+
 if HttpToolsProtocol is not None:
 
-    class BoundedHttpTools(HttpToolsProtocol):  # type: ignore[misc,valid-type]
-        header_timeout = HEADER_TIMEOUT  # set per router from endpoint.json
+    class BoundedHttpTools(HeadDeadline, HttpToolsProtocol):  # type: ignore[misc,valid-type]
         max_head_bytes = MAX_HEADER_BYTES
-        _header_deadline: asyncio.TimerHandle | None = None
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             self._head_bytes = 0
             self._arm_header_deadline()
-
-        def _arm_header_deadline(self) -> None:
-            self._header_deadline = self.loop.call_later(self.header_timeout, self._header_expired)
 
         def _header_expired(self) -> None:
             # no request in progress or queued: the head that should have come did not
@@ -92,19 +116,6 @@ if HttpToolsProtocol is not None:
         def on_header(self, name: bytes, value: bytes) -> None:
             self._count(len(name) + len(value) + 4)
             super().on_header(name, value)
-
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            if self._header_deadline is not None:
-                self._header_deadline.cancel()
-            if not self.transport.is_closing():
-                self._arm_header_deadline()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            if self._header_deadline is not None:
-                self._header_deadline.cancel()
-                self._header_deadline = None
-            super().connection_lost(exc)
 
 else:
     BoundedHttpTools = None  # type: ignore[assignment,misc]
