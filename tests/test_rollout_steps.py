@@ -12,7 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from azure.ai.ml.entities import ManagedOnlineDeployment, ManagedOnlineEndpoint, Model
+from azure.ai.ml.entities import (
+    ManagedOnlineDeployment,
+    ManagedOnlineEndpoint,
+    Model,
+    ProbeSettings,
+)
 
 from pfmagic.backends.events import ProgressEvent
 from pfmagic.backends.local.rollout_steps import span
@@ -48,6 +53,9 @@ def rollout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
             model=Model(path=str(FLOW)),
             instance_type="Standard_DS3_v2",
             instance_count=2,
+            # an instance is ready ~0.1 s after its fork now: the first probe waits 3 s (as
+            # Azure's waits 10), so its sub-steps arrive one by one and the kernel has to beat
+            readiness_probe=ProbeSettings(initial_delay=3, period=1, timeout=2),
         )
         op = backend.create_deployment(dep, all_traffic=True)
         events: list[ProgressEvent] = []
@@ -116,7 +124,7 @@ def test_no_event_gap_longer_than_two_seconds(rollout: dict[str, Any]) -> None:
     )
     assert all(e.stage != "deployment" for e in events[ended + 1 :]), events[ended:]
     beats = [e.message for e in events if e.message.startswith("waiting for ")]
-    assert beats, [e.message for e in events]  # a 2-instance start takes seconds: beats happen
+    assert beats, [e.message for e in events]  # 3 s of initial delay: beats happen
     # each says what it waits for: the fork server's imports, an instance's probe, the router
     waits = ("the fork server", "readiness probe GET", "app start", "process start", "router")
     assert all(any(w in m for w in waits) and re.search(r"\(\d+(\.\d)? m?s\)", m) for m in beats), (
