@@ -4,6 +4,9 @@
 set -u
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
+# no .pyc written: a mutant of the same size written within the same second as the last one
+# would pass for it (the .pyc check is mtime in seconds + size)
+export PYTHONDONTWRITEBYTECODE=1
 export PYTEST_DISABLE_PLUGIN_AUTOLOAD=1  # pytest startup dominates a mutant run: no nbval, jupyter
 # no addopts (-n 2 needs xdist, not loaded here); `|| exit 1`: mutmut 2 counts only exit code 1
 # as killed, so a mutant that breaks the import (pytest's exit 2) would pass for a survivor
@@ -25,6 +28,8 @@ TARGETS=(
   # operations' events, failure / cancel, beats (the progress views see only the survivors)
   "pfmagic/backends/azure/progress.py:tests/test_azure_progress.py"
   "pfmagic/backends/events.py:tests/test_events.py:tests/test_events.py tests/test_widgets_progress.py"
+  # /score past FastAPI's middleware: promptflow's app and DirectScore side by side
+  "pfmagic/backends/local/direct_score.py:tests/test_direct_score.py"
 )
 for target in "${@:-${TARGETS[@]}}"; do
   IFS=: read -r module tests more <<<"$target"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sys
 from typing import Any
@@ -125,6 +126,16 @@ def _monitor_calls(monitor: Any, ctx_var: Any) -> list[Any]:
     monitor.start_monitoring = start_monitoring
     monitor.finish_monitoring = finish_monitoring
     monitor.handle_error = handle_error
+
+    class Lines(logging.Handler):  # the serving app's log lines (the deployment's log)
+        def emit(self, record: logging.LogRecord) -> None:
+            text = record.getMessage()
+            if text.startswith("Promptflow serving error traceback"):
+                text = text.split(":", 1)[0]  # the frames differ: the two paths' own
+            calls.append(["log", record.levelname, text])
+
+    for logger in {id(monitor.logger): monitor.logger}.values():
+        logger.addHandler(Lines())
     return calls
 
 
