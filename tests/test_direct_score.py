@@ -99,3 +99,31 @@ def test_the_reference_answers_are_real(answers: dict[str, Any]) -> None:
     # OpenTelemetry's FastAPI middleware (create_app turns it on) gave promptflow a parent span
     no_parent = ["log", "INFO", "No parent span found, try to extract trace context from request."]
     assert no_parent not in by_name["json"]["monitor"]
+
+
+def _app(*, score: bool, cors: bool) -> Any:
+    from fastapi import FastAPI
+    from starlette.middleware.cors import CORSMiddleware
+    from starlette.responses import PlainTextResponse
+
+    app = FastAPI()
+    if score:
+        app.add_api_route("/score", lambda: PlainTextResponse("whole app"), methods=["POST"])
+    if cors:
+        app.add_middleware(CORSMiddleware, allow_origins=["*"])
+    app.flow_monitor = object()  # type: ignore[attr-defined]
+    return app
+
+
+@pytest.mark.parametrize(
+    ("score", "cors", "direct"),
+    [(True, True, True), (False, True, False), (True, False, False)],
+)
+def test_an_app_of_another_shape_serves_everything_itself(
+    score: bool, cors: bool, direct: bool
+) -> None:
+    """No score route, or no promptflow middleware stack where it is expected (another
+    promptflow): no direct path."""
+    from pfmagic.backends.local.direct_score import DirectScore
+
+    assert DirectScore(_app(score=score, cors=cors)).direct is direct
