@@ -105,11 +105,11 @@ class DirectScore:
     @property
     def direct(self) -> bool:
         """Whether plain ``POST /score`` requests take the direct path."""
-        return self._score is not None
+        return self._entry is not None
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if (
-            self._score is None
+            self._entry is None
             or scope.get("type") != "http"
             or scope.get("path") != "/score"
             or scope.get("method") != "POST"
@@ -119,8 +119,8 @@ class DirectScore:
         if any(name == b"origin" for name, _ in scope.get("headers", ())):
             await self.app(scope, receive, send)  # promptflow's CORS middleware adds headers
             return
-        # as Starlette.__call__ does: the layers (OpenTelemetry's span name) and the route read it
-        await self._entry({**scope, "app": self.app}, receive, send)
+        scope["app"] = self.app  # as Starlette.__call__ does: the layers and the route read it
+        await self._entry(scope, receive, send)
 
     async def _direct(self, scope: Scope, receive: Any, send: Any) -> None:
         """What promptflow's own middleware and the score route do, inside the layers above
